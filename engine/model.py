@@ -1,0 +1,152 @@
+"""The immutable rule model. Built only by `engine.rules`, after validation."""
+
+from __future__ import annotations
+
+import decimal
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Mapping
+
+ROUNDING_MODES = {
+    "half-up": decimal.ROUND_HALF_UP,
+    "half-even": decimal.ROUND_HALF_EVEN,
+    "half-down": decimal.ROUND_HALF_DOWN,
+    "up": decimal.ROUND_UP,
+    "down": decimal.ROUND_DOWN,
+    "ceiling": decimal.ROUND_CEILING,
+    "floor": decimal.ROUND_FLOOR,
+}
+
+
+@dataclass(frozen=True)
+class Tier:
+    up_to: int | None  # inclusive; None for the unbounded last tier
+    unit_price: Decimal
+
+
+@dataclass(frozen=True)
+class PackOffer:
+    units: int
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class Category:
+    id: str
+    name: str
+    tier_mode: str  # "volume" | "graduated"
+    tiers: tuple[Tier, ...]
+    description: str = ""
+    free_quota: int = 0
+    packs: tuple[PackOffer, ...] = ()
+
+
+@dataclass(frozen=True)
+class PriceBook:
+    effective_from: date
+    currency: str
+    unit: str
+    tier_mode: str
+    categories: Mapping[str, Category]  # in the order the analyst wrote them
+    free_quota_while_suspended: bool = False
+    pack_validity_months: int | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ApiRule:
+    api: str
+    category: str
+    billable: bool
+
+
+@dataclass(frozen=True)
+class ApiMapping:
+    effective_from: date
+    api_version: str
+    success_billable: bool
+    billable_error_codes: frozenset[str]
+    unknown_outcome: str  # "billable" | "free"
+    unknown_api: str  # "error" | "report" | "ignore"
+    apis: Mapping[str, ApiRule]
+    source: str = ""
+
+    def apis_of(self, category: str, *, billable: bool) -> tuple[str, ...]:
+        return tuple(a.api for a in self.apis.values() if a.category == category and a.billable == billable)
+
+
+@dataclass(frozen=True)
+class Rounding:
+    quantum: Decimal
+    mode: str  # one of ROUNDING_MODES
+    apply: str  # "per-bill" | "per-line"
+
+    def __call__(self, amount: Decimal) -> Decimal:
+        return amount.quantize(self.quantum, rounding=ROUNDING_MODES[self.mode])
+
+
+@dataclass(frozen=True)
+class SettlementPolicy:
+    effective_from: date
+    billing_cycle: str
+    time_zone: str
+    bill_issue_day: int
+    deduction_first_day: int
+    deduction_last_day: int
+    rounding: Rounding
+    arrears_action: str
+    resume_when: str
+    deposit_freeze_percent: Decimal | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A validated rule set: every version of each rule file kind, oldest first."""
+
+    name: str
+    path: str
+    pricing: tuple[PriceBook, ...]
+    mappings: tuple[ApiMapping, ...]
+    policies: tuple[SettlementPolicy, ...]
+    fingerprint: str
+    _compiled: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def in_force(self, period: str):
+        """The price book, API mapping and settlement policy that rate `period` (YYYY-MM)."""
+        from .periods import parse_period
+
+        start = parse_period(period)
+        return tuple(_version_at(versions, start, period, kind)
+                     for versions, kind in ((self.pricing, "price book"),
+                                            (self.mappings, "API mapping"),
+                                            (self.policies, "settlement policy")))
+
+    @property
+    def latest(self):
+        return self.pricing[-1], self.mappings[-1], self.policies[-1]
+
+
+def _version_at(versions, start: date, period: str, kind: str):
+    from .errors import NoRulesInForce
+
+    chosen = None
+    for version in versions:
+        if version.effective_from <= start:
+            chosen = version
+    if chosen is not None:
+        return chosen
+    # The first version of a kind may start mid-month: it then prices its whole first period.
+    first = versions[0]
+    if (first.effective_from.year, first.effective_from.month) == (start.year, start.month):
+        return first
+    raise NoRulesInForce(
+        f"no {kind} is in force for period {period}: the earliest starts on "
+        f"{first.effective_from.isoformat()} ({first.source})"
+    )
+
+
+def frozen_mapping(items) -> Mapping:
+    return MappingProxyType(dict(items))

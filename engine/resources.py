@@ -1,0 +1,39 @@
+"""Where the shipped rule sets, schemas and templates are.
+
+In a source checkout they are the top-level `rules/`, `schemas/` and `reports/` folders; in an
+installed wheel they travel as `engine/_shipped/...` (see pyproject.toml).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _root() -> Path:
+    shipped = _PACKAGE / "_shipped"
+    if shipped.is_dir():
+        return shipped
+    return _PACKAGE.parent
+
+
+def schemas_dir() -> Path:
+    return _root() / "schemas"
+
+
+def rules_dir() -> Path:
+    return _root() / "rules"
+
+
+def reports_dir() -> Path:
+    return _root() / "reports"
+
+
+def default_rule_set() -> Path:
+    """The rule set used when none is named: the only one shipped, or `face-recognition`."""
+    root = rules_dir()
+    sets = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if len(sets) == 1:
+        return sets[0]
+    return root / "face-recognition"

@@ -1,0 +1,377 @@
+"""Load a rule set folder: YAML → schema check → semantic checks → immutable RuleSet.
+
+Every problem of every file is collected before anything is reported, so an analyst sees them all
+in one run. Problems point at the offending key or value (FILE:LINE:COL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import json
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from . import currencies, schemas, yamlsource
+from .errors import Location, Problem, RuleSetInvalid
+from .model import (ApiMapping, ApiRule, Category, PackOffer, PriceBook, Rounding, RuleSet,
+                    SettlementPolicy, Tier, frozen_mapping)
+from .yamlsource import Document
+
+RULE_SUFFIXES = (".yaml", ".yml")
+_KIND_LABEL = {"pricing": "price book", "api-mapping": "API mapping", "settlement": "settlement policy"}
+
+
+def display_path(path: Path) -> str:
+    """Paths as the user would type them: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def load_rules(path) -> RuleSet:
+    """Load and validate a rule set folder. Raises RuleSetInvalid listing every problem."""
+    rule_set, problems = check_rules(path)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors or rule_set is None:
+        raise RuleSetInvalid(errors, f"rule set {display_path(Path(path))} is invalid: {len(errors)} problem(s)")
+    return rule_set
+
+
+def check_rules(path) -> tuple[RuleSet | None, list[Problem]]:
+    """Validate a rule set folder. Returns the rule set (None when it has errors) and all problems."""
+    root = Path(path)
+    shown = display_path(root)
+    if not root.exists():
+        return None, [Problem(Location(shown), "no such rule set folder; expected a folder of YAML rule files")]
+    if not root.is_dir():
+        return None, [Problem(Location(shown), "not a folder; expected a folder of YAML rule files")]
+    try:
+        files = sorted(p for p in root.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file())
+    except OSError as exc:
+        return None, [Problem(Location(shown), f"cannot read the folder: {exc.strerror or exc}")]
+    if not files:
+        return None, [Problem(Location(shown), "no rule files (*.yaml) in this folder")]
+
+    problems: list[Problem] = []
+    documents: dict[str, list[Document]] = {kind: [] for kind in schemas.KINDS}
+    for file in files:
+        doc, found = _read(file)
+        problems += found
+        if doc is None:
+            continue
+        kind = doc.data.get("kind")
+        if kind not in schemas.KINDS:
+            problems.append(Problem(doc.source.locate(("kind",)), f"unknown rule file kind {kind!r}; expected "
+                                    f"`kind:` one of: {', '.join(schemas.KINDS)}", code="kind"))
+            continue
+        problems += schemas.check(doc, schemas.KINDS[kind])
+        documents[kind].append(doc)
+    for kind, docs in documents.items():
+        if not docs:
+            problems.append(Problem(Location(shown), f"no {_KIND_LABEL[kind]} in this rule set; "
+                                    f"expected a file with `kind: {kind}`", code="missing-kind"))
+
+    # Semantic checks run even on documents with schema problems (each check skips what it cannot
+    # read), so that the analyst sees every problem in one run.
+    builder = _Builder()
+    pricing = builder.versions(documents["pricing"], builder.price_book)
+    mappings = builder.versions(documents["api-mapping"], builder.api_mapping)
+    policies = builder.versions(documents["settlement"], builder.policy)
+    builder.cross_check(pricing, mappings)
+    problems = _dedupe(problems + builder.problems)
+    if any(p.severity == "error" for p in problems):
+        return None, problems
+    rule_set = RuleSet(
+        name=root.resolve().name,
+        path=shown,
+        pricing=tuple(p for p, _ in pricing),
+        mappings=tuple(m for m, _ in mappings),
+        policies=tuple(p for p, _ in policies),
+        fingerprint=fingerprint([d for docs in documents.values() for d in docs]),
+    )
+    return rule_set, problems
+
+
+def _dedupe(problems):
+    return sorted(set(problems))
+
+
+def _read(file: Path) -> tuple[Document | None, list[Problem]]:
+    shown = display_path(file)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        return None, [Problem(Location(shown), f"cannot read the file: {exc.strerror or exc}")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return None, [Problem(Location(shown, line, 1), "the file is not UTF-8 text; save it as UTF-8")]
+    doc, problems = yamlsource.parse(text, shown)
+    if doc is not None and not isinstance(doc.data, dict):
+        problems.append(Problem(Location(shown), "expected a mapping of keys (kind, effective_from, ...) "
+                                "at the top of the file"))
+        return None, problems
+    return doc, problems
+
+
+def fingerprint(documents) -> str:
+    """A hash of the rules' meaning: comments, layout and number spelling (0.50 vs 0.5) do not change it."""
+
+    def canon(value):
+        if isinstance(value, Decimal):
+            text = format(value.normalize(), "f")
+            return {"$decimal": text}
+        if isinstance(value, dict):
+            return {k: canon(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [canon(v) for v in value]
+        return value
+
+    payload = sorted(
+        (json.dumps(canon(d.data), sort_keys=True, ensure_ascii=False, separators=(",", ":")) for d in documents)
+    )
+    digest = hashlib.sha256("\n".join(payload).encode("utf-8")).hexdigest()
+    return f"sha256:{digest}"
+
+
+# What reading a part of a document that failed its schema check can raise.
+_UNREADABLE = (KeyError, TypeError, AttributeError, ValueError, ArithmeticError)
+
+
+def _guarded(fn):
+    """Run one semantic check; a part too malformed to check was already reported by the schema."""
+    try:
+        return fn()
+    except _UNREADABLE:
+        return None
+
+
+class _Builder:
+    """Turns schema-valid documents into model objects, collecting semantic problems."""
+
+    def __init__(self):
+        self.problems: list[Problem] = []
+
+    def problem(self, doc: Document, path, message: str, *, key=False, code="", severity="error"):
+        self.problems.append(Problem(doc.source.locate(path, key=key), message, severity, code))
+
+    # -- versions -------------------------------------------------------------------------------
+
+    def versions(self, docs, build):
+        built = []
+        for doc in docs:
+            try:
+                start = date.fromisoformat(doc.data["effective_from"])
+            except (KeyError, TypeError, ValueError):
+                continue  # the schema check has reported it
+            built.append((start, doc))
+        built.sort(key=lambda pair: pair[0])
+        out = []
+        for i, (start, doc) in enumerate(built):
+            if i and start == built[i - 1][0]:
+                other = built[i - 1][1]
+                self.problem(doc, ("effective_from",),
+                             f"two {_KIND_LABEL[doc.data['kind']]} versions start on {start.isoformat()} "
+                             f"(the other is {other.file}); expected each version to start on its own date",
+                             code="overlapping-versions")
+                continue
+            if i and start.day != 1:
+                self.problem(doc, ("effective_from",),
+                             f"{start.isoformat()} starts in the middle of a billing period; a later version "
+                             f"must start on the 1st of a month, e.g. {start.replace(day=1).isoformat()}",
+                             code="mid-period-version")
+            try:
+                out.append((build(doc, start), doc))
+            except _UNREADABLE:
+                pass  # a malformed part the schema check has reported; the rest was still checked
+        return out
+
+    # -- pricing --------------------------------------------------------------------------------
+
+    def price_book(self, doc: Document, start: date) -> PriceBook:
+        data = doc.data
+        currency = data.get("currency")
+        # The schema reports text not shaped like a code; this catches well-shaped codes that do not exist.
+        if isinstance(currency, str) and re.fullmatch("[A-Z]{3}", currency) and not currencies.is_currency(currency):
+            self.problem(doc, ("currency",), f"{currency!r} is not an ISO 4217 currency code; "
+                         "expected e.g. USD, EUR or CNY", code="currency")
+        book_mode = data.get("tier_mode", "volume")
+        free = data.get("free_quota") if isinstance(data.get("free_quota"), dict) else {}
+        packs_terms = data.get("resource_packs") if isinstance(data.get("resource_packs"), dict) else None
+        categories = []
+        raw_categories = data.get("categories")
+        for cid, cat in (raw_categories.items() if isinstance(raw_categories, dict) else ()):
+            category = _guarded(lambda: self._category(doc, cid, cat, book_mode, free, packs_terms))
+            if category is not None:
+                categories.append((cid, category))
+        return PriceBook(
+            effective_from=start, currency=currency, unit=data.get("unit", "call"), tier_mode=book_mode,
+            categories=frozen_mapping(categories),
+            free_quota_while_suspended=bool(free.get("while_suspended", False)),
+            pack_validity_months=_guarded(lambda: int(packs_terms["valid_for_months"])) if packs_terms else None,
+            source=doc.file,
+        )
+
+    def _category(self, doc, cid, cat, book_mode, free, packs_terms) -> Category:
+        tiers = self._tiers(doc, cid, cat["tiers"])
+        packs = tuple(PackOffer(int(p["units"]), p["price"]) for p in cat.get("packs", ()))
+        seen = {}
+        for i, pack in enumerate(packs):
+            if pack.units in seen:
+                self.problem(doc, ("categories", cid, "packs", i, "units"),
+                             f"a pack of {pack.units:,} units is listed twice (also item {seen[pack.units] + 1}); "
+                             "expected each pack size once", code="duplicate-pack")
+            seen[pack.units] = i
+        if packs and packs_terms is None:
+            self.problem(doc, ("categories", cid, "packs"),
+                         "packs are on sale but the book has no `resource_packs` terms; "
+                         "expected `resource_packs: {valid_for_months: N}` at the top level",
+                         key=True, code="pack-terms")
+        return Category(
+            id=cid, name=cat["name"], tier_mode=cat.get("tier_mode", book_mode), tiers=tiers,
+            description=cat.get("description", ""),
+            free_quota=int(cat.get("free_quota", free.get("units", 0))), packs=packs,
+        )
+
+    def _tiers(self, doc, cid, raw) -> tuple[Tier, ...]:
+        tiers = []
+        previous = 0
+        last = len(raw) - 1
+        for i, tier in enumerate(raw):
+            path = ("categories", cid, "tiers", i)
+            bound = tier.get("up_to") if isinstance(tier, dict) else None
+            bound = int(bound) if isinstance(bound, (int, Decimal)) and not isinstance(bound, bool) else None
+            if isinstance(tier, dict) and "up_to" not in tier and i != last:
+                self.problem(doc, path, f"tier {i + 1} has no `up_to` but is not the last tier; only the last "
+                             "tier may be unbounded: give this tier an upper bound", code="unbounded-middle-tier")
+            if bound is not None and i == last:
+                self.problem(doc, path + ("up_to",),
+                             f"the last tier must be unbounded, or calls above {bound:,} would have no price; "
+                             "remove its `up_to` or add a last tier without one", key=True, code="bounded-last-tier")
+            if bound is not None:
+                if bound <= previous:
+                    self.problem(doc, path + ("up_to",),
+                                 f"tier bounds must be strictly ascending: {bound:,} is not above the previous "
+                                 f"bound {previous:,}; expected a bound greater than {previous:,}",
+                                 code="tiers-not-ascending")
+                previous = max(previous, bound)
+            tiers.append(Tier(bound, tier["unit_price"]))
+        return tuple(tiers)
+
+    # -- API mapping ----------------------------------------------------------------------------
+
+    def api_mapping(self, doc: Document, start: date) -> ApiMapping:
+        data = doc.data
+        apis: dict[str, ApiRule] = {}
+        where: dict[str, tuple] = {}
+        raw_categories = data.get("categories")
+        for cid, lists in (raw_categories.items() if isinstance(raw_categories, dict) else ()):
+            for billable, key in ((True, "billable"), (False, "free")):
+                names = lists.get(key) if isinstance(lists, dict) else None
+                for i, api in enumerate(names if isinstance(names, list) else ()):
+                    if not isinstance(api, str):
+                        continue
+                    path = ("categories", cid, key, i)
+                    if api in apis:
+                        first = doc.source.locate(where[api])
+                        self.problem(doc, path, f"API {api} is mapped twice (first at line {first.line}, as "
+                                     f"{'billable' if apis[api].billable else 'free'} in {apis[api].category}); "
+                                     "expected each API in exactly one category", code="api-mapped-twice")
+                        continue
+                    apis[api] = ApiRule(api, cid, billable)
+                    where[api] = path
+        outcomes = data.get("billable_outcomes") if isinstance(data.get("billable_outcomes"), dict) else {}
+        return ApiMapping(
+            effective_from=start, api_version=str(data.get("api_version", "")),
+            success_billable=outcomes.get("success") is True,
+            billable_error_codes=frozenset(c for c in outcomes.get("error_codes", ()) if isinstance(c, str)),
+            unknown_outcome=data.get("unknown_outcome", "billable"),
+            unknown_api=data.get("unknown_api", "error"),
+            apis=frozen_mapping(apis), source=doc.file,
+        )
+
+    # -- settlement -----------------------------------------------------------------------------
+
+    def policy(self, doc: Document, start: date) -> SettlementPolicy:
+        data = doc.data
+        zone = data.get("time_zone")
+        if isinstance(zone, str):
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                self.problem(doc, ("time_zone",), f"{zone!r} is not a known IANA time zone; expected a name "
+                             "such as Asia/Shanghai, Europe/Berlin or UTC", code="time-zone")
+        _guarded(lambda: self._check_quantum(doc, data["rounding"]["quantum"]))
+        _guarded(lambda: self._check_days(doc, data))
+        freeze = data.get("deposit_freeze")
+        resume = _guarded(lambda: data["arrears"]["resume_when"])
+        if resume == "freeze-succeeds" and freeze is None:
+            self.problem(doc, ("arrears", "resume_when"), "resume_when is freeze-succeeds but the policy has no "
+                         "`deposit_freeze`; add one or resume on balance-not-negative", code="freeze")
+        window = data["deduction_window"]
+        return SettlementPolicy(
+            effective_from=start, billing_cycle=data["billing_cycle"], time_zone=zone,
+            bill_issue_day=int(data["bill_issue_day"]),
+            deduction_first_day=int(window["first_day"]), deduction_last_day=int(window["last_day"]),
+            rounding=Rounding(data["rounding"]["quantum"], data["rounding"]["mode"], data["rounding"]["apply"]),
+            arrears_action=data["arrears"]["action"], resume_when=resume,
+            deposit_freeze_percent=freeze["percent"] if freeze else None, source=doc.file,
+        )
+
+    def _check_quantum(self, doc, quantum):
+        if not isinstance(quantum, Decimal):
+            return
+        shape = quantum.normalize().as_tuple()
+        if not (shape.digits == (1,) and shape.sign == 0 and -8 <= shape.exponent <= 0):
+            self.problem(doc, ("rounding", "quantum"), f"rounding quantum {quantum} is not sane; expected a power "
+                         "of ten from 1 down to 0.00000001, such as 0.01", code="quantum")
+
+    def _check_days(self, doc, data):
+        window = data["deduction_window"]
+        first, last, issue = window["first_day"], window["last_day"], data["bill_issue_day"]
+        if last < first:
+            self.problem(doc, ("deduction_window", "last_day"), f"the deduction window ends (day {last}) before "
+                         f"it starts (day {first}); expected last_day ≥ first_day", code="deduction-window")
+        if first < issue:
+            self.problem(doc, ("deduction_window", "first_day"), f"fees would be deducted (from day {first}) "
+                         f"before the bill is issued (day {issue}); expected first_day ≥ bill_issue_day",
+                         code="deduction-window")
+
+    # -- across files ---------------------------------------------------------------------------
+
+    def cross_check(self, pricing, mappings):
+        """Each mapping against the price book in force alongside it (and vice versa)."""
+        dates = sorted({d.effective_from for d, _ in pricing} | {m.effective_from for m, _ in mappings})
+        reported = set()
+        for day in dates:
+            book, book_doc = _at(pricing, day)
+            mapping, map_doc = _at(mappings, day)
+            if book is None or mapping is None:
+                continue
+            for cid in map_doc.data["categories"]:
+                if cid not in book.categories and (map_doc.file, cid) not in reported:
+                    reported.add((map_doc.file, cid))
+                    self.problem(map_doc, ("categories", cid), f"category {cid!r} is not in the price book "
+                                 f"({book.source}); expected one of: {', '.join(book.categories)}",
+                                 key=True, code="unknown-category")
+            reached = {rule.category for rule in mapping.apis.values() if rule.billable}
+            for cid in book.categories:
+                if cid not in reached and (book_doc.file, cid) not in reported:
+                    reported.add((book_doc.file, cid))
+                    self.problem(book_doc, ("categories", cid), f"no billable API counts in category {cid!r}, "
+                                 f"so its prices can never apply; expected at least one API under "
+                                 f"`categories.{cid}.billable` in {mapping.source}",
+                                 key=True, code="unreachable-category")
+
+
+def _at(versions, day):
+    chosen = (None, None)
+    for model, doc in versions:
+        if model.effective_from <= day:
+            chosen = (model, doc)
+    return chosen

@@ -1,0 +1,164 @@
+"""JSON Schema validation of rule documents, with problems located in the YAML source."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+
+import jsonschema
+from jsonschema import Draft202012Validator, FormatChecker
+
+from . import resources
+from .errors import Problem
+from .yamlsource import Document
+
+# Rule file kinds and the schema file each is validated with.
+KINDS = {
+    "pricing": "pricing.schema.json",
+    "api-mapping": "api-mapping.schema.json",
+    "settlement": "settlement.schema.json",
+}
+
+
+def _is_integer(checker, instance) -> bool:
+    # Numbers are Decimals in rule data; an integral one written `1e6` is the plainly meant 1000000.
+    if isinstance(instance, bool):
+        return False
+    if isinstance(instance, int):
+        return True
+    return isinstance(instance, Decimal) and instance.is_finite() and instance == instance.to_integral_value()
+
+
+_TYPES = Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
+_Validator = jsonschema.validators.extend(Draft202012Validator, type_checker=_TYPES)
+
+_FORMATS = FormatChecker(formats=())
+
+
+@_FORMATS.checks("date", raises=ValueError)
+def _check_date(value) -> bool:
+    if isinstance(value, str):
+        date.fromisoformat(value)
+    return True
+
+
+@lru_cache(maxsize=None)
+def load_schema(filename: str) -> dict:
+    with open(resources.schemas_dir() / filename, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+@lru_cache(maxsize=None)
+def validator(filename: str):
+    return _Validator(load_schema(filename), format_checker=_FORMATS)
+
+
+_TYPE_NAMES = {
+    "string": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+    "object": "a mapping of keys to values", "array": "a list", "null": "nothing (null)",
+}
+
+
+def describe(value) -> str:
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, Decimal)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        Decimal(text.replace(",", "").replace("_", ""))
+        return True
+    except Exception:
+        return False
+
+
+def _type_message(error) -> str:
+    wanted = error.validator_value
+    wanted = wanted if isinstance(wanted, list) else [wanted]
+    names = " or ".join(_TYPE_NAMES.get(w, w) for w in wanted)
+    value = error.instance
+    msg = f"expected {names}, got {describe(value)}"
+    if isinstance(value, str) and {"number", "integer"} & set(wanted) and _looks_numeric(value):
+        if "," in value:
+            msg += "; write the number without thousands separators (3000000 or 3_000_000)"
+        elif value.startswith("0") and value[1:2].isdigit():
+            msg += "; write it without leading zeros"
+        else:
+            msg += "; write it without quotes so it is read as an exact number"
+    elif isinstance(value, str) and "boolean" in wanted and value.lower() in {"yes", "no", "on", "off", "y", "n"}:
+        msg += "; write true or false (yes/no/on/off are not booleans here)"
+    elif isinstance(value, Decimal) and "integer" in wanted:
+        msg += "; a count must be a whole number"
+    elif isinstance(value, (int, Decimal)) and not isinstance(value, bool) and "string" in wanted:
+        msg += "; put it in quotes if it is meant as text"
+    return msg
+
+
+def _friendly(error) -> tuple[str, tuple, bool]:
+    """Message, data path and whether to point at the key rather than the value."""
+    path = tuple(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    what = schema.get("title")
+    v = error.validator
+    if v == "type":
+        return _type_message(error), path, False
+    if v == "required":
+        missing = [k for k in error.validator_value if k not in (error.instance or {})]
+        props = schema.get("properties", {})
+        parts = []
+        for key in missing:
+            sub = props.get(key, {})
+            title = f" ({sub['title']})" if "title" in sub else ""
+            parts.append(f"`{key}`{title}")
+        return f"missing required key {', '.join(parts)}", path, True
+    if v == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in schema.get("properties", {})]
+        key = extra[0] if extra else ""
+        return (f"unknown key {key!r}; expected one of: {', '.join(allowed)}", path + (key,), True)
+    if v == "propertyNames":
+        return (f"{error.instance!r} is not a valid id: use lower-case letters and digits in words "
+                f"joined by hyphens, such as face-search", path + (error.instance,), True)
+    if v == "enum":
+        options = ", ".join(str(o) for o in error.validator_value)
+        return f"{describe(error.instance)} is not allowed; expected one of: {options}", path, False
+    if v == "const":
+        return f"expected {error.validator_value!r}, got {describe(error.instance)}", path, False
+    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        bound = {"minimum": "at least", "exclusiveMinimum": "greater than",
+                 "maximum": "at most", "exclusiveMaximum": "less than"}[v]
+        return f"{describe(error.instance)} is out of range; expected {bound} {error.validator_value}", path, False
+    if v == "pattern":
+        label = what or "value"
+        hint = schema.get("description", "")
+        return f"{describe(error.instance)} does not fit: expected {label.lower()} ({hint.rstrip('.')})", path, False
+    if v == "format":
+        return f"{describe(error.instance)} is not a valid {error.validator_value} (expected YYYY-MM-DD)", path, False
+    if v in ("minItems", "minProperties", "minLength"):
+        return "must not be empty", path, False
+    if v == "uniqueItems":
+        return "lists the same item more than once; expected each item once", path, False
+    return error.message, path, False
+
+
+def check(document: Document, schema_file: str) -> list[Problem]:
+    """Every schema problem of a document, located at the offending key or value."""
+    problems = []
+    for error in validator(schema_file).iter_errors(document.data):
+        message, path, at_key = _friendly(error)
+        location = document.source.locate(path, key=at_key)
+        problems.append(Problem(location, message, code=f"schema:{error.validator}"))
+    return problems

@@ -1,0 +1,186 @@
+"""Safe YAML loading that keeps source locations and refuses YAML 1.1 surprises.
+
+What a rule file's scalars become (documented for analysts in docs/rules.md):
+
+* ``true``/``false`` are booleans. ``yes``/``no``/``on``/``off`` stay text, so a schema that
+  wants a boolean reports them instead of silently reading ``no`` as false.
+* ``3000000`` and ``3_000_000`` are integers (underscores group digits). Leading zeros (``010``,
+  an octal in YAML 1.1), ``0x..`` and sexagesimal ``1:30`` stay text and are then reported.
+* ``0.0005``, ``1.5e-4`` and ``1e6`` are exact ``Decimal`` numbers built from their source text
+  (YAML 1.1 would read ``1e6`` as text and ``0.0005`` as a binary float). ``.inf``/``.nan`` stay
+  text and are reported where a number is expected.
+* Dates such as ``2020-09-15`` stay text; the schema checks their form.
+* A duplicate key in a mapping is an error pointing at the second occurrence.
+* Quoted scalars are always text: a price written ``"0.0005"`` is reported, not guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+import yaml
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+from .errors import Location, Problem
+
+Path = tuple  # of str | int
+
+
+class _RuleLoader(yaml.SafeLoader):
+    """SafeLoader with YAML-1.2-like implicit typing (see module docstring)."""
+
+
+_RuleLoader.yaml_implicit_resolvers = {}
+_RuleLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_RuleLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$"), list("-+0123456789")
+)
+_RuleLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+0123456789."),
+)
+_RuleLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+
+_STR, _INT, _FLOAT, _BOOL, _NULL = (
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+)
+
+
+@dataclass
+class SourceMap:
+    """Where each data path of a document was written: its value node and, for mapping
+    entries, its key node. Used to point schema and semantic problems at the source."""
+
+    file: str
+    values: dict = field(default_factory=dict)
+    keys: dict = field(default_factory=dict)
+
+    def locate(self, path: Path, *, key: bool = False) -> Location:
+        path = tuple(path)
+        probe = path
+        while True:
+            table = self.keys if key and probe in self.keys else self.values
+            if probe in table:
+                line, col = table[probe]
+                return Location(self.file, line, col, format_path(path))
+            if not probe:
+                return Location(self.file, 1, 1, format_path(path))
+            probe = probe[:-1]
+            key = True  # a missing child is best shown at its parent's key
+
+
+def format_path(path: Path) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+@dataclass
+class Document:
+    file: str
+    data: object
+    source: SourceMap
+    text: str
+
+
+def _mark(node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _scalar(node: ScalarNode, file: str, problems: list[Problem], path: Path):
+    tag, value = node.tag, node.value
+    try:
+        if tag == _STR:
+            return value
+        if tag == _NULL:
+            return None
+        if tag == _BOOL:
+            return value.lower() == "true"
+        if tag == _INT:
+            return int(value.replace("_", ""), 10)
+        if tag == _FLOAT:
+            number = Decimal(value.replace("_", ""))
+            if not number.is_finite():
+                raise InvalidOperation
+            return number
+    except (ValueError, InvalidOperation):
+        problems.append(Problem(Location(file, *_mark(node), format_path(path)),
+                                f"{value!r} is not a valid {tag.rsplit(':', 1)[-1]}"))
+        return value
+    problems.append(Problem(Location(file, *_mark(node), format_path(path)),
+                            f"unsupported YAML tag {tag}; write a plain value"))
+    return value
+
+
+def _build(node, file: str, path: Path, source: SourceMap, problems: list[Problem], depth=0):
+    source.values[path] = _mark(node)
+    if depth > 64:
+        problems.append(Problem(Location(file, *_mark(node), format_path(path)), "nesting is too deep"))
+        return None
+    if isinstance(node, ScalarNode):
+        return _scalar(node, file, problems, path)
+    if isinstance(node, SequenceNode):
+        return [_build(item, file, path + (i,), source, problems, depth + 1)
+                for i, item in enumerate(node.value)]
+    if isinstance(node, MappingNode):
+        out: dict = {}
+        first_seen: dict = {}
+        for knode, vnode in node.value:
+            if not isinstance(knode, ScalarNode) or knode.tag == "tag:yaml.org,2002:merge":
+                problems.append(Problem(Location(file, *_mark(knode), format_path(path)),
+                                        "keys must be plain names (no merge keys `<<`, lists or mappings as keys)"))
+                continue
+            key = knode.value
+            kpath = path + (key,)
+            if key in out:
+                line, _ = first_seen[key]
+                problems.append(Problem(
+                    Location(file, *_mark(knode), format_path(kpath)),
+                    f"duplicate key {key!r} (first written at line {line}); "
+                    "each key may appear once: merge the two entries or rename one",
+                    code="duplicate-key"))
+                continue
+            first_seen[key] = _mark(knode)
+            source.keys[kpath] = _mark(knode)
+            out[key] = _build(vnode, file, kpath, source, problems, depth + 1)
+        return out
+    problems.append(Problem(Location(file, *_mark(node), format_path(path)), "unsupported YAML node"))
+    return None
+
+
+def parse(text: str, file: str) -> tuple[Document | None, list[Problem]]:
+    """Parse one YAML document. Returns the document (None if unusable) and its problems."""
+    problems: list[Problem] = []
+    try:
+        nodes = list(yaml.compose_all(text, Loader=_RuleLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = " ".join(x for x in (exc.context, exc.problem) if x)
+        return None, [Problem(Location(file, line, col), f"YAML syntax error: {what}", code="yaml-syntax")]
+    except yaml.YAMLError as exc:
+        return None, [Problem(Location(file), f"YAML error: {exc}", code="yaml-syntax")]
+    nodes = [n for n in nodes if n is not None]
+    if not nodes:
+        return None, [Problem(Location(file), "the file is empty; expected a rule document", code="empty")]
+    if len(nodes) > 1:
+        problems.append(Problem(Location(file, *_mark(nodes[1])),
+                                "more than one YAML document (`---`); expected one per file"))
+    source = SourceMap(file)
+    data = _build(nodes[0], file, (), source, problems)
+    return Document(file, data, source, text), problems
