@@ -9,7 +9,8 @@ from pathlib import Path
 
 from . import resources
 from .errors import RatecardError
-from .rules import check_rules
+from .formatting import format_amount, format_count, format_money, format_price
+from .rules import check_rules, load_rules
 
 
 def _rule_sets(args_dirs) -> list[Path]:
@@ -46,6 +47,92 @@ def summary(rule_set) -> str:
             f"{versions} rule file version(s), {rule_set.fingerprint[:19]}")
 
 
+def _usage_args(pairs) -> list:
+    """`API=CALLS` or `API:OUTCOME=CALLS` words → usage items."""
+    from .rating import UsageItem
+
+    items = []
+    for word in pairs:
+        name, sep, calls = word.rpartition("=")
+        api, _, outcome = name.partition(":")
+        digits = calls.replace("_", "").replace(",", "")
+        if not sep or not api or not digits.isdigit():
+            raise RatecardError(f"bad usage {word!r}: expected API=CALLS or API:OUTCOME=CALLS with a whole "
+                                "number of calls, e.g. SearchFaces=3000000")
+        items.append(UsageItem(api, int(digits), outcome or None))
+    return items
+
+
+def _pack_args(pairs) -> list:
+    from .rating import PackBalance
+
+    packs = []
+    for i, word in enumerate(pairs, 1):
+        category, sep, units = word.partition("=")
+        digits = units.replace("_", "").replace(",", "")
+        if not sep or not category or not digits.isdigit():
+            raise RatecardError(f"bad pack {word!r}: expected CATEGORY=UNITS, e.g. face-search=50000000")
+        packs.append(PackBalance(f"what-if-{i}", category, int(digits)))
+    return packs
+
+
+def _default_period(rules) -> str:
+    from datetime import datetime, timezone
+
+    from .periods import period_of
+
+    return period_of(datetime.now(timezone.utc), rules.latest[2].time_zone)
+
+
+def cmd_quote(args) -> int:
+    from .explain import explain
+    from .rating import rate, tariff
+
+    rules = load_rules(args.rules or resources.default_rule_set())
+    period = args.period or _default_period(rules)
+    packs = _pack_args(args.pack)
+    t = tariff(rules, period)
+    unknown_packs = sorted({p.category for p in packs} - {c.id for c in t.categories})
+    if unknown_packs:
+        raise RatecardError(f"--pack names unknown category {', '.join(unknown_packs)}; expected one of: "
+                            f"{', '.join(c.id for c in t.categories)}")
+    bill = rate(rules, _usage_args(args.usage), period, packs=packs, suspended=args.suspended)
+    if args.format == "json":
+        out = bill.to_dict()
+        if args.explain:
+            out["explanation"] = explain(t, bill)
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    print("\n".join(quote_text(bill)))
+    if args.explain:
+        print()
+        print("\n".join(explain(t, bill)))
+    return 0
+
+
+def quote_text(bill) -> list[str]:
+    cur = bill.currency
+    rows = [("Category", "Billable", "Free", "Tier", "Unit price", "Amount")]
+    for line in bill.lines:
+        rows.append((line.name, format_count(line.calls), format_count(line.free_calls), str(line.tier),
+                     format_price(line.unit_price), format_amount(line.amount, cur)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                              for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+    out = [f"Quote for {bill.period} — rules {bill.rules_name} ({bill.rules_fingerprint[:19]})", ""]
+    out += [fmt(rows[0]), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in rows[1:]]
+    label = len(fmt(rows[0])) - widths[-1] - 2
+    r = bill.rounding
+    out += ["",
+            f"{'Subtotal'.rjust(label)}  {format_amount(bill.subtotal, cur).rjust(widths[-1])}",
+            f"{('Rounding (' + r['quantum'] + ', ' + r['mode'] + ')').rjust(label)}  "
+            f"{format_amount(bill.rounding_adjustment, cur).rjust(widths[-1])}",
+            f"{'Total'.rjust(label)}  {format_money(bill.total, cur, exact=False)}"]
+    for warning in bill.warnings:
+        out.append(f"warning: {warning}")
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ratecard", description="Data-driven billing for pay-as-you-go APIs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -55,6 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rules", nargs="*", metavar="RULES_DIR", help="rule set folders (default: the shipped one)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("quote", help="price one month of usage for one account")
+    p.add_argument("usage", nargs="*", metavar="API=CALLS",
+                   help="calls per API, e.g. SearchFaces=3000000; API:OUTCOME=CALLS for an outcome or error code")
+    p.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one)")
+    p.add_argument("--period", metavar="YYYY-MM", help="billing period (default: the current month in the "
+                   "policy's time zone)")
+    p.add_argument("--pack", action="append", default=[], metavar="CATEGORY=UNITS",
+                   help="what-if resource pack units available (repeatable)")
+    p.add_argument("--suspended", action="store_true", help="price as for an account suspended for arrears")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--explain", action="store_true", help="say why each tier applied and what the next bound would change")
+    p.set_defaults(func=cmd_quote)
     return parser
 
 

@@ -1,0 +1,128 @@
+"""The bill model: what rating produces and every renderer and store consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+BILL_SCHEMA_VERSION = 1
+
+
+def money(value: Decimal) -> str:
+    """Exact decimal text for JSON: never a float, never scientific notation."""
+    return format(value, "f")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiUsage:
+    """One API's calls within a category line."""
+
+    api: str
+    billable_api: bool
+    calls: int  # every call seen
+    billable_calls: int  # the calls that count toward the category's tier and charge
+
+
+@dataclass(frozen=True, slots=True)
+class TierCharge:
+    tier: int  # 1-based
+    calls: int
+    unit_price: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PackUse:
+    pack_id: str
+    units_used: int
+    units_left: int
+
+
+@dataclass(frozen=True, slots=True)
+class BillLine:
+    category: str
+    name: str
+    tier_mode: str
+    apis: tuple[ApiUsage, ...]
+    calls: int  # billable calls
+    free_calls: int  # calls never charged: free APIs and non-billable outcomes
+    free_quota_used: int
+    packs_used: tuple[PackUse, ...]
+    payg_calls: int  # billable calls left after free quota and packs: they decide the tier
+    tier: int  # tier reached by payg_calls (1-based)
+    unit_price: Decimal  # unit price of the tier reached
+    charges: tuple[TierCharge, ...]  # one per tier priced (one in volume mode)
+    amount: Decimal  # exact
+    charge: Decimal  # what the line adds to the total: rounded in per-line mode, else exact
+
+    def to_dict(self) -> dict:
+        return {
+            "category": self.category,
+            "name": self.name,
+            "tier_mode": self.tier_mode,
+            "calls": self.calls,
+            "free_calls": self.free_calls,
+            "free_quota_used": self.free_quota_used,
+            "packs_used": [{"pack_id": p.pack_id, "units_used": p.units_used, "units_left": p.units_left}
+                           for p in self.packs_used],
+            "payg_calls": self.payg_calls,
+            "tier": self.tier,
+            "unit_price": money(self.unit_price),
+            "amount": money(self.amount),
+            "charge": money(self.charge),
+            "tiers": [{"tier": c.tier, "calls": c.calls, "unit_price": money(c.unit_price),
+                       "amount": money(c.amount)} for c in self.charges],
+            "apis": [{"api": a.api, "billable_api": a.billable_api, "calls": a.calls,
+                      "billable_calls": a.billable_calls} for a in self.apis],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UnratedUsage:
+    """Usage the rules could not price (an API they do not list), kept so nothing is lost."""
+
+    api: str
+    calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bill:
+    account: str
+    period: str
+    currency: str
+    unit: str
+    lines: tuple[BillLine, ...]
+    subtotal: Decimal  # exact sum of line amounts
+    total: Decimal  # after the policy's rounding
+    rounding: dict  # {"quantum", "mode", "apply"} as text
+    rules_name: str
+    rules_fingerprint: str
+    rule_versions: dict  # kind -> effective_from (YYYY-MM-DD)
+    unrated: tuple[UnratedUsage, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def rounding_adjustment(self) -> Decimal:
+        return self.total - self.subtotal
+
+    @property
+    def calls(self) -> int:
+        return sum(a.calls for line in self.lines for a in line.apis) + sum(u.calls for u in self.unrated)
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": BILL_SCHEMA_VERSION,
+            "account": self.account,
+            "period": self.period,
+            "currency": self.currency,
+            "unit": self.unit,
+            "lines": [line.to_dict() for line in self.lines],
+            "subtotal": money(self.subtotal),
+            "rounding": dict(self.rounding),
+            "rounding_adjustment": money(self.rounding_adjustment),
+            "total": money(self.total),
+            "rules": {"name": self.rules_name, "versions": dict(self.rule_versions)},
+            "rules_fingerprint": self.rules_fingerprint,
+            "unrated": [{"api": u.api, "calls": u.calls} for u in self.unrated],
+            "warnings": list(self.warnings),
+        }

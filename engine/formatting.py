@@ -1,0 +1,42 @@
+"""Human formatting of money, counts and dates, shared by the CLI and the Jinja filters."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from . import currencies
+
+
+def places_needed(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def format_amount(value: Decimal, currency: str | None = None, *, exact: bool = True, places: int | None = None) -> str:
+    """`1800.0006` → `1,800.0006`; `2400.0000` → `2,400.00` for a two-decimal currency.
+
+    Shows at least the currency's usual decimals and, when `exact`, as many more as the value needs:
+    an unrounded amount is never shown rounded."""
+    if places is None:
+        places = currencies.minor_units(currency) if currency else 2
+        if exact:
+            places = max(places, places_needed(value))
+    text = f"{value:,.{places}f}"
+    return text
+
+
+def format_money(value: Decimal, currency: str, *, exact: bool = True, symbol: bool = False) -> str:
+    amount = format_amount(value, currency, exact=exact)
+    if symbol and currency in currencies.SYMBOLS:
+        sign = "-" if amount.startswith("-") else ""
+        return f"{sign}{currencies.SYMBOLS[currency]}{amount.lstrip('-')}"
+    return f"{amount} {currency}"
+
+
+def format_price(value: Decimal) -> str:
+    """A unit price with exactly the digits it was written with (0.0005, 0.0032, 48)."""
+    return format(value.normalize(), "f") if value else "0"
+
+
+def format_count(value: int) -> str:
+    return f"{value:,}"
