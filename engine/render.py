@@ -1,0 +1,127 @@
+"""Jinja rendering of invoices and rate cards from the templates in reports/.
+
+The environment is sandboxed (templates are edited by analysts and may come from a rules
+repository, so a template must not reach Python internals), HTML is autoescaped, and undefined
+names fail loudly with the template's file and line instead of rendering as blanks.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from . import resources
+from .bill import Bill
+from .errors import RatecardError
+from .formatting import format_amount, format_count, format_money, format_price
+from .invoice import invoice_meta
+
+FORMATS = {"text": "txt", "markdown": "md", "html": "html"}
+
+
+class TemplateError(RatecardError):
+    """A template that fails to load or render, located at its file and line."""
+
+
+def _is_html(name: str | None) -> bool:
+    return bool(name) and (name.endswith(".html") or ".html." in name)
+
+
+def _money(value: Decimal, currency: str, exact: bool = True, symbol: bool = False) -> str:
+    return format_money(Decimal(value), currency, exact=exact, symbol=symbol)
+
+
+def _amount(value: Decimal, currency: str | None = None, exact: bool = True) -> str:
+    return format_amount(Decimal(value), currency, exact=exact)
+
+
+def _date(value: date, fmt: str = "%Y-%m-%d") -> str:
+    return value.strftime(fmt)
+
+
+def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True) -> jinja2.Environment:
+    cls = ImmutableSandboxedEnvironment if sandboxed else jinja2.Environment
+    env = cls(
+        loader=jinja2.FileSystemLoader(str(template_dir or resources.reports_dir())),
+        autoescape=_is_html,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(money=_money, amount=_amount, count=format_count, price=format_price, date=_date,
+                       ljust=lambda v, w: str(v).ljust(w), rjust=lambda v, w: str(v).rjust(w))
+    return env
+
+
+@lru_cache(maxsize=8)
+def _default_environment() -> jinja2.Environment:
+    return make_environment()
+
+
+def render(template_name: str, context: dict, env: jinja2.Environment | None = None) -> str:
+    env = env or _default_environment()
+    try:
+        return env.get_template(template_name).render(**context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{exc.filename or exc.name}:{exc.lineno}: template syntax error: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"template {exc.name} not found in {resources.reports_dir()}") from None
+    except (jinja2.UndefinedError, jinja2.exceptions.SecurityError, TypeError, ValueError) as exc:
+        raise TemplateError(f"{_template_location(exc, env, template_name)}: {type(exc).__name__}: {exc}") from None
+
+
+def _template_location(exc: BaseException, env, fallback: str) -> str:
+    """The template file and line where rendering failed, from the traceback Jinja rewrites."""
+    tb = exc.__traceback__
+    where = fallback
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2") or filename.endswith(".html") or filename.endswith(".txt"):
+            where = f"{filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+def invoice_context(bill: Bill, policy) -> dict:
+    return {"bill": bill, "invoice": invoice_meta(bill, policy)}
+
+
+def render_invoice(bill: Bill, policy, fmt: str = "text", env=None) -> str:
+    if fmt not in FORMATS:
+        raise RatecardError(f"unknown invoice format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+    return render(f"invoice.{FORMATS[fmt]}.j2", invoice_context(bill, policy), env)
+
+
+def rate_card_context(rules, period: str | None = None) -> dict:
+    book, mapping, policy = rules.in_force(period) if period else rules.latest
+    categories = []
+    for cat in book.categories.values():
+        tiers = []
+        lower = 1
+        for number, tier in enumerate(cat.tiers, 1):
+            tiers.append({"number": number, "lower": lower, "up_to": tier.up_to, "unit_price": tier.unit_price})
+            lower = (tier.up_to or 0) + 1
+        categories.append({
+            "id": cat.id, "name": cat.name, "description": cat.description, "tier_mode": cat.tier_mode,
+            "tiers": tiers, "free_quota": cat.free_quota, "packs": cat.packs,
+            "billable_apis": mapping.apis_of(cat.id, billable=True),
+            "free_apis": mapping.apis_of(cat.id, billable=False),
+        })
+    max_tiers = max(len(c["tiers"]) for c in categories)
+    same_bounds = len({tuple(t["up_to"] for t in c["tiers"]) for c in categories}) == 1
+    return {"rules": rules, "book": book, "mapping": mapping, "policy": policy, "categories": categories,
+            "max_tiers": max_tiers, "same_bounds": same_bounds,
+            "billable_error_codes": sorted(mapping.billable_error_codes)}
+
+
+def render_rate_card(rules, fmt: str = "markdown", period: str | None = None, env=None) -> str:
+    ext = {"markdown": "md", "html": "html"}.get(fmt)
+    if ext is None:
+        raise RatecardError(f"unknown rate card format {fmt!r}; expected markdown or html")
+    return render(f"ratecard.{ext}.j2", rate_card_context(rules, period), env)
