@@ -38,6 +38,34 @@ def cmd_validate(args) -> int:
     return 1 if any(p.severity == "error" for p in problems) else 0
 
 
+def cmd_lint(args) -> int:
+    from .lint import lint
+
+    # Lint only what validates: its warnings assume a consistent rule set, and errors come first.
+    results = []
+    for path in _rule_sets(args.rules):
+        rule_set, problems = check_rules(path)
+        results.append((path, rule_set, problems + (lint(rule_set) if rule_set is not None else [])))
+    problems = [p for _, _, found in results for p in found]
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    if args.format == "json":
+        out = {"valid": not errors, "warnings": warnings,
+               "rule_sets": [{"path": str(path), "valid": rs is not None,
+                              "fingerprint": rs.fingerprint if rs else None} for path, rs, _ in results],
+               "problems": [p.to_dict() for p in problems]}
+        print(json.dumps(out, indent=2))
+    else:
+        for p in problems:
+            print(p)
+        for path, rule_set, found in results:
+            if rule_set is not None:
+                print(f"{rule_set.path}: valid, {sum(p.severity == 'warning' for p in found)} warning(s)")
+        if errors:
+            print(f"{errors} error(s) found; fix them before linting", file=sys.stderr)
+    return 1 if errors or (args.strict and warnings) else 0
+
+
 def summary(rule_set) -> str:
     book, mapping, policy = rule_set.latest
     billable = sum(r.billable for r in mapping.apis.values())
@@ -142,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rules", nargs="*", metavar="RULES_DIR", help="rule set folders (default: the shipped one)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("lint", help="warn about what is valid but suspicious, e.g. volume price cliffs")
+    p.add_argument("rules", nargs="*", metavar="RULES_DIR", help="rule set folders (default: the shipped one)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--strict", action="store_true", help="exit 1 when there are warnings, too")
+    p.set_defaults(func=cmd_lint)
 
     p = sub.add_parser("quote", help="price one month of usage for one account")
     p.add_argument("usage", nargs="*", metavar="API=CALLS",

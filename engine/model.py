@@ -113,6 +113,9 @@ class RuleSet:
     policies: tuple[SettlementPolicy, ...]
     fingerprint: str
     _compiled: dict = field(default_factory=dict, compare=False, repr=False)
+    # file (as shown in problems) → its yamlsource.SourceMap, so that checks run after loading
+    # (`engine.lint`) can point at the key or value they are about.
+    sources: Mapping[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     def in_force(self, period: str):
         """The price book, API mapping and settlement policy that rate `period` (YYYY-MM)."""

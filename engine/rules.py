@@ -92,6 +92,7 @@ def check_rules(path) -> tuple[RuleSet | None, list[Problem]]:
         mappings=tuple(m for m, _ in mappings),
         policies=tuple(p for p, _ in policies),
         fingerprint=fingerprint([d for docs in documents.values() for d in docs]),
+        sources=frozen_mapping((d.file, d.source) for docs in documents.values() for d in docs),
     )
     return rule_set, problems
 
@@ -324,9 +325,9 @@ class _Builder:
         )
 
     def _check_quantum(self, doc, quantum):
-        if not isinstance(quantum, Decimal):
-            return
-        shape = quantum.normalize().as_tuple()
+        if isinstance(quantum, bool) or not isinstance(quantum, (int, Decimal)):
+            return  # not a number: the schema has reported it
+        shape = Decimal(quantum).normalize().as_tuple()  # a whole number such as 10 or 5 is checked too
         if not (shape.digits == (1,) and shape.sign == 0 and -8 <= shape.exponent <= 0):
             self.problem(doc, ("rounding", "quantum"), f"rounding quantum {quantum} is not sane; expected a power "
                          "of ten from 1 down to 0.00000001, such as 0.01", code="quantum")
@@ -353,8 +354,12 @@ class _Builder:
             mapping, map_doc = _at(mappings, day)
             if book is None or mapping is None:
                 continue
+            # The ids written in the book, not only those built: a category left out of the model for
+            # a schema problem (already reported) must not also be reported as missing.
+            written = book_doc.data.get("categories")
+            priced = written if isinstance(written, dict) else book.categories
             for cid in map_doc.data["categories"]:
-                if cid not in book.categories and (map_doc.file, cid) not in reported:
+                if cid not in priced and (map_doc.file, cid) not in reported:
                     reported.add((map_doc.file, cid))
                     self.problem(map_doc, ("categories", cid), f"category {cid!r} is not in the price book "
                                  f"({book.source}); expected one of: {', '.join(book.categories)}",

@@ -41,7 +41,8 @@ _RuleLoader.add_implicit_resolver(
 )
 _RuleLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?$"),
+    # No leading zeros (`0100`) here either: they stay text and are reported, as documented above.
+    re.compile(r"^[-+]?(?:(?:0|[1-9][0-9_]*)(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?$"),
     list("-+0123456789."),
 )
 _RuleLoader.add_implicit_resolver(

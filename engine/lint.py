@@ -1,0 +1,163 @@
+"""`ratecard lint`: what a valid rule set allows but an analyst should look at twice.
+
+Every finding is a warning, never an error: each may be intended (a product can mean its volume
+price cliffs), so lint states the consequence, in money where it is about money, and leaves the
+decision to the analyst. It runs on a rule set that has passed validation.
+
+Checks (the code of each warning in brackets):
+
+* [price-cliff] In volume ("all units") mode, a tier bound where one more unit makes the whole
+  period cheaper: the bound's cost, the next count's cost, and every count that costs less than
+  the bound does.
+* [dearer-higher-tier] A tier priced above a lower tier: more volume pays more per unit.
+* [same-price-tier] A tier priced as the one before it: its bound changes nothing.
+* Reachability. Validation already rejects a priced category that no billable API reaches. What
+  it cannot reject, because it is legal, lint reports:
+  - [free-category] a category whose every tier is priced 0 in some price book version: its
+    billable APIs reach it but never cost anything, so they are free in all but name;
+  - [nothing-billed] an API mapping that bills neither successful calls nor any error code: no
+    call, by any API, reaches any category's prices;
+  - [dropped-api] an API listed in one API mapping version and missing from the next: from that
+    date its calls no longer reach any category and are handled as unknown-API usage.
+"""
+
+from __future__ import annotations
+
+import decimal
+from datetime import timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+from .errors import Location, Problem
+from .formatting import format_count as n
+from .formatting import format_money, format_price
+from .model import RuleSet
+
+# Counts × prices must be exact: a cliff stated with rounded money would be a wrong statement.
+_EXACT = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
+
+
+def lint(rule_set: RuleSet) -> list[Problem]:
+    """Every warning about a validated rule set, sorted by file and position."""
+    out = _Findings(rule_set)
+    for book in rule_set.pricing:
+        for category in book.categories.values():
+            _tiers(out, book, category)
+            _free_category(out, book, category)
+    for mapping in rule_set.mappings:
+        _nothing_billed(out, mapping)
+    for before, after in zip(rule_set.mappings, rule_set.mappings[1:]):
+        _dropped_apis(out, before, after)
+    return sorted(out.problems)
+
+
+class _Findings:
+    def __init__(self, rule_set: RuleSet):
+        self.sources = rule_set.sources
+        self.problems: list[Problem] = []
+
+    def warn(self, file: str, path: tuple, message: str, code: str, *, key: bool = False):
+        source = self.sources.get(file)
+        # A rule set built without sources (e.g. by hand in a test) still gets its warnings, at the file.
+        where = source.locate(path, key=key) if source is not None else Location(file)
+        self.problems.append(Problem(where, message, "warning", code))
+
+
+def _units(count: int, unit: str) -> str:
+    return f"{n(count)} {unit}{'' if count == 1 else 's'}"
+
+
+def _tiers(out: _Findings, book, category):
+    tiers = category.tiers
+    money = lambda v: format_money(v, book.currency)  # noqa: E731
+    for i in range(1, len(tiers)):
+        lower, tier = tiers[i - 1], tiers[i]
+        path = ("categories", category.id, "tiers")
+        cheapest = min(range(i), key=lambda j: tiers[j].unit_price)
+        if tier.unit_price > tiers[cheapest].unit_price:
+            out.warn(book.source, path + (i, "unit_price"),
+                     f"{category.name}: tier {i + 1} ({_range(tiers, i, book.unit)}) costs "
+                     f"{format_price(tier.unit_price)} {book.currency} per {book.unit}, more than tier "
+                     f"{cheapest + 1} ({format_price(tiers[cheapest].unit_price)} {book.currency}); a larger volume "
+                     f"pays more per {book.unit}: check that the prices are not swapped",
+                     "dearer-higher-tier")
+        elif tier.unit_price == lower.unit_price:
+            out.warn(book.source, path + (i, "unit_price"),
+                     f"{category.name}: tier {i + 1} has the same price as tier {i} "
+                     f"({format_price(tier.unit_price)} {book.currency}), so the bound {n(lower.up_to)} changes "
+                     "nothing: merge the two tiers or correct the price", "same-price-tier")
+        if category.tier_mode == "volume":
+            cliff = volume_cliff(lower.up_to, lower.unit_price, tier.unit_price, tier.up_to)
+            if cliff is not None:
+                sentence = _cliff_sentence(lower.up_to, *cliff, book.unit, money, i + 1, tier.up_to)
+                out.warn(book.source, path + (i - 1, "up_to"),
+                         f"{category.name}: price cliff at the tier {i} bound: {sentence}", "price-cliff")
+
+
+def _range(tiers, i: int, unit: str) -> str:
+    lower = tiers[i - 1].up_to
+    bound = tiers[i].up_to
+    if bound is None:
+        return f"above {_units(lower, unit)}"
+    return f"{n(lower + 1)} to {_units(bound, unit)}"
+
+
+def volume_cliff(bound: int, price: Decimal, next_price: Decimal, next_bound: int | None):
+    """In volume mode, the cliff at `bound` or None: (cost of `bound` units, cost of one more, the
+    last count that costs less than `bound` units, None when every larger count does).
+
+    The cliff ends at the smallest count m with m × next_price ≥ bound × price; it cannot run past
+    the next tier, where another price applies (the next bound gets its own check)."""
+    with decimal.localcontext(_EXACT):
+        at_bound = bound * price
+        above = (bound + 1) * next_price
+    if above >= at_bound:
+        return None
+    if next_price == 0:
+        last = next_bound
+    else:
+        ratio = Fraction(at_bound) / Fraction(next_price)
+        smallest = -(-ratio.numerator // ratio.denominator)  # exact ceiling: no float, no rounding
+        last = smallest - 1 if next_bound is None else min(smallest - 1, next_bound)
+    return at_bound, above, last
+
+
+def _cliff_sentence(bound, at_bound, above, last, unit, money, next_tier, next_bound) -> str:
+    text = f"{_units(bound, unit)} cost {money(at_bound)} but {n(bound + 1)} cost {money(above)}"
+    if last is None:
+        return text + f", and every larger count costs less than {n(bound)} do"
+    if last == bound + 1:
+        return text
+    whole = f" (all of tier {next_tier})" if last == next_bound else ""
+    return text + f", and every count from {n(bound + 1)} to {n(last)}{whole} costs less than {n(bound)} do"
+
+
+def _free_category(out: _Findings, book, category):
+    if all(t.unit_price == 0 for t in category.tiers):
+        out.warn(book.source, ("categories", category.id),
+                 f"{category.name}: every tier is priced 0, so the billable APIs that count here never cost "
+                 f"anything (from {book.effective_from.isoformat()}); list them as free in the API mapping, "
+                 "or set the prices", "free-category", key=True)
+
+
+def _nothing_billed(out: _Findings, mapping):
+    if not mapping.success_billable and not mapping.billable_error_codes:
+        out.warn(mapping.source, ("billable_outcomes", "success"),
+                 "no call outcome is billed: successful calls are free and no error code is listed, so no "
+                 "call reaches any category's prices (only usage without an outcome can)"
+                 if mapping.unknown_outcome == "billable" else
+                 "no call outcome is billed: successful calls are free, no error code is listed and calls "
+                 "without an outcome are free, so nothing is ever billed", "nothing-billed")
+
+
+def _dropped_apis(out: _Findings, before, after):
+    start = after.effective_from
+    for api, rule in before.apis.items():
+        if api in after.apis:
+            continue
+        kept = rule.category in {r.category for r in after.apis.values()}
+        out.warn(after.source, ("categories", rule.category) if kept else ("categories",),
+                 f"API {api} is listed ({'billable' if rule.billable else 'free'} in {rule.category}) until "
+                 f"{(start - timedelta(days=1)).isoformat()} by {before.source} but not from "
+                 f"{start.isoformat()}; from then on its calls reach no category and are unknown-API usage "
+                 f"(unknown_api: {after.unknown_api})", "dropped-api", key=True)

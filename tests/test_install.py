@@ -1,0 +1,80 @@
+"""A real install: `pip install .` (not editable) into a fresh venv, then `ratecard` from elsewhere.
+
+This is the only way to prove the shipped rules and schemas travel as package data (pyproject.toml
+force-include, engine/resources.py): in the source tree they would be found next to the code.
+Slow (a venv and a build, about a minute at most), so it installs once for the module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import venv
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+
+def _env():
+    # Nothing from the test run may leak in: no PYTHONPATH to the source tree, no active venv.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    home = tmp_path_factory.mktemp("install")
+    venv.create(home / "venv", with_pip=True)
+    bin_dir = home / "venv" / ("Scripts" if os.name == "nt" else "bin")
+    done = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q", str(ROOT)],
+                          capture_output=True, text=True, env=_env(), timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    elsewhere = home / "elsewhere"
+    elsewhere.mkdir()
+    return bin_dir, elsewhere
+
+
+def _run(installed, *argv):
+    bin_dir, elsewhere = installed
+    return subprocess.run([str(bin_dir / "ratecard"), *argv], capture_output=True, text=True,
+                          cwd=elsewhere, env=_env(), timeout=120)
+
+
+def test_installed_ratecard_validates_the_shipped_rules_from_anywhere(installed):
+    done = _run(installed, "validate")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "face-recognition: valid" in done.stdout
+
+
+def test_rules_and_schemas_come_from_the_installed_package(installed):
+    bin_dir, elsewhere = installed
+    done = _run(installed, "validate", "--format", "json")
+    [rule_set] = json.loads(done.stdout)["rule_sets"]
+    assert "site-packages" in rule_set["path"] and "_shipped" in rule_set["path"]
+    probe = subprocess.run(
+        [str(bin_dir / "python"), "-c",
+         "import engine, engine.resources as r; print(engine.__file__); print(r.schemas_dir())"],
+        capture_output=True, text=True, cwd=elsewhere, env=_env())
+    module, schemas_dir = probe.stdout.splitlines()
+    assert str(ROOT) not in module and "site-packages" in module
+    assert "site-packages" in schemas_dir and (
+        sorted(p.name for p in Path(schemas_dir).glob("*.json"))
+        == sorted(p.name for p in (ROOT / "schemas").glob("*.json")))
+
+
+def test_installed_lint_and_bad_input(installed, tmp_path):
+    assert _run(installed, "lint").returncode == 0
+    done = _run(installed, "validate", str(tmp_path / "nowhere"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "no such rule set folder" in done.stdout
+
+
+def test_python_dash_m_engine_works_too(installed):
+    bin_dir, elsewhere = installed
+    done = subprocess.run([str(bin_dir / "python"), "-m", "engine", "validate"], capture_output=True,
+                          text=True, cwd=elsewhere, env=_env())
+    assert done.returncode == 0 and "face-recognition: valid" in done.stdout
