@@ -161,6 +161,98 @@ def quote_text(bill) -> list[str]:
     return out
 
 
+class _Progress:
+    """Progress on standard error, only when it is a terminal and the run is longer than a moment."""
+
+    def __init__(self, total: int, enabled: bool):
+        import time
+
+        self.clock, self.total = time.monotonic, total
+        self.enabled = enabled and sys.stderr.isatty()
+        self.start = self.last = self.clock()
+        self.shown = False
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        now = self.clock()
+        if now - self.start >= 2 and now - self.last >= 0.25:
+            self.last, self.shown = now, True
+            print(f"\rbilling: {done:,}/{self.total:,} accounts", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.shown:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
+def cmd_bill(args) -> int:
+    from .billrun import RunTotals, bill_accounts, invoice_filename
+    from .usage import RejectsWriter, UsageReader
+
+    rules = load_rules(args.rules or resources.default_rule_set())
+    rejects = RejectsWriter(args.rejects) if args.rejects else None
+    try:
+        reader = UsageReader(rules, period=args.period, on_reject=rejects)
+        for source in args.usage:
+            reader.read(source, stdin=sys.stdin.buffer, format=args.input_format, kind=args.kind)
+    finally:
+        if rejects is not None:
+            rejects.close()
+    reconciliation = reader.reconciliation.check()
+    if rejects is None:
+        reader.raise_for_rejects()  # strict: list every bad row, bill nothing
+
+    accounts = list(reader.accounts())
+    out_dir = Path(args.out) if args.out else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    machine = args.format in ("json", "jsonl")
+    report = sys.stdout if out_dir is not None or not machine else sys.stderr
+    totals = RunTotals()
+    progress = _Progress(len(accounts), not args.quiet)
+    stream = None
+    if out_dir is not None and args.format == "jsonl":
+        stream = open(out_dir / "bills.jsonl", "w", encoding="utf-8", newline="\n")
+    try:
+        if out_dir is None and args.format == "json":
+            print("[")
+        for i, item in enumerate(bill_accounts(rules, accounts, args.format, jobs=args.jobs, count=len(accounts))):
+            totals.add(item)
+            if stream is not None:
+                stream.write(item.text)
+            elif out_dir is not None:
+                path = out_dir / invoice_filename(item.account, item.period, args.format)
+                path.write_text(item.text, encoding="utf-8", newline="\n")
+            elif args.format == "json":
+                sys.stdout.write(("," if i else "") + item.text.rstrip("\n") + "\n")
+            else:
+                sys.stdout.write(("\n" if i and args.format != "jsonl" else "") + item.text)
+            progress.update(i + 1)
+        if out_dir is None and args.format == "json":
+            print("]")
+    finally:
+        progress.close()
+        if stream is not None:
+            stream.close()
+    sys.stdout.flush()
+    money = ", ".join(format_money(v, c, exact=False) for c, v in sorted(totals.by_currency.items())) or "nothing"
+    print(f"{'' if machine or out_dir else chr(10)}billed {totals.invoices:,} invoice(s): {money}"
+          + (f", written to {out_dir}" if out_dir else ""), file=report)
+    for line in reconciliation.lines():
+        print(line, file=report)
+    if rejects is not None:
+        print(f"{rejects.count:,} bad row(s) written to {args.rejects}", file=report)
+    return 0
+
+
+def cmd_ratecard(args) -> int:
+    from .render import render_rate_card
+
+    rules = load_rules(args.rules or resources.default_rule_set())
+    sys.stdout.write(render_rate_card(rules, args.format, args.period))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ratecard", description="Data-driven billing for pay-as-you-go APIs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -189,6 +281,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--explain", action="store_true", help="say why each tier applied and what the next bound would change")
     p.set_defaults(func=cmd_quote)
+
+    p = sub.add_parser("bill", help="bill a period of usage: one invoice per account, then a reconciliation")
+    p.add_argument("--usage", action="append", required=True, metavar="FILE",
+                   help="usage file: aggregated usage or call records, CSV or JSON Lines, plain or gzip; "
+                        "- reads standard input (repeatable)")
+    p.add_argument("--period", metavar="YYYY-MM", help="bill only this period; rows of others are counted "
+                   "as out of period")
+    p.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one)")
+    p.add_argument("--format", choices=("text", "markdown", "html", "json", "jsonl"), default="text")
+    p.add_argument("--out", metavar="DIR", help="write one file per invoice here (jsonl: one bills.jsonl)")
+    p.add_argument("--rejects", metavar="FILE", help="write bad rows here with their reasons and bill the rest "
+                   "(default: list them and bill nothing)")
+    p.add_argument("--input-format", choices=("csv", "jsonl"), help="usage file format (default: detected)")
+    p.add_argument("--kind", choices=("aggregated", "calls"), help="usage kind (default: detected)")
+    p.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: all cores for large runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress on standard error")
+    p.set_defaults(func=cmd_bill)
+
+    p = sub.add_parser("ratecard", help="render the public rate card from the rules")
+    p.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one)")
+    p.add_argument("--period", metavar="YYYY-MM", help="the rules in force in this period (default: the latest)")
+    p.add_argument("--format", choices=("markdown", "html"), default="markdown")
+    p.set_defaults(func=cmd_ratecard)
     return parser
 
 

@@ -16,7 +16,7 @@ class Location:
     path: str = ""
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
+        return f"{self.file}:{self.line}:{self.column}" if self.column else f"{self.file}:{self.line}"
 
 
 @dataclass(frozen=True, order=True)
@@ -61,7 +61,7 @@ class ProblemsError(RatecardError):
         super().__init__(summary or f"{len(self.problems)} problem(s)")
 
     def lines(self) -> list[str]:
-        return [str(p) for p in self.problems]
+        return [str(p) for p in self.problems] + [str(self)]
 
 
 class RuleSetInvalid(ProblemsError):

@@ -71,7 +71,7 @@ class Rejected:
     code: str = ""  # a stable name for the class of problem, e.g. "negative-calls"
 
     def problem(self) -> Problem:
-        return Problem(Location(self.file, self.line), self.reason, code=self.code)
+        return Problem(Location(self.file, self.line, 0), self.reason, code=self.code)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.reason}"
