@@ -82,3 +82,39 @@ def shipped_rules():
     import engine
 
     return engine.load_rules(SHIPPED)
+
+
+# -- snapshots: one readable file per snapshot, with its own extension ------------------------------
+
+from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode  # noqa: E402
+
+
+class _TextSnapshot(SingleFileSnapshotExtension):
+    _write_mode = WriteMode.TEXT
+
+
+class TxtSnapshot(_TextSnapshot):
+    file_extension = "txt"
+
+
+class MarkdownSnapshot(_TextSnapshot):
+    file_extension = "md"
+
+
+class HtmlSnapshot(_TextSnapshot):
+    file_extension = "html"
+
+
+@pytest.fixture
+def snapshot_txt(snapshot):
+    return snapshot.use_extension(TxtSnapshot)
+
+
+@pytest.fixture
+def snapshot_md(snapshot):
+    return snapshot.use_extension(MarkdownSnapshot)
+
+
+@pytest.fixture
+def snapshot_html(snapshot):
+    return snapshot.use_extension(HtmlSnapshot)
