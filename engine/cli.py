@@ -147,7 +147,7 @@ def quote_text(bill) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
                               for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-    out = [f"Quote for {bill.period} — rules {bill.rules_name} ({bill.rules_fingerprint[:19]})", ""]
+    out = [f"Quote for {bill.period} — rules {bill.rules_name}, {cur}", ""]
     out += [fmt(rows[0]), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in rows[1:]]
     label = len(fmt(rows[0])) - widths[-1] - 2
     r = bill.rounding
