@@ -1,18 +1,62 @@
 """ratecard: a data-driven billing engine. Rules + usage in, exact bills out.
 
     import engine
-    rules = engine.load_rules("rules/face-recognition")
-    bill = engine.rate(rules, {"SearchFaces": 3_000_001}, period="2020-09")
-    bill.total  # Decimal('1800.00')
+    rules = engine.load_rules("rules/<product>")        # validate and compile once ...
+    bill = engine.rate(rules, {"<Api>": 1200}, period="2020-09")   # ... rate many times
+    bill.total          # Decimal, rounded as the rules' settlement policy says
+    bill.to_dict()      # JSON-ready; described by schemas/bill.schema.json
+
+Usage is a mapping of API name → calls (outcome unknown) or an iterable of `UsageItem`
+(API, calls, outcome). Every error a caller can act on is a `RatecardError`.
+
+Only the errors are imported eagerly: the rest loads on first use, so that `import engine` stays
+cheap for tools that only rate (the rule loader pulls in YAML and JSON Schema).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from .errors import (Location, NoRulesInForce, PeriodError, Problem, ProblemsError, RatecardError,
                      RatingError, RuleSetInvalid, UnknownApi, UsageInvalid)
-from .model import RuleSet
-from .rules import check_rules, load_rules
+
+if TYPE_CHECKING:
+    from .bill import ApiUsage, Bill, BillLine, PackUse, TierCharge, UnratedUsage
+    from .model import RuleSet
+    from .rating import SUCCESS, PackBalance, Tariff, UsageItem, rate, tariff
+    from .rules import check_rules, load_rules
+
+_LAZY = {
+    "load_rules": "rules", "check_rules": "rules",
+    "rate": "rating", "tariff": "rating", "Tariff": "rating", "UsageItem": "rating",
+    "PackBalance": "rating", "SUCCESS": "rating",
+    "Bill": "bill", "BillLine": "bill", "ApiUsage": "bill", "TierCharge": "bill", "PackUse": "bill",
+    "UnratedUsage": "bill",
+    "RuleSet": "model",
+}
+# Submodules `import engine` used to load eagerly, still reachable as attributes.
+_SUBMODULES = frozenset({"model", "rules", "rating", "bill"})
 
 __all__ = [
-    "Location", "NoRulesInForce", "PeriodError", "Problem", "ProblemsError", "RatecardError",
-    "RatingError", "RuleSet", "RuleSetInvalid", "UnknownApi", "UsageInvalid", "check_rules",
-    "load_rules",
+    "ApiUsage", "Bill", "BillLine", "Location", "NoRulesInForce", "PackBalance", "PackUse", "PeriodError",
+    "Problem", "ProblemsError", "RatecardError", "RatingError", "RuleSet", "RuleSetInvalid", "SUCCESS",
+    "Tariff", "TierCharge", "UnknownApi", "UnratedUsage", "UsageInvalid", "UsageItem", "check_rules",
+    "load_rules", "rate", "tariff",
 ]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

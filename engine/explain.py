@@ -7,7 +7,7 @@ from decimal import Decimal
 from .bill import Bill, BillLine
 from .formatting import format_count as n
 from .formatting import format_money, format_price
-from .rating import Tariff
+from .rating import _EXACT, Tariff
 
 
 def _range(tiers, i) -> str:
@@ -17,15 +17,15 @@ def _range(tiers, i) -> str:
 
 
 def tier_cost(tiers, mode: str, calls: int) -> tuple[int, Decimal]:
-    """(tier reached, exact cost) of `calls` pay-as-you-go units."""
+    """(tier reached, exact cost) of `calls` pay-as-you-go units, as the rating core prices them."""
     if mode == "volume":
         for number, (bound, price) in enumerate(tiers, 1):
             if bound is None or calls <= bound:
-                return number, price * calls
+                return number, _EXACT.multiply(price, calls)
     cost, lower, left, number = Decimal(0), 0, calls, 1
     for number, (bound, price) in enumerate(tiers, 1):
         span = left if bound is None else min(left, bound - lower)
-        cost += price * span
+        cost = _EXACT.add(cost, _EXACT.multiply(price, span))
         left -= span
         if left == 0:
             break

@@ -1,19 +1,22 @@
 """The rating core: rules + one account's usage for one period → Bill. Pure: no I/O, no clock.
 
-Everything that can be worked out from the rules alone (which category an API counts in, the
-tier bounds and prices, the rounding) is compiled once per rule version and cached on the RuleSet,
-so rating many account-months pays only for the arithmetic.
+Everything that can be worked out from the rules alone (which category an API counts in, which
+outcomes are billed, the tier bounds and prices, the rounding) is compiled once per rule version
+into a `Tariff` and cached on the RuleSet, so rating many account-months pays only for counting,
+the arithmetic and building the Bill.
 """
 
 from __future__ import annotations
 
 import decimal
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from itertools import groupby
 from typing import Iterable, Mapping
 
-from .bill import ApiUsage, Bill, BillLine, PackUse, TierCharge, UnratedUsage
+from .bill import ApiUsage, Bill, BillLine, PackUse, TierCharge, UnratedUsage, builder
 from .errors import RatingError, UnknownApi
 from .model import ROUNDING_MODES, RuleSet
 from .periods import parse_period
@@ -21,9 +24,19 @@ from .periods import parse_period
 SUCCESS = "success"  # the outcome of a successful call; any other outcome is an error code
 
 # Exact arithmetic: a result that would need rounding raises instead of silently losing digits.
+# Amounts are computed with this context's methods rather than under `localcontext`, so rating
+# neither depends on nor disturbs the caller's decimal context.
 _EXACT = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
 _ROUNDING = decimal.Context(prec=200, traps=[decimal.InvalidOperation, decimal.Overflow])
+_mul = _EXACT.multiply
+_add = _EXACT.add
 _ZERO = Decimal(0)
+
+# Fast constructors of the (frozen) bill records, for the hot path only.
+_new_api_usage = builder(ApiUsage)
+_new_tier_charge = builder(TierCharge)
+_new_line = builder(BillLine)
+_new_bill = builder(Bill)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,20 +59,29 @@ class PackBalance:
 
 
 class _Category:
-    __slots__ = ("id", "name", "mode", "tiers", "free_quota")
+    """One category of the price book, compiled: `tiers` are (inclusive bound or None, unit price)."""
+
+    __slots__ = ("id", "name", "mode", "volume", "tiers", "bounds", "prices", "first_bound", "free_quota")
 
     def __init__(self, category):
         self.id = category.id
         self.name = category.name
         self.mode = category.tier_mode
+        self.volume = category.tier_mode == "volume"
         self.tiers = tuple((t.up_to, t.unit_price) for t in category.tiers)
+        # The loader guarantees ascending bounds and an unbounded last tier, so the tier of n units
+        # is bisect_left(bounds, n): bounds are inclusive.
+        self.bounds = tuple(t.up_to for t in category.tiers[:-1])
+        self.prices = tuple(t.unit_price for t in category.tiers)
+        self.first_bound = self.bounds[0] if self.bounds else None
         self.free_quota = category.free_quota
 
 
 class Tariff:
     """The rules in force for one period, compiled for rating."""
 
-    __slots__ = ("book", "mapping", "policy", "categories", "index", "success_billable", "error_codes",
+    __slots__ = ("book", "mapping", "policy", "categories", "index", "slot_category", "slot_api",
+                 "slot_billable", "outcome_billable", "success_billable", "error_codes",
                  "unknown_billable", "unknown_api", "quantum", "rounding_mode", "per_line", "rounding",
                  "versions", "rules_name", "fingerprint")
 
@@ -67,14 +89,26 @@ class Tariff:
         self.book, self.mapping, self.policy = book, mapping, policy
         self.categories = [_Category(c) for c in book.categories.values()]
         position = {c.id: i for i, c in enumerate(self.categories)}
-        self.index = {rule.api: (position[rule.category], rule.billable) for rule in mapping.apis.values()}
+        # Every API gets a slot; slots run in bill order (category as the book lists them, then API
+        # name), so sorting the slots seen groups an account's usage into lines with no sort by key.
+        rules_in_order = sorted(mapping.apis.values(), key=lambda r: (position[r.category], r.api))
+        self.index = {r.api: (slot, r.billable) for slot, r in enumerate(rules_in_order)}
+        self.slot_category = tuple(self.categories[position[r.category]] for r in rules_in_order)
+        self.slot_api = tuple(r.api for r in rules_in_order)
+        self.slot_billable = tuple(r.billable for r in rules_in_order)
         self.success_billable = mapping.success_billable
         self.error_codes = mapping.billable_error_codes
         self.unknown_billable = mapping.unknown_outcome == "billable"
+        # outcome → billed, for the calls of billable APIs; an outcome not in it is a free error code.
+        outcomes = dict.fromkeys(mapping.billable_error_codes, True)
+        outcomes[SUCCESS] = mapping.success_billable
+        outcomes[None] = outcomes[""] = self.unknown_billable
+        self.outcome_billable = outcomes
         self.unknown_api = mapping.unknown_api
         r = policy.rounding
         self.quantum, self.rounding_mode = r.quantum, ROUNDING_MODES[r.mode]
         self.per_line = r.apply == "per-line"
+        # Each bill gets its own copy (see rate): a bill must not share a mutable dict with others.
         self.rounding = {"quantum": format(r.quantum, "f"), "mode": r.mode, "apply": r.apply}
         self.versions = {"pricing": book.effective_from.isoformat(),
                          "api-mapping": mapping.effective_from.isoformat(),
@@ -85,11 +119,8 @@ class Tariff:
         return amount.quantize(self.quantum, rounding=self.rounding_mode, context=_ROUNDING)
 
     def billable(self, outcome: str | None) -> bool:
-        if outcome is None or outcome == "":
-            return self.unknown_billable
-        if outcome == SUCCESS:
-            return self.success_billable
-        return outcome in self.error_codes
+        """Whether a call of a billable API with this outcome is billed."""
+        return self.outcome_billable.get(outcome, False)
 
 
 def tariff(rules: RuleSet, period: str) -> Tariff:
@@ -107,11 +138,8 @@ def tariff(rules: RuleSet, period: str) -> Tariff:
     return found
 
 
-def _items(usage) -> Iterable[tuple[str, str | None, int]]:
-    if isinstance(usage, Mapping):
-        return ((api, None, calls) for api, calls in usage.items())
-    return ((u.api, u.outcome, u.calls) if isinstance(u, UsageItem) else (u[0], u[2] if len(u) > 2 else None, u[1])
-            for u in usage)
+def _bad_calls(api, calls):
+    return RatingError(f"calls of {api} must be a whole number of at least 0, got {calls!r}")
 
 
 def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterable[PackBalance] = (),
@@ -119,107 +147,187 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
     """Price one account's usage for one period.
 
     `usage` is a mapping of API name → calls (outcome unknown), or an iterable of `UsageItem`
-    (or ``(api, calls[, outcome])`` tuples). `packs` are the account's resource packs valid in the
-    period; they are used soonest-expiring first. A `suspended` account gets no free quota unless the
-    price book grants it while suspended.
+    (or ``(api, calls[, outcome])`` tuples). `packs` are the account's resource packs; those that
+    expired before the period are not used, the others are used soonest-expiring first. A
+    `suspended` account gets no free quota unless the price book grants it while suspended.
+
+    Raises RatingError for calls that are not a whole number ≥ 0, UnknownApi for an API the rules
+    do not list (when the rules say that is an error), NoRulesInForce for a period before the rules.
     """
-    t = tariff(rules, period)
+    t = _compiled(rules, period)
     index = t.index
-    per_category: dict[int, dict[str, list]] = {}
-    unknown: dict[str, int] = {}
-    for api, outcome, calls in _items(usage):
-        if type(calls) is not int or calls < 0:
-            raise RatingError(f"calls of {api} must be a whole number of at least 0, got {calls!r}")
-        entry = index.get(api)
-        if entry is None:
-            unknown[api] = unknown.get(api, 0) + calls
-            continue
-        position, billable_api = entry
-        apis = per_category.get(position)
-        if apis is None:
-            apis = per_category[position] = {}
-        counts = apis.get(api)
-        if counts is None:
-            counts = apis[api] = [0, 0]
-        counts[0] += calls
-        if billable_api and (outcome is None and t.unknown_billable or outcome is not None and t.billable(outcome)):
-            counts[1] += calls
+    counts: dict[int, list[int]] = {}  # slot → [calls, billable calls]
+    unknown: dict[str, int] | None = None
+
+    if type(usage) is dict or (type(usage) is not list and isinstance(usage, Mapping)):
+        # Outcomes unknown; keys are distinct APIs, so each slot is seen once.
+        unknown_billable = t.unknown_billable
+        for api, calls in usage.items():
+            if type(calls) is not int or calls < 0:
+                raise _bad_calls(api, calls)
+            entry = index.get(api)
+            if entry is None:
+                if unknown is None:
+                    unknown = {}
+                unknown[api] = calls
+                continue
+            counts[entry[0]] = [calls, calls if entry[1] and unknown_billable else 0]
+    else:
+        outcome_billable = t.outcome_billable.get
+        for item in usage:
+            if type(item) is UsageItem:
+                api, calls, outcome = item.api, item.calls, item.outcome
+            else:
+                api, calls, outcome = _unpack(item)
+            if type(calls) is not int or calls < 0:
+                raise _bad_calls(api, calls)
+            entry = index.get(api)
+            if entry is None:
+                if unknown is None:
+                    unknown = {}
+                unknown[api] = unknown.get(api, 0) + calls
+                continue
+            slot, billable_api = entry
+            pair = counts.get(slot)
+            if pair is None:
+                counts[slot] = [calls, calls if billable_api and outcome_billable(outcome, False) else 0]
+            else:
+                pair[0] += calls
+                if billable_api and outcome_billable(outcome, False):
+                    pair[1] += calls
 
     warnings = ()
-    if unknown and t.unknown_api == "error":
-        raise UnknownApi(unknown)
-    if unknown and t.unknown_api == "report":
-        warnings = tuple(f"{calls:,} call(s) of unknown API {api} were not billed"
-                         for api, calls in sorted(unknown.items()))
+    unrated = ()
+    if unknown:
+        if t.unknown_api == "error":
+            raise UnknownApi(unknown)
+        names = sorted(unknown)
+        unrated = tuple(UnratedUsage(api, unknown[api]) for api in names)
+        if t.unknown_api == "report":
+            warnings = tuple(f"{unknown[api]:,} call(s) of unknown API {api} were not billed" for api in names)
 
-    by_category: dict[str, list[PackBalance]] = {}
-    for pack in sorted(packs, key=lambda p: (p.expires is None, p.expires or date.max, p.pack_id)):
-        by_category.setdefault(pack.category, []).append(pack)
+    pack_queues = _pack_queues(packs, parse_period(period)) if packs else None
     grant_free = not suspended or t.book.free_quota_while_suspended
+    per_line = t.per_line
+    slot_category, slot_api, slot_billable = t.slot_category, t.slot_api, t.slot_billable
 
-    with decimal.localcontext(_EXACT):
+    try:
         lines = []
-        subtotal = _ZERO
-        charged = _ZERO
-        for position in sorted(per_category):
-            line = _line(t, t.categories[position], per_category[position], grant_free,
-                         by_category.get(t.categories[position].id, ()))
+        subtotal = charged = _ZERO
+        # Slots sort into bill order, so grouping the sorted slots by category gives the lines.
+        for cat, slots in groupby(sorted(counts), slot_category.__getitem__):
+            apis = []
+            calls_billed = calls_seen = 0
+            for slot in slots:
+                n, b = counts[slot]
+                apis.append(_new_api_usage(slot_api[slot], slot_billable[slot], n, b))
+                calls_billed += b
+                calls_seen += n
+            line = _line(t, cat, tuple(apis), calls_billed, calls_seen, grant_free, pack_queues)
             lines.append(line)
-            subtotal += line.amount
-            charged += line.charge
-    total = charged if t.per_line else t.round(charged)
-    return Bill(
-        account=account, period=period, currency=t.book.currency, unit=t.book.unit, lines=tuple(lines),
-        subtotal=subtotal, total=total, rounding=t.rounding, rules_name=t.rules_name,
-        rules_fingerprint=t.fingerprint, rule_versions=t.versions,
-        unrated=tuple(UnratedUsage(api, calls) for api, calls in sorted(unknown.items())), warnings=warnings,
-    )
+            subtotal = _add(subtotal, line.amount)
+            if per_line:
+                charged = _add(charged, line.charge)
+        if not per_line:
+            charged = subtotal
+        # Per-line: the sum of rounded charges is already on the quantum, so this only gives an
+        # empty bill the quantum's exponent too.
+        total = t.round(charged)
+    except decimal.DecimalException as exc:
+        raise RatingError(f"the bill's amounts are too large to compute exactly ({type(exc).__name__}); "
+                          "check the usage counts") from None
+
+    return _new_bill(account, period, t.book.currency, t.book.unit, tuple(lines), subtotal, total,
+                     t.rounding.copy(), t.rules_name, t.fingerprint, t.versions.copy(), unrated, warnings)
 
 
-def _line(t: Tariff, cat: _Category, apis: dict, grant_free: bool, packs) -> BillLine:
-    api_usage = tuple(ApiUsage(api, index_billable, calls, billable)
-                      for api, (calls, billable), index_billable in
-                      ((api, counts, t.index[api][1]) for api, counts in sorted(apis.items())))
-    billable = sum(a.billable_calls for a in api_usage)
-    seen = sum(a.calls for a in api_usage)
+def _compiled(rules: RuleSet, period: str) -> Tariff:
+    found = rules._compiled.get(period)
+    return found if found is not None else tariff(rules, period)
 
-    remaining = billable
-    free_used = min(remaining, cat.free_quota) if grant_free else 0
-    remaining -= free_used
-    packs_used = []
+
+def _unpack(item) -> tuple:
+    """(api, calls, outcome) of a UsageItem-like object or an ``(api, calls[, outcome])`` tuple."""
+    if isinstance(item, tuple):
+        if len(item) == 2:
+            return item[0], item[1], None
+        if len(item) == 3:
+            return item
+        raise RatingError(f"bad usage item {item!r}: expected (api, calls) or (api, calls, outcome)")
+    try:
+        return item.api, item.calls, item.outcome
+    except AttributeError:
+        raise RatingError(f"bad usage item {item!r}: expected a UsageItem or an (api, calls[, outcome]) "
+                          "tuple") from None
+
+
+def _pack_queues(packs, start: date) -> dict[str, list[PackBalance]]:
+    """The packs usable in the period, per category, soonest-expiring first (never-expiring last)."""
+    usable = []
     for pack in packs:
-        if remaining == 0:
-            break
-        used = min(remaining, pack.units_left)
-        if used:
-            packs_used.append(PackUse(pack.pack_id, used, pack.units_left - used))
-            remaining -= used
-    payg = remaining
+        if type(pack.units_left) is not int or pack.units_left < 0:
+            raise RatingError(f"pack {pack.pack_id}: units left must be a whole number of at least 0, "
+                              f"got {pack.units_left!r}")
+        if pack.expires is not None and pack.expires <= start:
+            continue  # expired before the period began
+        usable.append(pack)
+    usable.sort(key=lambda p: (p.expires is None, p.expires or date.max, p.pack_id))
+    queues: dict[str, list[PackBalance]] = {}
+    for pack in usable:
+        queues.setdefault(pack.category, []).append(pack)
+    return queues
 
-    if cat.mode == "volume":
-        for number, (bound, price) in enumerate(cat.tiers, 1):
-            if bound is None or payg <= bound:
-                break
-        amount = price * payg
-        charges = (TierCharge(number, payg, price, amount),)
+
+def _line(t: Tariff, cat: _Category, apis: tuple, billable: int, seen: int, grant_free: bool,
+          pack_queues) -> BillLine:
+    payg, free_used, packs_used = billable, 0, ()
+    if (grant_free and cat.free_quota) or pack_queues:
+        payg, free_used, packs_used = _prepaid(cat, billable, grant_free, pack_queues)
+    if cat.volume:
+        bound = cat.first_bound
+        i = 0 if bound is None or payg <= bound else bisect_left(cat.bounds, payg)
+        price = cat.prices[i]
+        amount = _mul(price, payg)
+        number = i + 1
+        charges = (_new_tier_charge(number, payg, price, amount),)
     else:
-        charges = []
-        lower = 0
-        left = payg
-        for number, (bound, price) in enumerate(cat.tiers, 1):
-            span = left if bound is None else min(left, bound - lower)
-            charges.append(TierCharge(number, span, price, price * span))
-            left -= span
-            if left == 0:
-                break
-            lower = bound
-        charges = tuple(charges)
-        amount = sum((c.amount for c in charges), _ZERO)
+        charges, amount = _graduated(cat.tiers, payg)
         number, price = charges[-1].tier, charges[-1].unit_price
+    return _new_line(cat.id, cat.name, cat.mode, apis, billable, seen - billable, free_used, packs_used,
+                     payg, number, price, charges, amount, t.round(amount) if t.per_line else amount)
 
-    return BillLine(
-        category=cat.id, name=cat.name, tier_mode=cat.mode, apis=api_usage, calls=billable,
-        free_calls=seen - billable, free_quota_used=free_used, packs_used=tuple(packs_used), payg_calls=payg,
-        tier=number, unit_price=price, charges=charges, amount=amount,
-        charge=t.round(amount) if t.per_line else amount,
-    )
+
+def _prepaid(cat: _Category, billable: int, grant_free: bool, pack_queues) -> tuple[int, int, tuple[PackUse, ...]]:
+    """SPEC §4: billable units go to the free quota first, then to packs (soonest-expiring first),
+    and what is left is pay-as-you-go; that remainder alone decides the tier.
+    Returns (pay-as-you-go units, free quota used, packs used)."""
+    payg = billable
+    free_used = min(payg, cat.free_quota) if grant_free else 0
+    payg -= free_used
+    uses = []
+    for pack in (pack_queues.get(cat.id, ()) if pack_queues else ()):
+        if payg == 0:
+            break
+        used = min(payg, pack.units_left)
+        if used:
+            uses.append(PackUse(pack.pack_id, used, pack.units_left - used))
+            payg -= used
+    return payg, free_used, tuple(uses)
+
+
+def _graduated(tiers, units: int) -> tuple[tuple[TierCharge, ...], Decimal]:
+    """Each tier prices the units inside it; always at least one (possibly empty) tier."""
+    charges = []
+    amount = _ZERO
+    lower = 0
+    left = units
+    for number, (bound, price) in enumerate(tiers, 1):
+        span = left if bound is None else min(left, bound - lower)
+        part = _mul(price, span)
+        charges.append(_new_tier_charge(number, span, price, part))
+        amount = _add(amount, part)
+        left -= span
+        if left == 0:
+            break
+        lower = bound
+    return tuple(charges), amount

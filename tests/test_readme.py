@@ -1,0 +1,46 @@
+"""The README's commands stay true: CI runs its test command, and its console examples are real output."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+
+from conftest import ROOT
+from engine.cli import main
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _sh_blocks() -> list[str]:
+    return re.findall(r"```sh\n(.*?)\n```", README, re.S)
+
+
+def test_readme_starts_with_the_two_commands():
+    main_job, tests = _sh_blocks()[:2]
+    assert "ratecard bill --usage examples/" in main_job
+    assert "pytest" in tests
+    assert README.index(main_job) < README.index(tests) < README.index("## ")
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    test_command = _sh_blocks()[1].strip()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert test_command in [line.strip() for line in ci]
+
+
+EXAMPLES = re.findall(r"```console\n\$ (ratecard [^\n]*)\n(.*?)```", README, re.S)
+
+
+@pytest.mark.parametrize("command, expected", EXAMPLES, ids=[c for c, _ in EXAMPLES])
+def test_console_example_is_real_output(command, expected, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert main(shlex.split(command)[1:]) == 0
+    assert capsys.readouterr().out == expected
+
+
+def test_python_api_example_runs(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code = re.search(r"```python\n(.*?)```", README, re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {})
