@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal
 
@@ -89,19 +90,88 @@ class UnratedUsage:
     calls: int
 
 
+class FrozenDict(dict):
+    """A read-only dict, so that one instance can be shared by every bill a tariff prices."""
+
+    __slots__ = ()
+
+    def _readonly(self, *args, **kwargs):
+        raise TypeError(f"{type(self).__name__} is read-only")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _readonly
+
+    def __reduce__(self):
+        return type(self), (dict(self),)
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class Lines(Sequence):
+    """A bill's lines, built on first use.
+
+    Rating works out every amount at once; the per-API breakdown and the line records that
+    invoices show are built from the rated figures only when something reads them, so a caller
+    that needs only totals (a gateway, a bulk what-if) does not pay for them. Immutable; equal to
+    the tuple of its lines; pickles and copies as that tuple.
+    """
+
+    __slots__ = ("_build", "_args", "_lines")
+
+    def __init__(self, build, args: tuple):
+        self._build, self._args = build, args
+        self._lines = None
+
+    def _get(self) -> tuple:
+        lines = self._lines
+        if lines is None:
+            lines = self._lines = self._build(*self._args)
+            self._build = self._args = None
+        return lines
+
+    def __getitem__(self, index):
+        return self._get()[index]
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Lines):
+            other = other._get()
+        return self._get() == other
+
+    def __hash__(self) -> int:
+        return hash(self._get())
+
+    def __repr__(self) -> str:
+        return repr(self._get())
+
+    def __reduce__(self):
+        return tuple, (self._get(),)
+
+    def __deepcopy__(self, memo):
+        return self._get()
+
+
 @dataclass(frozen=True, slots=True)
 class Bill:
     account: str
     period: str
     currency: str
     unit: str
-    lines: tuple[BillLine, ...]
+    lines: Sequence[BillLine]  # a tuple, or Lines built on first use
     subtotal: Decimal  # exact sum of line amounts
     total: Decimal  # after the policy's rounding
-    rounding: dict[str, str]  # {"quantum", "mode", "apply"} as text
+    rounding: Mapping[str, str]  # {"quantum", "mode", "apply"} as text (read-only)
     rules_name: str
     rules_fingerprint: str
-    rule_versions: dict[str, str]  # kind -> effective_from (YYYY-MM-DD)
+    rule_versions: Mapping[str, str]  # kind -> effective_from (YYYY-MM-DD) (read-only)
     unrated: tuple[UnratedUsage, ...] = ()
     warnings: tuple[str, ...] = ()
 
@@ -130,6 +200,32 @@ class Bill:
             "unrated": [{"api": u.api, "calls": u.calls} for u in self.unrated],
             "warnings": list(self.warnings),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Bill:
+        """The bill that `to_dict` gave, e.g. read back from stored JSON, so it can be re-rendered as it was."""
+        from .errors import RatecardError
+
+        if not isinstance(data, dict) or data.get("schema_version") != BILL_SCHEMA_VERSION:
+            raise RatecardError(f"not a stored bill of schema version {BILL_SCHEMA_VERSION}")
+        try:
+            lines = tuple(BillLine(
+                category=d["category"], name=d["name"], tier_mode=d["tier_mode"],
+                apis=tuple(ApiUsage(a["api"], a["billable_api"], a["calls"], a["billable_calls"]) for a in d["apis"]),
+                calls=d["calls"], free_calls=d["free_calls"], free_quota_used=d["free_quota_used"],
+                packs_used=tuple(PackUse(p["pack_id"], p["units_used"], p["units_left"]) for p in d["packs_used"]),
+                payg_calls=d["payg_calls"], tier=d["tier"], unit_price=Decimal(d["unit_price"]),
+                charges=tuple(TierCharge(c["tier"], c["calls"], Decimal(c["unit_price"]), Decimal(c["amount"]))
+                              for c in d["tiers"]),
+                amount=Decimal(d["amount"]), charge=Decimal(d["charge"])) for d in data["lines"])
+            return cls(account=data["account"], period=data["period"], currency=data["currency"], unit=data["unit"],
+                       lines=lines, subtotal=Decimal(data["subtotal"]), total=Decimal(data["total"]),
+                       rounding=dict(data["rounding"]), rules_name=data["rules"]["name"],
+                       rules_fingerprint=data["rules_fingerprint"], rule_versions=dict(data["rules"]["versions"]),
+                       unrated=tuple(UnratedUsage(u["api"], u["calls"]) for u in data["unrated"]),
+                       warnings=tuple(data["warnings"]))
+        except (KeyError, TypeError, decimal.InvalidOperation) as exc:
+            raise RatecardError(f"not a stored bill: missing or bad field ({type(exc).__name__}: {exc})") from None
 
 
 def builder(cls):

@@ -34,7 +34,7 @@ def format_money(value: Decimal, currency: str, *, exact: bool = True, symbol: b
 
 
 def format_price(value: Decimal) -> str:
-    """A unit price with exactly the digits it was written with (0.0005, 0.0032, 48)."""
+    """A unit price with exactly the digits it was written with (0.0025, 0.125, 48)."""
     return format(value.normalize(), "f") if value else "0"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -116,6 +117,9 @@ class RuleSet:
     # file (as shown in problems) → its yamlsource.SourceMap, so that checks run after loading
     # (`engine.lint`) can point at the key or value they are about.
     sources: Mapping[str, object] = field(default_factory=dict, compare=False, repr=False)
+    # file → the canonical text of its meaning (see `engine.rules.canonical`), so that the
+    # versions that priced a period have a fingerprint of their own (`fingerprint_of`).
+    payloads: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def in_force(self, period: str):
         """The price book, API mapping and settlement policy that rate `period` (YYYY-MM)."""
@@ -127,24 +131,54 @@ class RuleSet:
                                             (self.mappings, "API mapping"),
                                             (self.policies, "settlement policy")))
 
+    def fingerprint_of(self, *versions) -> str:
+        """The fingerprint of some versions only: of those in force, it is what a bill records.
+
+        It depends on nothing but those versions, so adding a later version (next year's prices)
+        leaves the fingerprint of every period before it, and so its bills, unchanged. For a rule
+        set with one version of each kind it equals `fingerprint`.
+        """
+        try:
+            return digest(self.payloads[v.source] for v in versions)
+        except KeyError:
+            return self.fingerprint  # a rule set built without payloads: the whole set is all we know
+
     @property
     def latest(self):
         return self.pricing[-1], self.mappings[-1], self.policies[-1]
 
 
+def version_at(versions, start: date, effective=lambda version: version.effective_from):
+    """The version in force for the period starting on `start` (a 1st of a month), or None.
+
+    That is the last version starting on or before `start`; the first version of a kind may start
+    mid-month, and then prices its whole first period. `versions` are oldest first; `effective`
+    reads a version's start date (for the loader, which pairs versions with their documents).
+    """
+    chosen = None
+    for version in versions:
+        if effective(version) <= start:
+            chosen = version
+    if chosen is None and versions:
+        first = effective(versions[0])
+        if (first.year, first.month) == (start.year, start.month):
+            chosen = versions[0]
+    return chosen
+
+
+def digest(payloads) -> str:
+    """sha256 over canonical document texts, in a fixed order: the order of files does not matter."""
+    text = "\n".join(sorted(payloads))
+    return f"sha256:{hashlib.sha256(text.encode('utf-8')).hexdigest()}"
+
+
 def _version_at(versions, start: date, period: str, kind: str):
     from .errors import NoRulesInForce
 
-    chosen = None
-    for version in versions:
-        if version.effective_from <= start:
-            chosen = version
+    chosen = version_at(versions, start)
     if chosen is not None:
         return chosen
-    # The first version of a kind may start mid-month: it then prices its whole first period.
     first = versions[0]
-    if (first.effective_from.year, first.effective_from.month) == (start.year, start.month):
-        return first
     raise NoRulesInForce(
         f"no {kind} is in force for period {period}: the earliest starts on "
         f"{first.effective_from.isoformat()} ({first.source})"

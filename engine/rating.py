@@ -13,10 +13,9 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from itertools import groupby
 from typing import Iterable, Mapping
 
-from .bill import ApiUsage, Bill, BillLine, PackUse, TierCharge, UnratedUsage, builder
+from .bill import ApiUsage, Bill, BillLine, FrozenDict, Lines, PackUse, TierCharge, UnratedUsage, builder
 from .errors import RatingError, UnknownApi
 from .model import ROUNDING_MODES, RuleSet
 from .periods import parse_period
@@ -80,8 +79,9 @@ class _Category:
 class Tariff:
     """The rules in force for one period, compiled for rating."""
 
-    __slots__ = ("book", "mapping", "policy", "categories", "index", "slot_category", "slot_api",
-                 "slot_billable", "outcome_billable", "success_billable", "error_codes",
+    __slots__ = ("book", "mapping", "policy", "categories", "index", "api_category", "slot_position", "slot_api",
+                 "slot_billable", "outcome_billable", "quantize", "price_lines", "billable_pos", "free_pos",
+                 "keyed_billable_pos", "free_while_suspended", "success_billable", "error_codes",
                  "unknown_billable", "unknown_api", "quantum", "rounding_mode", "per_line", "rounding",
                  "versions", "rules_name", "fingerprint")
 
@@ -93,12 +93,20 @@ class Tariff:
         # name), so sorting the slots seen groups an account's usage into lines with no sort by key.
         rules_in_order = sorted(mapping.apis.values(), key=lambda r: (position[r.category], r.api))
         self.index = {r.api: (slot, r.billable) for slot, r in enumerate(rules_in_order)}
-        self.slot_category = tuple(self.categories[position[r.category]] for r in rules_in_order)
+        self.slot_position = tuple(position[r.category] for r in rules_in_order)
+        # API → (category position, billable API): all the rating pass needs to know of an API.
+        self.api_category = {r.api: (position[r.category], r.billable) for r in rules_in_order}
+        # The same, split for the counting loop: billable API → category position; free API → position.
+        self.billable_pos = {r.api: position[r.category] for r in rules_in_order if r.billable}
+        self.free_pos = {r.api: position[r.category] for r in rules_in_order if not r.billable}
+        self.free_while_suspended = book.free_quota_while_suspended
         self.slot_api = tuple(r.api for r in rules_in_order)
         self.slot_billable = tuple(r.billable for r in rules_in_order)
         self.success_billable = mapping.success_billable
         self.error_codes = mapping.billable_error_codes
         self.unknown_billable = mapping.unknown_outcome == "billable"
+        # Usage without outcomes (a mapping): its billable APIs bill only when unknown outcomes do.
+        self.keyed_billable_pos = self.billable_pos if self.unknown_billable else {}
         # outcome → billed, for the calls of billable APIs; an outcome not in it is a free error code.
         outcomes = dict.fromkeys(mapping.billable_error_codes, True)
         outcomes[SUCCESS] = mapping.success_billable
@@ -107,13 +115,19 @@ class Tariff:
         self.unknown_api = mapping.unknown_api
         r = policy.rounding
         self.quantum, self.rounding_mode = r.quantum, ROUNDING_MODES[r.mode]
+        # A context per tariff with the policy's rounding preset: `quantize(amount, quantum)`.
+        self.quantize = decimal.Context(prec=200, rounding=self.rounding_mode,
+                                        traps=[decimal.InvalidOperation, decimal.Overflow]).quantize
         self.per_line = r.apply == "per-line"
-        # Each bill gets its own copy (see rate): a bill must not share a mutable dict with others.
-        self.rounding = {"quantum": format(r.quantum, "f"), "mode": r.mode, "apply": r.apply}
-        self.versions = {"pricing": book.effective_from.isoformat(),
-                         "api-mapping": mapping.effective_from.isoformat(),
-                         "settlement": policy.effective_from.isoformat()}
-        self.rules_name, self.fingerprint = rules.name, rules.fingerprint
+        # Read-only, so every bill of this tariff can share them.
+        self.rounding = FrozenDict(quantum=format(r.quantum, "f"), mode=r.mode, apply=r.apply)
+        self.versions = FrozenDict({"pricing": book.effective_from.isoformat(),
+                                    "api-mapping": mapping.effective_from.isoformat(),
+                                    "settlement": policy.effective_from.isoformat()})
+        # The versions that price the period, not the whole set: a later version leaves old bills as they were.
+        self.rules_name, self.fingerprint = rules.name, rules.fingerprint_of(book, mapping, policy)
+
+        self.price_lines = _compile_pricing(self)
 
     def round(self, amount: Decimal) -> Decimal:
         return amount.quantize(self.quantum, rounding=self.rounding_mode, context=_ROUNDING)
@@ -151,50 +165,59 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
     expired before the period are not used, the others are used soonest-expiring first. A
     `suspended` account gets no free quota unless the price book grants it while suspended.
 
+    Every amount is computed here; the lines' per-API breakdown is built when first read.
     Raises RatingError for calls that are not a whole number ≥ 0, UnknownApi for an API the rules
     do not list (when the rules say that is an error), NoRulesInForce for a period before the rules.
     """
-    t = _compiled(rules, period)
-    index = t.index
-    counts: dict[int, list[int]] = {}  # slot → [calls, billable calls]
+    t = rules._compiled.get(period) or tariff(rules, period)
+    billed: dict[int, int] = {}  # category position → billable calls, for every category used
     unknown: dict[str, int] | None = None
 
     if type(usage) is dict or (type(usage) is not list and isinstance(usage, Mapping)):
-        # Outcomes unknown; keys are distinct APIs, so each slot is seen once.
-        unknown_billable = t.unknown_billable
-        for api, calls in usage.items():
+        # Outcomes unknown; keys are distinct APIs. The snapshot keeps the bill independent of
+        # later changes to the caller's mapping.
+        snapshot = tuple(usage.items())
+        keyed = True
+        billable_pos, free_pos = t.keyed_billable_pos.get, t.api_category.get
+        for api, calls in snapshot:
             if type(calls) is not int or calls < 0:
                 raise _bad_calls(api, calls)
-            entry = index.get(api)
+            pos = billable_pos(api)
+            if pos is not None:
+                billed[pos] = billed.get(pos, 0) + calls
+                continue
+            entry = free_pos(api)
             if entry is None:
                 if unknown is None:
                     unknown = {}
                 unknown[api] = calls
-                continue
-            counts[entry[0]] = [calls, calls if entry[1] and unknown_billable else 0]
+            elif entry[0] not in billed:
+                billed[entry[0]] = 0
     else:
+        snapshot = usage if type(usage) is tuple else tuple(usage)
+        keyed = False
         outcome_billable = t.outcome_billable.get
-        for item in usage:
+        billable_pos, free_pos = t.billable_pos.get, t.free_pos.get
+        for item in snapshot:
             if type(item) is UsageItem:
                 api, calls, outcome = item.api, item.calls, item.outcome
             else:
                 api, calls, outcome = _unpack(item)
             if type(calls) is not int or calls < 0:
                 raise _bad_calls(api, calls)
-            entry = index.get(api)
-            if entry is None:
-                if unknown is None:
-                    unknown = {}
-                unknown[api] = unknown.get(api, 0) + calls
+            pos = billable_pos(api)
+            if pos is None:
+                pos = free_pos(api)
+                if pos is None:
+                    if unknown is None:
+                        unknown = {}
+                    unknown[api] = unknown.get(api, 0) + calls
+                    continue
+            elif outcome_billable(outcome, False):
+                billed[pos] = billed.get(pos, 0) + calls
                 continue
-            slot, billable_api = entry
-            pair = counts.get(slot)
-            if pair is None:
-                counts[slot] = [calls, calls if billable_api and outcome_billable(outcome, False) else 0]
-            else:
-                pair[0] += calls
-                if billable_api and outcome_billable(outcome, False):
-                    pair[1] += calls
+            if pos not in billed:
+                billed[pos] = 0
 
     warnings = ()
     unrated = ()
@@ -207,43 +230,110 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
             warnings = tuple(f"{unknown[api]:,} call(s) of unknown API {api} were not billed" for api in names)
 
     pack_queues = _pack_queues(packs, parse_period(period)) if packs else None
-    grant_free = not suspended or t.book.free_quota_while_suspended
-    per_line = t.per_line
-    slot_category, slot_api, slot_billable = t.slot_category, t.slot_api, t.slot_billable
-
+    grant_free = not suspended or t.free_while_suspended
     try:
-        lines = []
-        subtotal = charged = _ZERO
-        # Slots sort into bill order, so grouping the sorted slots by category gives the lines.
-        for cat, slots in groupby(sorted(counts), slot_category.__getitem__):
-            apis = []
-            calls_billed = calls_seen = 0
-            for slot in slots:
-                n, b = counts[slot]
-                apis.append(_new_api_usage(slot_api[slot], slot_billable[slot], n, b))
-                calls_billed += b
-                calls_seen += n
-            line = _line(t, cat, tuple(apis), calls_billed, calls_seen, grant_free, pack_queues)
-            lines.append(line)
-            subtotal = _add(subtotal, line.amount)
-            if per_line:
-                charged = _add(charged, line.charge)
-        if not per_line:
-            charged = subtotal
+        rated, subtotal, charged = t.price_lines(billed, grant_free, pack_queues)
         # Per-line: the sum of rounded charges is already on the quantum, so this only gives an
         # empty bill the quantum's exponent too.
-        total = t.round(charged)
+        total = t.quantize(charged, t.quantum)
     except decimal.DecimalException as exc:
         raise RatingError(f"the bill's amounts are too large to compute exactly ({type(exc).__name__}); "
                           "check the usage counts") from None
 
-    return _new_bill(account, period, t.book.currency, t.book.unit, tuple(lines), subtotal, total,
-                     t.rounding.copy(), t.rules_name, t.fingerprint, t.versions.copy(), unrated, warnings)
+    lines = Lines(_build_lines, (t, snapshot, keyed, rated)) if rated else ()
+    return _new_bill(account, period, t.book.currency, t.book.unit, lines, subtotal, total,
+                     t.rounding, t.rules_name, t.fingerprint, t.versions, unrated, warnings)
 
 
-def _compiled(rules: RuleSet, period: str) -> Tariff:
-    found = rules._compiled.get(period)
-    return found if found is not None else tariff(rules, period)
+def _compile_pricing(t: Tariff):
+    """Generate the tariff's pricing step as straight-line Python: one block per category with its
+    tier bounds as literals and its mode, free quota and rounding decided once, here, instead of
+    for every account. Returns ``price_lines(billed, grant_free, pack_queues)`` →
+    ``(rated, subtotal, charged)``, where `billed` maps category positions to billable calls and
+    `rated` holds one tuple per category used, in price-book order (see `_build_lines`).
+
+    Only names and numbers that the loader validated go into the source; prices stay Decimal
+    objects passed in the namespace, never text.
+    """
+    env = {"ZERO": _ZERO, "mul": _mul, "add": _add, "quantize": t.quantize, "Q": t.quantum,
+           "prepaid": _prepaid, "graduated": _graduated}
+    body = ["def price_lines(billed, grant_free, pack_queues):",
+            "    get = billed.get", "    rated = []", "    append = rated.append",
+            "    subtotal = charged = ZERO"]
+    for pos, cat in enumerate(t.categories):
+        env[f"C{pos}"] = cat
+        body += [f"    n = get({pos})", "    if n is not None:", "        payg, free_used, packs_used = n, 0, ()"]
+        condition = "grant_free or pack_queues" if cat.free_quota else "pack_queues"
+        body += [f"        if {condition}:",
+                 f"            payg, free_used, packs_used = prepaid(C{pos}, n, grant_free, pack_queues)"]
+        if cat.volume:
+            for i, (bound, price) in enumerate(cat.tiers):
+                env[f"P{pos}_{i}"] = price
+                keyword = "if" if i == 0 else "elif"
+                test = f"{keyword} payg <= {int(bound)}:" if bound is not None else ("else:" if i else "if True:")
+                body += [f"        {test}", f"            number, price = {i + 1}, P{pos}_{i}"]
+            body += ["        amount = mul(price, payg)", "        charges = None"]
+        else:
+            body += [f"        charges, amount = graduated(C{pos}.tiers, payg)",
+                     "        number, price = charges[-1].tier, charges[-1].unit_price"]
+        body += ["        subtotal = add(subtotal, amount)"]
+        if t.per_line:
+            body += ["        charge = quantize(amount, Q)", "        charged = add(charged, charge)"]
+        else:
+            body += ["        charge = amount"]
+        body += [f"        append(({pos}, n, free_used, packs_used, payg, number, price, amount, charge, charges))"]
+    body += [f"    return rated, subtotal, {'charged' if t.per_line else 'subtotal'}"]
+    exec(compile("\n".join(body) + "\n", f"<pricing of {t.rules_name}>", "exec"), env)  # noqa: S102
+    return env["price_lines"]
+
+
+def _build_lines(t: Tariff, snapshot: tuple, keyed: bool, rated: list) -> tuple[BillLine, ...]:
+    """The bill's line records, from the rated figures and the usage they were rated from."""
+    index = t.index.get  # API → (slot, billable API); slots run in bill order: category, then API name
+    calls_of: dict[int, int] = {}
+    billed_of: dict[int, int] = {}
+    if keyed:
+        unknown_billable = t.unknown_billable
+        for api, calls in snapshot:
+            entry = index(api)
+            if entry is not None:
+                calls_of[entry[0]] = calls
+                if entry[1] and unknown_billable:
+                    billed_of[entry[0]] = calls
+    else:
+        outcome_billable = t.outcome_billable.get
+        for item in snapshot:
+            api, calls, outcome = (item.api, item.calls, item.outcome) if type(item) is UsageItem else _unpack(item)
+            entry = index(api)
+            if entry is not None:
+                slot = entry[0]
+                calls_of[slot] = calls_of.get(slot, 0) + calls
+                if entry[1] and outcome_billable(outcome, False):
+                    billed_of[slot] = billed_of.get(slot, 0) + calls
+    slot_position, slot_api, slot_billable = t.slot_position, t.slot_api, t.slot_billable
+    apis_of: dict[int, list] = {}
+    seen_of: dict[int, int] = {}
+    for slot in sorted(calls_of):
+        pos = slot_position[slot]
+        n = calls_of[slot]
+        usage = _new_api_usage(slot_api[slot], slot_billable[slot], n, billed_of.get(slot, 0))
+        group = apis_of.get(pos)
+        if group is None:
+            apis_of[pos] = [usage]
+            seen_of[pos] = n
+        else:
+            group.append(usage)
+            seen_of[pos] += n
+    categories = t.categories
+    lines = []
+    for pos, calls_billed, free_used, packs_used, payg, number, price, amount, charge, charges in rated:
+        cat = categories[pos]
+        if charges is None:
+            charges = (_new_tier_charge(number, payg, price, amount),)
+        lines.append(_new_line(cat.id, cat.name, cat.mode, tuple(apis_of[pos]), calls_billed,
+                               seen_of[pos] - calls_billed, free_used, packs_used, payg, number, price, charges,
+                               amount, charge))
+    return tuple(lines)
 
 
 def _unpack(item) -> tuple:
@@ -276,25 +366,6 @@ def _pack_queues(packs, start: date) -> dict[str, list[PackBalance]]:
     for pack in usable:
         queues.setdefault(pack.category, []).append(pack)
     return queues
-
-
-def _line(t: Tariff, cat: _Category, apis: tuple, billable: int, seen: int, grant_free: bool,
-          pack_queues) -> BillLine:
-    payg, free_used, packs_used = billable, 0, ()
-    if (grant_free and cat.free_quota) or pack_queues:
-        payg, free_used, packs_used = _prepaid(cat, billable, grant_free, pack_queues)
-    if cat.volume:
-        bound = cat.first_bound
-        i = 0 if bound is None or payg <= bound else bisect_left(cat.bounds, payg)
-        price = cat.prices[i]
-        amount = _mul(price, payg)
-        number = i + 1
-        charges = (_new_tier_charge(number, payg, price, amount),)
-    else:
-        charges, amount = _graduated(cat.tiers, payg)
-        number, price = charges[-1].tier, charges[-1].unit_price
-    return _new_line(cat.id, cat.name, cat.mode, apis, billable, seen - billable, free_used, packs_used,
-                     payg, number, price, charges, amount, t.round(amount) if t.per_line else amount)
 
 
 def _prepaid(cat: _Category, billable: int, grant_free: bool, pack_queues) -> tuple[int, int, tuple[PackUse, ...]]:

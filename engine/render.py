@@ -44,8 +44,31 @@ def _date(value: date, fmt: str = "%Y-%m-%d") -> str:
     return value.strftime(fmt)
 
 
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, deciding once per type and attribute name.
+
+    Whether a template may read ``obj.name`` depends only on the type of `obj` and on `name`
+    (`jinja2.sandbox.is_internal_attribute`, `modifies_known_mutable`, the leading underscore), so
+    the verdict is kept per (type, name). An invoice reads about a hundred attributes of a dozen
+    types, and the checks made each read cost more than the rest of the rendering: the same
+    answers, remembered, halve the time of a text invoice. The sandbox's own checks stay in
+    charge of every new pair, and of calls and str.format.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._verdicts: dict[tuple[type, str], bool] = {}
+
+    def is_safe_attribute(self, obj, attr: str, value) -> bool:
+        key = (type(obj), attr)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._verdicts[key] = super().is_safe_attribute(obj, attr, value)
+        return verdict
+
+
 def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True) -> jinja2.Environment:
-    cls = ImmutableSandboxedEnvironment if sandboxed else jinja2.Environment
+    cls = _Sandbox if sandboxed else jinja2.Environment
     env = cls(
         loader=jinja2.FileSystemLoader(str(template_dir or resources.reports_dir())),
         autoescape=_is_html,
@@ -71,8 +94,13 @@ def render(template_name: str, context: dict, env: jinja2.Environment | None = N
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"{exc.filename or exc.name}:{exc.lineno}: template syntax error: {exc.message}") from None
     except jinja2.TemplateNotFound as exc:
-        raise TemplateError(f"template {exc.name} not found in {resources.reports_dir()}") from None
-    except (jinja2.UndefinedError, jinja2.exceptions.SecurityError, TypeError, ValueError) as exc:
+        where = _template_location(exc, env, "")
+        folders = ", ".join(getattr(env.loader, "searchpath", None) or [str(resources.reports_dir())])
+        raise TemplateError(f"{where + ': ' if where else ''}template {exc.name} not found in {folders}") from None
+    # Whatever a template's own expressions can raise (a sandbox refusal, 1/0, a range too big for
+    # the sandbox, a missing key, runaway recursion) is the template's problem: located, no traceback.
+    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError,
+            RecursionError) as exc:
         raise TemplateError(f"{_template_location(exc, env, template_name)}: {type(exc).__name__}: {exc}") from None
 
 

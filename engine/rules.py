@@ -6,7 +6,6 @@ in one run. Problems point at the offending key or value (FILE:LINE:COL).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import json
 from datetime import date
@@ -17,7 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from . import currencies, schemas, yamlsource
 from .errors import Location, Problem, RuleSetInvalid
 from .model import (ApiMapping, ApiRule, Category, PackOffer, PriceBook, Rounding, RuleSet,
-                    SettlementPolicy, Tier, frozen_mapping)
+                    SettlementPolicy, Tier, digest, frozen_mapping, version_at)
+from .periods import next_month
 from .yamlsource import Document
 
 RULE_SUFFIXES = (".yaml", ".yml")
@@ -32,19 +32,24 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def load_rules(path) -> RuleSet:
+def load_rules(path, *, shown_as: str | None = None) -> RuleSet:
     """Load and validate a rule set folder. Raises RuleSetInvalid listing every problem."""
-    rule_set, problems = check_rules(path)
+    rule_set, problems = check_rules(path, shown_as=shown_as)
     errors = [p for p in problems if p.severity == "error"]
     if errors or rule_set is None:
-        raise RuleSetInvalid(errors, f"rule set {display_path(Path(path))} is invalid: {len(errors)} problem(s)")
+        shown = shown_as or display_path(Path(path))
+        raise RuleSetInvalid(errors, f"rule set {shown} is invalid: {len(errors)} problem(s)")
     return rule_set
 
 
-def check_rules(path) -> tuple[RuleSet | None, list[Problem]]:
-    """Validate a rule set folder. Returns the rule set (None when it has errors) and all problems."""
+def check_rules(path, *, shown_as: str | None = None) -> tuple[RuleSet | None, list[Problem]]:
+    """Validate a rule set folder. Returns the rule set (None when it has errors) and all problems.
+
+    `shown_as` names the folder in problems instead of its path, for a copy of a folder made
+    elsewhere (such as the rules of a git revision, exported to a temporary folder).
+    """
     root = Path(path)
-    shown = display_path(root)
+    shown = shown_as or display_path(root)
     if not root.exists():
         return None, [Problem(Location(shown), "no such rule set folder; expected a folder of YAML rule files")]
     if not root.is_dir():
@@ -59,7 +64,7 @@ def check_rules(path) -> tuple[RuleSet | None, list[Problem]]:
     problems: list[Problem] = []
     documents: dict[str, list[Document]] = {kind: [] for kind in schemas.KINDS}
     for file in files:
-        doc, found = _read(file)
+        doc, found = _read(file, f"{shown}/{file.name}" if shown_as else display_path(file))
         problems += found
         if doc is None:
             continue
@@ -81,6 +86,7 @@ def check_rules(path) -> tuple[RuleSet | None, list[Problem]]:
     pricing = builder.versions(documents["pricing"], builder.price_book)
     mappings = builder.versions(documents["api-mapping"], builder.api_mapping)
     policies = builder.versions(documents["settlement"], builder.policy)
+    builder.first_versions((pricing, mappings, policies))
     builder.cross_check(pricing, mappings)
     problems = _dedupe(problems + builder.problems)
     if any(p.severity == "error" for p in problems):
@@ -93,6 +99,7 @@ def check_rules(path) -> tuple[RuleSet | None, list[Problem]]:
         policies=tuple(p for p, _ in policies),
         fingerprint=fingerprint([d for docs in documents.values() for d in docs]),
         sources=frozen_mapping((d.file, d.source) for docs in documents.values() for d in docs),
+        payloads=frozen_mapping((d.file, canonical(d)) for docs in documents.values() for d in docs),
     )
     return rule_set, problems
 
@@ -101,8 +108,7 @@ def _dedupe(problems):
     return sorted(set(problems))
 
 
-def _read(file: Path) -> tuple[Document | None, list[Problem]]:
-    shown = display_path(file)
+def _read(file: Path, shown: str) -> tuple[Document | None, list[Problem]]:
     try:
         raw = file.read_bytes()
     except OSError as exc:
@@ -122,6 +128,11 @@ def _read(file: Path) -> tuple[Document | None, list[Problem]]:
 
 def fingerprint(documents) -> str:
     """A hash of the rules' meaning: comments, layout and number spelling (0.50 vs 0.5) do not change it."""
+    return digest(canonical(d) for d in documents)
+
+
+def canonical(document: Document) -> str:
+    """One document's meaning as text: what `fingerprint` hashes."""
 
     def canon(value):
         if isinstance(value, Decimal):
@@ -133,11 +144,7 @@ def fingerprint(documents) -> str:
             return [canon(v) for v in value]
         return value
 
-    payload = sorted(
-        (json.dumps(canon(d.data), sort_keys=True, ensure_ascii=False, separators=(",", ":")) for d in documents)
-    )
-    digest = hashlib.sha256("\n".join(payload).encode("utf-8")).hexdigest()
-    return f"sha256:{digest}"
+    return json.dumps(canon(document.data), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 # What reading a part of a document that failed its schema check can raise.
@@ -171,15 +178,25 @@ class _Builder:
             except (KeyError, TypeError, ValueError):
                 continue  # the schema check has reported it
             built.append((start, doc))
+        # Ties keep the files' (sorted) order, so the later file of two is the one reported.
         built.sort(key=lambda pair: pair[0])
         out = []
         for i, (start, doc) in enumerate(built):
-            if i and start == built[i - 1][0]:
-                other = built[i - 1][1]
+            label = _KIND_LABEL[doc.data["kind"]]
+            before, other = built[i - 1] if i else (None, None)
+            if i and start == before:
                 self.problem(doc, ("effective_from",),
-                             f"two {_KIND_LABEL[doc.data['kind']]} versions start on {start.isoformat()} "
+                             f"two {label} versions start on {start.isoformat()} "
                              f"(the other is {other.file}); expected each version to start on its own date",
                              code="overlapping-versions")
+                continue
+            if i and (start.year, start.month) == (before.year, before.month):
+                # Only one version can price a period: the later one here would be ambiguous.
+                self.problem(doc, ("effective_from",),
+                             f"this {label} version starts on {start.isoformat()}, in the same billing period "
+                             f"({start:%Y-%m}) as the version in {other.file} (from {before.isoformat()}), and "
+                             f"only one version can price a period; expected a start on the 1st of a later "
+                             f"month, e.g. {next_month(start).isoformat()}", code="overlapping-versions")
                 continue
             if i and start.day != 1:
                 self.problem(doc, ("effective_from",),
@@ -191,6 +208,27 @@ class _Builder:
             except _UNREADABLE:
                 pass  # a malformed part the schema check has reported; the rest was still checked
         return out
+
+    def first_versions(self, kinds):
+        """Every kind's first version starts in the same period, so no period has only some kinds."""
+        firsts = [versions[0] for versions in kinds if versions]
+        if len(firsts) < 2:
+            return
+        earliest, earliest_doc = min(firsts, key=lambda pair: pair[0].effective_from)
+        begin = earliest.effective_from
+        for model, doc in firsts:
+            start = model.effective_from
+            if (start.year, start.month) != (begin.year, begin.month):
+                label = _KIND_LABEL[doc.data["kind"]]
+                until = date.fromordinal(start.replace(day=1).toordinal() - 1)
+                gap = f"{begin:%Y-%m}" if (until.year, until.month) == (begin.year, begin.month) else \
+                    f"{begin:%Y-%m} to {until:%Y-%m}"
+                self.problem(doc, ("effective_from",),
+                             f"the first {label} starts on {start.isoformat()}, but the rule set starts in "
+                             f"{begin:%Y-%m} ({_KIND_LABEL[earliest_doc.data['kind']]} {earliest_doc.file} from "
+                             f"{begin.isoformat()}), so no {label} would be in force for {gap}; expected the "
+                             f"first version of every kind to start in the same billing period",
+                             code="first-versions-apart")
 
     # -- pricing --------------------------------------------------------------------------------
 
@@ -306,7 +344,7 @@ class _Builder:
                 ZoneInfo(zone)
             except (ZoneInfoNotFoundError, ValueError):
                 self.problem(doc, ("time_zone",), f"{zone!r} is not a known IANA time zone; expected a name "
-                             "such as Asia/Shanghai, Europe/Berlin or UTC", code="time-zone")
+                             "such as Europe/Berlin, America/New_York or UTC", code="time-zone")
         _guarded(lambda: self._check_quantum(doc, data["rounding"]["quantum"]))
         _guarded(lambda: self._check_days(doc, data))
         freeze = data.get("deposit_freeze")
@@ -346,12 +384,13 @@ class _Builder:
     # -- across files ---------------------------------------------------------------------------
 
     def cross_check(self, pricing, mappings):
-        """Each mapping against the price book in force alongside it (and vice versa)."""
-        dates = sorted({d.effective_from for d, _ in pricing} | {m.effective_from for m, _ in mappings})
+        """Each mapping against the price book in force alongside it (and vice versa), period by
+        period, choosing versions exactly as rating does (`model.version_at`)."""
+        starts = sorted({v.effective_from.replace(day=1) for v, _ in pricing + mappings})
         reported = set()
-        for day in dates:
-            book, book_doc = _at(pricing, day)
-            mapping, map_doc = _at(mappings, day)
+        for start in starts:
+            book, book_doc = _at(pricing, start)
+            mapping, map_doc = _at(mappings, start)
             if book is None or mapping is None:
                 continue
             # The ids written in the book, not only those built: a category left out of the model for
@@ -374,9 +413,5 @@ class _Builder:
                                  key=True, code="unreachable-category")
 
 
-def _at(versions, day):
-    chosen = (None, None)
-    for model, doc in versions:
-        if model.effective_from <= day:
-            chosen = (model, doc)
-    return chosen
+def _at(versions, start):
+    return version_at(versions, start, lambda pair: pair[0].effective_from) or (None, None)

@@ -53,12 +53,12 @@ habits, so that no value is silently read as something you did not mean:
 
 - `true` and `false` are booleans. `yes`, `no`, `on` and `off` stay text, so where a boolean is
   expected they are reported instead of `no` silently becoming false.
-- `3000000` and `3_000_000` are the same whole number (underscores may group digits). Thousands
+- `1000000` and `1_000_000` are the same whole number (underscores may group digits). Thousands
   separators (`3,000,000`) and leading zeros (`010`, an octal number in YAML 1.1) are reported
   where a number is expected; so are `0x..` and `1:30`.
-- `0.0005`, `1.5e-4` and `1e6` are exact decimal numbers, built from the digits as written (never
+- `0.0025`, `1.5e-4` and `1e6` are exact decimal numbers, built from the digits as written (never
   a binary float); `1e6` is the number 1000000. `.inf` and `.nan` are reported.
-- A price written in quotes (`"0.0005"`) is text, and is reported rather than guessed.
+- A price written in quotes (`"0.0025"`) is text, and is reported rather than guessed.
 - Dates such as `2020-09-15` stay text; the schema checks their form.
 - A key written twice in the same mapping is an error pointing at the second one (plain YAML
   would silently keep the last).
@@ -69,7 +69,7 @@ Every problem is reported as `FILE:LINE:COL: severity: path: message`, pointing 
 key or value, for example:
 
 ```text
-rules/face-recognition/pricing.yaml:50:39: error: categories.face-search.tiers[0].unit_price: expected a number, got the text '0.0008'; write it without quotes so it is read as an exact number
+rules/my-product/pricing.yaml:14:39: error: categories.image-tagging.tiers[0].unit_price: expected a number, got the text '0.0025'; write it without quotes so it is read as an exact number
 ```
 
 `path` is where the value sits in the document (`tiers[0]` is the first tier). All problems of all
@@ -85,7 +85,7 @@ _TYPE_WORDS = {
 
 
 def load(filename: str) -> dict:
-    # Decimal keeps example prices exactly as written in the schema (0.0005, not 5e-04).
+    # Decimal keeps example prices exactly as written in the schema (0.0025, not 2.5e-03).
     with open(resources.schemas_dir() / filename, encoding="utf-8") as fh:
         return json.load(fh, parse_float=Decimal)
 
@@ -224,7 +224,7 @@ _Dumper.add_representer(Decimal, lambda d, v: d.represent_scalar("tag:yaml.org,2
 
 def snippet(label, value) -> str:
     data = [value] if label is None else {label: value}
-    # Flow style only inside (a tier reads best as `{up_to: 3000000, unit_price: 0.0008}`).
+    # Flow style only inside (a tier reads best as `{up_to: 1000000, unit_price: 0.0025}`).
     flow = None if isinstance(value, (dict, list)) else False
     return yaml.dump(data, Dumper=_Dumper, default_flow_style=flow, sort_keys=False,
                      allow_unicode=True, width=100).rstrip("\n")

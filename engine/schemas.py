@@ -93,7 +93,7 @@ def _type_message(error) -> str:
     msg = f"expected {names}, got {describe(value)}"
     if isinstance(value, str) and {"number", "integer"} & set(wanted) and _looks_numeric(value):
         if "," in value:
-            msg += "; write the number without thousands separators (3000000 or 3_000_000)"
+            msg += "; write the number without thousands separators (1000000 or 1_000_000)"
         elif value.startswith("0") and value[1:2].isdigit():
             msg += "; write it without leading zeros"
         else:
@@ -131,7 +131,7 @@ def _friendly(error) -> tuple[str, tuple, bool]:
         return (f"unknown key {key!r}; expected one of: {', '.join(allowed)}", path + (key,), True)
     if v == "propertyNames":
         return (f"{error.instance!r} is not a valid id: use lower-case letters and digits in words "
-                f"joined by hyphens, such as face-search", path + (error.instance,), True)
+                f"joined by hyphens, such as image-tagging", path + (error.instance,), True)
     if v == "enum":
         options = ", ".join(str(o) for o in error.validator_value)
         return f"{describe(error.instance)} is not allowed; expected one of: {options}", path, False

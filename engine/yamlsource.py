@@ -4,14 +4,14 @@ What a rule file's scalars become (documented for analysts in docs/rules.md):
 
 * ``true``/``false`` are booleans. ``yes``/``no``/``on``/``off`` stay text, so a schema that
   wants a boolean reports them instead of silently reading ``no`` as false.
-* ``3000000`` and ``3_000_000`` are integers (underscores group digits). Leading zeros (``010``,
+* ``1000000`` and ``1_000_000`` are integers (underscores group digits). Leading zeros (``010``,
   an octal in YAML 1.1), ``0x..`` and sexagesimal ``1:30`` stay text and are then reported.
-* ``0.0005``, ``1.5e-4`` and ``1e6`` are exact ``Decimal`` numbers built from their source text
-  (YAML 1.1 would read ``1e6`` as text and ``0.0005`` as a binary float). ``.inf``/``.nan`` stay
+* ``0.0025``, ``1.5e-4`` and ``1e6`` are exact ``Decimal`` numbers built from their source text
+  (YAML 1.1 would read ``1e6`` as text and ``0.0025`` as a binary float). ``.inf``/``.nan`` stay
   text and are reported where a number is expected.
 * Dates such as ``2020-09-15`` stay text; the schema checks their form.
 * A duplicate key in a mapping is an error pointing at the second occurrence.
-* Quoted scalars are always text: a price written ``"0.0005"`` is reported, not guessed.
+* Quoted scalars are always text: a price written ``"0.0025"`` is reported, not guessed.
 """
 
 from __future__ import annotations

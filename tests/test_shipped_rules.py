@@ -109,3 +109,17 @@ def test_later_versions_keep_the_spec_prices(shipped_rules):
     for mapping in shipped_rules.mappings:
         for category, (billable, free) in APIS.items():
             assert set(billable) <= set(mapping.apis_of(category, billable=True))
+
+
+def test_the_2022_08_mapping_adds_exactly_detect_live_face_accurate(shipped_rules):
+    # SPEC §2: DetectLiveFaceAccurate is billed as image-based liveness detection from 2022-08-01; nothing else changes.
+    first, second = shipped_rules.mappings
+    assert second.effective_from == date(2022, 8, 1)
+    assert set(second.apis) - set(first.apis) == {"DetectLiveFaceAccurate"}
+    assert second.apis["DetectLiveFaceAccurate"].category == "liveness-detection"
+    assert second.apis["DetectLiveFaceAccurate"].billable
+    assert all(second.apis[api] == rule for api, rule in first.apis.items())
+    assert (second.api_version, second.success_billable, second.billable_error_codes, second.unknown_outcome,
+            second.unknown_api) == (first.api_version, first.success_billable, first.billable_error_codes,
+                                    first.unknown_outcome, first.unknown_api)
+    assert len(shipped_rules.pricing) == len(shipped_rules.policies) == 1
