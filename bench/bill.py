@@ -9,9 +9,11 @@
    rules, reading, rating, rendering, writing; invoices per second = invoices / wall time. Output
    goes to a file whose SHA-256 is compared between the two job counts (must be byte-identical).
 2. Peak memory of each run: ru_maxrss from wait4() (the largest single process: the main one, or a
-   worker) and the sum of the process tree's RSS sampled every 20 ms (main + workers).
+   worker) and the process tree's memory sampled every 20 ms (main + workers; proportional set
+   size, so pages a forked worker still shares with its parent count once).
 3. Call records: one file of M records (default 200,000), one ten times larger, for the same 1,000
-   accounts (random UUID request ids, ~1% logged twice), each billed to JSON Lines with `--jobs 1`.
+   accounts, APIs and outcomes (random UUID request ids, ~1% logged twice), each billed to JSON
+   Lines with `--jobs 1`.
    The peak memory of the two must be within 10%: the request ids seen spill to a temporary SQLite
    file (engine/seen.py). For contrast (skip with --no-set) the same two files are read with the
    ids kept in a plain Python set, which grows with them.
@@ -67,11 +69,21 @@ def write_aggregated(path: Path, accounts: int, seed: int) -> int:
     return rows
 
 
+CALL_APIS = ("DetectFace", "AnalyzeFace", "CompareFace", "VerifyFace", "SearchFaces", "CreatePerson",
+             "CreateGroup", "DetectLiveFace")
+CALL_OUTCOMES = ("success", "InvalidParameterValue.NoFaceInPhoto", "FailedOperation.ImageDecodeFailed")
+
+
 def write_calls(path: Path, records: int, seed: int, accounts: int = 1_000) -> None:
-    """`records` call records of the same `accounts` accounts; about 1% repeat an earlier request id."""
+    """`records` call records of `accounts` accounts; about 1% repeat an earlier request id.
+
+    Each account calls 4 APIs with 3 outcomes, and the first records go through every one of those
+    (account, API, outcome) once: two files of different lengths then have the same accounts and
+    the same totals to keep, and differ only in the request ids (given at least 12 records an
+    account)."""
     rng = random.Random(seed)
-    names = [f"acct-{i:04d}" for i in range(accounts)]
-    apis = APIS[:12] + ("DetectLiveFace",)
+    combos = [(f"acct-{a:04d}", CALL_APIS[(a + k) % len(CALL_APIS)], outcome)
+              for a in range(accounts) for k in range(4) for outcome in CALL_OUTCOMES]
     recent: list[str] = []
     with open(path, "w", encoding="utf-8", newline="\n") as out:
         out.write("request_id,account,api,timestamp,outcome\n")
@@ -84,36 +96,40 @@ def write_calls(path: Path, records: int, seed: int, accounts: int = 1_000) -> N
                     recent.append(rid)
                 else:
                     recent[i % 1_000] = rid
+            account, api, outcome = combos[i] if i < len(combos) else rng.choice(combos)
             # Within September in Beijing time, written in UTC.
             day, hour, minute = rng.randint(1, 29), rng.randint(0, 15), rng.randint(0, 59)
-            out.write(f"{rid},{rng.choice(names)},{rng.choice(apis)},2020-09-{day:02d}T{hour:02d}:{minute:02d}:00Z,"
-                      f"{rng.choice(OUTCOMES)}\n")
+            out.write(f"{rid},{account},{api},2020-09-{day:02d}T{hour:02d}:{minute:02d}:00Z,{outcome}\n")
 
 
 # -- measuring a command -----------------------------------------------------------------------------
 
 
-def _tree_rss_kib(pid: int) -> int:
-    """RSS of a process and its descendants, from /proc (0 where /proc is not there)."""
+def _tree_memory_kib(pid: int) -> int:
+    """Memory of a process and its descendants, from /proc (0 where /proc is not there).
+
+    PSS, where the kernel gives it: forked workers share their parent's pages until they write
+    them, and summing their RSS would count those pages once per process."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         try:
-            with open(f"/proc/{p}/status") as fh:
-                for line in fh:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-                        break
+            try:
+                with open(f"/proc/{p}/smaps_rollup") as fh:
+                    total += next(int(line.split()[1]) for line in fh if line.startswith("Pss:"))
+            except (OSError, StopIteration):
+                with open(f"/proc/{p}/status") as fh:
+                    total += next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as fh:
                     todo.extend(int(c) for c in fh.read().split())
-        except (OSError, ValueError):
+        except (OSError, ValueError, StopIteration):
             pass
     return total
 
 
 def measure(args: list[str], stdout) -> dict:
-    """Run a command; its wall time, its peak RSS (largest process, MiB) and its tree's sampled peak."""
+    """Run a command; its wall time, its peak RSS (largest process, MiB) and its tree's sampled peak (MiB)."""
     start = time.perf_counter()
     proc = subprocess.Popen(args, stdout=stdout, stderr=subprocess.PIPE, cwd=ROOT, env=ENV)
     peak_tree = [0]
@@ -121,7 +137,7 @@ def measure(args: list[str], stdout) -> dict:
 
     def sample():
         while not done.is_set():
-            peak_tree[0] = max(peak_tree[0], _tree_rss_kib(proc.pid))
+            peak_tree[0] = max(peak_tree[0], _tree_memory_kib(proc.pid))
             done.wait(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -136,7 +152,9 @@ def measure(args: list[str], stdout) -> dict:
         sys.exit(f"failed ({proc.returncode}): {' '.join(args)}\n{err.decode(errors='replace')}")
     # ru_maxrss is KiB on Linux, bytes on macOS.
     maxrss = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
-    return {"wall": wall, "rss": maxrss, "tree": peak_tree[0] / 1024, "stderr": err.decode()}
+    # CPU time of the command and of the workers it waited for (forked workers are its children).
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"wall": wall, "cpu": cpu, "rss": maxrss, "tree": peak_tree[0] / 1024, "stderr": err.decode()}
 
 
 def bill_command(usage: Path, fmt: str, jobs: int | None) -> list[str]:
@@ -283,9 +301,10 @@ def run(args, work: Path) -> int:
                 sys.exit(f"unexpected summary: {summary}")
             out.unlink()
             label = "1" if jobs else f"default ({cores if args.accounts >= 2000 else 1})"
-            results.append((fmt, label, invoices / m["wall"], m["wall"], m["rss"], m["tree"]))
-            print(f"  {fmt:<5} jobs {label:<12} {invoices / m['wall']:>9,.0f} invoices/s  {m['wall']:6.1f} s  "
-                  f"peak {m['rss']:6.1f} MiB largest process, {m['tree']:6.1f} MiB all processes")
+            results.append((fmt, label, invoices / m["wall"], m["wall"], m["cpu"], m["rss"], m["tree"]))
+            print(f"  {fmt:<5} jobs {label:<12} {invoices / m['wall']:>9,.0f} invoices/s  {m['wall']:6.1f} s "
+                  f"({m['cpu']:5.1f} s CPU)  "
+                  f"peak {m['rss']:6.1f} MiB largest process, {m['tree']:6.1f} MiB all processes (PSS)")
         if digests[1] != digests[None]:
             sys.exit(f"{fmt}: --jobs 1 and the default differ")
 
@@ -310,10 +329,12 @@ def run(args, work: Path) -> int:
     sandbox = sandbox_cost(usage, args.render)
 
     growth = flat["10x"]["rss"] / flat["1x"]["rss"] - 1
-    print("\n| run | invoices/s | wall (s) | peak RSS, largest process (MiB) | peak RSS, all processes (MiB) |")
-    print("|---|---:|---:|---:|---:|")
-    for fmt, label, rate, wall, rss, tree in results:
-        print(f"| {args.accounts:,} accounts → {fmt}, jobs {label} | {rate:,.0f} | {wall:.1f} | {rss:.1f} | {tree:.1f} |")
+    print("\n| run | invoices/s | wall (s) | CPU (s) | peak RSS, largest process (MiB) "
+          "| peak memory, all processes (PSS, MiB) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for fmt, label, rate, wall, cpu, rss, tree in results:
+        print(f"| {args.accounts:,} accounts → {fmt}, jobs {label} | {rate:,.0f} | {wall:.1f} | {cpu:.1f} | {rss:.1f} "
+              f"| {tree:.1f} |")
     print("\n| call records | records | wall (s) | peak RSS (MiB) |")
     print("|---|---:|---:|---:|")
     for name, records in (("1x", args.calls), ("10x", args.calls * 10)):

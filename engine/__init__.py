@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from .bill import ApiUsage, Bill, BillLine, PackUse, TierCharge, UnratedUsage
     from .model import RuleSet
     from .rating import SUCCESS, PackBalance, Tariff, UsageItem, rate, tariff
+    from .diff import diff_rules
+    from .render import render_invoice, render_rate_card
     from .rules import check_rules, load_rules
+    from .usage import AccountUsage, UsageReader, read_usage
 
 _LAZY = {
     "load_rules": "rules", "check_rules": "rules",
@@ -34,6 +37,9 @@ _LAZY = {
     "Bill": "bill", "BillLine": "bill", "ApiUsage": "bill", "TierCharge": "bill", "PackUse": "bill",
     "UnratedUsage": "bill",
     "RuleSet": "model",
+    "UsageReader": "usage", "AccountUsage": "usage", "read_usage": "usage",
+    "render_invoice": "render", "render_rate_card": "render",
+    "diff_rules": "diff",
 }
 # Submodules `import engine` used to load eagerly, still reachable as attributes.
 _SUBMODULES = frozenset({"model", "rules", "rating", "bill"})
@@ -42,7 +48,8 @@ __all__ = [
     "ApiUsage", "Bill", "BillLine", "Location", "NoRulesInForce", "PackBalance", "PackUse", "PeriodError",
     "Problem", "ProblemsError", "RatecardError", "RatingError", "RuleSet", "RuleSetInvalid", "SUCCESS",
     "Tariff", "TierCharge", "UnknownApi", "UnratedUsage", "UsageInvalid", "UsageItem", "check_rules",
-    "load_rules", "rate", "tariff",
+    "load_rules", "rate", "tariff", "UsageReader", "AccountUsage", "read_usage", "render_invoice",
+    "render_rate_card", "diff_rules",
 ]
 
 

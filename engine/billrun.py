@@ -11,6 +11,7 @@ import json
 import os
 import re
 import hashlib
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,6 +30,7 @@ OUTPUT_FORMATS = ("text", "markdown", "html", "json", "jsonl")
 EXTENSIONS = {"text": "txt", "markdown": "md", "html": "html", "json": "json", "jsonl": "jsonl"}
 PARALLEL_FROM = 2000  # accounts; below this a worker pool costs more than it saves
 CHUNK = 500
+WINDOW = 4  # chunks in flight per worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +102,19 @@ def bill_accounts(rules: RuleSet, accounts: Iterable[AccountUsage], fmt: str, *,
         return
     with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
                              initargs=(str(Path(rules.path).resolve()), fmt)) as pool:
-        for results in pool.map(_bill_chunk, _chunks(accounts, CHUNK)):
-            yield from results
+        # A few chunks per worker in flight, not all of them (as pool.map would submit): the
+        # accounts are made and the invoices kept only a window ahead of what has been written.
+        chunks = _chunks(accounts, CHUNK)
+        pending = deque(pool.submit(_bill_chunk, chunk) for chunk in islice(chunks, jobs * WINDOW))
+        try:
+            while pending:
+                results = pending.popleft().result()
+                for chunk in islice(chunks, 1):
+                    pending.append(pool.submit(_bill_chunk, chunk))
+                yield from results
+        finally:
+            for future in pending:  # stopped early (an error, a closed pipe): do not finish the run
+                future.cancel()
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")

@@ -224,21 +224,22 @@ def cmd_bill(args) -> int:
     if rejects is None:
         reader.raise_for_rejects()  # strict: list every bad row, bill nothing
 
-    accounts = list(reader.accounts())
+    count = reader.account_periods
+    accounts = reader.accounts()  # made one at a time, as they are billed: not all held at once
     out_dir = Path(args.out) if args.out else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     machine = args.format in ("json", "jsonl")
     report = sys.stdout if out_dir is not None or not machine else sys.stderr
     totals = RunTotals()
-    progress = _Progress(len(accounts), not args.quiet)
+    progress = _Progress(count, not args.quiet)
     stream = None
     if out_dir is not None and args.format == "jsonl":
         stream = open(out_dir / "bills.jsonl", "w", encoding="utf-8", newline="\n")
     try:
         if out_dir is None and args.format == "json":
             print("[")
-        for i, item in enumerate(bill_accounts(rules, accounts, args.format, jobs=args.jobs, count=len(accounts))):
+        for i, item in enumerate(bill_accounts(rules, accounts, args.format, jobs=args.jobs, count=count)):
             totals.add(item)
             if stream is not None:
                 stream.write(item.text)
@@ -455,7 +456,8 @@ def cmd_account_show(args) -> int:
               f"{s.terms_accepted_at.isoformat()}; deposit held {format_money(s.frozen, cur)}{pending}")
     print("Bills" if bills else "Bills: none")
     for b in bills:
-        print(f"  {b.period}  {b.service}  {b.invoice_number}  {format_money(b.total, b.currency)}  debit {b.debit_status}")
+        print(f"  {b.period}  {b.service}  {b.invoice_number}  {format_money(b.total, b.currency)}  "
+              f"debit {b.debit_status}")
     return 0
 
 
@@ -525,8 +527,12 @@ def _settle_text(report) -> list[str]:
 def cmd_settle(args) -> int:
     from .usage import UsageReader
 
+    from .rating import tariff
+    from .settlement import check_settleable
+
     at = _at(args.at)
     rules = load_rules(args.rules or resources.default_rule_set())
+    check_settleable(tariff(rules, args.period).policy, args.period, at)  # before reading any usage
     with _open_ledger(args) as ledger:
         reader = UsageReader(rules, period=args.period)
         for source in args.usage:

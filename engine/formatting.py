@@ -35,6 +35,7 @@ def format_money(value: Decimal, currency: str, *, exact: bool = True, symbol: b
 
 def format_price(value: Decimal) -> str:
     """A unit price with exactly the digits it was written with (0.0025, 0.125, 48)."""
+    value = Decimal(value)  # rule numbers written without a decimal point load as int
     return format(value.normalize(), "f") if value else "0"
 
 

@@ -144,6 +144,8 @@ def rate_card_context(rules, period: str | None = None) -> dict:
     max_tiers = max(len(c["tiers"]) for c in categories)
     same_bounds = len({tuple(t["up_to"] for t in c["tiers"]) for c in categories}) == 1
     return {"rules": rules, "book": book, "mapping": mapping, "policy": policy, "categories": categories,
+            # of the versions shown, as a bill records it: a later version does not change this card
+            "fingerprint": rules.fingerprint_of(book, mapping, policy),
             "max_tiers": max_tiers, "same_bounds": same_bounds,
             "billable_error_codes": sorted(mapping.billable_error_codes)}
 

@@ -7,8 +7,10 @@ to an SQLite database in a temporary file, where lookups go through a bounded pa
 then on the memory held is the page cache plus one batch of ids waiting to be inserted, whatever
 the number of ids.
 
-The database is scratch data, rebuilt by every run: no journal, no fsync, one connection holding
-an exclusive lock. The file is deleted on `close()` (or when the object is collected).
+The price is time and disk: about 5 µs an id once spilled (random UUIDs; a set takes 0.2 µs) and
+about 50 bytes of disk an id (500 MB for ten million). The database is scratch data, rebuilt by
+every run: no journal, no fsync, one connection holding an exclusive lock. The file is deleted on
+`close()` (or when the object is collected).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from .errors import RatecardError
 # page cache and one batch after it) is a few per cent of a bill run's memory, so a file ten times
 # larger peaks within 10% of the smaller one wherever the spill falls (bench/bill.py measures it).
 MEMORY_LIMIT = 10_000  # ids held in a set before spilling: ≈ 1.3 MB of 36-character UUIDs
-BATCH = 5_000  # ids inserted per transaction once spilled
+BATCH = 10_000  # ids inserted per transaction once spilled: larger batches share more B-tree pages
 CACHE_KIB = 2_048  # SQLite page cache of the spilled store
 
 

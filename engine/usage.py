@@ -184,6 +184,8 @@ class UsageReader:
         self.seen_ids = set() if seen_ids is None else seen_ids
         self._counts = dict.fromkeys((f.name for f in fields(Reconciliation) if f.name != "period"), 0)
         self._totals: dict[tuple[str, str], dict[tuple[str, str | None], int]] = {}
+        self._names: dict[str, str] = {}
+        self._valid_periods: set[str] = set()
         self._tariffs: dict[str, Tariff | str] = {}
         # The rules' time zones, newest policy first: a call's period is its local month in the
         # zone of the policy in force for that month (see _call_period).
@@ -193,12 +195,15 @@ class UsageReader:
 
     def read(self, source, *, stdin=None, format: str | None = None, kind: str | None = None) -> UsageReader:
         """Add one file's accepted rows to the totals. `source` is a path, or ``-`` for `stdin`."""
-        totals = self._totals
+        totals, names = self._totals, self._names
         for row in self.rows(source, stdin=stdin, format=format, kind=kind):
             apis = totals.get((row.account, row.period))
             if apis is None:
-                apis = totals[(row.account, row.period)] = {}
-            key = (row.api, row.outcome)
+                # One copy of each period, API and outcome name is kept, not one per account: with
+                # many accounts, the names would otherwise take more memory than the totals.
+                period = names.setdefault(row.period, row.period)
+                apis = totals[(row.account, period)] = {}
+            key = (names.setdefault(row.api, row.api), row.outcome and names.setdefault(row.outcome, row.outcome))
             apis[key] = apis.get(key, 0) + row.calls
         return self
 
@@ -221,6 +226,11 @@ class UsageReader:
             items = tuple(UsageItem(api, calls, outcome)
                           for (api, outcome), calls in sorted(apis.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")))
             yield AccountUsage(account, period, items)
+
+    @property
+    def account_periods(self) -> int:
+        """How many (account, period) pairs `accounts()` yields."""
+        return len(self._totals)
 
     @property
     def reconciliation(self) -> Reconciliation:
@@ -360,10 +370,12 @@ class UsageReader:
     def _aggregated_row(self, name, number, values) -> UsageRow:
         account = _account(values)
         period = _text(values, "period")
-        try:
-            parse_period(period)
-        except PeriodError as exc:
-            raise _Bad("bad-period", str(exc)) from None
+        if period not in self._valid_periods:  # a handful of periods, each checked once
+            try:
+                parse_period(period)
+            except PeriodError as exc:
+                raise _Bad("bad-period", str(exc)) from None
+            self._valid_periods.add(period)
         api = _text(values, "api")
         calls = _calls(values.get("calls"))
         outcome = _outcome(values)

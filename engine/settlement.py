@@ -1,0 +1,349 @@
+"""Settlement decisions for one account, as the settlement policy says. Pure: no I/O, no clock.
+
+The ledger (`engine.ledger`) stores what this module decides; keeping the decisions here lets them
+be tested (and reasoned about) without a database:
+
+- when a period may be settled, when its bill is issued and when its fee falls due (`schedule`);
+- the deposit freeze: a percentage of the period's list-price cost (`list_price_cost`,
+  `freeze_amount`);
+- what applying a debit or a top-up does to the balance, the deposit held and the service
+  (`apply_debit`, `apply_top_up`), as a list of `Change`s, each of which becomes one ledger entry.
+
+Balance, deposit and standing
+    `balance` is what the account holds; `frozen` is the part of it held as deposits, so the
+    available balance is ``balance - frozen``. A deposit is held per service: settling a period
+    releases the service's previous deposit and then tries to freeze the new one, which succeeds
+    only if the available balance covers it. A failed freeze stays *pending* and is retried by every
+    top-up.
+
+    A service is in good standing when the balance is not negative and, if the policy resumes on
+    ``freeze-succeeds``, no freeze is pending. With the ``suspend-service`` arrears action, a
+    service that falls out of good standing is suspended, and a suspended service resumes as soon
+    as it is back in good standing (after a top-up, or after a later settlement whose freeze
+    succeeds). So ``suspended`` always means "out of good standing under the policy's resume
+    condition", and a service is never suspended and resumed by the same change.
+"""
+
+from __future__ import annotations
+
+import decimal
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Mapping
+from zoneinfo import ZoneInfo
+
+from .errors import PeriodError
+from .formatting import format_money
+from .model import PriceBook, SettlementPolicy
+from .periods import next_month, parse_period
+
+# Entry kinds, with what each records. The ledger stores this table, so that a later release can add
+# kinds (e.g. a resource pack purchase) with a migration that only inserts rows.
+ACCOUNT_OPENED = "account-opened"
+SERVICE_ACTIVATED = "service-activated"
+TERMS_ACCEPTED = "terms-accepted"
+BILL_ISSUED = "bill-issued"
+DEBIT_SCHEDULED = "debit-scheduled"
+DEBIT = "debit"
+TOP_UP = "top-up"
+FREEZE = "freeze"
+FREEZE_FAILED = "freeze-failed"
+FREEZE_RELEASED = "freeze-released"
+SUSPENDED = "suspended"
+RESUMED = "resumed"
+
+ENTRY_KINDS: Mapping[str, str] = {
+    ACCOUNT_OPENED: "the account was created",
+    SERVICE_ACTIVATED: "a service was activated by accepting its terms of service",
+    TERMS_ACCEPTED: "a newer version of a service's terms of service was accepted",
+    BILL_ISSUED: "a period's bill was recorded (the fee is taken by its debit)",
+    DEBIT_SCHEDULED: "a bill's fee was scheduled for the policy's deduction window",
+    DEBIT: "a bill's fee was taken from the balance",
+    TOP_UP: "money was credited to the balance",
+    FREEZE: "part of the balance was held as a deposit",
+    FREEZE_FAILED: "a deposit could not be held for lack of available balance",
+    FREEZE_RELEASED: "a deposit was released",
+    SUSPENDED: "the service was stopped",
+    RESUMED: "the service was restarted",
+}
+
+SUSPEND_SERVICE = "suspend-service"
+BALANCE_NOT_NEGATIVE = "balance-not-negative"
+FREEZE_SUCCEEDS = "freeze-succeeds"
+
+ZERO = Decimal(0)
+# Sums of exact amounts stay exact whatever the caller's decimal context; a result that would need
+# rounding raises instead of losing digits.
+_EXACT = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
+add = _EXACT.add
+subtract = _EXACT.subtract
+
+
+# -- when --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The moments a period's settlement turns on, as aware datetimes in the policy's time zone."""
+
+    period: str
+    time_zone: str
+    start: datetime  # the period begins
+    end: datetime  # the period has ended (exclusive bound)
+    issue: datetime  # the bill is issued (start of the issue day)
+    deduction_opens: datetime  # the fee may be taken from here ...
+    deduction_closes: datetime  # ... until here (exclusive: the day after the window's last day)
+
+    @property
+    def deduction_last_day(self) -> date:
+        return (self.deduction_closes - timedelta(days=1)).date()
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=zone)
+
+
+def schedule(policy: SettlementPolicy, period: str) -> Schedule:
+    first = parse_period(period)
+    after = next_month(first)
+    zone = ZoneInfo(policy.time_zone)
+    last_day = after.replace(day=policy.deduction_last_day)
+    return Schedule(
+        period=period,
+        time_zone=policy.time_zone,
+        start=_local_midnight(first, zone),
+        end=_local_midnight(after, zone),
+        issue=_local_midnight(after.replace(day=policy.bill_issue_day), zone),
+        deduction_opens=_local_midnight(after.replace(day=policy.deduction_first_day), zone),
+        deduction_closes=_local_midnight(last_day + timedelta(days=1), zone),
+    )
+
+
+def check_settleable(policy: SettlementPolicy, period: str, at: datetime) -> Schedule:
+    """The period's schedule, or PeriodError when the period has not ended as of `at`."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("settlement times must be timezone-aware")
+    when = schedule(policy, period)
+    if at < when.end:
+        local = at.astimezone(when.end.tzinfo)
+        raise PeriodError(
+            f"period {period} has not ended yet in {policy.time_zone}: it ends at "
+            f"{when.end.isoformat()} and the settlement time is {local.isoformat(timespec='seconds')}; "
+            "a period can be settled only once it is over")
+    return when
+
+
+# -- the deposit freeze ------------------------------------------------------------------------------
+
+
+def payg_cost(category, units: int) -> Decimal:
+    """`units` of one category priced pay-as-you-go by its tiers (no free quota, no packs)."""
+    if category.tier_mode == "volume":
+        for tier in category.tiers:
+            if tier.up_to is None or units <= tier.up_to:
+                return _EXACT.multiply(tier.unit_price, units)
+        raise ValueError(f"category {category.id} has no unbounded last tier")
+    amount, lower, left = ZERO, 0, units
+    for tier in category.tiers:
+        span = left if tier.up_to is None else min(left, tier.up_to - lower)
+        amount = add(amount, _EXACT.multiply(tier.unit_price, span))
+        left -= span
+        if not left or tier.up_to is None:
+            break
+        lower = tier.up_to
+    return amount
+
+
+def list_price_cost(book: PriceBook, bill) -> Decimal:
+    """The period's list-price cost: every billable unit on the bill priced pay-as-you-go by the price
+    book, as if there were no free quota and no packs. Exact (not rounded)."""
+    total = ZERO
+    for line in bill.lines:
+        total = add(total, payg_cost(book.categories[line.category], line.calls))
+    return total
+
+
+def freeze_amount(policy: SettlementPolicy, list_cost: Decimal) -> Decimal | None:
+    """The deposit to hold after settling a period whose list-price cost is `list_cost`, rounded once
+    as the policy rounds bills; None when the policy holds no deposit."""
+    percent = policy.deposit_freeze_percent
+    if percent is None:
+        return None
+    exact = _EXACT.multiply(list_cost, _decimal(percent)).scaleb(-2, context=_EXACT)
+    return policy.rounding(exact)
+
+
+def _decimal(value) -> Decimal:
+    return Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+
+
+def freeze_basis(policy: SettlementPolicy, list_cost: Decimal, currency: str) -> str:
+    """How a deposit was worked out, for the ledger entry that holds it (or fails to)."""
+    percent = format(_decimal(policy.deposit_freeze_percent).normalize(), "f")
+    return f"{percent}% of the list-price cost {format_money(list_cost, currency)}"
+
+
+# -- state and changes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What a settlement policy says about arrears, captured with each debit so that the debit (and
+    later top-ups) can be applied without the rules at hand."""
+
+    arrears_action: str  # "suspend-service" | "none"
+    resume_when: str  # "balance-not-negative" | "freeze-succeeds"
+    freeze: Decimal | None = None  # the deposit to hold once the debit is taken
+    freeze_basis: str = ""  # how the deposit was computed, for the entry's reason
+
+    @classmethod
+    def of(cls, policy: SettlementPolicy, freeze: Decimal | None = None, basis: str = "") -> Terms:
+        return cls(policy.arrears_action, policy.resume_when, freeze, basis)
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    service: str
+    suspended: bool = False
+    frozen: Decimal = ZERO  # the deposit held for this service
+    frozen_period: str | None = None  # the period whose settlement froze it
+    pending_freeze: Decimal | None = None  # a freeze that failed and is retried by top-ups
+    pending_period: str | None = None
+    arrears_action: str | None = None  # the terms of the latest debit (None before the first)
+    resume_when: str | None = None
+
+
+@dataclass(frozen=True)
+class Position:
+    """An account's money and its services' states."""
+
+    currency: str
+    balance: Decimal
+    frozen: Decimal  # all deposits held; available = balance - frozen
+    services: Mapping[str, ServiceState]
+
+    @property
+    def available(self) -> Decimal:
+        return subtract(self.balance, self.frozen)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One ledger entry to append: a change to the balance and/or the deposit, with its reason."""
+
+    kind: str
+    reason: str
+    service: str | None = None
+    period: str | None = None
+    amount: Decimal = ZERO  # added to the balance (negative for a debit)
+    frozen: Decimal = ZERO  # added to the deposit held
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    changes: tuple[Change, ...]
+    position: Position
+
+
+def in_good_standing(balance: Decimal, state: ServiceState) -> bool:
+    if balance < 0:
+        return False
+    return not (state.resume_when == FREEZE_SUCCEEDS and state.pending_freeze is not None)
+
+
+class _Builder:
+    """Accumulates changes while keeping the position they lead to."""
+
+    def __init__(self, position: Position):
+        self.currency = position.currency
+        self.balance, self.frozen = position.balance, position.frozen
+        self.services = dict(position.services)
+        self.changes: list[Change] = []
+
+    def money(self, value: Decimal) -> str:
+        return format_money(value, self.currency)
+
+    def append(self, change: Change) -> None:
+        self.balance = add(self.balance, change.amount)
+        self.frozen = add(self.frozen, change.frozen)
+        self.changes.append(change)
+
+    def try_freeze(self, state: ServiceState, amount: Decimal, period: str, why: str) -> ServiceState:
+        available = subtract(self.balance, self.frozen)
+        if not amount:
+            # Holding nothing cannot fail and changes nothing: no entry.
+            return replace(state, pending_freeze=None, pending_period=None)
+        if available >= amount:
+            self.append(Change(FREEZE, f"deposit of {self.money(amount)} held{why}", state.service, period,
+                               frozen=amount))
+            return replace(state, frozen=add(state.frozen, amount), frozen_period=period, pending_freeze=None,
+                           pending_period=None)
+        self.append(Change(FREEZE_FAILED, f"deposit of {self.money(amount)} could not be held{why}: only "
+                           f"{self.money(available)} available", state.service, period))
+        return replace(state, pending_freeze=amount, pending_period=period)
+
+    def standing(self, state: ServiceState, cause: str) -> ServiceState:
+        """Suspend or resume the service as its terms say, after a change to the balance or deposit."""
+        good = in_good_standing(self.balance, state)
+        if not state.suspended and not good and state.arrears_action == SUSPEND_SERVICE:
+            if self.balance < 0:
+                why = f"in arrears: the balance is {self.money(self.balance)} after {cause}"
+            else:
+                why = (f"the deposit of {self.money(state.pending_freeze)} for {state.pending_period} could not "
+                       f"be held after {cause}")
+            until = ("until a top-up brings the balance to zero or more" if state.resume_when == BALANCE_NOT_NEGATIVE
+                     else "until a top-up lets the deposit be held")
+            self.append(Change(SUSPENDED, f"{why}; suspended {until}", state.service))
+            return replace(state, suspended=True)
+        if state.suspended and good:
+            held = " and the deposit is held" if state.resume_when == FREEZE_SUCCEEDS else ""
+            self.append(Change(RESUMED, f"the balance is {self.money(self.balance)} after {cause}{held}",
+                               state.service))
+            return replace(state, suspended=False)
+        return state
+
+    def outcome(self) -> Outcome:
+        return Outcome(tuple(self.changes), Position(self.currency, self.balance, self.frozen, dict(self.services)))
+
+
+def apply_debit(position: Position, service: str, period: str, total: Decimal, terms: Terms,
+                invoice: str, note: str = "") -> Outcome:
+    """Take a bill's fee; then release the service's previous deposit and hold the new one (when the
+    policy freezes one); then suspend or resume the service as the terms say."""
+    b = _Builder(position)
+    state = b.services.get(service) or ServiceState(service)
+    state = replace(state, arrears_action=terms.arrears_action, resume_when=terms.resume_when)
+    b.append(Change(DEBIT, f"invoice {invoice} for {period}: {b.money(total)}{note}", service, period,
+                    amount=subtract(ZERO, total), ref=invoice))  # not -total: a zero bill debits 0.00, not -0.00
+    if state.frozen:
+        b.append(Change(FREEZE_RELEASED, f"deposit of {b.money(state.frozen)} held after {state.frozen_period} "
+                        f"released on settling {period}", service, period, frozen=-state.frozen))
+        state = replace(state, frozen=ZERO, frozen_period=None)
+    # A pending freeze of an earlier period is replaced by this period's estimate.
+    state = replace(state, pending_freeze=None, pending_period=None)
+    if terms.freeze is not None:
+        state = b.try_freeze(state, terms.freeze, period, f" for {period}" + (f" ({terms.freeze_basis})"
+                                                                             if terms.freeze_basis else ""))
+    state = b.standing(state, f"invoice {invoice}")
+    b.services[service] = state
+    return b.outcome()
+
+
+def apply_top_up(position: Position, amount: Decimal, reference: str | None = None) -> Outcome:
+    """Credit the balance; retry every pending deposit freeze (services in name order); resume the
+    services that are back in good standing."""
+    if amount <= 0:
+        raise ValueError("a top-up must be more than zero")
+    b = _Builder(position)
+    what = f"top-up of {b.money(amount)}"
+    b.append(Change(TOP_UP, what + (f" (reference {reference})" if reference else ""), amount=amount,
+                    ref=reference))
+    for name in sorted(b.services):
+        state = b.services[name]
+        if state.pending_freeze is not None:
+            state = b.try_freeze(state, state.pending_freeze, state.pending_period, f" for {state.pending_period}"
+                                 f" (retried after the {what})")
+        b.services[name] = b.standing(state, f"the {what}")
+    return b.outcome()

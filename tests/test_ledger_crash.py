@@ -1,0 +1,223 @@
+"""Crash safety and concurrency of settlement: real processes, SIGKILL, and two runs at once.
+
+A settle run here first collects the previous period's scheduled debits, then settles a period whose
+debits are taken at once; so a crash can land between any two of: collecting a debit, rating an
+account, writing its bill, taking its debit (inside the transaction), and committing. After any crash
+the ledger must be consistent, and a re-run must finish exactly what was missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from decimal import Decimal as D
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from engine.cli import main
+from engine.ledger import Ledger
+
+from conftest import ROOT, write_rule_set
+
+BERLIN = ZoneInfo("Europe/Berlin")
+ACCOUNTS = ("a0", "a1", "a2", "a3")
+GADGETS = {"a0": 1, "a1": 2, "a2": 4, "a3": 20}  # toy gadgets: ≤10 at 1.50, above at 1.25
+MONTHLY = {"a0": D("1.50"), "a1": D("3.00"), "a2": D("6.00"), "a3": D("25.00")}
+TOP_UP = D("30")
+# After January and February: 30 - 2 × the monthly total; a3 goes 30 → 5 → -20 and is suspended.
+FINAL = {"a0": D("27.00"), "a1": D("24.00"), "a2": D("18.00"), "a3": D("-20.00")}
+STEPS = len(ACCOUNTS) * 5  # one "collected" per account, then rated, billed, debited, committed per account
+
+# Runs `ratecard` with the ledger's fault-injection seam set: kill:N sends SIGKILL to itself at the
+# N-th checkpoint; pause:S sleeps S seconds at every checkpoint (to widen the windows between them).
+DRIVER = """\
+import os, signal, sys, time
+import engine.ledger as ledger
+from engine.cli import main
+
+mode, _, value = os.environ.get("LEDGER_FAULT", "").partition(":")
+steps = 0
+
+def hook(name):
+    global steps
+    steps += 1
+    if mode == "kill" and steps == int(value):
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif mode == "pause":
+        time.sleep(float(value))
+
+ledger._checkpoint_hook = hook
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def at(*args) -> datetime:
+    return datetime(*args, tzinfo=BERLIN)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A template ledger: four accounts with January settled (debits scheduled), and February's usage."""
+    root = tmp_path_factory.mktemp("crash")
+    rules_dir = write_rule_set(root / "toy")
+    import engine
+    from engine.usage import UsageReader
+
+    rules = engine.load_rules(rules_dir)
+    usage = {}
+    for period in ("2024-01", "2024-02"):
+        path = root / f"usage-{period}.csv"
+        path.write_text("account,period,api,calls\n" + "".join(f"{a},{period},LookupGadget,{GADGETS[a]}\n"
+                                                                for a in ACCOUNTS), encoding="utf-8")
+        usage[period] = path
+    template = root / "template.db"
+    with Ledger(template, create=True) as ledger:
+        for a in ACCOUNTS:
+            ledger.create_account(a, a.upper(), "EUR", at(2024, 1, 1))
+            ledger.activate(a, "toy", "v1", at(2024, 1, 1))
+            ledger.top_up(a, TOP_UP, at(2024, 1, 1))
+        reader = UsageReader(rules, period="2024-01").read(usage["2024-01"])
+        report = ledger.settle(rules, reader.accounts(), "2024-01", at(2024, 2, 2, 10))
+        assert {s.debit for s in report.accounts} == {"scheduled"}
+    assert not Path(str(template) + "-wal").exists()
+    driver = root / "driver.py"
+    driver.write_text(DRIVER, encoding="utf-8")
+    return {"root": root, "rules": rules_dir, "usage": usage["2024-02"], "template": template, "driver": driver}
+
+
+def settle_args(setup, db: Path) -> list[str]:
+    # February's window is March 5-9; its settlement collects January's debits (due since Feb 5) first.
+    return ["settle", "--period", "2024-02", "--usage", str(setup["usage"]), "--rules", str(setup["rules"]),
+            "--at", at(2024, 3, 6, 10).isoformat(), "--db", str(db), "--format", "json"]
+
+
+def start(setup, db: Path, fault: str) -> subprocess.Popen:
+    env = dict(os.environ, LEDGER_FAULT=fault, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, str(setup["driver"]), *settle_args(setup, db)], cwd=setup["root"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def fresh_db(setup, name: str) -> Path:
+    db = setup["root"] / f"{name}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    shutil.copy(setup["template"], db)
+    return db
+
+
+def check_consistent(db: Path) -> dict:
+    """Whatever point a run stopped at: the books add up and nothing is there twice."""
+    with Ledger(db, readonly=True) as ledger:
+        assert ledger.verify() == []
+        entries = ledger.entries()
+        for kind in ("bill-issued", "debit"):
+            keys = [(e.account, e.period) for e in entries if e.kind == kind]
+            assert len(keys) == len(set(keys)), kind
+        return {"bills": len(ledger.bills()), "debits": sum(e.kind == "debit" for e in entries)}
+
+
+def check_complete(db: Path) -> None:
+    with Ledger(db, readonly=True) as ledger:
+        assert ledger.verify() == []
+        entries = ledger.entries()
+        for period in ("2024-01", "2024-02"):
+            for kind in ("bill-issued", "debit"):
+                assert sorted(e.account for e in entries if e.kind == kind and e.period == period) == list(ACCOUNTS)
+        for a in ACCOUNTS:
+            account = ledger.account(a)
+            assert account.balance == FINAL[a]
+            debits = [e.amount for e in entries if e.account == a and e.kind == "debit"]
+            assert debits == [-MONTHLY[a], -MONTHLY[a]]
+            assert sum(e.amount for e in entries if e.account == a) == account.balance
+        assert [a for a in ACCOUNTS if not ledger.status(a, "toy").allowed] == ["a3"]
+        assert sum(e.kind == "suspended" for e in entries) == 1
+
+
+def rerun(setup, db: Path, capsys) -> dict:
+    capsys.readouterr()
+    code = main(settle_args(setup, db))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_a_run_killed_at_every_checkpoint_is_completed_exactly_by_a_re_run(setup, capsys):
+    # STEPS + 1 never fires: that run completes, and its re-run must change nothing.
+    kills = list(range(1, STEPS + 2))
+    partial = set()
+    for batch in (kills[i:i + 4] for i in range(0, len(kills), 4)):
+        runs = [(k, fresh_db(setup, f"kill-{k}")) for k in batch]
+        procs = [(k, db, start(setup, db, f"kill:{k}")) for k, db in runs]
+        for k, db, proc in procs:
+            out, err = proc.communicate(timeout=60)
+            if k <= STEPS:
+                assert proc.returncode == -signal.SIGKILL, (k, err)
+            else:
+                assert proc.returncode == 0, err
+            state = check_consistent(db)
+            partial.add((state["bills"], state["debits"]))
+            rerun(setup, db, capsys)
+            check_complete(db)
+    # The crashes did land at different points: from nothing done to everything done.
+    assert {(4, 1), (4, 4), (5, 5), (8, 8)} <= partial and len(partial) == 8
+
+
+def test_a_run_killed_after_random_delays_is_completed_by_a_re_run(setup, capsys):
+    # A whole run takes about half a second here (start-up, then 20 checkpoints of 10 ms).
+    killed = set()
+    for seed in range(12):
+        rng = random.Random(seed)
+        db = fresh_db(setup, f"random-{seed}")
+        proc = start(setup, db, "pause:0.01")
+        time.sleep(rng.uniform(0.0, 0.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        state = check_consistent(db)
+        if proc.returncode == -signal.SIGKILL:
+            killed.add((state["bills"], state["debits"]))
+        report = rerun(setup, db, capsys)
+        check_complete(db)
+        # Whatever the first run did, the two runs together settled each account once.
+        assert all(a["outcome"] in ("settled", "already-settled") for a in report["accounts"])
+    assert killed, "no run was interrupted: the delays are too long for this machine"
+
+
+def test_two_runs_at_once_bill_and_debit_each_account_once(setup):
+    for round_ in range(3):
+        db = fresh_db(setup, f"race-{round_}")
+        procs = [start(setup, db, "pause:0.005") for _ in range(2)]
+        reports = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+            reports.append(json.loads(out))
+        check_complete(db)
+        settled = sorted(a["account"] for r in reports for a in r["accounts"] if a["outcome"] == "settled")
+        assert settled == list(ACCOUNTS)  # each account settled by exactly one of the runs
+        collected = sorted(c["account"] for r in reports for c in r["collected"] if c["applied"])
+        assert collected == list(ACCOUNTS)  # and January's debit collected by exactly one
+
+
+def test_two_processes_creating_a_new_ledger_at_once(tmp_path):
+    for round_ in range(3):
+        db = tmp_path / f"new-{round_}.db"
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        procs = [subprocess.Popen([sys.executable, "-m", "engine", "account", "create", name, "--currency", "EUR",
+                                   "--db", str(db), "--at", "2024-01-01T00:00:00Z"], env=env, cwd=tmp_path,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for name in ("x", "y")]
+        for proc in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+        with Ledger(db, readonly=True) as ledger:
+            assert [a.id for a in ledger.accounts()] == ["x", "y"]
+            assert ledger.verify() == []
