@@ -60,14 +60,9 @@ def rises_above(base: Decimal, new: Decimal, pct: Decimal) -> bool:
     return _EXACT.multiply(_EXACT.subtract(new, base), 100) > _EXACT.multiply(pct, base)
 
 
-@dataclass(frozen=True)
-class Impact:
-    """One row of the comparison: a category, an account, or the total."""
+class _Change:
+    """The change from `base_total` to `new_total`, in money and in percent."""
 
-    key: str  # category id, account, or "total"
-    name: str  # what to show: the category's name, the account
-    base_calls: int  # billed (billable) calls under the base rules
-    new_calls: int
     base_total: Decimal
     new_total: Decimal
 
@@ -78,6 +73,18 @@ class Impact:
     @property
     def percent(self) -> Decimal | None:
         return percent(self.base_total, self.new_total)
+
+
+@dataclass(frozen=True)
+class Impact(_Change):
+    """One row of the comparison: a category, an account, or the total."""
+
+    key: str  # category id, account, or "total"
+    name: str  # what to show: the category's name, the account
+    base_calls: int  # billed (billable) calls under the base rules
+    new_calls: int
+    base_total: Decimal
+    new_total: Decimal
 
     def to_dict(self) -> dict:
         return {"key": self.key, "name": self.name, "base_calls": self.base_calls, "new_calls": self.new_calls,
@@ -105,21 +112,13 @@ class TierChange:
 
 
 @dataclass(frozen=True)
-class Alert:
+class Alert(_Change):
     """A bill whose total rises by more than the alert percentage."""
 
     account: str
     period: str
     base_total: Decimal
     new_total: Decimal
-
-    @property
-    def change(self) -> Decimal:
-        return _EXACT.subtract(self.new_total, self.base_total)
-
-    @property
-    def percent(self) -> Decimal | None:
-        return percent(self.base_total, self.new_total)
 
     def to_dict(self) -> dict:
         return {"account": self.account, "period": self.period, "base_total": money(self.base_total),
