@@ -19,9 +19,10 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .bill import Bill
+from .bill import Bill, builder
+from .errors import RatecardError
 from .model import RuleSet
-from .rating import rate, tariff
+from .rating import UsageItem, rate, tariff
 from .render import FORMATS as TEMPLATE_FORMATS
 from .render import render_invoice
 from .usage import AccountUsage
@@ -71,21 +72,37 @@ def _bill_one(rules: RuleSet, usage: AccountUsage, fmt: str) -> Rendered:
 _worker: dict = {}
 
 
-def _init_worker(rules_path: str, fmt: str) -> None:
+def _init_worker(rules_path: str, fmt: str, fingerprint: str) -> None:
     from .rules import load_rules
 
-    _worker["rules"], _worker["fmt"] = load_rules(rules_path), fmt
+    rules = load_rules(rules_path)
+    # A rule file edited while the run started its workers must not price part of the run.
+    _worker["changed"] = rules.fingerprint != fingerprint
+    _worker["rules"], _worker["fmt"], _worker["path"] = rules, fmt, rules_path
 
 
-def _bill_chunk(chunk: list[AccountUsage]) -> list[Rendered]:
+# Plain tuples cross the process boundary, both ways: frozen dataclasses are pickled and unpickled
+# field by field through Python code, which cost more than billing them to JSON Lines.
+_usage_item, _account_usage, _rendered = builder(UsageItem), builder(AccountUsage), builder(Rendered)
+
+
+def _bill_chunk(chunk: list[tuple]) -> list[tuple]:
     rules, fmt = _worker["rules"], _worker["fmt"]
-    return [_bill_one(rules, usage, fmt) for usage in chunk]
+    if _worker["changed"]:
+        raise RatecardError(f"the rules in {_worker['path']} changed while the bill run was starting; "
+                            "nothing more is billed: run it again")
+    out = []
+    for account, period, items in chunk:
+        usage = _account_usage(account, period, tuple([_usage_item(*item) for item in items]))
+        r = _bill_one(rules, usage, fmt)
+        out.append((r.account, r.period, r.currency, r.total, r.text))
+    return out
 
 
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
-    it = iter(items)
+def _chunks(accounts: Iterable[AccountUsage], size: int) -> Iterator[list[tuple]]:
+    it = iter(accounts)
     while chunk := list(islice(it, size)):
-        yield chunk
+        yield [(u.account, u.period, [(i.api, i.calls, i.outcome) for i in u.items]) for u in chunk]
 
 
 def bill_accounts(rules: RuleSet, accounts: Iterable[AccountUsage], fmt: str, *, jobs: int | None = None,
@@ -101,7 +118,7 @@ def bill_accounts(rules: RuleSet, accounts: Iterable[AccountUsage], fmt: str, *,
             yield _bill_one(rules, usage, fmt)
         return
     with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
-                             initargs=(str(Path(rules.path).resolve()), fmt)) as pool:
+                             initargs=(str(Path(rules.path).resolve()), fmt, rules.fingerprint)) as pool:
         # A few chunks per worker in flight, not all of them (as pool.map would submit): the
         # accounts are made and the invoices kept only a window ahead of what has been written.
         chunks = _chunks(accounts, CHUNK)
@@ -111,7 +128,8 @@ def bill_accounts(rules: RuleSet, accounts: Iterable[AccountUsage], fmt: str, *,
                 results = pending.popleft().result()
                 for chunk in islice(chunks, 1):
                     pending.append(pool.submit(_bill_chunk, chunk))
-                yield from results
+                for fields in results:
+                    yield _rendered(*fields)
         finally:
             for future in pending:  # stopped early (an error, a closed pipe): do not finish the run
                 future.cancel()
@@ -120,10 +138,17 @@ def bill_accounts(rules: RuleSet, accounts: Iterable[AccountUsage], fmt: str, *,
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
+_RESERVED = frozenset(["CON", "PRN", "AUX", "NUL", *(f"{p}{n}" for p in ("COM", "LPT") for n in range(1, 10))])
+
+
 def invoice_filename(account: str, period: str, fmt: str) -> str:
-    """A file name for an account's invoice that is safe on every file system. Accounts whose id
-    had to be changed get a short hash suffix, so two ids never map to the same file."""
+    """A file name for an account's invoice that is safe on every file system.
+
+    An id used as it is must be a name no other id can map to: on a case-insensitive file system
+    (macOS, Windows) ``Acme`` and ``acme`` are one file, and Windows reserves ``con`` and the
+    like. Every other id (changed, or with a capital letter, or reserved) gets a hash of the id
+    after a ``~``, a character the ids used as they are never contain, so no two ids share a file."""
     safe = _UNSAFE.sub("_", account)[:80].strip(".") or "account"
-    if safe != account:
-        safe += "-" + hashlib.sha256(account.encode("utf-8")).hexdigest()[:8]
+    if safe != account or account != account.lower() or safe.split(".")[0].upper() in _RESERVED:
+        safe += "~" + hashlib.sha256(account.encode("utf-8")).hexdigest()[:10]
     return f"{safe}.{period}.{EXTENSIONS[fmt]}"

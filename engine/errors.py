@@ -71,6 +71,9 @@ class RuleSetInvalid(ProblemsError):
 class UsageInvalid(ProblemsError):
     """Usage rows that cannot be billed (each problem names the file and row)."""
 
+    def lines(self) -> list[str]:
+        return [f"{p.location}: {p.message}" for p in self.problems] + [str(self)]
+
 
 class RatingError(RatecardError):
     """Usage that the rules cannot price, e.g. an unknown API when the rules say that is an error."""

@@ -185,7 +185,7 @@ def test_bad_usage_rows_stop_the_diff_unless_written_to_a_rejects_file(capsys, m
     monkeypatch.chdir(ROOT)
     assert main(["diff", "--base", "rules/face-recognition", "--usage", "examples/usage-2020-09.csv"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("examples/usage-2020-09.csv:30: error: unknown API 'DetectLiveFaceAccurate'")
+    assert err.startswith("examples/usage-2020-09.csv:30: unknown API 'DetectLiveFaceAccurate'")
     assert "Traceback" not in err
 
 

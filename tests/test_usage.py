@@ -252,7 +252,7 @@ def test_strict_mode_lists_every_bad_row_with_its_file_and_line(shipped_rules, t
         reader.raise_for_rejects()
     assert [(p.location.file, p.location.line, p.code) for p in caught.value.problems] == [
         ("usage.csv", 3, "empty-account"), ("usage.csv", 4, "negative-calls")]
-    assert caught.value.lines()[0].startswith("usage.csv:3: error: empty account")
+    assert caught.value.lines()[0].startswith("usage.csv:3: empty account")
     assert "2 bad usage row(s)" in str(caught.value)
     read_text(shipped_rules, tmp_path, AGG_HEADER + GOOD + "\n").raise_for_rejects()  # nothing bad: no error
 
