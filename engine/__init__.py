@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .model import RuleSet
     from .rating import SUCCESS, PackBalance, Tariff, UsageItem, rate, tariff
     from .diff import diff_rules
+    from .ledger import Ledger
     from .render import render_invoice, render_rate_card
     from .rules import check_rules, load_rules
     from .usage import AccountUsage, UsageReader, read_usage
@@ -40,6 +41,7 @@ _LAZY = {
     "UsageReader": "usage", "AccountUsage": "usage", "read_usage": "usage",
     "render_invoice": "render", "render_rate_card": "render",
     "diff_rules": "diff",
+    "Ledger": "ledger",
 }
 # Submodules `import engine` used to load eagerly, still reachable as attributes.
 _SUBMODULES = frozenset({"model", "rules", "rating", "bill"})
@@ -49,7 +51,7 @@ __all__ = [
     "Problem", "ProblemsError", "RatecardError", "RatingError", "RuleSet", "RuleSetInvalid", "SUCCESS",
     "Tariff", "TierCharge", "UnknownApi", "UnratedUsage", "UsageInvalid", "UsageItem", "check_rules",
     "load_rules", "rate", "tariff", "UsageReader", "AccountUsage", "read_usage", "render_invoice",
-    "render_rate_card", "diff_rules",
+    "render_rate_card", "diff_rules", "Ledger",
 ]
 
 
