@@ -486,6 +486,54 @@ def cmd_topup(args) -> int:
     return 0
 
 
+def cmd_pack_buy(args) -> int:
+    rules = load_rules(args.rules or resources.default_rule_set())
+    with _open_ledger(args) as ledger:
+        bought = ledger.buy_pack(rules, args.account, args.category, args.size, _at(args.at),
+                                 reference=args.reference)
+    pack, applied = bought.pack, bought.applied
+    if args.format == "json":
+        print(json.dumps({"pack": pack.to_dict(), "changed": applied.changed, "note": applied.note or None,
+                          "balance": str(applied.balance), "frozen": str(applied.frozen),
+                          "entries": [e.to_dict() for e in applied.entries]}, indent=2, ensure_ascii=False))
+    elif not applied.changed:
+        print(f"{args.account}: {applied.note}; nothing was changed")
+    else:
+        print(f"{args.account}: {applied.entries[0].reason}; {_applied_text(applied, pack.currency)}")
+    return 0
+
+
+def _pack_time(pack, moment) -> str:
+    return pack.local(moment).strftime("%Y-%m-%d %H:%M")
+
+
+def cmd_pack_list(args) -> int:
+    at = _at(args.at)
+    with _open_ledger(args, readonly=True) as ledger:
+        packs = ledger.packs(args.account, service=args.service, at=at)
+    if args.format == "json":
+        print(json.dumps({"account": args.account, "at": at.isoformat(), "packs": [p.to_dict() for p in packs]},
+                         indent=2, ensure_ascii=False))
+        return 0
+    if not packs:
+        print(f"{args.account}: no resource packs as of {at.isoformat(timespec='seconds')}")
+        return 0
+    rows = [("Pack", "Service", "Category", "Units", "Used", "Lost", "Left", "Bought", "Expires", "State")]
+    rows += [(p.id, p.service, p.category, format_count(p.units), format_count(p.used), format_count(p.lost),
+              format_count(p.left), _pack_time(p, p.bought_at), _pack_time(p, p.expires_at),
+              p.state.replace("-", " ")) for p in packs]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print(f"Resource packs of {args.account} as of {at.isoformat(timespec='seconds')} (times in "
+          f"{', '.join(sorted({p.time_zone for p in packs}))})")
+    for r in rows:
+        print("  ".join(c.rjust(w) if 3 <= i <= 6 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    for p in packs:
+        if p.expired and p.left:
+            print(f"{p.id}: expired; its {format_count(p.left)} {p.unit}(s) left still serve the calls of "
+                  f"{p.last_period}, the month it expired in, until that month is settled; then they are lost")
+    return 0
+
+
 def _settle_text(report) -> list[str]:
     from .formatting import format_count
 
@@ -596,7 +644,10 @@ def cmd_statement(args) -> int:
                           "opening_frozen": str(statement.opening_frozen),
                           "closing_frozen": str(statement.closing_frozen),
                           "entries": [e.to_dict() for e in statement.entries],
-                          "bills": [b.to_dict() for b in statement.bills]}, indent=2, ensure_ascii=False))
+                          "bills": [b.to_dict() for b in statement.bills],
+                          "charges": [c.to_dict() for c in statement.charges],
+                          "charges_total": str(statement.charges_total) if statement.period else None,
+                          "packs": [p.to_dict() for p in statement.packs]}, indent=2, ensure_ascii=False))
         return 0
     ext = {"text": "txt", "markdown": "md"}[args.format]
     sys.stdout.write(render(f"statement.{ext}.j2", _statement_context(statement)))
@@ -611,8 +662,18 @@ def _statement_context(statement) -> dict:
              "service": e.service or "", "period": e.period or "", "reason": e.reason, "amount": e.amount,
              "frozen_change": e.frozen_change, "balance": e.balance_after, "frozen": e.frozen_after}
             for e in statement.entries]
+    period = statement.period
+    packs = []
+    for p in statement.packs:
+        of = [h for h in p.history if period is None or h.period == period]
+        packs.append({"id": p.id, "service": p.service, "category": p.category, "units": p.units, "unit": p.unit,
+                      "bought": _pack_time(p, p.bought_at), "expires": _pack_time(p, p.expires_at),
+                      "used": sum(h.units for h in of if h.kind == "pack-use"),
+                      "lost": sum(h.units for h in of if h.kind == "pack-expired"), "left": p.left,
+                      "state": p.state.replace("-", " ")})
     return {"statement": statement, "account": statement.account, "currency": statement.account.currency,
-            "entries": rows, "bills": statement.bills}
+            "entries": rows, "bills": statement.bills, "charges": statement.charges, "packs": packs,
+            "service_width": max([12] + [len(e.service) + 2 for e in statement.entries if e.service])}
 
 
 def cmd_ledger_check(args) -> int:
@@ -753,6 +814,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("amount", metavar="AMOUNT", help="a positive amount in the account's currency, e.g. 100.00")
     p.add_argument("--reference", metavar="REF", help="the payment's id: recording it twice credits once")
     p.set_defaults(func=cmd_topup)
+
+    p = sub.add_parser("pack", help="buy resource packs and list them with their units left")
+    actions = p.add_subparsers(dest="pack_command", metavar="ACTION")
+    actions.required = True
+    a = actions.add_parser("buy", parents=[db, at], help="buy a pack on sale in the price book in force; its "
+                           "price is taken from the balance at once")
+    a.add_argument("account", metavar="ACCOUNT")
+    a.add_argument("category", metavar="CATEGORY", help="the category the pack serves, e.g. as `ratecard ratecard` "
+                   "lists it")
+    a.add_argument("size", metavar="SIZE", help="units in the pack: one of the sizes on sale, e.g. 1000000, "
+                   "1,000,000 or 1M")
+    a.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one); its folder name is "
+                   "the service the pack serves")
+    a.add_argument("--reference", metavar="REF", help="the purchase's id: recording it twice buys once")
+    a.add_argument("--format", choices=("text", "json"), default="text")
+    a.set_defaults(func=cmd_pack_buy)
+    a = actions.add_parser("list", parents=[db, at], help="an account's packs: units used, lost and left, and "
+                           "when each expires (expired ones marked)")
+    a.add_argument("account", metavar="ACCOUNT")
+    a.add_argument("--service", metavar="NAME", help="only the packs of this service")
+    a.add_argument("--format", choices=("text", "json"), default="text")
+    a.set_defaults(func=cmd_pack_list)
 
     p = sub.add_parser("status", parents=[db], help="may this account use the service now? active, "
                        "suspended or not activated, with the reason")

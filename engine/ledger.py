@@ -23,6 +23,11 @@ How it stays right:
   in one ``BEGIN IMMEDIATE`` transaction, so a crash leaves it wholly settled or untouched and a
   re-run settles exactly the rest; two concurrent runs serialize per account and the later one
   finds the work done.
+- **Resource packs** are rows of `packs`, each paid by its own ``pack-purchase`` entry when bought.
+  The units a settlement takes from them, and those lost when a pack expires, are rows of
+  `pack_units` (one per pack, kind and period) written in the bill's own transaction, each with its
+  ``pack-use`` or ``pack-expired`` entry: a re-run or a crash never takes a pack's units twice. A
+  pack serves every period it overlaps; its units left are lost when the last of them is settled.
 - **Times** are aware datetimes passed in by the caller (the CLI reads the clock), stored as UTC ISO
   8601 text of fixed width so that they sort as text. An account's entries are recorded in time
   order: a change dated before the account's latest entry is refused.
@@ -208,6 +213,47 @@ MIGRATIONS: tuple[Migration, ...] = (
         ) WITHOUT ROWID""",
         "CREATE INDEX debits_due ON debits (status, due_at)",
     )),
+    # Resource packs. Units used and lost are rows of `pack_units` (one per pack, kind and period,
+    # each with its entry), never a counter updated in place: a pack's units left are its units less
+    # those rows, and a settlement that ran already cannot take a pack's units again.
+    Migration(2, "resource packs: packs, their units used and lost", (
+        *(f"INSERT INTO entry_kinds VALUES ('{k}', '{d}')" for k, d in (
+            ("pack-purchase", "a resource pack was bought: its price was taken from the balance"),
+            ("pack-use", "units of a resource pack were used by a period''s bill"),
+            ("pack-expired", "a resource pack expired: the units left in it were lost"))),
+        """CREATE TABLE packs (
+            id TEXT PRIMARY KEY,
+            account TEXT NOT NULL,
+            service TEXT NOT NULL,
+            category TEXT NOT NULL,
+            units INTEGER NOT NULL CHECK (units > 0),
+            unit TEXT NOT NULL,
+            price TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            bought_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,       -- exclusive: the pack serves the periods before it ends
+            time_zone TEXT NOT NULL,        -- the policy's, in which its validity was counted
+            rules_name TEXT NOT NULL,
+            rules_fingerprint TEXT NOT NULL, -- the price book versions that sold it
+            reference TEXT,                 -- the caller's id of the purchase: recorded once
+            entry INTEGER NOT NULL UNIQUE REFERENCES entries (seq),
+            FOREIGN KEY (account, service) REFERENCES services (account, service),
+            CHECK (expires_at > bought_at)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX packs_by_account ON packs (account, service, expires_at)",
+        "CREATE UNIQUE INDEX one_pack_per_reference ON packs (account, reference) WHERE reference IS NOT NULL",
+        *_append_only("packs"),
+        """CREATE TABLE pack_units (
+            pack TEXT NOT NULL REFERENCES packs (id),
+            kind TEXT NOT NULL CHECK (kind IN ('pack-use', 'pack-expired')),
+            period TEXT NOT NULL,           -- the period whose settlement used (or found expired) them
+            units INTEGER NOT NULL CHECK (units > 0),
+            entry INTEGER NOT NULL UNIQUE REFERENCES entries (seq),
+            PRIMARY KEY (pack, kind, period)
+        ) WITHOUT ROWID""",
+        "CREATE UNIQUE INDEX one_expiry_per_pack ON pack_units (pack) WHERE kind = 'pack-expired'",
+        *_append_only("pack_units"),
+    )),
 )
 LATEST = MIGRATIONS[-1].version
 
@@ -379,6 +425,99 @@ class BillRecord:
                 "debit": self.debit_status, "due_at": self.due_at.isoformat()}
 
 
+@dataclass(frozen=True)
+class PackUnits:
+    """Units of a pack used for one period's bill ("pack-use"), or lost at its expiry ("pack-expired")."""
+
+    kind: str
+    period: str
+    units: int
+    at: datetime  # when the settlement recorded them
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "period": self.period, "units": self.units, "at": self.at.isoformat()}
+
+
+@dataclass(frozen=True)
+class Pack:
+    """A resource pack an account bought, with what was used and lost of it (as of some moment)."""
+
+    id: str
+    account: str
+    service: str
+    category: str
+    units: int
+    unit: str
+    price: Decimal
+    currency: str
+    bought_at: datetime
+    expires_at: datetime  # exclusive
+    time_zone: str
+    rules_name: str
+    rules_fingerprint: str
+    reference: str | None = None
+    history: tuple[PackUnits, ...] = ()
+    as_of: datetime | None = None  # the moment `expired` and the history refer to (None: everything recorded)
+
+    @property
+    def used(self) -> int:
+        return sum(h.units for h in self.history if h.kind == "pack-use")
+
+    @property
+    def lost(self) -> int:
+        return sum(h.units for h in self.history if h.kind == "pack-expired")
+
+    @property
+    def left(self) -> int:
+        return self.units - self.used - self.lost
+
+    @property
+    def expired(self) -> bool:
+        return self.lost > 0 or (self.as_of is not None and self.expires_at <= self.as_of)
+
+    @property
+    def state(self) -> str:
+        """"expired" (past its validity), "used-up" (nothing left before it expired) or "active"."""
+        return "expired" if self.expired else "used-up" if not self.left else "active"
+
+    @property
+    def last_period(self) -> str:
+        """The last period the pack serves: its units left are lost when that period is settled."""
+        from .settlement import last_period_served
+
+        return last_period_served(self.expires_at, self.time_zone)
+
+    def local(self, moment_: datetime) -> datetime:
+        from zoneinfo import ZoneInfo
+
+        return moment_.astimezone(ZoneInfo(self.time_zone))
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "account": self.account, "service": self.service, "category": self.category,
+                "units": self.units, "unit": self.unit, "price": _text(self.price), "currency": self.currency,
+                "bought_at": self.local(self.bought_at).isoformat(),
+                "expires_at": self.local(self.expires_at).isoformat(), "last_period": self.last_period,
+                "used": self.used, "lost": self.lost, "left": self.left, "state": self.state,
+                "expired": self.expired, "as_of": self.as_of.isoformat() if self.as_of else None,
+                "reference": self.reference, "rules_name": self.rules_name,
+                "rules_fingerprint": self.rules_fingerprint, "history": [h.to_dict() for h in self.history]}
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What a period cost an account, for its statement: a pack bought in it, or its bill."""
+
+    kind: str  # "pack-purchase" | "invoice"
+    service: str
+    ref: str  # the pack id or the invoice number
+    description: str
+    amount: Decimal
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "service": self.service, "ref": self.ref, "description": self.description,
+                "amount": _text(self.amount)}
+
+
 # -- results of writes -------------------------------------------------------------------------------
 
 
@@ -486,6 +625,27 @@ class Statement:
     closing_balance: Decimal
     closing_frozen: Decimal
     bills: tuple[BillRecord, ...] = ()
+    # A period's statement: what the period cost (packs bought in it, and its own bills, whenever
+    # they are issued and debited), and the packs that served it, with their units as of its end.
+    charges: tuple[Charge, ...] = ()
+    packs: tuple[Pack, ...] = ()
+
+    @property
+    def charges_total(self) -> Decimal:
+        from .settlement import add
+
+        total = Decimal(0)
+        for c in self.charges:
+            total = add(total, c.amount)
+        return total
+
+
+@dataclass(frozen=True)
+class PackBought:
+    """The result of `Ledger.buy_pack`: the pack and what buying it did to the account."""
+
+    pack: Pack
+    applied: Applied
 
 
 # -- the ledger --------------------------------------------------------------------------------------
@@ -496,6 +656,8 @@ _STATUS_ANY = ("SELECT a.currency, a.balance, a.frozen, s.service, s.state, s.si
                "FROM accounts AS a LEFT JOIN services AS s ON s.account = a.id WHERE a.id = ? ORDER BY s.service")
 _ENTRY_COLUMNS = ("seq, account, at, kind, service, period, amount, frozen_change, balance_after, frozen_after, "
                   "reason, ref")
+_PACK_COLUMNS = ("id, account, service, category, units, unit, price, currency, bought_at, expires_at, time_zone, "
+                 "rules_name, rules_fingerprint, reference")
 _SERVICE_COLUMNS = ("service, activated_at, terms_version, terms_accepted_at, state, since, reason, frozen, "
                     "frozen_period, pending_freeze, pending_period, arrears_action, resume_when")
 
@@ -710,7 +872,8 @@ class Ledger:
 
     def statement(self, account: str, *, period: str | None = None, time_zone: str = "UTC") -> Statement:
         """The account's entries (all, or those dated within `period` in `time_zone`) with the balance
-        and deposits before and after them."""
+        and deposits before and after them. A period's statement also says what the period cost (the
+        packs bought in it and its bills, whenever they are issued) and which packs served it."""
         from zoneinfo import ZoneInfo
 
         from . import settlement as S
@@ -718,12 +881,15 @@ class Ledger:
 
         info = self.account(account)
         ZoneInfo(time_zone)
+        charges: list[Charge] = []
         if period is None:
             entries = self.entries(account)
             opening = (Decimal(0), Decimal(0))
             bills = self.bills(account)
+            packs = self.packs(account)
         else:
-            start, end = (stamp(t) for t in period_bounds(period, time_zone))
+            bounds = period_bounds(period, time_zone)
+            start, end = (stamp(t) for t in bounds)
             before = self._read("SELECT balance_after, frozen_after FROM entries WHERE account = ? AND at < ? "
                                 "ORDER BY seq DESC LIMIT 1", (account, start))
             opening = (Decimal(before[0][0]), Decimal(before[0][1])) if before else (Decimal(0), Decimal(0))
@@ -732,9 +898,40 @@ class Ledger:
                 (account, start, end))]
             invoices = {e.ref for e in entries if e.kind == S.BILL_ISSUED}
             bills = [b for b in self.bills(account) if b.invoice_number in invoices]
+            bought = {p.id: p for p in self.packs(account, at=bounds[1])}
+            for e in entries:
+                if e.kind == S.PACK_PURCHASE:
+                    p = bought[e.ref]
+                    charges.append(Charge(S.PACK_PURCHASE, e.service, p.id, f"pack {p.id}: {p.category}, "
+                                          f"{p.units:,} {p.unit}(s)", -e.amount))
+            charges += [Charge("invoice", b.service, b.invoice_number, f"invoice {b.invoice_number} (issued "
+                               f"{b.issued_at.astimezone(ZoneInfo(time_zone)).date()}, debit {b.debit_status})",
+                               b.total)
+                        for b in self.bills(account, period)]
+            # The packs that served the period (or were bought in it), with their units up to it.
+            packs = [p for p in self.packs(account, period=period, as_of=bounds[1])
+                     if p.bought_at < bounds[1] and (p.expires_at > bounds[0] or any(h.period == period
+                                                                                     for h in p.history))]
         closing = (entries[-1].balance_after, entries[-1].frozen_after) if entries else opening
         return Statement(info, period, time_zone, opening[0], opening[1], tuple(entries), closing[0], closing[1],
-                         tuple(bills))
+                         tuple(bills), tuple(charges), tuple(packs))
+
+    def packs(self, account: str, *, service: str | None = None, at: datetime | None = None,
+              period: str | None = None, as_of: datetime | None = None) -> list[Pack]:
+        """The account's resource packs, soonest-expiring first. With `at`: as they stood then (packs
+        bought by then, units used and lost by then, `expired` once `at` is past the expiry). With
+        `period`: the units used and lost for that period and those before it."""
+        self.account(account)  # UnknownAccount for an account the ledger does not have
+        when = None if at is None else stamp(at)
+        rows = self._read(f"SELECT {_PACK_COLUMNS} FROM packs WHERE account = ? AND (?2 IS NULL OR service = ?2) "
+                          "AND (?3 IS NULL OR bought_at <= ?3) ORDER BY expires_at, id", (account, service, when))
+        history: dict[str, list[PackUnits]] = {}
+        for pack, kind, period_, units, at_ in self._read(
+                "SELECT u.pack, u.kind, u.period, u.units, e.at FROM pack_units AS u JOIN entries AS e "
+                "ON e.seq = u.entry WHERE e.account = ?1 AND (?2 IS NULL OR e.at <= ?2) "
+                "AND (?3 IS NULL OR u.period <= ?3) ORDER BY u.entry", (account, when, period)):
+            history.setdefault(pack, []).append(PackUnits(kind, period_, units, moment(at_)))
+        return [_pack(r, history.get(r[0], ()), at or as_of) for r in rows]
 
     def verify(self) -> list[str]:
         """Re-add every entry and compare with the balances, deposits and service states kept. Returns
@@ -783,6 +980,35 @@ class Ledger:
         bills = self._read("SELECT count(*) FROM bills")[0][0]
         if bills != len(counts):
             problems.append(f"{bills} bills but {len(counts)} debits")
+        problems += self._verify_packs()
+        return problems
+
+    def _verify_packs(self) -> list[str]:
+        """Every pack was paid for by its own purchase entry; every unit used or lost has its own entry;
+        no pack gave more units than it held."""
+        problems = []
+        for pack, account, price, entry, kind, amount, ref, owner in self._read(
+                "SELECT p.id, p.account, p.price, p.entry, e.kind, e.amount, e.ref, e.account FROM packs AS p "
+                "LEFT JOIN entries AS e ON e.seq = p.entry ORDER BY p.id"):
+            if (kind, ref, owner) != ("pack-purchase", pack, account) or Decimal(amount) != -Decimal(price):
+                problems.append(f"{account}: pack {pack} costs {price} but its entry {entry} is {kind} of {amount} "
+                                f"for {ref}")
+        for pack, kind, period, entry, entry_kind, ref in self._read(
+                "SELECT u.pack, u.kind, u.period, u.entry, e.kind, e.ref FROM pack_units AS u "
+                "LEFT JOIN entries AS e ON e.seq = u.entry ORDER BY u.entry"):
+            if (entry_kind, ref) != (kind, pack):
+                problems.append(f"pack {pack}: {kind} for {period} has entry {entry} of kind {entry_kind} for {ref}")
+        for pack, units, taken in self._read(
+                "SELECT p.id, p.units, sum(u.units) FROM packs AS p JOIN pack_units AS u ON u.pack = p.id "
+                "GROUP BY p.id HAVING sum(u.units) > p.units"):
+            problems.append(f"pack {pack} holds {units} units but {taken} were used or lost")
+        kinds = dict(self._read("SELECT kind, count(*) FROM entries WHERE kind IN ('pack-purchase', 'pack-use', "
+                                "'pack-expired') GROUP BY kind"))
+        rows = {"pack-purchase": self._read("SELECT count(*) FROM packs")[0][0]}
+        rows |= dict(self._read("SELECT kind, count(*) FROM pack_units GROUP BY kind"))
+        for kind in ("pack-purchase", "pack-use", "pack-expired"):
+            if kinds.get(kind, 0) != rows.get(kind, 0):
+                problems.append(f"{kinds.get(kind, 0)} {kind} entries but {rows.get(kind, 0)} recorded")
         return problems
 
     # -- writing: accounts, services, top-ups ------------------------------------------------------
@@ -857,6 +1083,68 @@ class Ledger:
             outcome = S.apply_top_up(position, value, reference)
             return self._record(db, account, position, when, outcome.changes, outcome.position)
 
+    # -- writing: resource packs -------------------------------------------------------------------
+
+    def buy_pack(self, rules, account: str, category: str, size, at: datetime,
+                 reference: str | None = None) -> PackBought:
+        """Buy a resource pack of `category` holding `size` units, as sold by the price book of `rules`
+        in force at `at`; its service is the rule set's. The price is taken from the balance at once:
+        a pack is prepaid, so the available balance (less deposits) must cover it. The pack serves
+        every period from the one it is bought in to the one it expires in, the book's
+        `valid_for_months` later. With a `reference` (the caller's id of the purchase), recording the
+        same purchase again changes nothing."""
+        from . import settlement as S
+        from .periods import period_of
+        from .rating import tariff
+
+        period = period_of(at, rules.latest[2].time_zone)
+        t = tariff(rules, period)
+        book, policy, service = t.book, t.policy, rules.name
+        offer = _pack_offer(book, service, category, size)
+        price = Decimal(str(offer.price)) if isinstance(offer.price, float) else Decimal(offer.price)
+        expires = S.pack_expiry(at, book.pack_validity_months, policy.time_zone)
+        when = stamp(at)
+        with self._write() as db:
+            position = self._position(db, account)
+            if reference is not None:
+                row = db.execute(f"SELECT {_PACK_COLUMNS} FROM packs WHERE account = ? AND reference = ?",
+                                 (account, reference)).fetchone()
+                if row is not None:
+                    old = _pack(row, (), None)
+                    if (old.service, old.category, old.units) != (service, category, offer.units):
+                        raise LedgerError(f"pack purchase {reference!r} of {account} was recorded as pack {old.id}, "
+                                          f"{old.units:,} {old.unit}(s) of {old.service} {old.category}, not "
+                                          f"{offer.units:,} of {service} {category}; nothing was changed")
+                    recorded = next(p for p in self.packs(account) if p.id == old.id)
+                    return PackBought(recorded, self._unchanged(account, position, f"pack purchase {reference} was "
+                                                                f"already recorded as pack {old.id}"))
+            self._check_time(db, account, when)
+            if db.execute("SELECT 1 FROM services WHERE account = ? AND service = ?", (account, service)).fetchone() \
+                    is None:
+                raise LedgerError(f"account {account} has not activated {service}; a pack serves a service the "
+                                  "account uses: activate it first with `ratecard account activate`; nothing was "
+                                  "changed")
+            if position.currency != book.currency:
+                raise LedgerError(f"the account is in {position.currency} but {service} sells packs in "
+                                  f"{book.currency}; nothing was changed")
+            if position.available < price:
+                raise LedgerError(f"{account} cannot pay for the pack: it costs {format_money(price, book.currency)} "
+                                  f"and only {format_money(position.available, position.currency)} is available "
+                                  "(the balance less deposits held); a pack is paid when it is bought, so top up "
+                                  "first; nothing was changed")
+            number = db.execute("SELECT count(*) FROM packs").fetchone()[0] + 1
+            pack_id = f"PK-{number:06d}"
+            local_expiry = expires.isoformat(timespec="seconds")
+            what = f"{category} pack {pack_id} of {offer.units:,} {book.unit}(s)"
+            note = f"; valid until {local_expiry}" + (f" (reference {reference})" if reference else "")
+            outcome = S.apply_pack_purchase(position, service, period, price, pack_id, what, note)
+            applied = self._record(db, account, position, when, outcome.changes, outcome.position)
+            row = (pack_id, account, service, category, offer.units, book.unit, _text(price), book.currency, when,
+                   stamp(expires), policy.time_zone, rules.name, t.fingerprint, reference)
+            db.execute(f"INSERT INTO packs ({_PACK_COLUMNS}, entry) VALUES ({', '.join('?' * (len(row) + 1))})",
+                       (*row, applied.entries[0].seq))
+        return PackBought(_pack(row, (), at), applied)
+
     # -- writing: settlement -----------------------------------------------------------------------
 
     def collect(self, at: datetime) -> list[Collected]:
@@ -930,10 +1218,23 @@ class Ledger:
             "SELECT account, bill_json FROM bills WHERE service = ? AND period = ?", (service, period))}
         currencies = dict(self._read("SELECT id, currency FROM accounts"))
         results = []
+        zone = policy.time_zone
+
+        def priced(bill, packs) -> _Priced:
+            list_cost = S.list_price_cost(book, bill)
+            freeze = S.freeze_amount(policy, list_cost)
+            basis = "" if freeze is None else S.freeze_basis(policy, list_cost, bill.currency)
+            return _Priced(bill, _bill_json(bill), render_bill(bill, rules, "text"), invoice_meta(bill, policy).number,
+                           list_cost, S.Terms.of(policy, freeze, basis), packs)
+
         for account in billable:
             items = by_account[account].items if account in by_account else ()
-            bill = rate(rules, items, period, account=account, suspended=self._suspended_at(account, service, end))
-            bill_json = json.dumps(bill.to_dict(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+            suspended = self._suspended_at(account, service, end)
+            # An account already settled is re-rated with its packs as they were before its bill, to
+            # compare like with like.
+            packs = self._pack_balances(account, service, when_, zone, before_bill=account in recorded)
+            bill = rate(rules, items, period, account=account, packs=packs, suspended=suspended)
+            bill_json = _bill_json(bill)
             number = invoice_meta(bill, policy).number
             if account in recorded:
                 note = "" if recorded[account] == bill_json else (
@@ -944,40 +1245,67 @@ class Ledger:
                 results.append(Settled(account, "failed", number, bill.currency, bill.total, problem=(
                     f"the account is in {currencies[account]} but {rules.name} bills in {bill.currency}")))
                 continue
-            list_cost = S.list_price_cost(book, bill)
-            freeze = S.freeze_amount(policy, list_cost)
-            basis = "" if freeze is None else S.freeze_basis(policy, list_cost, bill.currency)
+
+            def again(fresh, account=account, items=items, suspended=suspended) -> _Priced:
+                return priced(rate(rules, items, period, account=account, packs=fresh, suspended=suspended), fresh)
+
+            first = priced(bill, packs)
             _step("rated")
-            results.append(self._settle_one(
-                bill, bill_json, render_bill(bill, rules, "text"), number, service, list_cost,
-                S.Terms.of(policy, freeze, basis), when_, when))
+            results.append(self._settle_one(first, service, when_, when, again))
             _step("committed")
         return SettleReport(period, service, rules.fingerprint, at, when_, collected, tuple(results), tuple(unbilled))
 
-    def _settle_one(self, bill, bill_json, invoice_text, number, service, list_cost, terms, when_, when) -> Settled:
+    def _pack_balances(self, account: str, service: str, when_, zone: str, *, before_bill: bool = False) -> tuple:
+        """The account's packs of `service` that serve the period of `when_`, with their units left,
+        as `rating.rate` takes them. `before_bill`: as they were before the period's bill was recorded."""
+        from . import settlement as S
+        from .rating import PackBalance
+
+        cut = (" AND u.entry < (SELECT e.seq FROM entries AS e WHERE e.account = p.account AND e.service = "
+               "p.service AND e.period = :period AND e.kind = 'bill-issued')") if before_bill else ""
+        rows = self._read(
+            "SELECT p.id, p.category, p.expires_at, p.units - coalesce((SELECT sum(u.units) FROM pack_units AS u "
+            f"WHERE u.pack = p.id{cut}), 0) FROM packs AS p WHERE p.account = :account AND p.service = :service "
+            "AND p.bought_at < :end AND p.expires_at > :start ORDER BY p.expires_at, p.id",
+            {"account": account, "service": service, "period": when_.period, "start": stamp(when_.start),
+             "end": stamp(when_.end)})
+        return tuple(PackBalance(pack, category, left, S.rating_expiry(moment(expires), zone))
+                     for pack, category, expires, left in rows if left > 0)
+
+    def _settle_one(self, priced: _Priced, service, when_, when, again) -> Settled:
+        """Record one account's bill, the pack units it uses (and those its packs lose by expiring),
+        and its debit, in one transaction. `again(packs)` prices the bill anew, should the account's
+        packs have changed since it was priced (a purchase committed meanwhile)."""
         from . import settlement as S
 
-        account, period, currency, total = bill.account, bill.period, bill.currency, bill.total
+        bill = priced.bill
+        account, period = bill.account, bill.period
         opens, closes = stamp(when_.deduction_opens), stamp(when_.deduction_closes)
         with self._write() as db:
             old = db.execute("SELECT bill_json FROM bills WHERE account = ? AND service = ? AND period = ?",
                              (account, service, period)).fetchone()
             if old is not None:  # a concurrent run settled it after we looked
-                note = "" if old[0] == bill_json else "the recorded bill differs; it stands"
-                return Settled(account, "already-settled", number, currency, total, problem=note)
+                note = "" if old[0] == priced.bill_json else "the recorded bill differs; it stands"
+                return Settled(account, "already-settled", priced.number, bill.currency, bill.total, problem=note)
             try:
                 position = self._position(db, account, when)
             except LedgerError as exc:
-                return Settled(account, "failed", number, currency, total, problem=str(exc))
+                return Settled(account, "failed", priced.number, bill.currency, bill.total, problem=str(exc))
+            fresh = self._pack_balances(account, service, when_, when_.time_zone)
+            if fresh != priced.packs:
+                priced = again(fresh)
+                bill = priced.bill
+            number, currency, total, terms = priced.number, bill.currency, bill.total, priced.terms
             db.execute("INSERT INTO bills (account, service, period, invoice_number, currency, total, list_cost, "
                        "rules_name, rules_fingerprint, bill_json, invoice_text, issued_at) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (account, service, period, number, currency, _text(total), _text(list_cost), bill.rules_name,
-                        bill.rules_fingerprint, bill_json, invoice_text, when))
+                       (account, service, period, number, currency, _text(total), _text(priced.list_cost),
+                        bill.rules_name, bill.rules_fingerprint, priced.bill_json, priced.invoice_text, when))
             money = format_money(total, currency)
             issued = self._record(db, account, position, when, [S.Change(
                 S.BILL_ISSUED, f"invoice {number} for {period}: {money} ({bill.rules_name}, "
                 f"{bill.rules_fingerprint[:19]})", service, period, ref=number)], position)
+            issued = _merge(issued, self._take_packs(db, bill, service, when_, position, when))
             db.execute("INSERT INTO debits (account, service, period, amount, due_at, closes_at, arrears_action, "
                        "resume_when, freeze, freeze_basis, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled')",
                        (account, service, period, _text(total), opens, closes, terms.arrears_action,
@@ -996,6 +1324,39 @@ class Ledger:
                 debit = "applied"
             _step("debited")
         return Settled(account, "settled", number, currency, total, debit, when_.deduction_opens, applied)
+
+    def _take_packs(self, db, bill, service, when_, position, when) -> Applied:
+        """Record the pack units a bill uses, then the units lost by the service's packs that expire by
+        the end of its period (they can serve no later period). Part of the bill's transaction: the
+        primary key of `pack_units` (pack, kind, period) makes taking them twice impossible."""
+        from zoneinfo import ZoneInfo
+
+        from . import settlement as S
+
+        account, period = bill.account, bill.period
+        changes, rows, taken = [], [], {}
+        for line in bill.lines:
+            for use in line.packs_used:
+                changes.append(S.pack_use(service, period, use.pack_id, line.category, use.units_used, use.units_left,
+                                          bill.unit))
+                rows.append((use.pack_id, S.PACK_USE, use.units_used))
+                taken[use.pack_id] = taken.get(use.pack_id, 0) + use.units_used
+        for pack, category, unit, expires, zone, left in db.execute(
+                "SELECT p.id, p.category, p.unit, p.expires_at, p.time_zone, p.units - coalesce((SELECT sum(u.units) "
+                "FROM pack_units AS u WHERE u.pack = p.id), 0) FROM packs AS p WHERE p.account = ? AND p.service = ? "
+                "AND p.expires_at <= ? AND NOT EXISTS (SELECT 1 FROM pack_units AS u WHERE u.pack = p.id AND "
+                "u.kind = 'pack-expired') ORDER BY p.expires_at, p.id",
+                (account, service, stamp(when_.end))).fetchall():
+            left -= taken.get(pack, 0)
+            if left > 0:
+                expired = moment(expires).astimezone(ZoneInfo(zone)).isoformat(timespec="seconds")
+                changes.append(S.pack_expired(service, period, pack, category, left, unit, expired))
+                rows.append((pack, S.PACK_EXPIRED, left))
+        applied = self._record(db, account, position, when, changes, position)
+        for (pack, kind, units), entry in zip(rows, applied.entries):
+            db.execute("INSERT INTO pack_units (pack, kind, period, units, entry) VALUES (?, ?, ?, ?, ?)",
+                       (pack, kind, period, units, entry.seq))
+        return applied
 
     def _debit(self, db, account, service, period, amount, terms, invoice, position, when, closes) -> Applied:
         from . import settlement as S
@@ -1082,9 +1443,65 @@ class Ledger:
                        tuple(sorted(n for n, s in position.services.items() if s.suspended)), note)
 
 
+_SIZE = re.compile(r"^([0-9][0-9,_]*)([kKmM]?)$")
+
+
+def parse_pack_size(size) -> int:
+    """A pack size: a whole number of units, e.g. 1000000, 1,000,000, 1_000_000, 1000k or 1M."""
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size
+    m = _SIZE.match(str(size).strip())
+    if not m:
+        raise LedgerError(f"bad pack size {str(size)!r}: expected a whole number of units, e.g. 1000000, "
+                          "1,000,000 or 1M")
+    return int(m.group(1).replace(",", "").replace("_", "")) * {"": 1, "k": 1000, "m": 1_000_000}[m.group(2).lower()]
+
+
+def _pack_offer(book, service: str, category: str, size):
+    """The pack of `category` and `size` on sale in `book`, or a LedgerError saying what is on sale."""
+    on_sale = [c.id for c in book.categories.values() if c.packs]
+    where = f"the {service} price book in force from {book.effective_from.isoformat()}"
+    cat = book.categories.get(category)
+    if cat is None:
+        raise LedgerError(f"unknown category {category!r} in {where}; packs are sold for: "
+                          f"{', '.join(on_sale) or 'no category'}")
+    if not cat.packs:
+        raise LedgerError(f"no {category} packs are on sale in {where}; packs are sold for: "
+                          f"{', '.join(on_sale) or 'no category'}")
+    units = parse_pack_size(size)
+    for offer in cat.packs:
+        if offer.units == units:
+            return offer
+    sizes = ", ".join(f"{o.units:,} ({format_money(Decimal(o.price), book.currency)})" for o in cat.packs)
+    raise LedgerError(f"no {category} pack of {units:,} {book.unit}(s) is on sale in {where}; the sizes on sale "
+                      f"are: {sizes}")
+
+
+def _pack(r, history, as_of) -> Pack:
+    return Pack(r[0], r[1], r[2], r[3], r[4], r[5], Decimal(r[6]), r[7], moment(r[8]), moment(r[9]), r[10], r[11],
+                r[12], r[13], tuple(history), as_of)
+
+
 def _entry(r) -> Entry:
     return Entry(r[0], r[1], moment(r[2]), r[3], r[4], r[5], Decimal(r[6]), Decimal(r[7]), Decimal(r[8]),
                  Decimal(r[9]), r[10], r[11])
+
+
+@dataclass(frozen=True)
+class _Priced:
+    """One account's bill for a period, priced and rendered, with the packs it was priced with."""
+
+    bill: object
+    bill_json: str
+    invoice_text: str
+    number: str
+    list_cost: Decimal
+    terms: S.Terms
+    packs: tuple
+
+
+def _bill_json(bill) -> str:
+    return json.dumps(bill.to_dict(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def _merge(first: Applied, second: Applied) -> Applied:

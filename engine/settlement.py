@@ -7,7 +7,10 @@ be tested (and reasoned about) without a database:
 - the deposit freeze: a percentage of the period's list-price cost (`list_price_cost`,
   `freeze_amount`);
 - what applying a debit or a top-up does to the balance, the deposit held and the service
-  (`apply_debit`, `apply_top_up`), as a list of `Change`s, each of which becomes one ledger entry.
+  (`apply_debit`, `apply_top_up`), as a list of `Change`s, each of which becomes one ledger entry;
+- resource packs: when a pack expires (`pack_expiry`), which periods it serves (`pack_serves`), and
+  the entries of buying one, using it and losing what is left at expiry (`apply_pack_purchase`,
+  `pack_use`, `pack_expired`).
 
 Balance, deposit and standing
     `balance` is what the account holds; `frozen` is the part of it held as deposits, so the
@@ -26,6 +29,7 @@ Balance, deposit and standing
 
 from __future__ import annotations
 
+import calendar
 import decimal
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -52,6 +56,9 @@ FREEZE_FAILED = "freeze-failed"
 FREEZE_RELEASED = "freeze-released"
 SUSPENDED = "suspended"
 RESUMED = "resumed"
+PACK_PURCHASE = "pack-purchase"
+PACK_USE = "pack-use"
+PACK_EXPIRED = "pack-expired"
 
 ENTRY_KINDS: Mapping[str, str] = {
     ACCOUNT_OPENED: "the account was created",
@@ -66,6 +73,9 @@ ENTRY_KINDS: Mapping[str, str] = {
     FREEZE_RELEASED: "a deposit was released",
     SUSPENDED: "the service was stopped",
     RESUMED: "the service was restarted",
+    PACK_PURCHASE: "a resource pack was bought: its price was taken from the balance",
+    PACK_USE: "units of a resource pack were used by a period's bill",
+    PACK_EXPIRED: "a resource pack expired: the units left in it were lost",
 }
 
 SUSPEND_SERVICE = "suspend-service"
@@ -347,3 +357,74 @@ def apply_top_up(position: Position, amount: Decimal, reference: str | None = No
                                  f" (retried after the {what})")
         b.services[name] = b.standing(state, f"the {what}")
     return b.outcome()
+
+
+# -- resource packs ----------------------------------------------------------------------------------
+#
+# A pack is bought at a moment and expires a number of calendar months later (exclusive). Usage is
+# counted per month, so the calls of a month made before the purchase, or after the expiry, cannot be
+# told from the others: a pack serves every period it overlaps, wholly. So a pack bought on the 10th
+# covers its whole first month, and one expiring on the 10th still covers its last month; its units
+# left are lost when that last month is settled.
+
+
+def pack_expiry(bought_at: datetime, months: int, time_zone: str) -> datetime:
+    """When a pack bought at `bought_at` stops being usable: `months` calendar months later at the
+    same local time in `time_zone`. A day the month lacks becomes its last day (a one-month pack
+    bought on 31 January expires on the last day of February)."""
+    if months < 1:
+        raise ValueError(f"a pack is valid for at least one month, not {months}")
+    zone = ZoneInfo(time_zone)
+    local = bought_at.astimezone(zone)
+    index = local.month - 1 + months
+    year, month = local.year + index // 12, index % 12 + 1
+    day = min(local.day, calendar.monthrange(year, month)[1])
+    return local.replace(year=year, month=month, day=day, fold=0)
+
+
+def pack_serves(bought_at: datetime, expires_at: datetime, when: Schedule) -> bool:
+    """Whether a pack's units may be used for the calls of a period: it overlaps the period."""
+    return bought_at < when.end and expires_at > when.start
+
+
+def last_period_served(expires_at: datetime, time_zone: str) -> str:
+    """The last period a pack serves: the one its final moment of validity falls in."""
+    local = (expires_at - timedelta(microseconds=1)).astimezone(ZoneInfo(time_zone))
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+def rating_expiry(expires_at: datetime, time_zone: str) -> date:
+    """The expiry as `rating.PackBalance.expires` takes it: the first local day on which the pack
+    cannot be used at all (exclusive), so that a pack still valid for part of a period's first day
+    is not taken for one that expired before the period."""
+    local = expires_at.astimezone(ZoneInfo(time_zone))
+    day = local.date()
+    return day if local.replace(tzinfo=None) == datetime(day.year, day.month, day.day) else day + timedelta(days=1)
+
+
+def apply_pack_purchase(position: Position, service: str, period: str, price: Decimal, pack_id: str,
+                        what: str, note: str = "") -> Outcome:
+    """Take a pack's price from the balance when it is bought. A pack is prepaid: the available
+    balance (what deposits do not hold) must cover it, so buying one never puts an account in arrears
+    nor touches a deposit, and the service's standing does not change."""
+    if price < 0:
+        raise ValueError("a pack's price cannot be negative")
+    if position.available < price:
+        raise ValueError(f"only {format_money(position.available, position.currency)} available")
+    b = _Builder(position)
+    b.append(Change(PACK_PURCHASE, f"{what} bought for {b.money(price)}{note}", service, period,
+                    amount=subtract(ZERO, price), ref=pack_id))
+    return b.outcome()
+
+
+def pack_use(service: str, period: str, pack_id: str, category: str, used: int, left: int, unit: str) -> Change:
+    """The entry of a pack's units used by a period's bill (no money moves: the pack was paid for)."""
+    return Change(PACK_USE, f"pack {pack_id} ({category}): {used:,} {unit}(s) used for {period}; {left:,} left",
+                  service, period, ref=pack_id)
+
+
+def pack_expired(service: str, period: str, pack_id: str, category: str, left: int, unit: str,
+                 expired: str) -> Change:
+    """The entry of the units a pack still held when it expired, now lost."""
+    return Change(PACK_EXPIRED, f"pack {pack_id} ({category}) expired {expired}: {left:,} unused {unit}(s) "
+                  "lost", service, period, ref=pack_id)

@@ -10,6 +10,8 @@ site). Totals are rounded once per bill to 0.01 CNY, half up.
 from __future__ import annotations
 
 import csv
+import json
+import re
 from datetime import date
 from decimal import Decimal as D
 
@@ -168,3 +170,225 @@ def test_cn_invoice(account, fmt, cn, cn_usage, snapshot_txt, snapshot_md, snaps
 @pytest.mark.parametrize("fmt", ["markdown", "html"])
 def test_cn_rate_card(fmt, cn, snapshot_md, snapshot_html):
     assert render_rate_card(cn, fmt, PERIOD) == {"markdown": snapshot_md, "html": snapshot_html}[fmt]
+
+
+# -- the China site in the ledger: packs bought and used, expiry, suspension, the deposit freeze ------------
+#
+# Worked by hand from SPEC §4. The ledger settles a month on the 1st of the next one (inside the
+# deduction window, so the fee is taken at once) and then holds 120% of the month's list-price cost
+# (every billable call at pay-as-you-go prices, as if there were no free quota and no packs).
+
+from datetime import datetime  # noqa: E402
+from zoneinfo import ZoneInfo  # noqa: E402
+
+from engine.ledger import Ledger  # noqa: E402
+from engine.usage import AccountUsage  # noqa: E402
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+SERVICE = "face-recognition-cn"
+
+
+def bj(*args) -> datetime:
+    return datetime(*args, tzinfo=BEIJING)
+
+
+def cn_usage_of(account: str, period: str, **calls) -> list[AccountUsage]:
+    return [AccountUsage(account, period, tuple(UsageItem(api, n) for api, n in calls.items()))]
+
+
+def after(period: str) -> datetime:
+    """The settlement time of a period: 10:00 on the 1st of the next month, Beijing time."""
+    year, month = int(period[:4]), int(period[5:])
+    return bj(year + month // 12, month % 12 + 1, 1, 10)
+
+
+def months(first: str, last: str) -> list[str]:
+    out, (year, month) = [], (int(first[:4]), int(first[5:]))
+    while f"{year:04d}-{month:02d}" <= last:
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def cn_account(ledger: Ledger, account: str, money: str | None) -> None:
+    start = bj(2020, 9, 1)
+    ledger.create_account(account, account.title(), "CNY", start)
+    ledger.activate(account, SERVICE, "2020-09", start)
+    if money:
+        ledger.top_up(account, money, start)
+
+
+def fs_line(ledger: Ledger, account: str, period: str, category: str = "face-search") -> dict:
+    _, bill = ledger.invoice(account, SERVICE, period)
+    (found,) = [x for x in bill["lines"] if x["category"] == category]
+    return found
+
+
+def test_cn_a_month_in_which_a_pack_is_bought_and_usage_overflows_it(cn, tmp_path):
+    with Ledger(tmp_path / "cn.db", create=True) as ledger:
+        cn_account(ledger, "peony", "20000")
+        bought = ledger.buy_pack(cn, "peony", "face-search", "1M", bj(2020, 9, 10, 10))
+        # The 1,000,000 face-search pack costs 3,100 CNY, taken at once; valid for 12 months.
+        assert bought.applied.balance == D("16900")
+        assert bought.pack.expires_at == bj(2021, 9, 10, 10)
+        # September: 1,500,000 SearchFaces calls: 10,000 free, 1,000,000 from the pack, 490,000
+        # pay-as-you-go at tier 1: 490,000 × 0.0032 = 1,568.00 CNY.
+        report = ledger.settle(cn, cn_usage_of("peony", PERIOD, SearchFaces=1_500_000), PERIOD, after(PERIOD))
+        assert report.accounts[0].total == D("1568.00")
+        fs = fs_line(ledger, "peony", PERIOD)
+        assert (fs["free_quota_used"], fs["payg_calls"], fs["tier"]) == (10_000, 490_000, 1)
+        assert fs["packs_used"] == [{"pack_id": "PK-000001", "units_used": 1_000_000, "units_left": 0}]
+        invoice, _ = ledger.invoice("peony", SERVICE, PERIOD)
+        assert re.search(r"\n  Covered by free quota +10,000\n  Covered by pack PK-000001 +1,000,000  \(0 left\)\n"
+                         r"  Pay-as-you-go +490,000\n  Tier 1 \(volume\): 490,000 x 0\.0032 +1,568\.00\n", invoice)
+        # 20,000 − 3,100 − 1,568.00 = 15,332.00; then 120% of 1,500,000 × 0.0032 = 4,800.00 → 5,760.00 held.
+        peony = ledger.account("peony")
+        assert (peony.balance, peony.frozen, peony.available) == (D("15332.00"), D("5760.00"), D("9572.00"))
+        # The month's statement charges the pack and the month's bill: 3,100 + 1,568.00 = 4,668.00.
+        statement = ledger.statement("peony", period=PERIOD, time_zone="Asia/Shanghai")
+        assert [(c.kind, c.amount) for c in statement.charges] == [("pack-purchase", D("3100")),
+                                                                   ("invoice", D("1568.00"))]
+        assert statement.charges_total == D("4668.00")
+        assert [e.kind for e in statement.entries][-1] == "pack-purchase"
+        assert [(p.id, p.used, p.left) for p in statement.packs] == [("PK-000001", 1_000_000, 0)]
+        assert ledger.verify() == []
+
+
+def test_cn_a_pack_that_expires_half_used(cn, tmp_path):
+    with Ledger(tmp_path / "cn.db", create=True) as ledger:
+        cn_account(ledger, "plum", "10000")
+        ledger.buy_pack(cn, "plum", "face-search", "1000000", bj(2020, 9, 10, 10))  # 10,000 − 3,100 = 6,900
+        # September 2020: 510,000 calls: 10,000 free and 500,000 from the pack: nothing to pay.
+        # 120% of 510,000 × 0.0032 = 1,632.00 → 1,958.40 held.
+        ledger.settle(cn, cn_usage_of("plum", "2020-09", SearchFaces=510_000), "2020-09", after("2020-09"))
+        assert fs_line(ledger, "plum", "2020-09")["packs_used"] == [
+            {"pack_id": "PK-000001", "units_used": 500_000, "units_left": 500_000}]
+        plum = ledger.account("plum")
+        assert (plum.balance, plum.frozen) == (D("6900.00"), D("1958.40"))
+        # October 2020 to September 2021: no calls. The pack expires on 10 September 2021, half used.
+        for period in months("2020-10", "2021-08"):
+            ledger.settle(cn, (), period, after(period))
+        [pack] = ledger.packs("plum", at=bj(2021, 9, 20))
+        assert (pack.state, pack.used, pack.left, pack.last_period) == ("expired", 500_000, 500_000, "2021-09")
+        ledger.settle(cn, (), "2021-09", after("2021-09"))  # September's settlement records the loss
+        [pack] = ledger.packs("plum", at=after("2021-09"))
+        assert (pack.used, pack.lost, pack.left) == (500_000, 500_000, 0)
+        [lost] = [e for e in ledger.entries("plum") if e.kind == "pack-expired"]
+        assert lost.period == "2021-09" and "500,000 unused call(s) lost" in lost.reason
+        # October 2021, the month after: 510,000 calls: 10,000 free, 500,000 pay-as-you-go × 0.0032
+        # = 1,600.00 CNY; nothing from the expired pack.
+        report = ledger.settle(cn, cn_usage_of("plum", "2021-10", SearchFaces=510_000), "2021-10",
+                               after("2021-10"))
+        assert report.accounts[0].total == D("1600.00")
+        fs = fs_line(ledger, "plum", "2021-10")
+        assert (fs["packs_used"], fs["payg_calls"]) == ([], 500_000)
+        # 6,900 − 1,600.00 = 5,300.00; 120% of 1,632.00 held again.
+        plum = ledger.account("plum")
+        assert (plum.balance, plum.frozen) == (D("5300.00"), D("1958.40"))
+        statement = ledger.statement("plum", period="2021-09", time_zone="Asia/Shanghai")
+        assert [(p.id, p.lost, p.left, p.state) for p in statement.packs] == [("PK-000001", 500_000, 0, "expired")]
+        assert ledger.verify() == []
+
+
+def test_cn_a_suspended_account_gets_no_free_quota(cn, tmp_path):
+    with Ledger(tmp_path / "cn.db", create=True) as ledger:
+        cn_account(ledger, "willow", None)  # no money at all
+        cn_account(ledger, "lotus", "100")
+        for period in ("2020-09", "2020-10"):
+            usage = cn_usage_of("willow", period, AnalyzeFace=8_000) + cn_usage_of("lotus", period, AnalyzeFace=8_000)
+            report = ledger.settle(cn, usage, period, after(period))
+            totals = {a.account: a.total for a in report.accounts}
+            if period == "2020-09":
+                # 8,000 facial-feature calls ≤ 10,000 free: 0.00 each. 120% of 8,000 × 0.002 = 16.00
+                # → 19.20 to hold: willow has nothing available, so her service stops.
+                assert totals == {"lotus": D("0.00"), "willow": D("0.00")}
+                assert ledger.status("willow", SERVICE).state == "suspended"
+                assert ledger.status("lotus", SERVICE).allowed
+        # October: willow is suspended, so no free quota: 8,000 × 0.002 = 16.00 CNY. lotus pays nothing.
+        assert totals == {"lotus": D("0.00"), "willow": D("16.00")}
+        assert fs_line(ledger, "willow", "2020-10", "facial-feature-localization")["free_quota_used"] == 0
+        assert fs_line(ledger, "lotus", "2020-10", "facial-feature-localization")["free_quota_used"] == 8_000
+        assert ledger.account("willow").balance == D("-16.00")
+        assert ledger.verify() == []
+
+
+def test_cn_a_freeze_that_fails_then_a_top_up_that_lets_it_succeed(cn, tmp_path):
+    with Ledger(tmp_path / "cn.db", create=True) as ledger:
+        cn_account(ledger, "maple", "5000")
+        # September: face search 1,010,000 − 10,000 free = 1,000,000 × 0.0032 = 3,200.00; face detection
+        # 110,000 − 10,000 = 100,000 × 0.0005 = 50.00. Total 3,250.00; balance 5,000 − 3,250 = 1,750.00.
+        usage = cn_usage_of("maple", PERIOD, SearchFaces=1_010_000, DetectFace=110_000)
+        report = ledger.settle(cn, usage, PERIOD, after(PERIOD))
+        assert report.accounts[0].total == D("3250.00")
+        # List price: 1,010,000 × 0.0032 = 3,232.00 and 110,000 × 0.0005 = 55.00, 3,287.00 in all;
+        # 120% = 3,944.40 to hold, but only 1,750.00 is available: the freeze fails, the service stops.
+        assert ledger.bills("maple")[0].list_cost == D("3287.00")
+        maple = ledger.account("maple")
+        assert (maple.balance, maple.frozen) == (D("1750.00"), D("0"))
+        assert ledger.status("maple", SERVICE).state == "suspended"
+        [failed] = [e for e in ledger.entries("maple") if e.kind == "freeze-failed"]
+        assert "deposit of 3,944.40 CNY could not be held" in failed.reason
+        assert "only 1,750.00 CNY available" in failed.reason
+        # A top-up of 2,000 is not enough (3,750.00 < 3,944.40): still suspended.
+        ledger.top_up("maple", "2000", bj(2020, 10, 5, 9))
+        assert ledger.status("maple", SERVICE).state == "suspended"
+        # 194.40 more makes 3,944.40: the deposit is held and the service restarts.
+        applied = ledger.top_up("maple", "194.40", bj(2020, 10, 6, 9))
+        assert [e.kind for e in applied.entries] == ["top-up", "freeze", "resumed"]
+        maple = ledger.account("maple")
+        assert (maple.balance, maple.frozen, maple.available) == (D("3944.40"), D("3944.40"), D("0.00"))
+        assert ledger.status("maple", SERVICE).allowed
+        assert ledger.verify() == []
+
+
+# -- the commands work on this rule set unchanged --------------------------------------------------------------
+
+
+def _run(capsys, *args) -> tuple[int, str, str]:
+    from engine.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cn_validate_lint_quote_bill_settle_and_packs_from_the_command_line(capsys, tmp_path):
+    code, out, _ = _run(capsys, "validate", CN)
+    assert code == 0 and "valid — 7 categories" in out and "CNY" in out
+    code, out, _ = _run(capsys, "lint", CN)
+    assert code == 0 and "face-recognition-cn: valid" in out
+    code, out, _ = _run(capsys, "quote", "SearchFaces=1500000", "--rules", CN, "--period", PERIOD,
+                        "--pack", "face-search=1000000", "--format", "json")
+    assert code == 0 and json.loads(out)["total"] == "1568.00"
+    code, out, _ = _run(capsys, "bill", "--usage", EXAMPLE, "--rules", CN, "--period", PERIOD, "--quiet")
+    assert code == 0 and "billed 5 invoice(s)" in out and "CNY" in out
+
+    db = tmp_path / "cn.db"
+    start = "2020-09-01T00:00:00+08:00"
+    assert _run(capsys, "account", "create", "peony", "--currency", "CNY", "--at", start, "--db", db)[0] == 0
+    assert _run(capsys, "account", "activate", "peony", "--service", SERVICE, "--terms", "v1", "--at", start,
+                "--db", db)[0] == 0
+    assert _run(capsys, "topup", "peony", "20000", "--at", start, "--db", db)[0] == 0
+    code, _, err = _run(capsys, "pack", "buy", "peony", "face-search", "5000", "--rules", CN, "--at",
+                        "2020-09-10T10:00:00+08:00", "--db", db)
+    assert code == 1 and "the sizes on sale are: 100,000 (318.00 CNY), 1,000,000 (3,100.00 CNY)" in err
+    code, out, _ = _run(capsys, "pack", "buy", "peony", "face-search", "1,000,000", "--rules", CN, "--at",
+                        "2020-09-10T10:00:00+08:00", "--db", db)
+    assert code == 0 and "bought for 3,100.00 CNY" in out
+    usage = tmp_path / "u.csv"
+    usage.write_text("account,period,api,calls\npeony,2020-09,SearchFaces,1500000\n", encoding="utf-8")
+    code, out, _ = _run(capsys, "settle", "--period", PERIOD, "--usage", usage, "--rules", CN, "--at",
+                        "2020-10-01T10:00:00+08:00", "--db", db, "--format", "json")
+    [settled] = json.loads(out)["accounts"]
+    assert code == 0 and settled["total"] == "1568.00"
+    assert [e["kind"] for e in settled["entries"]] == ["bill-issued", "pack-use", "debit", "freeze"]
+    # Settling again takes nothing more from the pack.
+    code, out, _ = _run(capsys, "settle", "--period", PERIOD, "--usage", usage, "--rules", CN, "--at",
+                        "2020-10-02T10:00:00+08:00", "--db", db, "--format", "json")
+    assert code == 0 and [a["outcome"] for a in json.loads(out)["accounts"]] == ["already-settled"]
+    code, out, _ = _run(capsys, "pack", "list", "peony", "--at", "2020-10-02T10:00:00+08:00", "--db", db,
+                        "--format", "json")
+    assert [(p["used"], p["left"], p["state"]) for p in json.loads(out)["packs"]] == [(1_000_000, 0, "used-up")]
+    code, out, _ = _run(capsys, "statement", "peony", "--period", PERIOD, "--rules", CN, "--db", db)
+    assert code == 0 and "Charges for 2020-09" in out and "4,668.00" in out

@@ -592,10 +592,10 @@ def test_schema_money_is_text_entries_and_bills_are_append_only(cli, small_ledge
 
 def test_migrations_upgrade_an_older_ledger_in_a_transaction_each(cli, small_ledger, monkeypatch):
     before = dump(cli.db)
-    # A later release adds an entry kind and a table (as resource packs would).
-    v2 = ledger_module.Migration(LATEST + 1, "resource packs", (
-        "INSERT INTO entry_kinds VALUES ('pack-purchase', 'a resource pack was bought')",
-        "CREATE TABLE packs (id TEXT PRIMARY KEY, account TEXT NOT NULL REFERENCES accounts(id))",
+    # A later release adds an entry kind and a table (as resource packs did in version 2).
+    v2 = ledger_module.Migration(LATEST + 1, "vouchers", (
+        "INSERT INTO entry_kinds VALUES ('voucher-redeemed', 'a voucher was redeemed')",
+        "CREATE TABLE vouchers (id TEXT PRIMARY KEY, account TEXT NOT NULL REFERENCES accounts(id))",
     ))
     broken = ledger_module.Migration(LATEST + 1, "broken", (
         "CREATE TABLE half_done (x)",
@@ -610,13 +610,13 @@ def test_migrations_upgrade_an_older_ledger_in_a_transaction_each(cli, small_led
         Ledger(cli.db, readonly=True)
 
     monkeypatch.setattr(ledger_module, "MIGRATIONS", ledger_module.MIGRATIONS[:-1] + (v2,))
-    assert "schema version 2" in cli("ledger", "migrate")[1]
+    assert f"schema version {LATEST + 1}" in cli("ledger", "migrate")[1]
     after = dump(cli.db)
-    assert after["ratecard_schema"][-1] == (2, "resource packs")
-    assert ("pack-purchase", "a resource pack was bought") in after["entry_kinds"]
+    assert after["ratecard_schema"][-1] == (LATEST + 1, "vouchers")
+    assert ("voucher-redeemed", "a voucher was redeemed") in after["entry_kinds"]
     assert after["entries"] == before["entries"] and after["accounts"] == before["accounts"]
     with Ledger(cli.db, readonly=True) as ledger:
-        assert ledger.version == 2 and ledger.verify() == []
+        assert ledger.version == LATEST + 1 and ledger.verify() == []
 
 
 def test_the_python_api_records_and_reads_without_the_cli(tmp_path):
