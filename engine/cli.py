@@ -578,18 +578,38 @@ def cmd_settle(args) -> int:
     at = _at(args.at)
     rules = load_rules(args.rules or resources.default_rule_set())
     check_settleable(tariff(rules, args.period).policy, args.period, at)  # before reading any usage
+    from .usage import RejectsWriter
+
+    held: set[str] = set()  # accounts with a rejected row: settled once their rows are fixed
+    rejects = RejectsWriter(args.rejects) if args.rejects else None
+
+    def reject(row) -> None:
+        held.add(row.account)
+        rejects(row)
+
     with _open_ledger(args) as ledger:
-        reader = UsageReader(rules, period=args.period)
-        for source in args.usage:
-            reader.read(source, stdin=sys.stdin.buffer, format=args.input_format, kind=args.kind)
+        try:
+            reader = UsageReader(rules, period=args.period, on_reject=reject if rejects else None)
+            for source in args.usage:
+                reader.read(source, stdin=sys.stdin.buffer, format=args.input_format, kind=args.kind)
+        finally:
+            if rejects is not None:
+                rejects.close()
         reconciliation = reader.reconciliation.check()
-        reader.raise_for_rejects()  # a bad row would be money lost or counted twice: settle nothing
-        report = ledger.settle(rules, reader.accounts(), args.period, at)
+        # Without a rejects file a bad row stops everything; with one, only its account waits, since
+        # a settled period cannot take a corrected row later (its bill is immutable).
+        if rejects is None:
+            reader.raise_for_rejects()
+        report = ledger.settle(rules, reader.accounts(), args.period, at, hold=held)
     if args.format == "json":
-        print(json.dumps(report.to_dict() | {"reconciliation": reconciliation.to_dict()}, indent=2,
+        held_out = {"rejects": {"file": args.rejects, "rows": rejects.count,
+                                "accounts_held": sorted(held - {""})}} if rejects is not None else {}
+        print(json.dumps(report.to_dict() | {"reconciliation": reconciliation.to_dict()} | held_out, indent=2,
                          ensure_ascii=False))
     else:
         print("\n".join(_settle_text(report) + reconciliation.lines()))
+    if rejects is not None and args.format != "json":
+        print(f"{rejects.count:,} bad row(s) written to {args.rejects}")
     for failed in report.failed:
         print(f"{failed.account}: not settled: {failed.problem}", file=sys.stderr)
     return 1 if report.failed else 0
@@ -799,6 +819,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="usage file, as for `ratecard bill`; - reads standard input (repeatable)")
     p.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one); its folder name "
                    "is the service settled")
+    p.add_argument("--rejects", metavar="FILE", help="write bad rows here and settle every account that has "
+                   "none (default: list them and settle nothing)")
     p.add_argument("--input-format", choices=("csv", "jsonl"), help="usage file format (default: detected)")
     p.add_argument("--kind", choices=("aggregated", "calls"), help="usage kind (default: detected)")
     p.add_argument("--format", choices=("text", "json"), default="text")

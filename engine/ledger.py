@@ -1178,12 +1178,14 @@ class Ledger:
             _step("collected")
         return done
 
-    def settle(self, rules, usage: Iterable, period: str, at: datetime) -> SettleReport:
+    def settle(self, rules, usage: Iterable, period: str, at: datetime, *, hold: Iterable[str] = ()) -> SettleReport:
         """Settle `period` with `rules`: bill every account that activated the rule set's service
         before the period ended (with its usage, or none), debit the bills (or schedule the debits
         for the deduction window), hold deposits and suspend as the policy says. `usage` holds
         `AccountUsage` of that period (see `engine.usage.UsageReader.accounts`). Accounts already
-        settled for the period are left as they are. Scheduled debits now due are collected first."""
+        settled for the period are left as they are. Scheduled debits now due are collected first.
+        Accounts in `hold` (e.g. with rejected usage rows) are not settled this time: a settled
+        bill is immutable, so it must wait until all of the account's usage can be billed."""
         from . import settlement as S
         from .billrun import render_bill
         from .invoice import invoice_meta
@@ -1202,9 +1204,12 @@ class Ledger:
         collected = tuple(self.collect(at))
 
         activated = dict(self._read("SELECT account, activated_at FROM services WHERE service = ?", (service,)))
-        billable = sorted(a for a, since in activated.items() if since < end)
-        unbilled = []
-        for account in sorted(set(by_account) - set(billable)):
+        held = set(hold)
+        billable = sorted(a for a, since in activated.items() if since < end and a not in held)
+        unbilled = [Unbilled(account, by_account[account].calls if account in by_account else 0,
+                             "has rejected usage rows: settled once they are fixed")
+                    for account in sorted(held) if account]
+        for account in sorted(set(by_account) - set(billable) - held):
             if account in activated:
                 why = (f"activated {service} only at {moment(activated[account]).isoformat()}, after the period "
                        "ended")
@@ -1253,7 +1258,7 @@ class Ledger:
             _step("rated")
             results.append(self._settle_one(first, service, when_, when, again))
             _step("committed")
-        return SettleReport(period, service, rules.fingerprint, at, when_, collected, tuple(results), tuple(unbilled))
+        return SettleReport(period, service, t.fingerprint, at, when_, collected, tuple(results), tuple(unbilled))
 
     def _pack_balances(self, account: str, service: str, when_, zone: str, *, before_bill: bool = False) -> tuple:
         """The account's packs of `service` that serve the period of `when_`, with their units left,

@@ -69,6 +69,7 @@ class Rejected:
     reason: str
     raw: str
     code: str = ""  # a stable name for the class of problem, e.g. "negative-calls"
+    account: str = ""  # the row's account, when it could be read
 
     def problem(self) -> Problem:
         return Problem(Location(self.file, self.line, 0), self.reason, code=self.code)
@@ -349,7 +350,9 @@ class UsageReader:
             counts["rows_rejected"] += 1
             counts["calls_read"] += calls
             counts["calls_rejected"] += calls
-            rejected = Rejected(name, number, bad.reason, raw, bad.code)
+            account = values.get("account") if isinstance(values, dict) else None
+            rejected = Rejected(name, number, bad.reason, raw, bad.code,
+                                account.strip() if isinstance(account, str) else "")
             if self.on_reject is None:
                 self.rejected.append(rejected)
             else:

@@ -484,6 +484,31 @@ def test_bad_usage_rows_settle_nothing(cli, small_ledger, tmp_path):
     assert dump(cli.db) == before
 
 
+def test_with_a_rejects_file_an_account_with_a_bad_row_waits_and_the_rest_is_settled(cli, small_ledger, tmp_path):
+    rules, _ = small_ledger
+    at = berlin(2024, 1, 1, 0, 0)
+    cli("account", "create", "bob", "--currency", "EUR", "--at", at)
+    cli("account", "activate", "bob", "--service", "toy", "--terms", "v1", "--at", at)
+    usage = tmp_path / "mixed.csv"
+    usage.write_text("account,period,api,calls\nada,2024-01,RenderWidget,10\nbob,2024-01,RenderWidget,5\n"
+                     "bob,2024-01,RenderWidget,ten\n", encoding="utf-8")
+    rejects = tmp_path / "rejects.csv"
+    code, out, _ = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules, "--rejects", rejects,
+                       "--at", berlin(2024, 2, 6, 0, 0))
+    assert code == 0
+    assert "bob" in out and "has rejected usage rows: settled once they are fixed" in out
+    assert "1 bad row(s) written to" in out and "mixed.csv,4," in rejects.read_text(encoding="utf-8")
+    with Ledger(cli.db, readonly=True) as ledger:
+        assert [b.account for b in ledger.bills()] == ["ada"]  # bob has no bill yet, not even a zero one
+    # The row fixed, bob is settled with all his usage (15 × 0.10), and ada is left as she was.
+    usage.write_text("account,period,api,calls\nada,2024-01,RenderWidget,10\nbob,2024-01,RenderWidget,5\n"
+                     "bob,2024-01,RenderWidget,10\n", encoding="utf-8")
+    cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules, "--at", berlin(2024, 2, 7, 0, 0))
+    with Ledger(cli.db, readonly=True) as ledger:
+        bills = {b.account: b.total for b in ledger.bills()}
+    assert bills == {"ada": D("1.00"), "bob": D("1.50")}
+
+
 def test_an_account_in_another_currency_is_not_settled_and_the_rest_is(cli, small_ledger, tmp_path):
     rules, _ = small_ledger
     at = berlin(2024, 1, 1, 0, 0)
