@@ -27,7 +27,7 @@ def check_rules(path):
 
 
 def _rule_sets(args_dirs) -> list[Path]:
-    return [Path(d) for d in args_dirs] if args_dirs else [resources.default_rule_set()]
+    return [Path(d) for d in args_dirs] if args_dirs else resources.local_or_shipped_rule_sets()
 
 
 def _check_rule_sets(args, *, with_lint: bool) -> int:
@@ -723,12 +723,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("validate", help="check rule sets and report every problem")
-    p.add_argument("rules", nargs="*", metavar="RULES_DIR", help="rule set folders (default: the shipped one)")
+    p.add_argument("rules", nargs="*", metavar="RULES_DIR", help="rule set folders (default: those under ./rules, else the shipped ones)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("lint", help="warn about what is valid but suspicious, e.g. volume price cliffs")
-    p.add_argument("rules", nargs="*", metavar="RULES_DIR", help="rule set folders (default: the shipped one)")
+    p.add_argument("rules", nargs="*", metavar="RULES_DIR", help="rule set folders (default: those under ./rules, else the shipped ones)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--strict", action="store_true", help="exit 1 when there are warnings, too")
     p.set_defaults(func=cmd_lint)

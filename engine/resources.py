@@ -37,3 +37,17 @@ def default_rule_set() -> Path:
     if len(sets) == 1:
         return sets[0]
     return root / "face-recognition"
+
+
+def rule_sets_in(folder: Path) -> list[Path]:
+    """The rule set folders directly inside `folder` (those holding YAML files), sorted."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.is_dir() and any(q.suffix in (".yaml", ".yml") for q in p.iterdir()))
+
+
+def local_or_shipped_rule_sets() -> list[Path]:
+    """What `validate` and `lint` check when no folder is named: the rule sets under ./rules when the
+    working folder has them (an analysts' rules repository, or this one), else every shipped one."""
+    return rule_sets_in(Path("rules")) or rule_sets_in(rules_dir())

@@ -53,8 +53,11 @@ def test_installed_ratecard_validates_the_shipped_rules_from_anywhere(installed)
 def test_rules_and_schemas_come_from_the_installed_package(installed):
     bin_dir, elsewhere = installed
     done = _run(installed, "validate", "--format", "json")
-    [rule_set] = json.loads(done.stdout)["rule_sets"]
-    assert "site-packages" in rule_set["path"] and "_shipped" in rule_set["path"]
+    rule_sets = json.loads(done.stdout)["rule_sets"]
+    shipped = sorted(p.name for p in (ROOT / "rules").iterdir() if p.is_dir())
+    assert sorted(Path(r["path"]).name for r in rule_sets) == shipped  # every shipped rule set
+    for rule_set in rule_sets:
+        assert "site-packages" in rule_set["path"] and "_shipped" in rule_set["path"] and rule_set["valid"]
     probe = subprocess.run(
         [str(bin_dir / "python"), "-c",
          "import engine, engine.resources as r; print(engine.__file__); print(r.schemas_dir())"],
