@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 
 import pytest
 
@@ -44,3 +45,23 @@ def test_python_api_example_runs(monkeypatch):
     monkeypatch.chdir(ROOT)
     code = re.search(r"```python\n(.*?)```", README, re.S).group(1)
     exec(compile(code, "README.md", "exec"), {})
+
+
+def test_the_ledger_walkthrough_runs_as_written(tmp_path, monkeypatch, capsys):
+    (block,) = [b for b in _sh_blocks() if "ratecard settle" in b]
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    states = []
+    for line in block.splitlines():
+        if line.startswith("export "):
+            name, _, value = line[len("export "):].partition("=")
+            monkeypatch.setenv(name, value)
+            continue
+        words = shlex.split(line, comments=True)
+        assert words[0] == "ratecard"
+        assert main(words[1:]) == 0, line
+        out = capsys.readouterr().out
+        if words[1] == "status":
+            states.append(out.split(":")[1].split()[0])
+    assert states == ["suspended"]
+    assert "face-recognition: active" in out  # the statement ends with the service's state now

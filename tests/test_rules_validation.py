@@ -477,3 +477,16 @@ def test_lint_reports_errors_first_and_exits_1(capsys):
     assert main(["lint", "rs"]) == 1
     out = capsys.readouterr().out
     assert "warning" not in out and out.count(": error: ") == 6
+
+
+def test_without_a_folder_validate_checks_the_rule_sets_under_rules_of_the_working_folder(tmp_path, monkeypatch,
+                                                                                           capsys):
+    from conftest import write_rule_set
+
+    write_rule_set(tmp_path / "rules" / "my-product")
+    bad = write_rule_set(tmp_path / "rules" / "other", pricing=None)
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate"]) == 1  # what an analysts' pre-commit hook runs
+    out = capsys.readouterr().out
+    assert "rules/my-product: valid" in out
+    assert f"{bad.relative_to(tmp_path)}:1:1: error: no price book in this rule set" in out
