@@ -898,3 +898,9 @@ def main(argv=None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        # A file or folder the command was told to use cannot be read or written (missing folder,
+        # no permission, disk full): the user's to fix, so said plainly, without a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{where}{exc.strerror or exc}", file=sys.stderr)
+        return 1

@@ -127,7 +127,9 @@ def _read(file: Path, shown: str) -> tuple[Document | None, list[Problem]]:
 
 
 def fingerprint(documents) -> str:
-    """A hash of the rules' meaning: comments, layout and number spelling (0.50 vs 0.5) do not change it."""
+    """A hash of what the rules say: comments, layout, key order and quoting style do not change it.
+    A number's digits do (0.50 vs 0.5): bills show prices as written, so two rule sets with one
+    fingerprint always give byte-identical bills."""
     return digest(canonical(d) for d in documents)
 
 
@@ -136,8 +138,7 @@ def canonical(document: Document) -> str:
 
     def canon(value):
         if isinstance(value, Decimal):
-            text = format(value.normalize(), "f")
-            return {"$decimal": text}
+            return {"$decimal": str(value)}  # as written, trailing zeros included
         if isinstance(value, dict):
             return {k: canon(v) for k, v in value.items()}
         if isinstance(value, list):

@@ -514,3 +514,14 @@ def test_html_templates_are_autoescaped_and_text_ones_are_not(tmp_path):
     assert render("x.html.j2", {"name": HOSTILE}, env) == "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>"
     env = _template(tmp_path, "x.txt.j2", "{{ name }}")
     assert render("x.txt.j2", {"name": HOSTILE}, env) == HOSTILE
+
+
+def test_an_output_folder_that_cannot_be_made_is_reported_without_a_traceback(tmp_path, capsys):
+    from engine.cli import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    code = main(["bill", "--usage", str(EXAMPLE_MONTH), "--rejects", str(tmp_path / "r.csv"),
+                 "--out", str(blocker / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and str(blocker / "out") in err
