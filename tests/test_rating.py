@@ -126,7 +126,8 @@ def test_fingerprint_ignores_comments_and_layout_but_not_the_digits_bills_show(t
     assert path.read_text(encoding="utf-8") != (SHIPPED / "pricing.yaml").read_text(encoding="utf-8")
     assert reformatted.fingerprint == shipped_rules.fingerprint
     usage = {"DetectFace": 3_000_001, "SearchFaces": 7}
-    assert rate(reformatted, usage, "2020-09").to_dict() == rate(shipped_rules, usage, "2020-09").to_dict()
+    bills = [rate(r, usage, "2020-09").to_dict() for r in (reformatted, shipped_rules)]
+    assert bills[0] | {"rules": None} == bills[1] | {"rules": None}  # the same bill but for the folder's name
     # 0.00050 is the same price, but a bill would show it as written: a different fingerprint.
     path.write_text(text.replace("unit_price: 0.0005", "unit_price: 0.00050"), encoding="utf-8")
     respelled = engine.load_rules(folder)
