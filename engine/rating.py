@@ -81,6 +81,7 @@ class Tariff:
 
     __slots__ = ("book", "mapping", "policy", "categories", "index", "api_category", "slot_position", "slot_api",
                  "slot_billable", "outcome_billable", "quantize", "price_lines", "billable_pos", "free_pos",
+                 "billed_outcomes", "no_usage",
                  "keyed_billable_pos", "free_while_suspended", "success_billable", "error_codes",
                  "unknown_billable", "unknown_api", "quantum", "rounding_mode", "per_line", "rounding",
                  "versions", "rules_name", "fingerprint")
@@ -100,6 +101,7 @@ class Tariff:
         self.billable_pos = {r.api: position[r.category] for r in rules_in_order if r.billable}
         self.free_pos = {r.api: position[r.category] for r in rules_in_order if not r.billable}
         self.free_while_suspended = book.free_quota_while_suspended
+        self.no_usage = [-1] * len(self.categories)
         self.slot_api = tuple(r.api for r in rules_in_order)
         self.slot_billable = tuple(r.billable for r in rules_in_order)
         self.success_billable = mapping.success_billable
@@ -112,6 +114,7 @@ class Tariff:
         outcomes[SUCCESS] = mapping.success_billable
         outcomes[None] = outcomes[""] = self.unknown_billable
         self.outcome_billable = outcomes
+        self.billed_outcomes = frozenset(o for o, billed in outcomes.items() if billed)
         self.unknown_api = mapping.unknown_api
         r = policy.rounding
         self.quantum, self.rounding_mode = r.quantum, ROUNDING_MODES[r.mode]
@@ -170,7 +173,8 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
     do not list (when the rules say that is an error), NoRulesInForce for a period before the rules.
     """
     t = rules._compiled.get(period) or tariff(rules, period)
-    billed: dict[int, int] = {}  # category position → billable calls, for every category used
+    # Billable calls by category position; -1 for a category with no usage at all (no line).
+    billed = t.no_usage.copy()
     unknown: dict[str, int] | None = None
 
     if type(usage) is dict or (type(usage) is not list and isinstance(usage, Mapping)):
@@ -184,19 +188,20 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
                 raise _bad_calls(api, calls)
             pos = billable_pos(api)
             if pos is not None:
-                billed[pos] = billed.get(pos, 0) + calls
+                was = billed[pos]
+                billed[pos] = was + calls if was > 0 else calls
                 continue
             entry = free_pos(api)
             if entry is None:
                 if unknown is None:
                     unknown = {}
                 unknown[api] = calls
-            elif entry[0] not in billed:
+            elif billed[entry[0]] < 0:
                 billed[entry[0]] = 0
     else:
         snapshot = usage if type(usage) is tuple else tuple(usage)
         keyed = False
-        outcome_billable = t.outcome_billable.get
+        billed_outcomes = t.billed_outcomes
         billable_pos, free_pos = t.billable_pos.get, t.free_pos.get
         for item in snapshot:
             if type(item) is UsageItem:
@@ -213,10 +218,11 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
                         unknown = {}
                     unknown[api] = unknown.get(api, 0) + calls
                     continue
-            elif outcome_billable(outcome, False):
-                billed[pos] = billed.get(pos, 0) + calls
+            elif outcome in billed_outcomes:
+                was = billed[pos]
+                billed[pos] = was + calls if was > 0 else calls
                 continue
-            if pos not in billed:
+            if billed[pos] < 0:
                 billed[pos] = 0
 
     warnings = ()
@@ -249,7 +255,7 @@ def _compile_pricing(t: Tariff):
     """Generate the tariff's pricing step as straight-line Python: one block per category with its
     tier bounds as literals and its mode, free quota and rounding decided once, here, instead of
     for every account. Returns ``price_lines(billed, grant_free, pack_queues)`` →
-    ``(rated, subtotal, charged)``, where `billed` maps category positions to billable calls and
+    ``(rated, subtotal, charged)``, where `billed` lists billable calls by category position (-1: unused) and
     `rated` holds one tuple per category used, in price-book order (see `_build_lines`).
 
     Only names and numbers that the loader validated go into the source; prices stay Decimal
@@ -258,11 +264,11 @@ def _compile_pricing(t: Tariff):
     env = {"ZERO": _ZERO, "mul": _mul, "add": _add, "quantize": t.quantize, "Q": t.quantum,
            "prepaid": _prepaid, "graduated": _graduated}
     body = ["def price_lines(billed, grant_free, pack_queues):",
-            "    get = billed.get", "    rated = []", "    append = rated.append",
+            "    rated = []", "    append = rated.append",
             "    subtotal = charged = ZERO"]
     for pos, cat in enumerate(t.categories):
         env[f"C{pos}"] = cat
-        body += [f"    n = get({pos})", "    if n is not None:", "        payg, free_used, packs_used = n, 0, ()"]
+        body += [f"    n = billed[{pos}]", "    if n >= 0:", "        payg, free_used, packs_used = n, 0, ()"]
         condition = "grant_free or pack_queues" if cat.free_quota else "pack_queues"
         body += [f"        if {condition}:",
                  f"            payg, free_used, packs_used = prepaid(C{pos}, n, grant_free, pack_queues)"]
