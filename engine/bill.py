@@ -128,8 +128,8 @@ class Lines(Sequence):
     def _get(self) -> tuple:
         lines = self._lines
         if lines is None:
+            # The inputs are kept: two threads reading a new bill at once both build (equal) lines.
             lines = self._lines = self._build(*self._args)
-            self._build = self._args = None
         return lines
 
     def __getitem__(self, index):
