@@ -13,7 +13,7 @@ def places_needed(value: Decimal) -> int:
 
 
 def format_amount(value: Decimal, currency: str | None = None, *, exact: bool = True, places: int | None = None) -> str:
-    """`1800.0006` → `1,800.0006`; `2400.0000` → `2,400.00` for a two-decimal currency.
+    """`1234.5678` → `1,234.5678`; `1234.5000` → `1,234.50` for a two-decimal currency.
 
     Shows at least the currency's usual decimals and, when `exact`, as many more as the value needs:
     an unrounded amount is never shown rounded."""

@@ -369,7 +369,7 @@ class _Builder:
         shape = Decimal(quantum).normalize().as_tuple()  # a whole number such as 10 or 5 is checked too
         if not (shape.digits == (1,) and shape.sign == 0 and -8 <= shape.exponent <= 0):
             self.problem(doc, ("rounding", "quantum"), f"rounding quantum {quantum} is not sane; expected a power "
-                         "of ten from 1 down to 0.00000001, such as 0.01", code="quantum")
+                         "of ten from 1 down to 1E-8 (eight decimals), such as 0.01", code="quantum")
 
     def _check_days(self, doc, data):
         window = data["deduction_window"]
