@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import decimal
 from decimal import Decimal
 
 from . import currencies
 
 
+_WIDE = decimal.Context(prec=200)  # exact amounts may have more digits than the default 28
+
+
 def places_needed(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
+    exponent = value.normalize(context=_WIDE).as_tuple().exponent
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
@@ -35,8 +39,8 @@ def format_money(value: Decimal, currency: str, *, exact: bool = True, symbol: b
 
 def format_price(value: Decimal) -> str:
     """A unit price with exactly the digits it was written with (0.0025, 0.125, 48)."""
-    value = Decimal(value)  # rule numbers written without a decimal point load as int
-    return format(value.normalize(), "f") if value else "0"
+    value = Decimal(value)
+    return format(value.normalize(context=_WIDE), "f") if value else "0"
 
 
 def format_count(value: int) -> str:

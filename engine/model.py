@@ -10,6 +10,8 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Mapping
 
+_ROUNDING_CONTEXT = decimal.Context(prec=200, traps=[decimal.InvalidOperation, decimal.Overflow])
+
 ROUNDING_MODES = {
     "half-up": decimal.ROUND_HALF_UP,
     "half-even": decimal.ROUND_HALF_EVEN,
@@ -85,7 +87,8 @@ class Rounding:
     apply: str  # "per-bill" | "per-line"
 
     def __call__(self, amount: Decimal) -> Decimal:
-        return amount.quantize(self.quantum, rounding=ROUNDING_MODES[self.mode])
+        # A private context: the result must not depend on the caller's decimal settings.
+        return amount.quantize(self.quantum, rounding=ROUNDING_MODES[self.mode], context=_ROUNDING_CONTEXT)
 
 
 @dataclass(frozen=True)

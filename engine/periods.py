@@ -8,13 +8,16 @@ from zoneinfo import ZoneInfo
 
 from .errors import PeriodError
 
-_PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
+# ASCII digits only: `\d` would also take "２０２０", a second spelling of the same month.
+_PERIOD = re.compile(r"([0-9]{4})-([0-9]{2})")
+# Periods whose bounds (and the month after, when bills are issued) are real dates.
+FIRST_YEAR, LAST_YEAR = 1, 9998
 
 
 def parse_period(text: str) -> date:
     """The first day of the period. Raises PeriodError for anything but a real YYYY-MM."""
-    m = _PERIOD.match(text or "")
-    if not m or not 1 <= int(m.group(2)) <= 12 or int(m.group(1)) < 1:
+    m = _PERIOD.fullmatch(text) if isinstance(text, str) else None
+    if not m or not 1 <= int(m.group(2)) <= 12 or not FIRST_YEAR <= int(m.group(1)) <= LAST_YEAR:
         raise PeriodError(f"bad period {text!r}: expected a month written YYYY-MM, e.g. 2020-09")
     return date(int(m.group(1)), int(m.group(2)), 1)
 
@@ -25,7 +28,12 @@ def next_month(day: date) -> date:
 
 def period_of(moment: datetime, time_zone: str) -> str:
     """The period a timezone-aware moment falls in, in the policy's time zone."""
-    local = moment.astimezone(ZoneInfo(time_zone))
+    try:
+        local = moment.astimezone(ZoneInfo(time_zone))
+    except OverflowError:
+        raise PeriodError(f"{moment.isoformat()} is out of the range of dates that can be billed") from None
+    if not FIRST_YEAR <= local.year <= LAST_YEAR:
+        raise PeriodError(f"{moment.isoformat()} is out of the range of dates that can be billed")
     return f"{local.year:04d}-{local.month:02d}"
 
 

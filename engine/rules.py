@@ -152,6 +152,13 @@ def canonical(document: Document) -> str:
 _UNREADABLE = (KeyError, TypeError, AttributeError, ValueError, ArithmeticError)
 
 
+def _decimal(number) -> Decimal:
+    """Money and rates as Decimal: a whole number written `2` loads as int, never to reach a float."""
+    if isinstance(number, bool) or not isinstance(number, (int, Decimal)):
+        return number  # not a number: the schema check reports it, and the rule set is refused
+    return Decimal(number)
+
+
 def _guarded(fn):
     """Run one semantic check; a part too malformed to check was already reported by the schema."""
     try:
@@ -259,7 +266,7 @@ class _Builder:
 
     def _category(self, doc, cid, cat, book_mode, free, packs_terms) -> Category:
         tiers = self._tiers(doc, cid, cat["tiers"])
-        packs = tuple(PackOffer(int(p["units"]), p["price"]) for p in cat.get("packs", ()))
+        packs = tuple(PackOffer(int(p["units"]), _decimal(p["price"])) for p in cat.get("packs", ()))
         seen = {}
         for i, pack in enumerate(packs):
             if pack.units in seen:
@@ -300,7 +307,11 @@ class _Builder:
                                  f"bound {previous:,}; expected a bound greater than {previous:,}",
                                  code="tiers-not-ascending")
                 previous = max(previous, bound)
-            tiers.append(Tier(bound, tier["unit_price"]))
+            price = _decimal(tier["unit_price"])
+            if isinstance(price, Decimal) and price.is_signed() and not price:  # the schema's minimum lets -0 through; invoices would show -0.00
+                self.problem(doc, path + ("unit_price",), f"a unit price must not be negative, got {price}; "
+                             "write 0", code="negative-price")
+            tiers.append(Tier(bound, price))
         return tuple(tiers)
 
     # -- API mapping ----------------------------------------------------------------------------
@@ -358,9 +369,9 @@ class _Builder:
             effective_from=start, billing_cycle=data["billing_cycle"], time_zone=zone,
             bill_issue_day=int(data["bill_issue_day"]),
             deduction_first_day=int(window["first_day"]), deduction_last_day=int(window["last_day"]),
-            rounding=Rounding(data["rounding"]["quantum"], data["rounding"]["mode"], data["rounding"]["apply"]),
+            rounding=Rounding(_decimal(data["rounding"]["quantum"]), data["rounding"]["mode"], data["rounding"]["apply"]),
             arrears_action=data["arrears"]["action"], resume_when=resume,
-            deposit_freeze_percent=freeze["percent"] if freeze else None, source=doc.file,
+            deposit_freeze_percent=_decimal(freeze["percent"]) if freeze else None, source=doc.file,
         )
 
     def _check_quantum(self, doc, quantum):

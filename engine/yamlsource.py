@@ -49,6 +49,14 @@ _RuleLoader.add_implicit_resolver(
     "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
 )
 
+MAX_DIGITS = 30  # far beyond any price, count or bound; keeps arithmetic and int() sane
+MAX_NODES = 100_000  # values in one document, aliases expanded: stops "billion laughs"
+
+
+class _TooLarge(Exception):
+    pass
+
+
 _STR, _INT, _FLOAT, _BOOL, _NULL = (
     "tag:yaml.org,2002:str",
     "tag:yaml.org,2002:int",
@@ -66,6 +74,7 @@ class SourceMap:
     file: str
     values: dict = field(default_factory=dict)
     keys: dict = field(default_factory=dict)
+    nodes: int = 0  # values built so far, aliases counted each time they are expanded
 
     def locate(self, path: Path, *, key: bool = False) -> Location:
         path = tuple(path)
@@ -113,12 +122,22 @@ def _scalar(node: ScalarNode, file: str, problems: list[Problem], path: Path):
         if tag == _BOOL:
             return value.lower() == "true"
         if tag == _INT:
-            return int(value.replace("_", ""), 10)
+            digits = value.replace("_", "")
+            if len(digits.lstrip("+-")) > MAX_DIGITS:
+                raise _TooLarge
+            return int(digits, 10)
         if tag == _FLOAT:
             number = Decimal(value.replace("_", ""))
             if not number.is_finite():
                 raise InvalidOperation
+            if number and (abs(number.adjusted()) > MAX_DIGITS or len(number.as_tuple().digits) > MAX_DIGITS):
+                raise _TooLarge
             return number
+    except _TooLarge:
+        problems.append(Problem(Location(file, *_mark(node), format_path(path)),
+                                f"{value!r} is out of range: a rule number may have at most {MAX_DIGITS} digits "
+                                f"and an exponent of at most {MAX_DIGITS}", code="number-range"))
+        return value
     except (ValueError, InvalidOperation):
         problems.append(Problem(Location(file, *_mark(node), format_path(path)),
                                 f"{value!r} is not a valid {tag.rsplit(':', 1)[-1]}"))
@@ -129,6 +148,13 @@ def _scalar(node: ScalarNode, file: str, problems: list[Problem], path: Path):
 
 
 def _build(node, file: str, path: Path, source: SourceMap, problems: list[Problem], depth=0):
+    source.nodes += 1
+    if source.nodes > MAX_NODES:
+        if source.nodes == MAX_NODES + 1:
+            problems.append(Problem(Location(file, *_mark(node), format_path(path)),
+                                    f"the document expands to more than {MAX_NODES:,} values (through aliases?); "
+                                    "expected a rule file of ordinary size", code="too-large"))
+        return None
     source.values[path] = _mark(node)
     if depth > 64:
         problems.append(Problem(Location(file, *_mark(node), format_path(path)), "nesting is too deep"))
@@ -176,6 +202,9 @@ def parse(text: str, file: str) -> tuple[Document | None, list[Problem]]:
         return None, [Problem(Location(file, line, col), f"YAML syntax error: {what}", code="yaml-syntax")]
     except yaml.YAMLError as exc:
         return None, [Problem(Location(file), f"YAML error: {exc}", code="yaml-syntax")]
+    except RecursionError:
+        return None, [Problem(Location(file), "nesting is too deep; expected a rule file of a few levels",
+                              code="too-deep")]
     nodes = [n for n in nodes if n is not None]
     if not nodes:
         return None, [Problem(Location(file), "the file is empty; expected a rule document", code="empty")]
