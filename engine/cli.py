@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -85,6 +86,30 @@ def summary(rule_set) -> str:
             f"{versions} rule file version(s), {rule_set.fingerprint[:19]}")
 
 
+# ASCII digits (str.isdigit() takes "²" and "١٢"), and few enough of them to be a real count.
+_COUNT = re.compile(r"[0-9]{1,18}")
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return a != "-" and Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def _check_rejects_path(args) -> None:
+    """A rejects file that is also an input would be emptied before it is read."""
+    if getattr(args, "rejects", None) and any(_same_file(u, args.rejects) for u in args.usage):
+        raise RatecardError(f"--rejects {args.rejects} is also a --usage file; it would be overwritten before "
+                            "it is read: write the rejects somewhere else")
+
+
+def _jobs(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,2}", text) or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of worker processes from 1 to 64, got {text!r}")
+    return int(text)
+
+
 def _usage_args(pairs) -> list:
     """`API=CALLS` or `API:OUTCOME=CALLS` words → usage items."""
     from .rating import UsageItem
@@ -94,7 +119,7 @@ def _usage_args(pairs) -> list:
         name, sep, calls = word.rpartition("=")
         api, _, outcome = name.partition(":")
         digits = calls.replace("_", "").replace(",", "")
-        if not sep or not api or not digits.isdigit():
+        if not sep or not api or not _COUNT.fullmatch(digits):
             raise RatecardError(f"bad usage {word!r}: expected API=CALLS or API:OUTCOME=CALLS with a whole "
                                 "number of calls, e.g. RenderWidget=1000000")
         items.append(UsageItem(api, int(digits), outcome or None))
@@ -108,7 +133,7 @@ def _pack_args(pairs) -> list:
     for i, word in enumerate(pairs, 1):
         category, sep, units = word.partition("=")
         digits = units.replace("_", "").replace(",", "")
-        if not sep or not category or not digits.isdigit():
+        if not sep or not category or not _COUNT.fullmatch(digits):
             raise RatecardError(f"bad pack {word!r}: expected CATEGORY=UNITS, e.g. widgets=500000")
         packs.append(PackBalance(f"what-if-{i}", category, int(digits)))
     return packs
@@ -169,7 +194,7 @@ def quote_text(bill) -> list[str]:
             f"{'Subtotal'.rjust(label)}  {format_amount(bill.subtotal, cur).rjust(widths[-1])}",
             f"{('Rounding (' + r['quantum'] + ', ' + r['mode'] + ')').rjust(label)}  "
             f"{format_amount(bill.rounding_adjustment, cur).rjust(widths[-1])}",
-            f"{'Total'.rjust(label)}  {format_money(bill.total, cur, exact=False)}"]
+            f"{'Total'.rjust(label)}  {format_money(bill.total, cur)}"]
     for warning in bill.warnings:
         out.append(f"warning: {warning}")
     return out
@@ -200,6 +225,7 @@ class _Progress:
 
 
 def cmd_bill(args) -> int:
+    _check_rejects_path(args)
     from .billrun import RunTotals, bill_accounts, invoice_filename
     from .seen import SeenIds
     from .usage import RejectsWriter, UsageReader
@@ -255,7 +281,7 @@ def cmd_bill(args) -> int:
         if stream is not None:
             stream.close()
     sys.stdout.flush()
-    money = ", ".join(format_money(v, c, exact=False) for c, v in sorted(totals.by_currency.items())) or "nothing"
+    money = ", ".join(format_money(v, c) for c, v in sorted(totals.by_currency.items())) or "nothing"
     print(f"{'' if machine or out_dir else chr(10)}billed {totals.invoices:,} invoice(s): {money}"
           + (f", written to {out_dir}" if out_dir else ""), file=report)
     for line in reconciliation.lines():
@@ -339,6 +365,7 @@ def diff_text(result) -> list[str]:
 
 
 def cmd_diff(args) -> int:
+    _check_rejects_path(args)
     from .diff import diff_rules
     from .usage import RejectsWriter, UsageReader
     from .versions import is_git_spec, load_rule_spec
@@ -384,6 +411,8 @@ def _at(text):
         moment = datetime.fromisoformat(text)
     except ValueError:
         moment = None
+    if moment is not None and not 1970 <= moment.year <= 9998:
+        raise RatecardError(f"bad --at {text!r}: expected a date between 1970 and 9998")
     if moment is None or moment.tzinfo is None or moment.utcoffset() is None:
         raise RatecardError(f"bad --at {text!r}: expected an ISO 8601 date and time with a UTC offset, "
                             "e.g. 2024-04-05T09:00:00+02:00 or 2024-04-05T07:00:00Z")
@@ -570,6 +599,7 @@ def _settle_text(report) -> list[str]:
 
 
 def cmd_settle(args) -> int:
+    _check_rejects_path(args)
     from .usage import UsageReader
 
     from .rating import tariff
@@ -759,7 +789,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: list them and bill nothing)")
     p.add_argument("--input-format", choices=("csv", "jsonl"), help="usage file format (default: detected)")
     p.add_argument("--kind", choices=("aggregated", "calls"), help="usage kind (default: detected)")
-    p.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: all cores for large runs)")
+    p.add_argument("--jobs", type=_jobs, metavar="N", help="worker processes, 1 to 64 (default: all cores for "
+                   "large runs)")
     p.add_argument("--quiet", action="store_true", help="no progress on standard error")
     p.set_defaults(func=cmd_bill)
 

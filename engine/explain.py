@@ -76,5 +76,5 @@ def explain(t: Tariff, bill: Bill) -> list[str]:
     if bill.total != bill.subtotal:
         r = bill.rounding
         out.append(f"Rounding {r['apply']} to {r['quantum']} ({r['mode']}): {format_money(bill.subtotal, bill.currency)}"
-                   f" becomes {format_money(bill.total, bill.currency, exact=False)}.")
+                   f" becomes {format_money(bill.total, bill.currency)}.")
     return out

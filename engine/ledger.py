@@ -290,6 +290,8 @@ _AMOUNT = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 def parse_amount(text, currency: str | None = None) -> Decimal:
     """A positive amount of money written as plain decimal digits, e.g. 100 or 25.50."""
     raw = str(text).strip()
+    if len(raw) > 40:
+        raise LedgerError(f"bad amount {raw[:20]}…: too many digits; expected an amount such as 100 or 25.50")
     if not _AMOUNT.match(raw):
         problem = "it is negative" if raw.startswith("-") else "it is not a plain decimal number"
         raise LedgerError(f"bad amount {str(text)!r}: {problem}; expected a positive amount such as 100 or 25.50")
@@ -1456,7 +1458,7 @@ def parse_pack_size(size) -> int:
     if isinstance(size, int) and not isinstance(size, bool):
         return size
     m = _SIZE.match(str(size).strip())
-    if not m:
+    if not m or len(m.group(1)) > 24:
         raise LedgerError(f"bad pack size {str(size)!r}: expected a whole number of units, e.g. 1000000, "
                           "1,000,000 or 1M")
     return int(m.group(1).replace(",", "").replace("_", "")) * {"": 1, "k": 1000, "m": 1_000_000}[m.group(2).lower()]

@@ -40,6 +40,15 @@ def _amount(value: Decimal, currency: str | None = None, exact: bool = True) -> 
     return format_amount(Decimal(value), currency, exact=exact)
 
 
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+!|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
+
+
+def _md(value) -> str:
+    """Text from the data (an account id, an API name) made inert in Markdown: a Markdown invoice is
+    often turned into HTML, where `<script>` or a `|` in a table cell would do harm."""
+    return str(value).translate(_MD_SPECIAL)
+
+
 def _date(value: date, fmt: str = "%Y-%m-%d") -> str:
     return value.strftime(fmt)
 
@@ -78,7 +87,7 @@ def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True
         keep_trailing_newline=True,
     )
     env.filters.update(money=_money, amount=_amount, count=format_count, price=format_price, date=_date,
-                       ljust=lambda v, w: str(v).ljust(w), rjust=lambda v, w: str(v).rjust(w))
+                       ljust=lambda v, w: str(v).ljust(w), rjust=lambda v, w: str(v).rjust(w), md=_md)
     return env
 
 

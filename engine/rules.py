@@ -73,7 +73,10 @@ def check_rules(path, *, shown_as: str | None = None) -> tuple[RuleSet | None, l
             problems.append(Problem(doc.source.locate(("kind",)), f"unknown rule file kind {kind!r}; expected "
                                     f"`kind:` one of: {', '.join(schemas.KINDS)}", code="kind"))
             continue
-        problems += schemas.check(doc, schemas.KINDS[kind])
+        # A value the YAML reader already refused (e.g. a number out of range) is not reported twice.
+        refused = {(p.location.line, p.location.column) for p in found}
+        problems += [p for p in schemas.check(doc, schemas.KINDS[kind])
+                     if (p.location.line, p.location.column) not in refused]
         documents[kind].append(doc)
     for kind, docs in documents.items():
         if not docs:

@@ -55,6 +55,7 @@ _EXPECTED = ("expected the columns account, period, api, calls[, outcome] (aggre
 _GZIP_MAGIC = b"\x1f\x8b"
 _INTEGER = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: str.isdigit() would take '²' or '٣'
 STDIN_NAME = "<stdin>"
+MAX_CALLS = 10**15  # in one row: far beyond any real month, and small enough to price exactly
 
 
 # -- results ----------------------------------------------------------------------------------------
@@ -399,6 +400,12 @@ class UsageReader:
         return UsageRow(name, number, account, self._call_period(moment), api, 1, _outcome(values), request_id)
 
     def _call_period(self, moment: datetime) -> str:
+        try:
+            return self._local_period(moment)
+        except PeriodError as exc:
+            raise _Bad("bad-timestamp", str(exc)) from None
+
+    def _local_period(self, moment: datetime) -> str:
         # Nearly always one zone, tried once. Should a policy version ever change the time zone,
         # the period is the local month in the zone of the policy in force for that month.
         for zone in self._zones:
@@ -465,13 +472,15 @@ def _calls(value) -> int:
         raise _Bad("missing-field", "missing field 'calls'")
     if isinstance(value, int) and not isinstance(value, bool):
         calls = value
-    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()) and len(value.strip()) <= 20:
         calls = int(value)
     else:
         shown = value if isinstance(value, str) else json.dumps(value)
         raise _Bad("bad-calls", f"calls must be a whole number, got {shown!r}")
     if calls < 0:
         raise _Bad("negative-calls", f"calls must not be negative, got {calls}")
+    if calls > MAX_CALLS:
+        raise _Bad("bad-calls", f"calls {calls} is out of range: expected at most {MAX_CALLS:,} in one row")
     return calls
 
 

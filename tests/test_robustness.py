@@ -1,0 +1,112 @@
+"""Hostile or odd input found by review: each gets a clear, located answer, never a traceback or a
+silently wrong bill."""
+
+from __future__ import annotations
+
+import decimal
+from decimal import Decimal as D
+
+import pytest
+
+import engine
+from engine.cli import main
+from engine.errors import PeriodError
+from engine.periods import parse_period
+from engine.rating import rate
+
+from conftest import ROOT, TOY_PRICING, TOY_SETTLEMENT, write_rule_set
+
+EXAMPLE = ROOT / "examples" / "usage-2020-09.csv"
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+@pytest.mark.parametrize("text", ["２０２０-09", "2020-9", "2020-09\n", "9999-12", "0000-01", " 2020-09"])
+def test_a_period_is_ascii_yyyy_mm_within_the_calendar(text):
+    with pytest.raises(PeriodError):
+        parse_period(text)
+
+
+def test_a_full_width_period_in_usage_is_a_bad_row_not_a_second_month(tmp_path, capsys):
+    usage = tmp_path / "u.csv"
+    usage.write_text("account,period,api,calls\nacme,2020-09,SearchFaces,10\nacme,２０２０-09,SearchFaces,10\n"
+                     "acme,9999-12,SearchFaces,1\n", encoding="utf-8")
+    code, out, err = run(capsys, "bill", "--usage", usage)
+    assert code == 1 and out == ""
+    assert f"{usage}:3: bad period" in err and f"{usage}:4: bad period" in err
+
+
+@pytest.mark.parametrize("bound", ["1e5000", "1" * 40])
+def test_an_absurd_rule_number_is_a_located_error(tmp_path, capsys, bound):
+    rules = write_rule_set(tmp_path / "toy", pricing=TOY_PRICING.replace("up_to: 100,", f"up_to: {bound},"))
+    code, out, _ = run(capsys, "validate", rules)
+    assert code == 1 and out.startswith(f"{rules}/pricing.yaml:10:18: error:") and "is out of range" in out
+    assert "write it without quotes" not in out
+
+
+def test_deep_nesting_and_alias_bombs_are_refused(tmp_path, capsys):
+    deep = write_rule_set(tmp_path / "deep", pricing="kind: pricing\nx: " + "[" * 2000 + "]" * 2000 + "\n")
+    code, out, _ = run(capsys, "validate", deep)
+    assert code == 1 and "nesting is too deep" in out
+    lines = ["kind: pricing", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    bomb = write_rule_set(tmp_path / "bomb", pricing="\n".join(lines) + "\n")
+    code, out, _ = run(capsys, "validate", bomb)
+    assert code == 1 and "expands to more than" in out
+
+
+def test_a_rejects_file_that_is_also_the_usage_is_refused_untouched(tmp_path, capsys):
+    usage = tmp_path / "u.csv"
+    usage.write_bytes(EXAMPLE.read_bytes())
+    code, _, err = run(capsys, "bill", "--usage", usage, "--rejects", usage)
+    assert code == 1 and "is also a --usage file" in err
+    assert usage.read_bytes() == EXAMPLE.read_bytes()
+
+
+def test_odd_counts_and_timestamps_are_bad_rows(tmp_path, capsys):
+    calls = tmp_path / "c.jsonl"
+    calls.write_text('{"request_id":"1","account":"a","api":"SearchFaces","timestamp":"9999-12-31T23:00:00Z"}\n',
+                     encoding="utf-8")
+    code, _, err = run(capsys, "bill", "--usage", calls)
+    assert code == 1 and f"{calls}:1: 9999-12-31T23:00:00+00:00 is out of the range" in err
+    usage = tmp_path / "u.csv"
+    usage.write_text("account,period,api,calls\na,2020-09,SearchFaces," + "9" * 300 + "\n", encoding="utf-8")
+    code, _, err = run(capsys, "bill", "--usage", usage)
+    assert code == 1 and f"{usage}:2: calls must be a whole number" in err
+    for word in ("SearchFaces=²", "SearchFaces=١٢", "SearchFaces=" + "9" * 5000):
+        assert run(capsys, "quote", word, "--period", "2020-09")[0] == 1
+    assert run(capsys, "topup", "acme", "9" * 5000, "--db", tmp_path / "l.db")[0] == 1
+    with pytest.raises(SystemExit):
+        main(["bill", "--usage", str(EXAMPLE), "--jobs", "1000000"])
+
+
+def test_markdown_invoices_make_account_names_inert():
+    rules = engine.load_rules(ROOT / "rules" / "face-recognition")
+    bill = rate(rules, {"SearchFaces": 1}, "2020-09", account="<script>alert(1)</script>|x")
+    text = engine.render_invoice(bill, rules.in_force("2020-09")[2], "markdown")
+    assert "<script>" not in text and "&lt;script&gt;alert\\(1\\)&lt;/script&gt;\\|x" in text
+
+
+def test_whole_number_rule_values_are_decimals_and_a_fine_quantum_is_shown_unrounded(tmp_path):
+    pricing = TOY_PRICING.replace("unit_price: 0.10", "unit_price: 2")
+    settlement = TOY_SETTLEMENT.replace("quantum: 0.01, mode: half-even, apply: per-line",
+                                        "quantum: 0.0001, mode: half-up, apply: per-bill")
+    rules = engine.load_rules(write_rule_set(tmp_path / "toy", pricing=pricing, settlement=settlement))
+    bill = rate(rules, {"RenderWidget": 3, "LookupGadget": 1}, "2024-03")
+    data = bill.to_dict()
+    assert data["lines"][0]["unit_price"] == "2" and data["lines"][1]["unit_price"] == "1.5"
+    assert type(bill.lines[0].unit_price) is D and data["rounding"]["quantum"] == "0.0001"
+    text = engine.render_invoice(bill, rules.in_force("2024-03")[2], "text")
+    assert "TOTAL EUR" in text and text.split("TOTAL EUR")[1].split()[0] == "7.50"  # 1.5 + 3 × 2
+
+
+def test_rounding_does_not_depend_on_the_callers_decimal_context(tmp_path):
+    rules = engine.load_rules(write_rule_set(tmp_path / "toy"))
+    policy = rules.in_force("2024-03")[2]
+    with decimal.localcontext(decimal.Context(prec=3, traps=[decimal.Inexact])):
+        assert policy.rounding(D("148148.145")) == D("148148.14")  # half-even, exact
