@@ -55,6 +55,7 @@ _EXPECTED = ("expected the columns account, period, api, calls[, outcome] (aggre
 _GZIP_MAGIC = b"\x1f\x8b"
 _INTEGER = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: str.isdigit() would take '²' or '٣'
 STDIN_NAME = "<stdin>"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")  # incl. invisible marks
 MAX_CALLS = 10**15  # in one row: far beyond any real month, and small enough to price exactly
 
 
@@ -276,7 +277,7 @@ class UsageReader:
     def _json_line(self, kind, number, line):
         raw = line.rstrip("\r\n")
         try:
-            values = json.loads(line)
+            values = json.loads(line, object_pairs_hook=_unique_keys)
         except ValueError as exc:
             values = _Bad("malformed-json", f"malformed JSON: {exc.msg} (column {exc.colno})"
                           if isinstance(exc, json.JSONDecodeError) else f"malformed JSON: {exc}")
@@ -464,7 +465,20 @@ def _account(values: dict) -> str:
     value = values.get("account")
     if isinstance(value, str) and not value.strip():
         raise _Bad("empty-account", "empty account: every row must name the account to bill")
-    return _text(values, "account")
+    account = _text(values, "account")
+    if _CONTROL.search(account):
+        raise _Bad("bad-field", f"account {account!r} contains control characters; expected printable text")
+    return account
+
+
+def _unique_keys(pairs):
+    """object_pairs_hook: a JSON record naming a field twice is ambiguous (which account pays?)."""
+    record = {}
+    for key, value in pairs:
+        if key in record:
+            raise ValueError(f"field {key!r} appears twice")
+        record[key] = value
+    return record
 
 
 def _calls(value) -> int:

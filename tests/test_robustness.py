@@ -110,3 +110,15 @@ def test_rounding_does_not_depend_on_the_callers_decimal_context(tmp_path):
     policy = rules.in_force("2024-03")[2]
     with decimal.localcontext(decimal.Context(prec=3, traps=[decimal.Inexact])):
         assert policy.rounding(D("148148.145")) == D("148148.14")  # half-even, exact
+
+
+def test_a_json_record_naming_a_field_twice_or_an_account_with_control_characters_is_a_bad_row(tmp_path, capsys):
+    calls = tmp_path / "c.jsonl"
+    calls.write_text('{"request_id":"1","account":"acme","account":"evil","api":"SearchFaces",'
+                     '"timestamp":"2020-09-01T00:00:00Z"}\n'
+                     '{"request_id":"2","account":"a\\u001b[31mb","api":"SearchFaces",'
+                     '"timestamp":"2020-09-01T00:00:00Z"}\n', encoding="utf-8")
+    code, out, err = run(capsys, "bill", "--usage", calls)
+    assert code == 1 and out == ""
+    assert f"{calls}:1: malformed JSON: field 'account' appears twice" in err
+    assert f"{calls}:2: account 'a\\x1b[31mb' contains control characters" in err
