@@ -7,7 +7,7 @@ from decimal import Decimal
 from .bill import Bill, BillLine
 from .formatting import format_count as n
 from .formatting import format_money, format_price
-from .rating import _EXACT, Tariff
+from .rating import _EXACT, Tariff, _graduated
 
 
 def _range(tiers, i) -> str:
@@ -22,15 +22,8 @@ def tier_cost(tiers, mode: str, calls: int) -> tuple[int, Decimal]:
         for number, (bound, price) in enumerate(tiers, 1):
             if bound is None or calls <= bound:
                 return number, _EXACT.multiply(price, calls)
-    cost, lower, left, number = Decimal(0), 0, calls, 1
-    for number, (bound, price) in enumerate(tiers, 1):
-        span = left if bound is None else min(left, bound - lower)
-        cost = _EXACT.add(cost, _EXACT.multiply(price, span))
-        left -= span
-        if left == 0:
-            break
-        lower = bound
-    return number, cost
+    charges, cost = _graduated(tiers, calls)
+    return charges[-1].tier, cost
 
 
 def explain_line(t: Tariff, line: BillLine, currency: str) -> list[str]:

@@ -26,7 +26,6 @@ SUCCESS = "success"  # the outcome of a successful call; any other outcome is an
 # Amounts are computed with this context's methods rather than under `localcontext`, so rating
 # neither depends on nor disturbs the caller's decimal context.
 _EXACT = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
-_ROUNDING = decimal.Context(prec=200, traps=[decimal.InvalidOperation, decimal.Overflow])
 _mul = _EXACT.multiply
 _add = _EXACT.add
 _ZERO = Decimal(0)
@@ -79,12 +78,10 @@ class _Category:
 class Tariff:
     """The rules in force for one period, compiled for rating."""
 
-    __slots__ = ("book", "mapping", "policy", "categories", "index", "api_category", "slot_position", "slot_api",
-                 "slot_billable", "outcome_billable", "quantize", "price_lines", "billable_pos", "free_pos",
-                 "billed_outcomes", "no_usage",
-                 "keyed_billable_pos", "free_while_suspended", "success_billable", "error_codes",
-                 "unknown_billable", "unknown_api", "quantum", "rounding_mode", "per_line", "rounding",
-                 "versions", "rules_name", "fingerprint")
+    __slots__ = ("book", "mapping", "policy", "categories", "index", "slot_position", "slot_api", "slot_billable",
+                 "billable_pos", "free_pos", "keyed_billable_pos", "keyed_free_pos", "billed_outcomes",
+                 "unknown_billable", "unknown_api", "no_usage", "free_while_suspended", "quantum", "quantize",
+                 "per_line", "rounding", "versions", "rules_name", "fingerprint", "price_lines")
 
     def __init__(self, rules: RuleSet, book, mapping, policy):
         self.book, self.mapping, self.policy = book, mapping, policy
@@ -95,31 +92,28 @@ class Tariff:
         rules_in_order = sorted(mapping.apis.values(), key=lambda r: (position[r.category], r.api))
         self.index = {r.api: (slot, r.billable) for slot, r in enumerate(rules_in_order)}
         self.slot_position = tuple(position[r.category] for r in rules_in_order)
-        # API → (category position, billable API): all the rating pass needs to know of an API.
-        self.api_category = {r.api: (position[r.category], r.billable) for r in rules_in_order}
-        # The same, split for the counting loop: billable API → category position; free API → position.
+        # For the counting loop: billable API → category position; free API → category position.
         self.billable_pos = {r.api: position[r.category] for r in rules_in_order if r.billable}
         self.free_pos = {r.api: position[r.category] for r in rules_in_order if not r.billable}
         self.free_while_suspended = book.free_quota_while_suspended
         self.no_usage = [-1] * len(self.categories)
         self.slot_api = tuple(r.api for r in rules_in_order)
         self.slot_billable = tuple(r.billable for r in rules_in_order)
-        self.success_billable = mapping.success_billable
-        self.error_codes = mapping.billable_error_codes
         self.unknown_billable = mapping.unknown_outcome == "billable"
-        # Usage without outcomes (a mapping): its billable APIs bill only when unknown outcomes do.
+        # Usage without outcomes (a mapping): its billable APIs bill only when unknown outcomes do,
+        # and otherwise count like free ones.
         self.keyed_billable_pos = self.billable_pos if self.unknown_billable else {}
-        # outcome → billed, for the calls of billable APIs; an outcome not in it is a free error code.
+        self.keyed_free_pos = self.free_pos if self.unknown_billable else {**self.free_pos, **self.billable_pos}
+        # The outcomes billed for the calls of billable APIs; any other outcome is a free error code.
         outcomes = dict.fromkeys(mapping.billable_error_codes, True)
         outcomes[SUCCESS] = mapping.success_billable
         outcomes[None] = outcomes[""] = self.unknown_billable
-        self.outcome_billable = outcomes
         self.billed_outcomes = frozenset(o for o, billed in outcomes.items() if billed)
         self.unknown_api = mapping.unknown_api
         r = policy.rounding
-        self.quantum, self.rounding_mode = r.quantum, ROUNDING_MODES[r.mode]
+        self.quantum = r.quantum
         # A context per tariff with the policy's rounding preset: `quantize(amount, quantum)`.
-        self.quantize = decimal.Context(prec=200, rounding=self.rounding_mode,
+        self.quantize = decimal.Context(prec=200, rounding=ROUNDING_MODES[r.mode],
                                         traps=[decimal.InvalidOperation, decimal.Overflow]).quantize
         self.per_line = r.apply == "per-line"
         # Read-only, so every bill of this tariff can share them.
@@ -131,13 +125,6 @@ class Tariff:
         self.rules_name, self.fingerprint = rules.name, rules.fingerprint_of(book, mapping, policy)
 
         self.price_lines = _compile_pricing(self)
-
-    def round(self, amount: Decimal) -> Decimal:
-        return amount.quantize(self.quantum, rounding=self.rounding_mode, context=_ROUNDING)
-
-    def billable(self, outcome: str | None) -> bool:
-        """Whether a call of a billable API with this outcome is billed."""
-        return self.outcome_billable.get(outcome, False)
 
 
 def tariff(rules: RuleSet, period: str) -> Tariff:
@@ -182,7 +169,7 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
         # later changes to the caller's mapping.
         snapshot = tuple(usage.items())
         keyed = True
-        billable_pos, free_pos = t.keyed_billable_pos.get, t.api_category.get
+        billable_pos, free_pos = t.keyed_billable_pos.get, t.keyed_free_pos.get
         for api, calls in snapshot:
             if type(calls) is not int or calls < 0:
                 raise _bad_calls(api, calls)
@@ -191,13 +178,13 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
                 was = billed[pos]
                 billed[pos] = was + calls if was > 0 else calls
                 continue
-            entry = free_pos(api)
-            if entry is None:
+            pos = free_pos(api)
+            if pos is None:
                 if unknown is None:
                     unknown = {}
                 unknown[api] = calls
-            elif billed[entry[0]] < 0:
-                billed[entry[0]] = 0
+            elif billed[pos] < 0:
+                billed[pos] = 0
     else:
         snapshot = usage if type(usage) is tuple else tuple(usage)
         keyed = False
@@ -307,14 +294,14 @@ def _build_lines(t: Tariff, snapshot: tuple, keyed: bool, rated: list) -> tuple[
                 if entry[1] and unknown_billable:
                     billed_of[entry[0]] = calls
     else:
-        outcome_billable = t.outcome_billable.get
+        billed_outcomes = t.billed_outcomes
         for item in snapshot:
             api, calls, outcome = (item.api, item.calls, item.outcome) if type(item) is UsageItem else _unpack(item)
             entry = index(api)
             if entry is not None:
                 slot = entry[0]
                 calls_of[slot] = calls_of.get(slot, 0) + calls
-                if entry[1] and outcome_billable(outcome, False):
+                if entry[1] and outcome in billed_outcomes:
                     billed_of[slot] = billed_of.get(slot, 0) + calls
     slot_position, slot_api, slot_billable = t.slot_position, t.slot_api, t.slot_billable
     apis_of: dict[int, list] = {}
