@@ -37,7 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import engine  # noqa: E402
-from engine.bill import ApiUsage, Bill, BillLine, TierCharge, builder  # noqa: E402
 from engine.rating import SUCCESS, UsageItem  # noqa: E402
 
 PERIOD = "2020-09"

@@ -7,10 +7,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal
 
+from .exact import EXACT
+
 BILL_SCHEMA_VERSION = 1
 
 # Differences of exact amounts are exact too, whatever the caller's decimal context.
-_EXACT = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
+_EXACT = EXACT
 
 
 def money(value: Decimal) -> str:

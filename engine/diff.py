@@ -21,12 +21,12 @@ diff that adds or drops an API shows the calls it starts or stops billing.
 
 from __future__ import annotations
 
-import decimal
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from typing import Iterable
 
+from .exact import EXACT
 from .bill import Bill, money
 from .errors import NoRulesInForce, RatecardError, UnknownApi
 from .model import RuleSet
@@ -35,7 +35,7 @@ from .rating import rate
 BASE, NEW = "base", "rules"
 
 # Sums and differences of exact amounts are exact too, whatever the caller's decimal context.
-_EXACT = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
+_EXACT = EXACT
 _ZERO = Decimal(0)
 
 

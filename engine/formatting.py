@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import decimal
 from decimal import Decimal
 
 from . import currencies
+from .exact import ROUNDING
 
 
-_WIDE = decimal.Context(prec=200)  # exact amounts may have more digits than the default 28
+_WIDE = ROUNDING  # exact amounts may have more digits than the default context's 28
 
 
 def places_needed(value: Decimal) -> int:

@@ -35,7 +35,6 @@ How it stays right:
 
 from __future__ import annotations
 
-import decimal
 import json
 import os
 import re
@@ -49,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 from urllib.parse import quote
 
+from .exact import EXACT
 from .currencies import is_currency, minor_units
 from .errors import RatecardError
 from .formatting import format_money
@@ -309,7 +309,7 @@ def parse_amount(text, currency: str | None = None) -> Decimal:
 
 
 # Differences of exact amounts stay exact, whatever the caller's decimal context.
-_subtract = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.InvalidOperation]).subtract
+_subtract = EXACT.subtract
 
 _ACCOUNT_ID = re.compile(r"^[^\x00-\x20\x7f]{1,200}$")
 

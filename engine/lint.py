@@ -28,13 +28,14 @@ from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
 
+from .exact import EXACT
 from .errors import Location, Problem
 from .formatting import format_count as n
 from .formatting import format_money, format_price
 from .model import RuleSet
 
 # Counts × prices must be exact: a cliff stated with rounded money would be a wrong statement.
-_EXACT = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
+_EXACT = EXACT
 
 
 def lint(rule_set: RuleSet) -> list[Problem]:

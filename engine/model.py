@@ -10,7 +10,9 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Mapping
 
-_ROUNDING_CONTEXT = decimal.Context(prec=200, traps=[decimal.InvalidOperation, decimal.Overflow])
+from .exact import ROUNDING
+
+_ROUNDING_CONTEXT = ROUNDING
 
 ROUNDING_MODES = {
     "half-up": decimal.ROUND_HALF_UP,

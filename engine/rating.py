@@ -9,12 +9,12 @@ the arithmetic and building the Bill.
 from __future__ import annotations
 
 import decimal
-from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Iterable, Mapping
 
+from .exact import EXACT
 from .bill import ApiUsage, Bill, BillLine, FrozenDict, Lines, PackUse, TierCharge, UnratedUsage, builder
 from .errors import RatingError, UnknownApi
 from .model import ROUNDING_MODES, RuleSet
@@ -25,7 +25,7 @@ SUCCESS = "success"  # the outcome of a successful call; any other outcome is an
 # Exact arithmetic: a result that would need rounding raises instead of silently losing digits.
 # Amounts are computed with this context's methods rather than under `localcontext`, so rating
 # neither depends on nor disturbs the caller's decimal context.
-_EXACT = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
+_EXACT = EXACT
 _mul = _EXACT.multiply
 _add = _EXACT.add
 _ZERO = Decimal(0)
@@ -59,7 +59,7 @@ class PackBalance:
 class _Category:
     """One category of the price book, compiled: `tiers` are (inclusive bound or None, unit price)."""
 
-    __slots__ = ("id", "name", "mode", "volume", "tiers", "bounds", "prices", "first_bound", "free_quota")
+    __slots__ = ("id", "name", "mode", "volume", "tiers", "free_quota")
 
     def __init__(self, category):
         self.id = category.id
@@ -67,11 +67,6 @@ class _Category:
         self.mode = category.tier_mode
         self.volume = category.tier_mode == "volume"
         self.tiers = tuple((t.up_to, t.unit_price) for t in category.tiers)
-        # The loader guarantees ascending bounds and an unbounded last tier, so the tier of n units
-        # is bisect_left(bounds, n): bounds are inclusive.
-        self.bounds = tuple(t.up_to for t in category.tiers[:-1])
-        self.prices = tuple(t.unit_price for t in category.tiers)
-        self.first_bound = self.bounds[0] if self.bounds else None
         self.free_quota = category.free_quota
 
 

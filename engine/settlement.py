@@ -30,13 +30,13 @@ Balance, deposit and standing
 from __future__ import annotations
 
 import calendar
-import decimal
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Mapping
 from zoneinfo import ZoneInfo
 
+from .exact import EXACT
 from .errors import PeriodError
 from .formatting import format_money
 from .model import PriceBook, SettlementPolicy
@@ -85,7 +85,7 @@ FREEZE_SUCCEEDS = "freeze-succeeds"
 ZERO = Decimal(0)
 # Sums of exact amounts stay exact whatever the caller's decimal context; a result that would need
 # rounding raises instead of losing digits.
-_EXACT = decimal.Context(prec=200, traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow])
+_EXACT = EXACT
 add = _EXACT.add
 subtract = _EXACT.subtract
 
