@@ -4,7 +4,7 @@
 
 1. Aggregated usage for N accounts (default 100,000; fixed seed; 3 to 6 APIs each, outcomes mixed,
    counts log-uniform so every tier occurs) is written to a temporary CSV file, then billed by
-   `python -m engine bill` to JSON Lines and to text invoices, with `--jobs 1` and with the default
+   `python -m ratecard bill` to JSON Lines and to text invoices, with `--jobs 1` and with the default
    (every core, since the run is large). Each figure is the whole command as a user runs it: start,
    rules, reading, rating, rendering, writing; invoices per second = invoices / wall time. Output
    goes to a file whose SHA-256 is compared between the two job counts (must be byte-identical).
@@ -158,7 +158,7 @@ def measure(args: list[str], stdout) -> dict:
 
 
 def bill_command(usage: Path, fmt: str, jobs: int | None) -> list[str]:
-    return [sys.executable, "-m", "engine", "bill", "--usage", str(usage), "--format", fmt, "--quiet",
+    return [sys.executable, "-m", "ratecard", "bill", "--usage", str(usage), "--format", fmt, "--quiet",
             *(["--jobs", str(jobs)] if jobs else [])]
 
 
@@ -178,8 +178,8 @@ def tail(path: Path, size: int = 1_000) -> str:
 
 _SET_READER = """
 import resource, sys
-from engine.rules import load_rules
-from engine.usage import UsageReader
+from ratecard.rules import load_rules
+from ratecard.usage import UsageReader
 reader = UsageReader(load_rules(sys.argv[2]))  # the default: every request id in a Python set
 reader.read(sys.argv[1])
 print(len(reader.seen_ids), file=sys.stderr)
@@ -194,10 +194,10 @@ def sandbox_cost(usage: Path, count: int) -> dict:
 
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    from engine import render as render_module
-    from engine.rating import rate, tariff
-    from engine.rules import load_rules
-    from engine.usage import UsageReader
+    from ratecard import render as render_module
+    from ratecard.rating import rate, tariff
+    from ratecard.rules import load_rules
+    from ratecard.usage import UsageReader
 
     rules = load_rules(ROOT / "rules" / "face-recognition")
     accounts = islice(UsageReader(rules).read(usage).accounts(), count)
@@ -234,9 +234,9 @@ def profile(usage: Path, count: int) -> None:
     import pstats
     from itertools import islice
 
-    from engine.billrun import bill_accounts
-    from engine.rules import load_rules
-    from engine.usage import UsageReader
+    from ratecard.billrun import bill_accounts
+    from ratecard.rules import load_rules
+    from ratecard.usage import UsageReader
 
     rules = load_rules(ROOT / "rules" / "face-recognition")
     accounts = list(islice(UsageReader(rules).read(usage).accounts(), count))

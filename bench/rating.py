@@ -1,4 +1,4 @@
-"""Rating throughput: `engine.rate()` against a hand-written function for the same price book.
+"""Rating throughput: `ratecard.rate()` against a hand-written function for the same price book.
 
     python bench/rating.py [--accounts N] [--repeat N] [--seed N] [--profile]
 
@@ -36,8 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import engine  # noqa: E402
-from engine.rating import SUCCESS, UsageItem  # noqa: E402
+import ratecard  # noqa: E402
+from ratecard.rating import SUCCESS, UsageItem  # noqa: E402
 
 PERIOD = "2020-09"
 NO_FACE = "InvalidParameterValue.NoFaceInPhoto"
@@ -152,7 +152,7 @@ def aggregated(items: list[UsageItem]) -> dict[str, int]:
 
 def check(rules, accounts) -> None:
     for i, usage in enumerate(accounts):
-        bill = engine.rate(rules, usage, PERIOD)
+        bill = ratecard.rate(rules, usage, PERIOD)
         got = ([(line.category, line.calls, line.tier, line.unit_price, line.amount) for line in bill.lines],
                bill.subtotal, bill.total)
         want = baseline(usage)
@@ -176,7 +176,7 @@ def with_lines(rules):
     rate() works out every amount, but builds the line records only when they are first read."""
 
     def rate_and_read(usage):
-        bill = engine.rate(rules, usage, PERIOD)
+        bill = ratecard.rate(rules, usage, PERIOD)
         for line in bill.lines:
             line.apis
         return bill
@@ -192,17 +192,17 @@ def main(argv=None) -> None:
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the engine's pass")
     args = parser.parse_args(argv)
 
-    rules = engine.load_rules(ROOT / "rules" / "face-recognition")
+    rules = ratecard.load_rules(ROOT / "rules" / "face-recognition")
     rng = random.Random(args.seed)
     with_outcomes = [account_usage(rng) for _ in range(args.accounts)]
     scenarios = {"usage items with outcomes": with_outcomes,
                  "aggregated counts (dict)": [aggregated(items) for items in with_outcomes]}
 
     def rate(usage):
-        return engine.rate(rules, usage, PERIOD)
+        return ratecard.rate(rules, usage, PERIOD)
 
     items = sum(map(len, with_outcomes))
-    lines = sum(len(engine.rate(rules, u, PERIOD).lines) for u in with_outcomes)
+    lines = sum(len(ratecard.rate(rules, u, PERIOD).lines) for u in with_outcomes)
     print(f"{sys.implementation.name} {sys.version.split()[0]}, {args.accounts:,} account-months, seed {args.seed}: "
           f"{items / args.accounts:.1f} usage items and {lines / args.accounts:.1f} bill lines per account-month")
     for name, accounts in scenarios.items():

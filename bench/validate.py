@@ -32,7 +32,7 @@ def wall(argv: list[str], runs: int) -> float:
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 15
-    validate = wall([sys.executable, "-m", "engine", "validate"], runs)
+    validate = wall([sys.executable, "-m", "ratecard", "validate"], runs)
     bare = wall([sys.executable, "-c", "import yaml, jsonschema"], runs)
     print(f"median of {runs} runs, {sys.executable}")
     print(f"ratecard validate (shipped rules):   {validate * 1000:7.1f} ms")

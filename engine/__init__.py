@@ -1,19 +1,21 @@
 """ratecard: a data-driven billing engine. Rules + usage in, exact bills out.
 
-    import engine
-    rules = engine.load_rules("rules/<product>")        # validate and compile once ...
-    bill = engine.rate(rules, {"<Api>": 1200}, period="2020-09")   # ... rate many times
+    import ratecard
+    rules = ratecard.load_rules("rules/<product>")        # validate and compile once ...
+    bill = ratecard.rate(rules, {"<Api>": 1200}, period="2020-09")   # ... rate many times
     bill.total          # Decimal, rounded as the rules' settlement policy says
     bill.to_dict()      # JSON-ready; described by schemas/bill.schema.json
 
 Usage is a mapping of API name → calls (outcome unknown) or an iterable of `UsageItem`
 (API, calls, outcome). Every error a caller can act on is a `RatecardError`.
 
-Only the errors are imported eagerly: the rest loads on first use, so that `import engine` stays
+Only the errors are imported eagerly: the rest loads on first use, so that `import ratecard` stays
 cheap for tools that only rate (the rule loader pulls in YAML and JSON Schema).
 """
 
 from __future__ import annotations
+
+__version__ = "0.2.0"
 
 import importlib
 from typing import TYPE_CHECKING
@@ -43,7 +45,7 @@ _LAZY = {
     "diff_rules": "diff",
     "Ledger": "ledger",
 }
-# Submodules `import engine` used to load eagerly, still reachable as attributes.
+# Submodules `import ratecard` used to load eagerly, still reachable as attributes.
 _SUBMODULES = frozenset({"model", "rules", "rating", "bill"})
 
 __all__ = [

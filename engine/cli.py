@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from . import resources
+from . import __version__
 from .errors import RatecardError
 from .formatting import format_amount, format_count, format_money, format_price
 
@@ -749,6 +750,7 @@ def cmd_ledger_migrate(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ratecard", description="Data-driven billing for pay-as-you-go APIs.")
+    parser.add_argument("--version", action="version", version=f"ratecard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 

@@ -203,7 +203,7 @@ def _percent_text(value: Decimal | None) -> str:
 def diff_rules(base: RuleSet, rules: RuleSet, usage: Iterable, *, alert_pct: Decimal | None = None) -> RulesDiff:
     """Bill `usage` with `base` and with `rules` and compare the bills.
 
-    `usage` is an iterable of `engine.usage.AccountUsage` (``account``, ``period``, ``items``), e.g.
+    `usage` is an iterable of `ratecard.usage.AccountUsage` (``account``, ``period``, ``items``), e.g.
     ``UsageReader(...).accounts()``. Raises RatecardError when a side has no rules in force for a
     period of the usage, or when the bills to compare are in different currencies.
     """

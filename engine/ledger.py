@@ -1,7 +1,7 @@
 """The ledger: accounts, their services, bills, debits, top-ups, deposits and service states, kept in
-one SQLite file. `engine.settlement` decides what happens; this module stores it, safely.
+one SQLite file. `ratecard.settlement` decides what happens; this module stores it, safely.
 
-    from engine.ledger import Ledger
+    from ratecard.ledger import Ledger
     with Ledger("ratecard.db", readonly=True) as ledger:
         ledger.status("acct-42", "<service>").allowed      # one indexed query, no process start
 
@@ -53,7 +53,7 @@ from .currencies import is_currency, minor_units
 from .errors import RatecardError
 from .formatting import format_money
 
-# `engine.settlement` (and the rule model under it) is imported where it is used, not here: a status
+# `ratecard.settlement` (and the rule model under it) is imported where it is used, not here: a status
 # check, which needs neither, then starts in fewer milliseconds.
 if TYPE_CHECKING:
     from . import settlement as S
@@ -1184,7 +1184,7 @@ class Ledger:
         """Settle `period` with `rules`: bill every account that activated the rule set's service
         before the period ended (with its usage, or none), debit the bills (or schedule the debits
         for the deduction window), hold deposits and suspend as the policy says. `usage` holds
-        `AccountUsage` of that period (see `engine.usage.UsageReader.accounts`). Accounts already
+        `AccountUsage` of that period (see `ratecard.usage.UsageReader.accounts`). Accounts already
         settled for the period are left as they are. Scheduled debits now due are collected first.
         Accounts in `hold` (e.g. with rejected usage rows) are not settled this time: a settled
         bill is immutable, so it must wait until all of the account's usage can be billed."""

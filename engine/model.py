@@ -1,4 +1,4 @@
-"""The immutable rule model. Built only by `engine.rules`, after validation."""
+"""The immutable rule model. Built only by `ratecard.rules`, after validation."""
 
 from __future__ import annotations
 
@@ -120,9 +120,9 @@ class RuleSet:
     fingerprint: str
     _compiled: dict = field(default_factory=dict, compare=False, repr=False)
     # file (as shown in problems) → its yamlsource.SourceMap, so that checks run after loading
-    # (`engine.lint`) can point at the key or value they are about.
+    # (`ratecard.lint`) can point at the key or value they are about.
     sources: Mapping[str, object] = field(default_factory=dict, compare=False, repr=False)
-    # file → the canonical text of its meaning (see `engine.rules.canonical`), so that the
+    # file → the canonical text of its meaning (see `ratecard.rules.canonical`), so that the
     # versions that priced a period have a fingerprint of their own (`fingerprint_of`).
     payloads: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 

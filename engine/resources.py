@@ -1,7 +1,7 @@
 """Where the shipped rule sets, schemas and templates are.
 
 In a source checkout they are the top-level `rules/`, `schemas/` and `reports/` folders; in an
-installed wheel they travel as `engine/_shipped/...` (see pyproject.toml).
+installed wheel they travel as `ratecard/_shipped/...` (see setup.py).
 """
 
 from __future__ import annotations

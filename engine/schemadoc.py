@@ -1,7 +1,7 @@
 """Generate the analysts' reference, docs/rules.md, from the JSON Schemas.
 
-    python -m engine.schemadoc > docs/rules.md     # regenerate
-    python -m engine.schemadoc --check             # exit 1 when docs/rules.md is stale
+    python -m ratecard.schemadoc > docs/rules.md     # regenerate
+    python -m ratecard.schemadoc --check             # exit 1 when docs/rules.md is stale
 
 Every field's meaning, type, allowed values and example come from the schemas (`title`,
 `description`, `type`, `enum`, `examples`, ...), which are also what editors show while an analyst
@@ -21,7 +21,7 @@ import yaml
 from . import resources, schemas, yamlsource
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
-COMMAND = "python -m engine.schemadoc > docs/rules.md"
+COMMAND = "python -m ratecard.schemadoc > docs/rules.md"
 
 INTRO = f"""\
 # Rule files reference
@@ -278,7 +278,7 @@ def generate() -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.schemadoc", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m ratecard.schemadoc", description=__doc__.splitlines()[0])
     parser.add_argument("--check", nargs="?", const=str(DOC), metavar="FILE",
                         help=f"exit 1 if FILE (default: {DOC.name} in docs/) differs from what would be generated")
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """Settlement decisions for one account, as the settlement policy says. Pure: no I/O, no clock.
 
-The ledger (`engine.ledger`) stores what this module decides; keeping the decisions here lets them
+The ledger (`ratecard.ledger`) stores what this module decides; keeping the decisions here lets them
 be tested (and reasoned about) without a database:
 
 - when a period may be settled, when its bill is issued and when its fee falls due (`schedule`);

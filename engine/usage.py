@@ -173,7 +173,7 @@ class UsageReader:
     Duplicate request ids: `seen_ids` holds every request id counted so far, across all the files
     this reader reads. It is the one structure that grows with the input: with the number of
     distinct request ids, about 130 bytes per 36-character UUID in a Python set (ten million ids ≈
-    1.3 GB). Pass any object with ``__contains__`` and ``add`` to bound it: `engine.seen.SeenIds`
+    1.3 GB). Pass any object with ``__contains__`` and ``add`` to bound it: `ratecard.seen.SeenIds`
     (what ``ratecard bill`` uses) spills the ids to a temporary SQLite file past a limit.
     """
 

@@ -79,9 +79,9 @@ def toy_rules_dir(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def shipped_rules():
-    import engine
+    import ratecard
 
-    return engine.load_rules(SHIPPED)
+    return ratecard.load_rules(SHIPPED)
 
 
 # -- snapshots: one readable file per snapshot, with its own extension ------------------------------

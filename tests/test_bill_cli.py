@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-from engine.render import TemplateError, make_environment, render
+from ratecard.cli import main
+from ratecard.render import TemplateError, make_environment, render
 
 from conftest import ROOT
 
@@ -192,17 +192,17 @@ def test_a_request_id_seen_twice_is_counted_once_across_files(capsys):
 def test_many_duplicates_past_the_in_memory_limit(capsys, monkeypatch, tmp_path):
     import tempfile
 
-    import engine.seen
+    import ratecard.seen
 
     # Spill the request ids to the temporary file early, and see that it happened and was cleaned up.
-    monkeypatch.setattr(engine.seen, "MEMORY_LIMIT", 50)
-    monkeypatch.setattr(engine.seen, "BATCH", 7)
+    monkeypatch.setattr(ratecard.seen, "MEMORY_LIMIT", 50)
+    monkeypatch.setattr(ratecard.seen, "BATCH", 7)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     spilled = []
-    close = engine.seen.SeenIds.close
-    monkeypatch.setattr(engine.seen.SeenIds, "close", lambda self: (spilled.append(self.spilled), close(self)))
+    close = ratecard.seen.SeenIds.close
+    monkeypatch.setattr(ratecard.seen.SeenIds, "close", lambda self: (spilled.append(self.spilled), close(self)))
     lines = [CALLS_HEADER]
     for i in range(600):
         lines.append(f"id-{i % 400},acct-{i % 3},DetectFace,2020-09-10T10:00:00Z,success\n")
@@ -258,14 +258,14 @@ def test_standard_input_in_process(capsys, monkeypatch):
 @pytest.mark.parametrize("compress", [False, True])
 def test_standard_input_of_the_command(compress):
     data = BAD_CALLS.encode()
-    done = subprocess.run([sys.executable, "-m", "engine", "bill", "--usage", "-", "--format", "jsonl"],
+    done = subprocess.run([sys.executable, "-m", "ratecard", "bill", "--usage", "-", "--format", "jsonl"],
                           input=gzip.compress(data) if compress else data, capture_output=True, cwd=ROOT)
     err = done.stderr.decode()
     assert (done.returncode, done.stdout) == (1, b"")
     for row, why in BAD_CALLS_ROWS:
         assert any(line.startswith(f"<stdin>:{row}: ") and why in line for line in err.splitlines()), err
     assert "Traceback" not in err
-    done = subprocess.run([sys.executable, "-m", "engine", "bill", "--usage", "-", "--format", "jsonl",
+    done = subprocess.run([sys.executable, "-m", "ratecard", "bill", "--usage", "-", "--format", "jsonl",
                            "--rejects", "/dev/null"],
                           input=gzip.compress(data) if compress else data, capture_output=True, cwd=ROOT)
     assert done.returncode == 0
@@ -304,7 +304,7 @@ def test_out_writes_one_safe_file_per_account(capsys, tmp_path, fmt, ext):
 
 
 def test_invoice_file_names_never_collide_even_ignoring_case():
-    from engine.billrun import invoice_filename
+    from ratecard.billrun import invoice_filename
 
     tricky = ["acme", "Acme", "ACME", "a/b", "a_b", "a\\b", "a:b", HOSTILE, "..", ".", "", "con", "CON", "nul.txt",
               "x" * 100, "x" * 100 + "y", "é", "e", "-", "_"]
@@ -386,10 +386,10 @@ def _many_accounts(n: int) -> Path:
 
 @pytest.mark.parametrize("fmt", ["jsonl", "text"])
 def test_workers_give_byte_identical_output(capsys, monkeypatch, fmt):
-    import engine.billrun
+    import ratecard.billrun
 
     _many_accounts(2_100)  # above the size at which the default uses every core
-    monkeypatch.setattr(engine.billrun, "CHUNK", 97)  # more chunks than are in flight at once
+    monkeypatch.setattr(ratecard.billrun, "CHUNK", 97)  # more chunks than are in flight at once
     runs = {jobs: bill(capsys, "--usage", "many.csv", "--format", fmt, *(["--jobs", jobs] if jobs else []))
             for jobs in (1, 2, None)}
     assert all(status == 0 for status, _, _ in runs.values())
@@ -517,7 +517,7 @@ def test_html_templates_are_autoescaped_and_text_ones_are_not(tmp_path):
 
 
 def test_an_output_folder_that_cannot_be_made_is_reported_without_a_traceback(tmp_path, capsys):
-    from engine.cli import main
+    from ratecard.cli import main
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder", encoding="utf-8")

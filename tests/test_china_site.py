@@ -17,11 +17,11 @@ from decimal import Decimal as D
 
 import pytest
 
-import engine
-from engine.billrun import render_bill
-from engine.rating import PackBalance, UsageItem, rate
-from engine.render import render_rate_card
-from engine.usage import UsageReader
+import ratecard
+from ratecard.billrun import render_bill
+from ratecard.rating import PackBalance, UsageItem, rate
+from ratecard.render import render_rate_card
+from ratecard.usage import UsageReader
 
 from conftest import ROOT
 
@@ -32,7 +32,7 @@ PERIOD = "2020-09"
 
 @pytest.fixture(scope="module")
 def cn():
-    return engine.load_rules(CN)
+    return ratecard.load_rules(CN)
 
 
 def line(bill, category):
@@ -181,8 +181,8 @@ def test_cn_rate_card(fmt, cn, snapshot_md, snapshot_html):
 from datetime import datetime  # noqa: E402
 from zoneinfo import ZoneInfo  # noqa: E402
 
-from engine.ledger import Ledger  # noqa: E402
-from engine.usage import AccountUsage  # noqa: E402
+from ratecard.ledger import Ledger  # noqa: E402
+from ratecard.usage import AccountUsage  # noqa: E402
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 SERVICE = "face-recognition-cn"
@@ -345,7 +345,7 @@ def test_cn_a_freeze_that_fails_then_a_top_up_that_lets_it_succeed(cn, tmp_path)
 
 
 def _run(capsys, *args) -> tuple[int, str, str]:
-    from engine.cli import main
+    from ratecard.cli import main
 
     capsys.readouterr()
     code = main([str(a) for a in args])

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given, strategies as st
 
 from conftest import ROOT, SHIPPED, TOY_APIS, TOY_PRICING, TOY_SETTLEMENT, write_rule_set
-from engine.cli import main
-from engine.diff import diff_rules, percent, rises_above
-from engine.errors import RatecardError
-from engine.rules import load_rules
-from engine.usage import UsageReader
-from engine.versions import load_git_rules
+from ratecard.cli import main
+from ratecard.diff import diff_rules, percent, rises_above
+from ratecard.errors import RatecardError
+from ratecard.rules import load_rules
+from ratecard.usage import UsageReader
+from ratecard.versions import load_git_rules
 
 EXAMPLE = ROOT / "examples" / "usage-2020-09.csv"
 

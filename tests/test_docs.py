@@ -8,14 +8,14 @@ import re
 import pytest
 
 from conftest import ROOT
-from engine import schemadoc, schemas
+from ratecard import schemadoc, schemas
 
 SCHEMAS = sorted((ROOT / "schemas").glob("*.schema.json"))
 RULE_FILES = sorted((ROOT / "rules").glob("*/*.y*ml"))
 
 
 def test_docs_rules_md_is_up_to_date():
-    assert schemadoc.main(["--check"]) == 0, "docs/rules.md is stale: run `python -m engine.schemadoc > docs/rules.md`"
+    assert schemadoc.main(["--check"]) == 0, "docs/rules.md is stale: run `python -m ratecard.schemadoc > docs/rules.md`"
 
 
 def test_check_fails_when_stale(tmp_path, capsys):

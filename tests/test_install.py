@@ -60,7 +60,7 @@ def test_rules_and_schemas_come_from_the_installed_package(installed):
         assert "site-packages" in rule_set["path"] and "_shipped" in rule_set["path"] and rule_set["valid"]
     probe = subprocess.run(
         [str(bin_dir / "python"), "-c",
-         "import engine, engine.resources as r; print(engine.__file__); print(r.schemas_dir())"],
+         "import ratecard, ratecard.resources as r; print(ratecard.__file__); print(r.schemas_dir())"],
         capture_output=True, text=True, cwd=elsewhere, env=_env())
     module, schemas_dir = probe.stdout.splitlines()
     assert str(ROOT) not in module and "site-packages" in module
@@ -76,8 +76,30 @@ def test_installed_lint_and_bad_input(installed, tmp_path):
     assert "no such rule set folder" in done.stdout
 
 
-def test_python_dash_m_engine_works_too(installed):
+def test_python_dash_m_ratecard_works_too(installed):
     bin_dir, elsewhere = installed
-    done = subprocess.run([str(bin_dir / "python"), "-m", "engine", "validate"], capture_output=True,
+    done = subprocess.run([str(bin_dir / "python"), "-m", "ratecard", "validate"], capture_output=True,
                           text=True, cwd=elsewhere, env=_env())
     assert done.returncode == 0 and "face-recognition: valid" in done.stdout
+
+
+def test_import_ratecard_is_not_shadowed_by_a_local_engine_module(installed):
+    """The library's public name is `ratecard`: a project's own `engine.py` must not break it."""
+    bin_dir, elsewhere = installed
+    (elsewhere / "engine.py").write_text("raise SystemExit('the local engine.py was imported')\n")
+    try:
+        probe = subprocess.run(
+            [str(bin_dir / "python"), "-c",
+             "import ratecard; from importlib.metadata import version; "
+             "assert ratecard.__version__ == version('ratecard'); print(ratecard.__version__)"],
+            capture_output=True, text=True, cwd=elsewhere, env=_env())
+        assert probe.returncode == 0, probe.stderr
+        for argv in ([str(bin_dir / "python"), "-m", "ratecard", "--version"], [str(bin_dir / "ratecard"), "--version"]):
+            done = subprocess.run(argv, capture_output=True, text=True, cwd=elsewhere, env=_env())
+            assert (done.returncode, done.stdout.strip()) == (0, f"ratecard {probe.stdout.strip()}")
+        typed = subprocess.run([str(bin_dir / "python"), "-c",
+                                "import ratecard, pathlib; print((pathlib.Path(ratecard.__file__).parent / 'py.typed').is_file())"],
+                               capture_output=True, text=True, cwd=elsewhere, env=_env())
+        assert typed.stdout.strip() == "True"
+    finally:
+        (elsewhere / "engine.py").unlink()

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-import engine.ledger as ledger_module
-from engine.cli import main
-from engine.ledger import LATEST, Ledger, LedgerError, NotALedger, UnknownAccount
+import ratecard.ledger as ledger_module
+from ratecard.cli import main
+from ratecard.ledger import LATEST, Ledger, LedgerError, NotALedger, UnknownAccount
 
 from conftest import TOY_PRICING, write_rule_set
 
@@ -372,9 +372,9 @@ def test_status_does_not_import_the_rule_loader_or_templates(tmp_path):
     db = tmp_path / "l.db"
     with Ledger(db, create=True) as ledger:
         ledger.create_account("ada", "Ada", "EUR", datetime(2024, 1, 1, tzinfo=BERLIN))
-    probe = ("import sys\nfrom engine.cli import main\ncode = main(['status', 'ada', '--service', 'toy', '--db', "
+    probe = ("import sys\nfrom ratecard.cli import main\ncode = main(['status', 'ada', '--service', 'toy', '--db', "
              f"{str(db)!r}])\nheavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-             "('jinja2', 'jsonschema', 'yaml') or m in ('engine.rules', 'engine.render', 'engine.rating'))\n"
+             "('jinja2', 'jsonschema', 'yaml') or m in ('ratecard.rules', 'ratecard.render', 'ratecard.rating'))\n"
              "print(heavy)\nsys.exit(code)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parent.parent)
@@ -645,10 +645,10 @@ def test_migrations_upgrade_an_older_ledger_in_a_transaction_each(cli, small_led
 
 
 def test_the_python_api_records_and_reads_without_the_cli(tmp_path):
-    import engine
-    from engine.usage import UsageReader
+    import ratecard
+    from ratecard.usage import UsageReader
 
-    rules = engine.load_rules(write_rule_set(tmp_path / "toy"))
+    rules = ratecard.load_rules(write_rule_set(tmp_path / "toy"))
     at = datetime(2024, 1, 1, tzinfo=BERLIN)
     with Ledger(tmp_path / "api.db", create=True) as ledger:
         ledger.create_account("ada", "Ada", "EUR", at)

@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.cli import main
-from engine.ledger import Ledger
+from ratecard.cli import main
+from ratecard.ledger import Ledger
 
 from conftest import ROOT, write_rule_set
 
@@ -41,8 +41,8 @@ STEPS = len(ACCOUNTS) * 5  # one "collected" per account, then rated, billed, de
 # N-th checkpoint; pause:S sleeps S seconds at every checkpoint (to widen the windows between them).
 DRIVER = """\
 import os, signal, sys, time
-import engine.ledger as ledger
-from engine.cli import main
+import ratecard.ledger as ledger
+from ratecard.cli import main
 
 mode, _, value = os.environ.get("LEDGER_FAULT", "").partition(":")
 steps = 0
@@ -69,10 +69,10 @@ def setup(tmp_path_factory):
     """A template ledger: four accounts with January settled (debits scheduled), and February's usage."""
     root = tmp_path_factory.mktemp("crash")
     rules_dir = write_rule_set(root / "toy")
-    import engine
-    from engine.usage import UsageReader
+    import ratecard
+    from ratecard.usage import UsageReader
 
-    rules = engine.load_rules(rules_dir)
+    rules = ratecard.load_rules(rules_dir)
     usage = {}
     for period in ("2024-01", "2024-02"):
         path = root / f"usage-{period}.csv"
@@ -211,7 +211,7 @@ def test_two_processes_creating_a_new_ledger_at_once(tmp_path):
     for round_ in range(3):
         db = tmp_path / f"new-{round_}.db"
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        procs = [subprocess.Popen([sys.executable, "-m", "engine", "account", "create", name, "--currency", "EUR",
+        procs = [subprocess.Popen([sys.executable, "-m", "ratecard", "account", "create", name, "--currency", "EUR",
                                    "--db", str(db), "--at", "2024-01-01T00:00:00Z"], env=env, cwd=tmp_path,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for name in ("x", "y")]

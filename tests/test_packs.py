@@ -24,10 +24,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-import engine
-import engine.ledger as ledger_module
-from engine.ledger import Ledger, LedgerError, parse_pack_size
-from engine.usage import AccountUsage, UsageItem
+import ratecard
+import ratecard.ledger as ledger_module
+from ratecard.ledger import Ledger, LedgerError, parse_pack_size
+from ratecard.usage import AccountUsage, UsageItem
 
 from conftest import ROOT, TOY_PRICING, write_rule_set
 from test_ledger import Cli, dump
@@ -64,7 +64,7 @@ def rules_dir(tmp_path) -> Path:
 
 @pytest.fixture
 def rules(rules_dir):
-    return engine.load_rules(rules_dir)
+    return ratecard.load_rules(rules_dir)
 
 
 @pytest.fixture
@@ -333,7 +333,7 @@ class Crash(BaseException):
 @pytest.fixture(scope="module")
 def crash_template(tmp_path_factory):
     root = tmp_path_factory.mktemp("pack-crash")
-    rules = engine.load_rules(write_rule_set(root / "toy", pricing=PACK_PRICING))
+    rules = ratecard.load_rules(write_rule_set(root / "toy", pricing=PACK_PRICING))
     template = root / "template.db"
     with Ledger(template, create=True) as ledger:
         for account in ("ada", "bo"):
@@ -385,8 +385,8 @@ def test_a_settlement_stopped_at_any_step_and_run_again_takes_pack_units_once(cr
 
 DRIVER = """\
 import os, signal, sys
-import engine.ledger as ledger
-from engine.cli import main
+import ratecard.ledger as ledger
+from ratecard.cli import main
 
 def hook(name):
     if name == "billed":  # inside the transaction: the bill and its pack units are written, not committed
@@ -412,7 +412,7 @@ def test_a_settlement_killed_inside_its_transaction_leaves_no_pack_units(crash_t
     assert proc.returncode == -signal.SIGKILL
     with Ledger(db, readonly=True) as ledger:
         assert pack_units(ledger) == [] and ledger.bills() == [] and ledger.verify() == []
-    from engine.cli import main
+    from ratecard.cli import main
 
     assert main(args) == 0
     check_once(db)

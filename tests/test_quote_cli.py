@@ -9,7 +9,7 @@ import sys
 import jsonschema
 import pytest
 
-from engine.cli import main
+from ratecard.cli import main
 
 from conftest import ROOT, write_rule_set
 
@@ -129,9 +129,9 @@ categories:
 
 
 def test_the_installed_command_has_no_traceback_on_bad_input():
-    done = subprocess.run([sys.executable, "-m", "engine", "quote", "SearchFaces=lots", "--period", "2020-09"],
+    done = subprocess.run([sys.executable, "-m", "ratecard", "quote", "SearchFaces=lots", "--period", "2020-09"],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 1 and "bad usage 'SearchFaces=lots'" in done.stderr and "Traceback" not in done.stderr
-    done = subprocess.run([sys.executable, "-m", "engine", "quote", "SearchFaces=3000001", "--period", "2020-09"],
+    done = subprocess.run([sys.executable, "-m", "ratecard", "quote", "SearchFaces=3000001", "--period", "2020-09"],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0 and "Total  1,800.00 USD" in done.stdout

@@ -24,10 +24,10 @@ import jsonschema
 import pytest
 import yaml
 
-import engine
-from engine.bill import ApiUsage, BillLine, TierCharge, builder
-from engine.errors import NoRulesInForce, PeriodError, RatingError, UnknownApi
-from engine.rating import PackBalance, UsageItem, rate
+import ratecard
+from ratecard.bill import ApiUsage, BillLine, TierCharge, builder
+from ratecard.errors import NoRulesInForce, PeriodError, RatingError, UnknownApi
+from ratecard.rating import PackBalance, UsageItem, rate
 
 from conftest import ROOT, SHIPPED, TOY_APIS, TOY_PRICING, TOY_SETTLEMENT, write_rule_set
 
@@ -38,7 +38,7 @@ D = Decimal
 
 
 def rules_from(tmp_path, name="rules", **files):
-    return engine.load_rules(write_rule_set(tmp_path / name, **files))
+    return ratecard.load_rules(write_rule_set(tmp_path / name, **files))
 
 
 def settlement(mode="half-even", apply="per-line", quantum="0.01"):
@@ -100,7 +100,7 @@ def _set_face_search_tier1(folder: Path, price: str) -> None:
 def test_a_changed_price_is_billed_and_changes_the_fingerprint(tmp_path, shipped_rules):
     folder = _shipped_copy(tmp_path)
     _set_face_search_tier1(folder, "0.00085")
-    changed = engine.load_rules(folder)
+    changed = ratecard.load_rules(folder)
     usage = {"SearchFaces": 1000, "CompareFace": 1000}
     before, after = rate(shipped_rules, usage, "2020-09"), rate(changed, usage, "2020-09")
     assert line_of(before, "face-search").amount == D("0.8000")
@@ -122,7 +122,7 @@ def test_fingerprint_ignores_comments_and_layout_but_not_the_digits_bills_show(t
     text = text.replace("      - { up_to: 15000000, unit_price: 0.0004 }\n",
                         "      - unit_price: 0.0004\n        up_to: 15000000\n", 1)
     path.write_text(text, encoding="utf-8")
-    reformatted = engine.load_rules(folder)
+    reformatted = ratecard.load_rules(folder)
     assert path.read_text(encoding="utf-8") != (SHIPPED / "pricing.yaml").read_text(encoding="utf-8")
     assert reformatted.fingerprint == shipped_rules.fingerprint
     usage = {"DetectFace": 3_000_001, "SearchFaces": 7}
@@ -130,7 +130,7 @@ def test_fingerprint_ignores_comments_and_layout_but_not_the_digits_bills_show(t
     assert bills[0] | {"rules": None} == bills[1] | {"rules": None}  # the same bill but for the folder's name
     # 0.00050 is the same price, but a bill would show it as written: a different fingerprint.
     path.write_text(text.replace("unit_price: 0.0005", "unit_price: 0.00050"), encoding="utf-8")
-    respelled = engine.load_rules(folder)
+    respelled = ratecard.load_rules(folder)
     assert respelled.fingerprint != shipped_rules.fingerprint
     assert rate(respelled, usage, "2020-09").total == rate(shipped_rules, usage, "2020-09").total
 
@@ -249,7 +249,7 @@ def test_an_empty_bill_is_zero_on_the_quantum(tmp_path):
 
 
 def test_unknown_api_is_an_error_naming_it(toy_rules_dir):
-    rules = engine.load_rules(toy_rules_dir)
+    rules = ratecard.load_rules(toy_rules_dir)
     with pytest.raises(UnknownApi, match="Frobnicate") as caught:
         rate(rules, {"RenderWidget": 1, "Frobnicate": 3}, PERIOD)
     assert caught.value.apis == ("Frobnicate",)
@@ -296,7 +296,7 @@ def test_success_can_be_free_and_free_apis_stay_free(tmp_path):
 
 
 def test_calls_of_an_api_are_pooled_across_items_and_apis(toy_rules_dir):
-    rules = engine.load_rules(toy_rules_dir)
+    rules = ratecard.load_rules(toy_rules_dir)
     bill = rate(rules, [("RenderWidget", 60), ("RenderWidgetBatch", 40), ("RenderWidget", 1, "success")], PERIOD)
     line = line_of(bill, "widgets")
     # 101 calls pooled: tier 2 for all of them (volume), 101 × 0.05 = 5.05
@@ -395,7 +395,7 @@ def test_bad_pack_balances_raise(tmp_path):
 
 @pytest.mark.parametrize("calls", [-1, 1.5, "3", True, None, D("3"), float("nan")])
 def test_bad_calls_raise_rating_error(toy_rules_dir, calls):
-    rules = engine.load_rules(toy_rules_dir)
+    rules = ratecard.load_rules(toy_rules_dir)
     for usage in ({"RenderWidget": calls}, [UsageItem("RenderWidget", calls)], [("RenderWidget", calls, "success")]):
         with pytest.raises(RatingError, match="RenderWidget"):
             rate(rules, usage, PERIOD)
@@ -404,12 +404,12 @@ def test_bad_calls_raise_rating_error(toy_rules_dir, calls):
 @pytest.mark.parametrize("item", [("RenderWidget",), ("RenderWidget", 1, "success", "extra"), 42, "RenderWidget"])
 def test_bad_usage_items_raise_rating_error(toy_rules_dir, item):
     with pytest.raises(RatingError, match="bad usage item"):
-        rate(engine.load_rules(toy_rules_dir), [item], PERIOD)
+        rate(ratecard.load_rules(toy_rules_dir), [item], PERIOD)
 
 
 def test_a_period_with_no_rules_in_force(toy_rules_dir, shipped_rules):
     with pytest.raises(NoRulesInForce, match="2024-01-01"):
-        rate(engine.load_rules(toy_rules_dir), {"RenderWidget": 1}, "2023-12")
+        rate(ratecard.load_rules(toy_rules_dir), {"RenderWidget": 1}, "2023-12")
     with pytest.raises(NoRulesInForce):
         rate(shipped_rules, {"SearchFaces": 1}, "2020-08")
     # The first version prices the whole month it starts in (2020-09-15 → 2020-09).
@@ -419,7 +419,7 @@ def test_a_period_with_no_rules_in_force(toy_rules_dir, shipped_rules):
 
 
 def test_amounts_too_large_to_be_exact_raise_rating_error(toy_rules_dir):
-    rules = engine.load_rules(toy_rules_dir)
+    rules = ratecard.load_rules(toy_rules_dir)
     huge = rate(rules, {"RenderWidget": 10**40}, PERIOD)
     assert huge.total == D(10**38)  # 10^40 × 0.01, exact
     with pytest.raises(RatingError, match="too large"):
@@ -427,7 +427,7 @@ def test_amounts_too_large_to_be_exact_raise_rating_error(toy_rules_dir):
 
 
 def test_the_callers_decimal_context_does_not_matter(toy_rules_dir):
-    rules = engine.load_rules(toy_rules_dir)
+    rules = ratecard.load_rules(toy_rules_dir)
     usage = {"RenderWidget": 123_456_789_123, "LookupGadget": 7}
     expected = rate(rules, usage, PERIOD)
     with decimal.localcontext(decimal.Context(prec=3, rounding=decimal.ROUND_FLOOR)):
@@ -483,7 +483,7 @@ def test_the_schema_rejects_what_the_bill_must_not_be(shipped_rules):
 
 
 def test_bills_are_plain_frozen_values(toy_rules_dir):
-    rules = engine.load_rules(toy_rules_dir)
+    rules = ratecard.load_rules(toy_rules_dir)
     bill = rate(rules, [("RenderWidget", 101), ("LookupGadget", 2)], PERIOD, account="acme")
     assert bill == rate(rules, [("LookupGadget", 2), ("RenderWidget", 101)], PERIOD, account="acme")
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -500,7 +500,7 @@ def test_bills_are_plain_frozen_values(toy_rules_dir):
 
 
 def test_lines_are_built_from_the_usage_as_it_was_when_rated(toy_rules_dir):
-    rules = engine.load_rules(toy_rules_dir)
+    rules = ratecard.load_rules(toy_rules_dir)
     usage = {"RenderWidget": 101, "ListWidgets": 4}
     items = [UsageItem("RenderWidget", 101), UsageItem("ListWidgets", 4)]
     by_dict, by_items = rate(rules, usage, PERIOD), rate(rules, items, PERIOD)
@@ -539,17 +539,17 @@ def test_the_public_api():
     import subprocess
     import sys
 
-    code = ("import sys, engine; assert 'jsonschema' not in sys.modules and 'engine.rating' not in sys.modules; "
-            f"rules = engine.load_rules({str(SHIPPED)!r}); "
-            "bill = engine.rate(rules, {'SearchFaces': 3000001}, period='2020-09'); "
-            "assert isinstance(bill, engine.Bill) and issubclass(engine.UnknownApi, engine.RatecardError); "
-            "assert engine.UsageItem and engine.PackBalance and engine.RatingError and engine.NoRulesInForce; "
+    code = ("import sys, ratecard; assert 'jsonschema' not in sys.modules and 'ratecard.rating' not in sys.modules; "
+            f"rules = ratecard.load_rules({str(SHIPPED)!r}); "
+            "bill = ratecard.rate(rules, {'SearchFaces': 3000001}, period='2020-09'); "
+            "assert isinstance(bill, ratecard.Bill) and issubclass(ratecard.UnknownApi, ratecard.RatecardError); "
+            "assert ratecard.UsageItem and ratecard.PackBalance and ratecard.RatingError and ratecard.NoRulesInForce; "
             "print(bill.to_dict()['total'])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "1800.00", "")
     with pytest.raises(AttributeError):
-        engine.no_such_thing  # noqa: B018
-    assert {"load_rules", "rate", "Bill", "UsageItem", "PackBalance", "RatingError"} <= set(engine.__all__)
+        ratecard.no_such_thing  # noqa: B018
+    assert {"load_rules", "rate", "Bill", "UsageItem", "PackBalance", "RatingError"} <= set(ratecard.__all__)
 
 
 # -- no product facts in engine/ ---------------------------------------------------------------

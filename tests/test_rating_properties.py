@@ -15,7 +15,7 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.rating import SUCCESS, UsageItem, rate
+from ratecard.rating import SUCCESS, UsageItem, rate
 
 PERIOD = "2020-09"
 NO_FACE = "InvalidParameterValue.NoFaceInPhoto"

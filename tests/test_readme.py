@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from conftest import ROOT
-from engine.cli import main
+from ratecard.cli import main
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 

@@ -8,11 +8,11 @@ from decimal import Decimal as D
 
 import pytest
 
-import engine
-from engine.cli import main
-from engine.errors import PeriodError
-from engine.periods import parse_period
-from engine.rating import rate
+import ratecard
+from ratecard.cli import main
+from ratecard.errors import PeriodError
+from ratecard.periods import parse_period
+from ratecard.rating import rate
 
 from conftest import ROOT, TOY_PRICING, TOY_SETTLEMENT, write_rule_set
 
@@ -86,9 +86,9 @@ def test_odd_counts_and_timestamps_are_bad_rows(tmp_path, capsys):
 
 
 def test_markdown_invoices_make_account_names_inert():
-    rules = engine.load_rules(ROOT / "rules" / "face-recognition")
+    rules = ratecard.load_rules(ROOT / "rules" / "face-recognition")
     bill = rate(rules, {"SearchFaces": 1}, "2020-09", account="<script>alert(1)</script>|x")
-    text = engine.render_invoice(bill, rules.in_force("2020-09")[2], "markdown")
+    text = ratecard.render_invoice(bill, rules.in_force("2020-09")[2], "markdown")
     assert "<script>" not in text and "&lt;script&gt;alert\\(1\\)&lt;/script&gt;\\|x" in text
 
 
@@ -96,17 +96,17 @@ def test_whole_number_rule_values_are_decimals_and_a_fine_quantum_is_shown_unrou
     pricing = TOY_PRICING.replace("unit_price: 0.10", "unit_price: 2")
     settlement = TOY_SETTLEMENT.replace("quantum: 0.01, mode: half-even, apply: per-line",
                                         "quantum: 0.0001, mode: half-up, apply: per-bill")
-    rules = engine.load_rules(write_rule_set(tmp_path / "toy", pricing=pricing, settlement=settlement))
+    rules = ratecard.load_rules(write_rule_set(tmp_path / "toy", pricing=pricing, settlement=settlement))
     bill = rate(rules, {"RenderWidget": 3, "LookupGadget": 1}, "2024-03")
     data = bill.to_dict()
     assert data["lines"][0]["unit_price"] == "2" and data["lines"][1]["unit_price"] == "1.5"
     assert type(bill.lines[0].unit_price) is D and data["rounding"]["quantum"] == "0.0001"
-    text = engine.render_invoice(bill, rules.in_force("2024-03")[2], "text")
+    text = ratecard.render_invoice(bill, rules.in_force("2024-03")[2], "text")
     assert "TOTAL EUR" in text and text.split("TOTAL EUR")[1].split()[0] == "7.50"  # 1.5 + 3 × 2
 
 
 def test_rounding_does_not_depend_on_the_callers_decimal_context(tmp_path):
-    rules = engine.load_rules(write_rule_set(tmp_path / "toy"))
+    rules = ratecard.load_rules(write_rule_set(tmp_path / "toy"))
     policy = rules.in_force("2024-03")[2]
     with decimal.localcontext(decimal.Context(prec=3, traps=[decimal.Inexact])):
         assert policy.rounding(D("148148.145")) == D("148148.14")  # half-even, exact

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, TOY_APIS, TOY_PRICING, TOY_SETTLEMENT, write_rule_set
-from engine.cli import main
-from engine.lint import lint, volume_cliff
-from engine.rules import check_rules, load_rules
+from ratecard.cli import main
+from ratecard.lint import lint, volume_cliff
+from ratecard.rules import check_rules, load_rules
 
 
 @pytest.fixture(autouse=True)
@@ -316,9 +316,9 @@ def test_every_problem_of_every_file_is_reported_in_one_run():
 # -- the command ------------------------------------------------------------------------------------
 
 def run(*argv, cwd=None):
-    """`python -m engine ...` as a user runs it: a separate process, so a traceback would show."""
+    """`python -m ratecard ...` as a user runs it: a separate process, so a traceback would show."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "engine", *argv], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ratecard", *argv], capture_output=True, text=True,
                           cwd=cwd, env=env)
 
 

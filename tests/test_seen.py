@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.errors import RatecardError
-from engine.seen import SeenIds
-from engine.usage import UsageReader
+from ratecard.errors import RatecardError
+from ratecard.seen import SeenIds
+from ratecard.usage import UsageReader
 
 from conftest import ROOT
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import engine
-from engine import settlement as S
-from engine.errors import PeriodError
-from engine.rating import rate
+import ratecard
+from ratecard import settlement as S
+from ratecard.errors import PeriodError
+from ratecard.rating import rate
 
 from conftest import TOY_PRICING, TOY_SETTLEMENT, write_rule_set
 
@@ -22,7 +22,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    return engine.load_rules(write_rule_set(tmp_path_factory.mktemp("rules") / "toy"))
+    return ratecard.load_rules(write_rule_set(tmp_path_factory.mktemp("rules") / "toy"))
 
 
 # -- when ---------------------------------------------------------------------------------------------
@@ -62,7 +62,7 @@ FREEZE_SETTLEMENT = TOY_SETTLEMENT.replace(
 
 @pytest.fixture(scope="module")
 def frozen_toy(tmp_path_factory):
-    return engine.load_rules(write_rule_set(tmp_path_factory.mktemp("rules") / "freeze", pricing=FREE_PRICING,
+    return ratecard.load_rules(write_rule_set(tmp_path_factory.mktemp("rules") / "freeze", pricing=FREE_PRICING,
                                             settlement=FREEZE_SETTLEMENT))
 
 

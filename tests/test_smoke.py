@@ -1,7 +1,7 @@
 from decimal import Decimal
 
-import engine
-from engine.rating import rate
+import ratecard
+from ratecard.rating import rate
 
 
 def test_shipped_rules_load_and_price_the_spec_cliff(shipped_rules):
@@ -12,7 +12,7 @@ def test_shipped_rules_load_and_price_the_spec_cliff(shipped_rules):
 
 
 def test_toy_rule_set_loads(toy_rules_dir):
-    rules = engine.load_rules(toy_rules_dir)
+    rules = ratecard.load_rules(toy_rules_dir)
     bill = rate(rules, {"RenderWidget": 101, "ListWidgets": 7}, "2024-03")
     assert bill.currency == "EUR"
     assert bill.total == Decimal("5.05")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine.billrun import render_bill
-from engine.rating import rate
-from engine.render import render_rate_card
-from engine.usage import UsageReader
+from ratecard.billrun import render_bill
+from ratecard.rating import rate
+from ratecard.render import render_rate_card
+from ratecard.usage import UsageReader
 
 from conftest import ROOT
 

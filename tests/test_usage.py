@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import engine
-from engine.errors import PeriodError, RatecardError, UsageInvalid
-from engine.rating import SUCCESS, UsageItem, rate
-from engine.usage import (STDIN_NAME, AccountUsage, Reconciliation, RejectsWriter, UsageReader, read_usage,
+import ratecard
+from ratecard.errors import PeriodError, RatecardError, UsageInvalid
+from ratecard.rating import SUCCESS, UsageItem, rate
+from ratecard.usage import (STDIN_NAME, AccountUsage, Reconciliation, RejectsWriter, UsageReader, read_usage,
                           write_rejects)
 
 from conftest import ROOT, TOY_APIS, TOY_SETTLEMENT, write_rule_set
@@ -222,7 +222,7 @@ def test_line_numbers_match_an_editor(shipped_rules, tmp_path):
 
 @pytest.mark.parametrize("policy, accepted", [("error", False), ("report", True), ("ignore", True)])
 def test_unknown_api_is_a_bad_row_only_when_the_rules_say_error(tmp_path, policy, accepted):
-    rules = engine.load_rules(write_rule_set(tmp_path / "toy", apis=TOY_APIS.replace(
+    rules = ratecard.load_rules(write_rule_set(tmp_path / "toy", apis=TOY_APIS.replace(
         "unknown_api: error", f"unknown_api: {policy}")))
     reader = read_text(rules, tmp_path, AGG_HEADER + "acme,2024-03,RenderWidget,5,\nacme,2024-03,Mystery,7,\n")
     assert bool(reader.rejected) is not accepted
@@ -236,7 +236,7 @@ def test_unknown_api_is_a_bad_row_only_when_the_rules_say_error(tmp_path, policy
 
 def test_unknown_api_is_checked_against_the_mapping_in_force_for_the_rows_period(tmp_path):
     later = TOY_APIS.replace("2024-01-01", "2024-06-01").replace("[LookupGadget]", "[LookupGadget, LookupGizmo]")
-    rules = engine.load_rules(write_rule_set(tmp_path / "toy", apis_later=later))
+    rules = ratecard.load_rules(write_rule_set(tmp_path / "toy", apis_later=later))
     reader = read_text(rules, tmp_path, AGG_HEADER + "acme,2024-05,LookupGizmo,1,\nacme,2024-06,LookupGizmo,1,\n")
     assert [(r.line, r.code) for r in reader.rejected] == [(2, "unknown-api")]
     assert list(usage_of(reader)) == [("acme", "2024-06")]
@@ -385,7 +385,7 @@ def test_calls_fall_in_the_beijing_month_of_the_shipped_rules(shipped_rules, tim
     ("America/Los_Angeles", "2024-04-01T07:00:00Z", "2024-04"),
 ])
 def test_the_time_zone_comes_from_the_rules(tmp_path, zone, timestamp, period):
-    rules = engine.load_rules(write_rule_set(tmp_path / "toy", settlement=TOY_SETTLEMENT.replace(
+    rules = ratecard.load_rules(write_rule_set(tmp_path / "toy", settlement=TOY_SETTLEMENT.replace(
         "Europe/Berlin", zone)))
     reader = read_text(rules, tmp_path, CALLS_HEADER + f"r1,acme,RenderWidget,{timestamp},success\n")
     assert list(usage_of(reader)) == [("acme", period)]

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-import engine
+import ratecard
 from conftest import ROOT, SHIPPED, TOY_APIS, TOY_PRICING, TOY_SETTLEMENT, write_rule_set
-from engine.bill import Bill
-from engine.cli import main
-from engine.errors import RatecardError, UnknownApi
-from engine.render import render_invoice
-from engine.rules import check_rules, load_rules
-from engine.usage import UsageReader, read_usage
-from engine.versions import versions_of
+from ratecard.bill import Bill
+from ratecard.cli import main
+from ratecard.errors import RatecardError, UnknownApi
+from ratecard.render import render_invoice
+from ratecard.rules import check_rules, load_rules
+from ratecard.usage import UsageReader, read_usage
+from ratecard.versions import versions_of
 
 EXAMPLE = ROOT / "examples" / "usage-2020-09.csv"
 
@@ -56,12 +56,12 @@ def test_the_shipped_rules_have_two_api_mapping_versions(shipped_rules):
 @pytest.mark.parametrize("period", ["2020-09", "2022-07"])
 def test_detect_live_face_accurate_is_an_unknown_api_before_2022_08(shipped_rules, period):
     with pytest.raises(UnknownApi) as caught:
-        engine.rate(shipped_rules, {"DetectLiveFaceAccurate": 1200, "DetectLiveFace": 5}, period)
+        ratecard.rate(shipped_rules, {"DetectLiveFaceAccurate": 1200, "DetectLiveFace": 5}, period)
     assert caught.value.apis == ("DetectLiveFaceAccurate",)
 
 
 def test_detect_live_face_accurate_is_billed_as_liveness_from_2022_08(shipped_rules):
-    bill = engine.rate(shipped_rules, {"DetectLiveFaceAccurate": 2_000_000, "DetectLiveFace": 1_000_001}, "2022-08")
+    bill = ratecard.rate(shipped_rules, {"DetectLiveFaceAccurate": 2_000_000, "DetectLiveFace": 1_000_001}, "2022-08")
     line = line_of(bill, "liveness-detection")
     # Both APIs count toward the tier: 3,000,001 calls reach tier 2 (SPEC §1, 0.0006 a call).
     assert (line.calls, line.tier, line.unit_price, line.amount) == (3_000_001, 2, D("0.0006"), D("1800.0006"))
@@ -84,7 +84,7 @@ def test_usage_rows_are_checked_against_the_mapping_of_their_own_period(tmp_path
     assert "the API mapping in force for 2022-07 (" in rejected[1].reason
     (august,) = reader.accounts()
     assert (august.period, august.calls) == ("2022-08", 1200)
-    bill = engine.rate(shipped_rules, august.items, august.period, account=august.account)
+    bill = ratecard.rate(shipped_rules, august.items, august.period, account=august.account)
     assert line_of(bill, "liveness-detection").amount == D("0.9600")  # 1,200 × 0.0008
 
 
@@ -103,8 +103,8 @@ def test_adding_the_2022_version_does_not_change_any_2020_bill(tmp_path, shipped
     old_rules = load_rules(before)
     assert len(old_rules.mappings) == 1 and old_rules.fingerprint != shipped_rules.fingerprint
     for usage in UsageReader(shipped_rules, on_reject=lambda r: None).read(EXAMPLE).accounts():
-        old = engine.rate(old_rules, usage.items, usage.period, account=usage.account)
-        new = engine.rate(shipped_rules, usage.items, usage.period, account=usage.account)
+        old = ratecard.rate(old_rules, usage.items, usage.period, account=usage.account)
+        new = ratecard.rate(shipped_rules, usage.items, usage.period, account=usage.account)
         assert old.to_dict() == new.to_dict()  # fingerprint included: it is that of the versions in force
         policy = shipped_rules.in_force(usage.period)[2]
         assert render_invoice(old, policy, "text") == render_invoice(new, policy, "text")
@@ -118,7 +118,7 @@ PRICE_RISE = TOY_PRICING.replace("2024-01-01", "2024-03-01").replace("unit_price
 def test_periods_before_and_after_a_price_change_are_each_billed_with_their_own_version():
     rules = load_rules(write_rule_set(Path("rs"), pricing2=PRICE_RISE))
     usage = {"RenderWidget": 50, "LookupGadget": 2}
-    january, february, march, december = (engine.rate(rules, usage, p) for p in
+    january, february, march, december = (ratecard.rate(rules, usage, p) for p in
                                           ("2024-01", "2024-02", "2024-03", "2024-12"))
     assert line_of(february, "widgets").amount == D("5.00")  # 50 × 0.10
     assert line_of(march, "widgets").amount == D("6.00")  # 50 × 0.12
@@ -137,17 +137,17 @@ def test_a_later_version_leaves_the_fingerprint_and_invoice_of_earlier_periods_u
     two = load_rules(write_rule_set(Path("is/rs"), pricing2=PRICE_RISE))
     assert one.fingerprint != two.fingerprint  # the rule sets differ ...
     usage = {"RenderWidget": 150}
-    feb_one, feb_two = engine.rate(one, usage, "2024-02"), engine.rate(two, usage, "2024-02")
+    feb_one, feb_two = ratecard.rate(one, usage, "2024-02"), ratecard.rate(two, usage, "2024-02")
     assert feb_one.rules_fingerprint == feb_two.rules_fingerprint == one.fingerprint  # ... February's rules do not
     assert render_invoice(feb_one, one.in_force("2024-02")[2]) == render_invoice(feb_two, two.in_force("2024-02")[2])
-    assert engine.rate(two, usage, "2024-03").rules_fingerprint == two.fingerprint_of(*two.in_force("2024-03"))
+    assert ratecard.rate(two, usage, "2024-03").rules_fingerprint == two.fingerprint_of(*two.in_force("2024-03"))
 
 
 def test_a_first_version_may_start_mid_month_and_prices_its_whole_first_period():
     rules = load_rules(write_rule_set(Path("rs"), pricing=TOY_PRICING.replace("2024-01-01", "2024-01-15")))
-    assert engine.rate(rules, {"RenderWidget": 1}, "2024-01").rule_versions["pricing"] == "2024-01-15"
-    with pytest.raises(engine.NoRulesInForce, match="no price book is in force for period 2023-12"):
-        engine.rate(rules, {"RenderWidget": 1}, "2023-12")
+    assert ratecard.rate(rules, {"RenderWidget": 1}, "2024-01").rule_versions["pricing"] == "2024-01-15"
+    with pytest.raises(ratecard.NoRulesInForce, match="no price book is in force for period 2023-12"):
+        ratecard.rate(rules, {"RenderWidget": 1}, "2023-12")
 
 
 def test_each_mapping_version_is_checked_against_the_price_book_in_force_with_it():
@@ -196,7 +196,7 @@ def test_first_versions_of_the_kinds_must_start_in_the_same_period():
 
 def test_first_versions_in_the_same_month_on_different_days_are_fine():
     rules = load_rules(write_rule_set(Path("rs"), apis=TOY_APIS.replace("2024-01-01", "2024-01-20")))
-    assert engine.rate(rules, {"RenderWidget": 1}, "2024-01").rule_versions["api-mapping"] == "2024-01-20"
+    assert ratecard.rate(rules, {"RenderWidget": 1}, "2024-01").rule_versions["api-mapping"] == "2024-01-20"
 
 
 def test_validate_reports_every_version_problem_as_file_line_col(capsys):
@@ -217,8 +217,8 @@ def _stored(bill) -> Bill:
 @pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
 def test_a_stored_bill_re_renders_byte_for_byte(shipped_rules, fmt):
     usages = list(UsageReader(shipped_rules, on_reject=lambda r: None).read(EXAMPLE).accounts())
-    bills = [engine.rate(shipped_rules, u.items, u.period, account=u.account) for u in usages]
-    bills.append(engine.rate(shipped_rules, {"DetectLiveFaceAccurate": 3_000_001}, "2022-08", account="late"))
+    bills = [ratecard.rate(shipped_rules, u.items, u.period, account=u.account) for u in usages]
+    bills.append(ratecard.rate(shipped_rules, {"DetectLiveFaceAccurate": 3_000_001}, "2022-08", account="late"))
     assert len(bills) == 14
     for bill in bills:
         sent = render_invoice(bill, shipped_rules.in_force(bill.period)[2], fmt)
@@ -230,7 +230,7 @@ def test_a_stored_bill_re_renders_byte_for_byte(shipped_rules, fmt):
 
 def test_a_stored_bill_keeps_re_rendering_after_a_later_version_is_added(tmp_path):
     one = load_rules(write_rule_set(Path("one")))
-    bill = _stored(engine.rate(one, {"RenderWidget": 150, "ListWidgets": 3}, "2024-02", account="a"))
+    bill = _stored(ratecard.rate(one, {"RenderWidget": 150, "ListWidgets": 3}, "2024-02", account="a"))
     sent = render_invoice(bill, one.in_force("2024-02")[2])
     two = load_rules(write_rule_set(Path("two"), pricing2=PRICE_RISE))
     assert render_invoice(bill, versions_of(two, bill)[2]) == sent
@@ -238,7 +238,7 @@ def test_a_stored_bill_keeps_re_rendering_after_a_later_version_is_added(tmp_pat
 
 def test_a_stored_bill_is_not_re_rendered_with_rules_that_changed_since():
     one = load_rules(write_rule_set(Path("one")))
-    bill = _stored(engine.rate(one, {"RenderWidget": 150}, "2024-02", account="a"))
+    bill = _stored(ratecard.rate(one, {"RenderWidget": 150}, "2024-02", account="a"))
     changed = load_rules(write_rule_set(Path("changed"), settlement=TOY_SETTLEMENT.replace("bill_issue_day: 2",
                                                                                            "bill_issue_day: 3")))
     with pytest.raises(RatecardError, match="fingerprint .* they were changed since"):
