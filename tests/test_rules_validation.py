@@ -57,7 +57,7 @@ def test_yaml_syntax_error_is_located_and_the_other_files_are_still_checked():
     assert found == [
         ("rs", 1, 1, "missing-kind"),  # the unreadable price book leaves the set without one
         ("rs/pricing.yaml", 9, 4, "yaml-syntax"),
-        ("rs/settlement.yaml", 4, 12, "time-zone"),
+        ("rs/settlement.yaml", 4, 12, "schema:enum"),
     ]
 
 
@@ -168,18 +168,29 @@ def test_priced_category_no_billable_api_reaches():
 
 # -- values checked against the world ---------------------------------------------------------------
 
-@pytest.mark.parametrize("code, expected", [("EUX", "currency"), ("euro", "schema:pattern")])
-def test_currency_must_be_iso_4217(code, expected):
+# The schema lists the allowed values (so an editor flags them while typing, issue 16 item 7), and
+# the engine checks them with the same schema.
+@pytest.mark.parametrize("code, hint", [("EUX", "did you mean EUR?"), ("euro", "did you mean EUR?"),
+                                        ("XYZ", "; expected e.g. USD or CNY")])
+def test_currency_must_be_iso_4217(code, hint):
     problem = only_problem(pricing=TOY_PRICING.replace("currency: EUR", f"currency: {code}"))
     assert where(problem) == ("rs/pricing.yaml", 3, 11, "currency")
-    assert problem.code == expected
+    assert problem.code == "schema:enum"
+    assert problem.message.startswith(f"the text {code!r} is not a known currency (ISO 4217 code); ")
+    assert hint.removesuffix("?") in problem.message
 
 
 @pytest.mark.parametrize("quantum", ["0.03", "0.000000001", "10", "5"])
 def test_insane_rounding_quantum(quantum):
     problem = only_problem(settlement=TOY_SETTLEMENT.replace("quantum: 0.01", f"quantum: {quantum}"))
     assert where(problem) == ("rs/settlement.yaml", 7, 22, "rounding.quantum")
-    assert problem.code == "quantum"
+    assert problem.code == "schema:enum"
+    assert "expected one of: 1, 0.1, 0.01, 0.001, 0.0001, 0.00001" in problem.message
+
+
+@pytest.mark.parametrize("quantum", ["0.010", "1e-2", "1", "0.00000001"])
+def test_a_power_of_ten_quantum_in_any_spelling_is_allowed(quantum):
+    assert errors(settlement=TOY_SETTLEMENT.replace("quantum: 0.01", f"quantum: {quantum}")) == []
 
 
 def test_day_of_month_out_of_range():
@@ -197,7 +208,8 @@ def test_deduction_window_reversed():
 def test_unknown_time_zone():
     problem = only_problem(settlement=TOY_SETTLEMENT.replace("Europe/Berlin", "Europe/Berlinn"))
     assert where(problem) == ("rs/settlement.yaml", 4, 12, "time_zone")
-    assert "'Europe/Berlinn' is not a known IANA time zone" in problem.message
+    assert problem.message.startswith("the text 'Europe/Berlinn' is not a known time zone (IANA name); "
+                                      "did you mean Europe/Berlin or ")
 
 
 # -- files of the rule set --------------------------------------------------------------------------
@@ -303,13 +315,13 @@ def test_every_problem_of_every_file_is_reported_in_one_run():
                    settlement=TOY_SETTLEMENT.replace("Europe/Berlin", "Europe/Berlinn"))
     assert found == [
         ("rs/apis.yaml", 5, 12, "schema:type"),
-        ("rs/pricing.yaml", 3, 11, "currency"),
+        ("rs/pricing.yaml", 3, 11, "schema:enum"),
         ("rs/pricing.yaml", 9, 35, "schema:type"),
         ("rs/pricing.yaml", 10, 18, "tiers-not-ascending"),
         ("rs/pricing.yaml", 11, 23, "schema:minimum"),
         ("rs/pricing.yaml", 14, 5, "schema:additionalProperties"),
         ("rs/pricing.yaml", 18, 3, "duplicate-key"),
-        ("rs/settlement.yaml", 4, 12, "time-zone"),
+        ("rs/settlement.yaml", 4, 12, "schema:enum"),
     ]
 
 
@@ -341,7 +353,7 @@ def test_validate_invalid_exits_1_listing_every_problem(capsys):
     out, err = capsys.readouterr()
     lines = out.splitlines()
     assert len(lines) == 6
-    assert lines[0].startswith("rs/pricing.yaml:3:11: error: currency: 'EUX' is not an ISO 4217 currency code")
+    assert lines[0].startswith("rs/pricing.yaml:3:11: error: currency: the text 'EUX' is not a known currency (ISO 4217 code)")
     assert lines[-1].startswith("rs/pricing.yaml:18:3: error: categories.gadgets: duplicate key 'gadgets'")
     assert err == "6 error(s) found\n"
 
