@@ -68,8 +68,8 @@ class Chosen:
         return self.source == "--rules"
 
     def note(self) -> str:
-        where = "a rule set shipped with ratecard" if self.shipped else "local"
-        return f"rules: {shown(self.path)} ({self.source}; {where})"
+        where = "; shipped with ratecard" if self.shipped else ""
+        return f"using rules {shown(self.path)} ({self.source}{where})"
 
 
 @dataclass(frozen=True)
@@ -235,6 +235,8 @@ def resolve(spec: str, source: str, *, config: Config | None = None, base: Path 
         return Chosen(named[0], source, shipped=named[1])
     if folder.exists():
         raise RatecardError(f"{spec} ({source}): not a folder; expected a rule set folder or a rule set's name")
+    if "/" in spec or os.sep in spec:
+        raise RatecardError(f"{spec} ({source}): no such rule set folder; expected a folder of YAML rule files")
     raise RatecardError(f"unknown rule set {spec!r} ({source}): no such folder, and no rule set of that name; "
                         f"known rule sets: {', '.join(known_names(root)) or 'none'}")
 

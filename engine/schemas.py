@@ -98,10 +98,10 @@ def _type_message(error) -> str:
     value = error.instance
     msg = f"expected {names}, got {describe(value)}"
     if isinstance(value, str) and {"number", "integer"} & set(wanted) and _looks_numeric(value):
-        if "," in value:
-            msg += "; write the number without thousands separators (1000000 or 1_000_000)"
-        elif value.startswith("0") and value[1:2].isdigit():
-            msg += "; write it without leading zeros"
+        if "," in value or "_" in value:
+            plain = value.replace(",", "").replace("_", "")
+            msg += (f"; write the number without separators ({plain}): YAML 1.2, which editors read too, "
+                    "takes digits with `,` or `_` as text")
         else:
             msg += "; write it without quotes so it is read as an exact number"
     elif isinstance(value, str) and "boolean" in wanted and value.lower() in {"yes", "no", "on", "off", "y", "n"}:
@@ -118,7 +118,7 @@ _LONG_ENUM = 12
 
 
 def _id_suggestion(name: str) -> str:
-    """`Face_Search` → `face-search`: the id the analyst most likely meant, if it is one."""
+    """`Image_Tagging` → `image-tagging`: the id the analyst most likely meant, if it is one."""
     import re
 
     words = re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name)

@@ -86,17 +86,33 @@ def test_thousands_separator_is_reported():
                                 "      - up_to: 1,000\n        unit_price: 0.05")
     problem = only_problem(pricing=block)
     assert where(problem) == ("rs/pricing.yaml", 11, 16, "categories.widgets.tiers[1].up_to")
-    assert "without thousands separators" in problem.message
+    assert "write the number without separators (1000)" in problem.message
 
 
-def test_leading_zero_is_reported_not_read_as_octal_or_decimal():
-    problem = only_problem(pricing=TOY_PRICING.replace("up_to: 100,", "up_to: 0100,"))
-    assert where(problem) == ("rs/pricing.yaml", 10, 18, "categories.widgets.tiers[0].up_to")
-    assert "got the text '0100'; write it without leading zeros" in problem.message
+# Numbers are read as YAML 1.2 (the core schema) reads them, because that is what the editor reads
+# (yaml-language-server): the value the editor checks is the value ratecard checks (issue 16 item 7).
+def test_leading_zeros_are_a_decimal_number_as_in_yaml_1_2_and_the_editor():
+    pricing = TOY_PRICING.replace("up_to: 100,", "up_to: 0100,").replace("up_to: 1000,", "up_to: 0o1750,")
+    tiers = load_rules(write_rule_set(Path("rs"), pricing=pricing)).pricing[0].categories["widgets"].tiers
+    assert [t.up_to for t in tiers] == [100, 1000, None]  # 0100 is a hundred, not 64; 0o1750 is octal
 
 
-def test_exponent_and_digit_grouping_are_read_as_plainly_meant():
-    pricing = TOY_PRICING.replace("up_to: 100,", "up_to: 1e2,").replace("up_to: 1000,", "up_to: 1_000,") \
+@pytest.mark.parametrize("written", ["1_000", "01_000"])
+def test_digit_grouping_is_text_as_in_yaml_1_2_and_the_editor(written):
+    problem = only_problem(pricing=TOY_PRICING.replace("up_to: 1000,", f"up_to: {written},"))
+    assert where(problem) == ("rs/pricing.yaml", 11, 18, "categories.widgets.tiers[1].up_to")
+    assert problem.code == "schema:type"
+    assert f"got the text {written!r}; write the number without separators ({written.replace('_', '')})" in problem.message
+
+
+@pytest.mark.parametrize("written", [".inf", "-.inf", ".nan"])
+def test_infinite_numbers_are_refused_once(written):
+    problem = only_problem(pricing=TOY_PRICING.replace("unit_price: 0.01", f"unit_price: {written}"))
+    assert problem.code == "number-range" and "is not a finite number" in problem.message
+
+
+def test_exponents_are_read_as_plainly_meant():
+    pricing = TOY_PRICING.replace("up_to: 100,", "up_to: 1e2,").replace("up_to: 1000,", "up_to: 1.0e3,") \
         .replace("unit_price: 0.01", "unit_price: 1e-2")
     rules = load_rules(write_rule_set(Path("rs"), pricing=pricing))
     tiers = rules.pricing[0].categories["widgets"].tiers
@@ -170,7 +186,7 @@ def test_priced_category_no_billable_api_reaches():
 
 # The schema lists the allowed values (so an editor flags them while typing, issue 16 item 7), and
 # the engine checks them with the same schema.
-@pytest.mark.parametrize("code, hint", [("EUX", "did you mean EUR?"), ("euro", "did you mean EUR?"),
+@pytest.mark.parametrize("code, hint", [("EUX", "EUR?"), ("euro", "did you mean EUR?"),
                                         ("XYZ", "; expected e.g. USD or CNY")])
 def test_currency_must_be_iso_4217(code, hint):
     problem = only_problem(pricing=TOY_PRICING.replace("currency: EUR", f"currency: {code}"))
