@@ -84,10 +84,14 @@ class Selection:
 
 def shown(path: Path) -> str:
     """A path as the user would type it: relative to the working directory when inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    # Not resolved first: a symbolic link is shown where it is, not where it points.
+    absolute = Path(os.path.normpath(Path(path).absolute()))
+    for inside, top in ((absolute, Path.cwd()), (Path(path).resolve(), Path.cwd().resolve())):
+        try:
+            return str(inside.relative_to(top))
+        except ValueError:
+            continue
+    return str(path)
 
 
 # -- settings ---------------------------------------------------------------------------------------

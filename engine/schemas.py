@@ -174,7 +174,7 @@ def _friendly(error) -> tuple[str, tuple, bool]:
             such = f"; expected e.g. {' or '.join(examples)}" if examples else ""
             return (f"{describe(error.instance)} is not a known {(what or 'value')[:1].lower()}{(what or 'value')[1:]}"
                     f"{_closest(error.instance, allowed) or such}", path, False)
-        options = ", ".join(str(o) for o in allowed)
+        options = ", ".join(format(o, "f") if isinstance(o, Decimal) else str(o) for o in allowed)
         return f"{describe(error.instance)} is not allowed; expected one of: {options}", path, False
     if v == "const":
         return f"expected {error.validator_value!r}, got {describe(error.instance)}", path, False
