@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import schemas, yamlsource
+from . import currencies, schemas, yamlsource
 from .errors import Location, Problem, RuleSetInvalid
 from .model import (ApiMapping, ApiRule, Category, PackOffer, PriceBook, Rounding, RuleSet,
                     SettlementPolicy, Tier, digest, frozen_mapping, version_at)
