@@ -28,7 +28,7 @@ TOP_ACCOUNTS = 10
 class Cliff:
     """At `calls` calls a month costs `cost`; one more call costs `cost_after` (less): a cliff."""
 
-    side: str  # "base" or "rules"
+    side: str  # "base", "rules", or "both" when the two rule sets have the same cliff
     calls: int
     tier: int  # the tier of `calls`; one more call reaches tier + 1
     cost: Decimal
@@ -166,9 +166,24 @@ def _curve(rule_sets, tariffs, category: str, name: str, period: str) -> Curve |
                 found = volume_cliff(bound, price, cat.tiers[i + 1][1], cat.tiers[i + 1][0])
                 last = None if found is None or found[2] is None else found[2] + quota
                 cliffs.append(Cliff(label, at, tier, cost, cost_after, last))
+    # A cliff both rule sets have is one cliff, marked once.
+    both = {(c.calls, c.cost, c.cost_after, c.last_cheaper) for c in cliffs if c.side == "base"} & \
+        {(c.calls, c.cost, c.cost_after, c.last_cheaper) for c in cliffs if c.side == "rules"}
+    merged = []
+    for c in cliffs:
+        key = (c.calls, c.cost, c.cost_after, c.last_cheaper)
+        if key in both:
+            if c.side == "base":
+                merged.append(Cliff("both", c.calls, c.tier, c.cost, c.cost_after, c.last_cheaper))
+        else:
+            merged.append(c)
+    cliffs = sorted(merged, key=lambda c: (c.calls, c.side))
     quotas = tuple((c.free_quota or 0) if c is not None else 0 for c in compiled)
     how = hows[1] or hows[0]
     return Curve(category, name, how[0], how[1], period, x_max, tuple(points), tuple(cliffs), quotas)
+
+
+_SIDE = {"base": "base rules", "rules": "new rules", "both": "both rule sets"}
 
 
 def render_impact(report: ImpactReport, env=None) -> str:
@@ -198,14 +213,14 @@ def render_impact(report: ImpactReport, env=None) -> str:
             pts = [(p[0], p[1 + side]) for p in curve.points if p[1 + side] is not None]
             if pts:
                 series.append(Series(label, color, pts, dashed))
-        markers = [Marker(c.calls, c.cost, f"{'base' if c.side == 'base' else 'new'} rules: {format_count(c.calls)} "
+        markers = [Marker(c.calls, c.cost, f"{_SIDE[c.side]}: {format_count(c.calls)} "
                           f"calls cost {money(c.cost)}, {format_count(c.calls + 1)} cost {money(c.cost_after)}")
                    for c in curve.cliffs]
         svg = line_chart(f"{curve.name}: cost of one account-month by calls", series, markers,
                          x_max=Decimal(curve.x_max), y_label=f"cost ({cur})", x_label=f"calls in the month "
                          f"({curve.api})", y_format=money)
         curves.append({"curve": curve, "svg": Markup(svg)})
-    context = {"report": report, "diff": diff, "currency": cur, "curves": curves,
+    context = {"sides": _SIDE, "report": report, "diff": diff, "currency": cur, "curves": curves,
                "categories_svg": categories_svg, "accounts_svg": accounts_svg,
                "base_label": base_label, "new_label": new_label}
     return render("impact.html.j2", context, env)

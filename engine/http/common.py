@@ -28,6 +28,7 @@ class Server:
     max_body: int = 1 << 20
     max_depth: int = 32
     usage: tuple = ()  # usage files the analyst page compares on when a request posts none
+    default_service: str = ""  # the first served rule set's name: what status asks about by default
 
 
 @dataclass(frozen=True)

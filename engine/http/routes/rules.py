@@ -24,6 +24,7 @@ from ..state import check_files
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.ya?ml")
 _SET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 MAX_FILES = 32
+REJECTED_HEADER = "Ratecard-Rejected-Rows"  # bad usage rows skipped (rejects: report)
 
 
 def _posted(spec: dict, snapshot, where: str):
@@ -124,13 +125,15 @@ async def validate(request: Request, server: Server) -> Response:
     return json_body(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
 
 
-def _diff(server: Server, snapshot, base_spec, new_spec, usage: bytes | None, period, alert_pct, fmt) -> str:
+def _diff(server: Server, snapshot, base_spec, new_spec, usage: bytes | None, period, alert_pct, fmt,
+          keep_going: bool = False) -> tuple[str, int]:
     from ...diff import diff_rules
     from ...usage import UsageReader
 
     rules = load_spec(new_spec, snapshot, "rules")
     base = load_spec(base_spec, snapshot, "base")
-    reader = UsageReader(rules, period=period)
+    rejected: list = []
+    reader = UsageReader(rules, period=period, on_reject=rejected.append if keep_going else None)
     if usage is not None:
         reader.read("-", stdin=io.BytesIO(usage), name=f"{BODY_NAME} usage")
     else:
@@ -140,13 +143,14 @@ def _diff(server: Server, snapshot, base_spec, new_spec, usage: bytes | None, pe
         for path in server.usage:
             reader.read(path)
     reader.reconciliation.check()
-    reader.raise_for_rejects()
+    if not keep_going:
+        reader.raise_for_rejects()
     result = diff_rules(base, rules, reader.accounts(), alert_pct=alert_pct)
     if fmt == "html":
         from ...impact import impact_report, render_impact
 
-        return render_impact(impact_report(result, base, rules, period=period))
-    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        return render_impact(impact_report(result, base, rules, period=period)), len(rejected)
+    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n", len(rejected)
 
 
 def _alert(value):
@@ -163,15 +167,23 @@ def _alert(value):
     return pct
 
 
-def _diff_response(text: str, fmt: str, fingerprint: str) -> Response:
-    if fmt == "html":
-        return text_body(text, "text/html", fingerprint=fingerprint)
-    return json_body(text, fingerprint=fingerprint)
+def _diff_response(done: tuple[str, int], fmt: str) -> Response:
+    """The diff with the rules' fingerprint and, when bad rows were skipped, how many."""
+    text, rejected = done
+    fingerprint = _fingerprint_of(text, fmt)
+    response = text_body(text, "text/html", fingerprint=fingerprint) if fmt == "html" else \
+        json_body(text, fingerprint=fingerprint)
+    response.headers[REJECTED_HEADER] = str(rejected)
+    return response
+
+
+def _rejects(value) -> bool:
+    return choice(value, "rejects", ("refuse", "report"), "refuse") == "report"
 
 
 async def diff_post(request: Request, server: Server) -> Response:
     body = await read_json(request, server.max_body, server.max_depth)
-    only_members(body, ("base", "rules", "usage", "period", "alert_pct", "format"))
+    only_members(body, ("base", "rules", "usage", "period", "alert_pct", "format", "rejects"))
     snapshot = server.rules.current()
     fmt = choice(field(body, "format", str), "format", ("json", "html"), "json")
     usage = field(body, "usage", str)
@@ -179,8 +191,9 @@ async def diff_post(request: Request, server: Server) -> Response:
         _diff, server, snapshot, field(body, "base", (str, dict), required=True),
         field(body, "rules", (str, dict), default=snapshot.default),
         usage.encode("utf-8", "surrogatepass") if usage is not None else None,
-        field(body, "period", str), _alert(field(body, "alert_pct", (str, int))), fmt)
-    return _diff_response(text, fmt, _fingerprint_of(text, fmt))
+        field(body, "period", str), _alert(field(body, "alert_pct", (str, int))), fmt,
+        _rejects(field(body, "rejects", str)))
+    return _diff_response(text, fmt)
 
 
 async def diff_get(request: Request, server: Server) -> Response:
@@ -191,9 +204,9 @@ async def diff_get(request: Request, server: Server) -> Response:
     if not base:
         raise bad_request("base is required: the served rule set to compare against", "bad-parameter", "Bad parameter")
     fmt = choice(q.get("format"), "format", ("json", "html"), "html")
-    text = await run_in_threadpool(_diff, server, snapshot, base, q.get("rules") or snapshot.default, None,
-                                   q.get("period"), _alert(q.get("alert_pct")), fmt)
-    return _diff_response(text, fmt, _fingerprint_of(text, fmt))
+    done = await run_in_threadpool(_diff, server, snapshot, base, q.get("rules") or snapshot.default, None,
+                                   q.get("period"), _alert(q.get("alert_pct")), fmt, _rejects(q.get("rejects")))
+    return _diff_response(done, fmt)
 
 
 def _fingerprint_of(text: str, fmt: str) -> str | None:
@@ -236,7 +249,9 @@ ENDPOINTS = [
                 "base": _SPEC, "rules": _SPEC, "usage": {"type": "string", "description": "a usage file's text "
                                                          "(default: the server's --usage files)"},
                 "period": {"type": "string"}, "alert_pct": {"type": ["string", "integer"]},
-                "format": {"enum": ["json", "html"]}}}}}},
+                "format": {"enum": ["json", "html"]},
+                "rejects": {"enum": ["refuse", "report"], "description": "refuse (default): a bad usage row "
+                            "compares nothing; report: skip bad rows, counted in the Ratecard-Rejected-Rows header"}}}}}},
         "responses": {"200": {"description": "the impact", "content": {
             "application/json": {}, "text/html": {"schema": {"type": "string"}}}}}}),
     Endpoint("/v1/diff", "GET", READ, diff_get, "The analyst's page for two served rule sets on the server's usage", {
@@ -244,7 +259,8 @@ ENDPOINTS = [
                        {"name": "rules", "in": "query", "schema": {"type": "string"}},
                        {"name": "period", "in": "query", "schema": {"type": "string"}},
                        {"name": "alert_pct", "in": "query", "schema": {"type": "string"}},
-                       {"name": "format", "in": "query", "schema": {"enum": ["html", "json"]}}],
+                       {"name": "format", "in": "query", "schema": {"enum": ["html", "json"]}},
+                       {"name": "rejects", "in": "query", "schema": {"enum": ["refuse", "report"]}}],
         "responses": {"200": {"description": "the impact", "content": {
             "text/html": {"schema": {"type": "string"}}, "application/json": {}}}}}),
 ]
