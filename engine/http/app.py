@@ -62,7 +62,8 @@ class _Headers:
         await self.app(scope, receive, sending)
 
 
-def create_app(server: Server) -> Starlette:
+def create_app(server: Server):
+    """The ASGI application: the status fast path in front of the Starlette application."""
     endpoints: list[Endpoint] = status.ENDPOINTS + rating.ENDPOINTS + rules.ENDPOINTS + ledger.ENDPOINTS
 
     async def openapi(request: Request, srv: Server) -> Response:
@@ -87,4 +88,9 @@ def create_app(server: Server) -> Starlette:
                     exception_handlers={HTTPException: http_error, Exception: crash})
     app.state.ratecard = server
     app.add_middleware(_Headers)
-    return app
+    from .fastpath import StatusFastPath
+
+    # The gateway's request skips the framework (same checks, same answers); Starlette has the rest.
+    fast = StatusFastPath(app, server)
+    fast.state = app.state  # `app.state.ratecard` stays reachable on what create_app returns
+    return fast

@@ -67,25 +67,37 @@ def guarded(handler, scope: str | None):
     return endpoint
 
 
-def internal_error(request: Request) -> Response:
+def _internal_problem(method: str, path: str) -> HttpProblem:
+    """Logs the exception being handled (traceback included) under a fresh reference; the problem
+    document the client gets names only that reference."""
     reference = uuid.uuid4().hex[:12]
-    log.exception("internal error %s on %s %s", reference, request.method, request.url.path)
-    return problem_response(HttpProblem(500, "internal-error", "Internal server error",
-                                        f"the server failed to answer; its log has the details under reference "
-                                        f"{reference}"), request.url.path)
+    log.exception("internal error %s on %s %s", reference, method, path)
+    return HttpProblem(500, "internal-error", "Internal server error",
+                       f"the server failed to answer; its log has the details under reference {reference}")
+
+
+def internal_error(request: Request) -> Response:
+    return problem_response(_internal_problem(request.method, request.url.path), request.url.path)
+
+
+def internal_error_document(method: str, path: str) -> bytes:
+    return _internal_problem(method, path).body(path)
+
+
+def unauthorized(had_token: bool) -> HttpProblem:
+    if not had_token:
+        return HttpProblem(401, "unauthorized", "Unauthorized",
+                           "this endpoint needs a bearer token: send Authorization: Bearer TOKEN",
+                           headers={"WWW-Authenticate": 'Bearer realm="ratecard"'})
+    return HttpProblem(401, "unauthorized", "Unauthorized", "the bearer token is not valid",
+                       headers={"WWW-Authenticate": 'Bearer realm="ratecard", error="invalid_token"'})
 
 
 def authorize(request: Request, tokens: Tokens, needed: str) -> None:
-    header = request.headers.get("authorization")
-    token = bearer(header)
-    if token is None:
-        raise HttpProblem(401, "unauthorized", "Unauthorized",
-                          "this endpoint needs a bearer token: send Authorization: Bearer TOKEN",
-                          headers={"WWW-Authenticate": 'Bearer realm="ratecard"'})
-    granted = tokens.scope_of(token)
+    token = bearer(request.headers.get("authorization"))
+    granted = tokens.scope_of(token) if token is not None else None
     if granted is None:
-        raise HttpProblem(401, "unauthorized", "Unauthorized", "the bearer token is not valid",
-                          headers={"WWW-Authenticate": 'Bearer realm="ratecard", error="invalid_token"'})
+        raise unauthorized(token is not None)
     if not allows(granted, needed):
         raise HttpProblem(403, "insufficient-scope", "Forbidden",
                           f"this endpoint changes the ledger and needs a token with the {WRITE} scope; "

@@ -40,10 +40,12 @@ class HttpProblem(Exception):
             doc["problems"] = self.problems
         return doc
 
+    def body(self, instance: str) -> bytes:
+        return (json.dumps(self.document(instance), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
 
 def problem_response(problem: HttpProblem, instance: str) -> Response:
-    body = json.dumps(problem.document(instance), indent=2, ensure_ascii=False) + "\n"
-    return Response(body, status_code=problem.status, media_type=MEDIA_TYPE, headers=problem.headers)
+    return Response(problem.body(instance), status_code=problem.status, media_type=MEDIA_TYPE, headers=problem.headers)
 
 
 _KINDS = (  # the most specific first
