@@ -58,13 +58,28 @@ def check_rules(path, *, shown_as: str | None = None) -> tuple[RuleSet | None, l
         files = sorted(p for p in root.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file())
     except OSError as exc:
         return None, [Problem(Location(shown), f"cannot read the folder: {exc.strerror or exc}")]
+    contents: dict[str, bytes | Problem] = {}
+    for file in files:
+        label = f"{shown}/{file.name}" if shown_as else display_path(file)
+        try:
+            contents[label] = file.read_bytes()
+        except OSError as exc:
+            contents[label] = Problem(Location(label), f"cannot read the file: {exc.strerror or exc}")
+    return check_rule_files(contents, name=root.resolve().name, shown=shown)
+
+
+def check_rule_files(files, *, name: str, shown: str) -> tuple[RuleSet | None, list[Problem]]:
+    """Validate a rule set given as its files' contents: file name as shown in problems → bytes
+    (or text). For rule files that are not in a folder, such as those posted to `ratecard serve`;
+    `name` is the rule set's name (a folder's name), `shown` what problems about the whole set name.
+    """
     if not files:
         return None, [Problem(Location(shown), "no rule files (*.yaml) in this folder")]
 
     problems: list[Problem] = []
     documents: dict[str, list[Document]] = {kind: [] for kind in schemas.KINDS}
-    for file in files:
-        doc, found = _read(file, f"{shown}/{file.name}" if shown_as else display_path(file))
+    for label, content in sorted(files.items()):
+        doc, found = _read(content, label)
         problems += found
         if doc is None:
             continue
@@ -95,7 +110,7 @@ def check_rules(path, *, shown_as: str | None = None) -> tuple[RuleSet | None, l
     if any(p.severity == "error" for p in problems):
         return None, problems
     rule_set = RuleSet(
-        name=root.resolve().name,
+        name=name,
         path=shown,
         pricing=tuple(p for p, _ in pricing),
         mappings=tuple(m for m, _ in mappings),
@@ -111,11 +126,11 @@ def _dedupe(problems):
     return sorted(set(problems))
 
 
-def _read(file: Path, shown: str) -> tuple[Document | None, list[Problem]]:
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        return None, [Problem(Location(shown), f"cannot read the file: {exc.strerror or exc}")]
+def _read(raw, shown: str) -> tuple[Document | None, list[Problem]]:
+    if isinstance(raw, Problem):
+        return None, [raw]
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

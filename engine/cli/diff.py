@@ -92,6 +92,13 @@ def cmd_diff(args) -> int:
     result = diff_rules(base, rules, reader.accounts(), alert_pct=args.alert_pct)
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    elif args.format == "html":
+        from ..impact import impact_report, render_impact
+
+        # One self-contained page (charts as inline SVG), the same `ratecard serve` gives at /v1/diff.
+        sys.stdout.write(render_impact(impact_report(result, base, rules, period=args.period)))
+        if rejects is not None:
+            print(f"{rejects.count:,} bad row(s) written to {args.rejects}", file=sys.stderr)
     else:
         print("\n".join(diff_text(result)))
         if rejects is not None:

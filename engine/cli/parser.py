@@ -18,6 +18,7 @@ from .bill import cmd_bill, cmd_ratecard
 from .common import jobs_arg, pct_arg
 from .diff import cmd_diff
 from .quote import cmd_quote
+from .serve import cmd_serve, depth_arg, port_arg, seconds_arg, size_arg, workers_arg
 from .settle import cmd_collect, cmd_settle, cmd_status
 from .statement import cmd_ledger_check, cmd_ledger_migrate, cmd_statement
 from .init import cmd_init
@@ -110,8 +111,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list the bills whose total rises by more than N percent")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here and compare the rest "
                    "(default: list them and compare nothing)")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json", "html"), default="text",
+                   help="html: the analyst's page, revenue per category, the accounts that change most, tier "
+                        "crossings and each category's cost curve with its cliffs, as one self-contained file")
     p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("serve", help="the engine over HTTP: status for gateways, quotes, previews, rate cards, "
+                       "validate, diff and the analyst's page, stored invoices")
+    p.add_argument("--rules", action="append", default=[], metavar="DIR",
+                   help="a rule set folder to serve (repeatable; the first is the default; default: the rule sets "
+                        "under ./rules, else the shipped ones)")
+    p.add_argument("--db", metavar="PATH", help="the ledger file (default: $RATECARD_DB, else ./ratecard.db when it "
+                   "exists; without one, ledger endpoints answer 503)")
+    p.add_argument("--tokens", metavar="FILE", help="bearer tokens, one SCOPE:TOKEN a line (scope read or write; "
+                   "default: $RATECARD_TOKENS)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=port_arg, default=8421, help="port to listen on (default: 8421; 0: any free port)")
+    p.add_argument("--usage", action="append", default=[], metavar="FILE",
+                   help="usage files the analyst's page (GET /v1/diff) compares on (repeatable)")
+    p.add_argument("--max-body", type=size_arg, default=1 << 20, metavar="BYTES",
+                   help="largest request body accepted (default: 1048576)")
+    p.add_argument("--max-depth", type=depth_arg, default=32, metavar="N",
+                   help="deepest JSON nesting accepted in a body (default: 32)")
+    p.add_argument("--status-ttl", type=seconds_arg, default=1.0, metavar="SECONDS",
+                   help="the most a cached status answer can lag the ledger (default: 1)")
+    p.add_argument("--reload-interval", type=seconds_arg, default=1.0, metavar="SECONDS",
+                   help="how often rule files are checked for changes (default: 1)")
+    p.add_argument("--workers", type=workers_arg, default=1, metavar="N", help="server processes (default: 1)")
+    p.set_defaults(func=cmd_serve)
 
     # -- the ledger (engine/ledger.py) --
     db = argparse.ArgumentParser(add_help=False)

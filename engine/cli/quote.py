@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import sys
 
 from ..errors import RatecardError
 from ..formatting import format_amount, format_count, format_money, format_price
@@ -21,13 +21,14 @@ def cmd_quote(args) -> int:
     if unknown_packs:
         raise RatecardError(f"--pack names unknown category {', '.join(unknown_packs)}; expected one of: "
                             f"{', '.join(c.id for c in t.categories)}")
-    bill = rate(rules, usage_args(args.usage), period, packs=packs, suspended=args.suspended)
     if args.format == "json":
-        out = bill.to_dict()
-        if args.explain:
-            out["explanation"] = explain(t, bill)
-        print(json.dumps(out, indent=2, ensure_ascii=False))
+        from ..quote import dumps, quote_document
+
+        # The same function and bytes as `POST /v1/quote` of `ratecard serve`.
+        sys.stdout.write(dumps(quote_document(rules, usage_args(args.usage), period, packs=packs,
+                                              suspended=args.suspended, explain=args.explain)))
         return 0
+    bill = rate(rules, usage_args(args.usage), period, packs=packs, suspended=args.suspended)
     print("\n".join(quote_text(bill)))
     if args.explain:
         print()
