@@ -9,7 +9,6 @@ import re
 import sys
 from pathlib import Path
 
-from .. import resources
 from ..errors import RatecardError
 
 OPTIONS_ENV = "RATECARD_SERVE_OPTIONS"  # how `--workers N` hands the options to each worker process
@@ -48,11 +47,22 @@ def workers_arg(text: str) -> int:
 def _options(args) -> dict:
     from ..ledger import DB_ENV, DEFAULT_DB
 
-    folders = [str(Path(d)) for d in args.rules] or [str(p) for p in resources.local_or_shipped_rule_sets()]
-    default = resources.default_rule_set()
-    # The shipped default first, when it is among them: it is what status and quote use unnamed.
-    folders.sort(key=lambda f: not args.rules and Path(f).resolve() != default.resolve())
-    db = Path(args.db or os.environ.get(DB_ENV) or DEFAULT_DB)
+    from ..discovery import choose, configured_db, select
+    from ..errors import ProblemsError, RatecardError
+
+    # The same discovery as every command: each --rules folder at any depth (or a rule set's name),
+    # else every rule set under ./rules, else the shipped ones.
+    selection = select(args.rules)
+    if selection.problems:
+        raise ProblemsError(selection.problems, "no rule sets to serve")
+    folders = [str(p) for p in selection.sets]
+    try:
+        default = choose(None).path.resolve()
+    except RatecardError:
+        default = None  # several local rule sets and none named the default: the first one found
+    # The default first, when it is among them: it is what status and quote use unnamed.
+    folders.sort(key=lambda f: not args.rules and Path(f).resolve() != default)
+    db = Path(args.db or os.environ.get(DB_ENV) or configured_db()[0] or DEFAULT_DB)
     return {"rules": folders, "db": str(db), "tokens": args.tokens, "usage": list(args.usage),
             "max_body": args.max_body, "max_depth": args.max_depth, "reload_interval": args.reload_interval,
             "status_ttl": args.status_ttl}
