@@ -126,6 +126,11 @@ def _id_suggestion(name: str) -> str:
     return f"; did you mean {guess!r}?" if re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", guess) else ""
 
 
+def _lower(title: str) -> str:
+    """`Category id` → `category id`, but `API action name` stays as written."""
+    return title[:1].lower() + title[1:] if title[1:2].islower() else title
+
+
 def _closest(value, options) -> str:
     import difflib
 
@@ -144,7 +149,7 @@ def _friendly(error) -> tuple[str, tuple, bool]:
     v = error.validator
     if "propertyNames" in error.schema_path:
         # The error is about a key: point at that key, not at the mapping (its first entry).
-        label = (what or "key").lower()
+        label = _lower(what or "key")
         hint = schema.get("description", "").rstrip(".")
         return (f"{error.instance!r} is not a valid {label}: expected {hint[:1].lower() + hint[1:]}"
                 f"{_id_suggestion(str(error.instance))}", path + (error.instance,), True)
@@ -172,7 +177,7 @@ def _friendly(error) -> tuple[str, tuple, bool]:
         if len(allowed) > _LONG_ENUM:
             examples = [str(e) for e in schema.get("examples", ())]
             such = f"; expected e.g. {' or '.join(examples)}" if examples else ""
-            return (f"{describe(error.instance)} is not a known {(what or 'value')[:1].lower()}{(what or 'value')[1:]}"
+            return (f"{describe(error.instance)} is not a known {_lower(what or 'value')}"
                     f"{_closest(error.instance, allowed) or such}", path, False)
         options = ", ".join(format(o, "f") if isinstance(o, Decimal) else str(o) for o in allowed)
         return f"{describe(error.instance)} is not allowed; expected one of: {options}", path, False
@@ -183,7 +188,7 @@ def _friendly(error) -> tuple[str, tuple, bool]:
                  "maximum": "at most", "exclusiveMaximum": "less than"}[v]
         return f"{describe(error.instance)} is out of range; expected {bound} {error.validator_value}", path, False
     if v == "pattern":
-        label = (what or "text").lower()
+        label = _lower(what or "text")
         hint = schema.get("description", "").rstrip(".") or f"text matching {schema.get('pattern')}"
         return f"{describe(error.instance)} is not a valid {label}: expected {hint[:1].lower() + hint[1:]}", path, False
     if v == "format":
