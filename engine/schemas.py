@@ -211,7 +211,28 @@ def check(document: Document, schema_file: str) -> list[Problem]:
     """Every schema problem of a document, located at the offending key or value."""
     problems = []
     for error in validator(schema_file).iter_errors(document.data):
-        message, path, at_key = _friendly(error)
-        location = document.source.locate(path, key=at_key)
-        problems.append(Problem(location, message, code=f"schema:{error.validator}"))
+        for one in _each_key(error):
+            message, path, at_key = _friendly(one)
+            location = document.source.locate(path, key=at_key)
+            problems.append(Problem(location, message, code=f"schema:{error.validator}"))
     return problems
+
+
+def _each_key(error):
+    """One error per unknown key (jsonschema reports them together; each is at its own line)."""
+    if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+        return [error]
+    known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+    extra = [k for k in error.instance if k not in known]
+    if len(extra) < 2:
+        return [error]
+    out = []
+    for key in extra:
+        copy = jsonschema.exceptions.ValidationError(error.message, validator=error.validator, path=error.relative_path,
+                                                     instance={key: error.instance[key]}, schema=error.schema,
+                                                     schema_path=error.relative_schema_path, parent=error.parent,
+                                                     validator_value=error.validator_value)
+        copy._set(validator=error.validator, validator_value=error.validator_value, instance={key: error.instance[key]},
+                  schema=error.schema)
+        out.append(copy)
+    return out

@@ -233,6 +233,10 @@ class UsageReader:
                           for (api, outcome), calls in sorted(apis.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")))
             yield AccountUsage(account, period, items)
 
+    def account_ids(self) -> set[str]:
+        """The accounts read so far."""
+        return {account for account, _ in self._totals}
+
     @property
     def account_periods(self) -> int:
         """How many (account, period) pairs `accounts()` yields."""

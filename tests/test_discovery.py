@@ -287,3 +287,32 @@ def test_activating_an_unknown_service_is_refused(here, capsys):
     # --rules is the same choice, by folder or name.
     assert run(capsys, "account", "activate", "acme", "--rules", "face-recognition", "--terms", "1",
                "--at", "2020-09-01T00:00:00+08:00")[0] == 0
+
+
+# -- issue 11 item 8: an account's currency must match the rule set -------------------------------------
+
+
+def _cn_accounts(capsys):
+    for account in ("lotus", "peony"):
+        assert run(capsys, "account", "create", account, "--currency", "CNY", "--at", "2020-09-01T00:00:00+08:00")[0] == 0
+
+
+def test_bill_refuses_accounts_the_ledger_holds_in_another_currency(here, capsys, monkeypatch):
+    monkeypatch.setenv("RATECARD_DB", str(here / "books.db"))
+    _cn_accounts(capsys)
+    usage = str(ROOT / "examples" / "usage-cn-2020-09.csv")
+    status, out, err = run(capsys, "bill", "--usage", usage)  # the default rules: the USD book
+    assert status == 1 and "Invoice" not in out
+    assert "2 account(s) in the ledger" in err and "lotus (CNY), peony (CNY)" in err
+    assert "than rules face-recognition bill in (USD)" in err
+    status, out, _ = run(capsys, "bill", "--usage", usage, "--rules", "face-recognition-cn")
+    assert status == 0 and "CNY" in out
+
+
+def test_activating_a_service_that_bills_in_another_currency_is_refused(here, capsys):
+    _cn_accounts(capsys)
+    status, _, err = run(capsys, "account", "activate", "lotus", "--terms", "1", "--at", "2020-09-01T00:00:00+08:00")
+    assert status == 1
+    assert "account lotus holds its balance in CNY, but face-recognition bills in USD" in err
+    assert run(capsys, "account", "activate", "lotus", "--rules", "face-recognition-cn", "--terms", "1",
+               "--at", "2020-09-01T00:00:00+08:00")[0] == 0

@@ -131,6 +131,7 @@ FAULTS = [
     ("underscored-count", "pricing.yaml", "{ up_to: 15000000,", "{ up_to: 15_000_000,"),
     ("bad-category-id", "pricing.yaml", "  face-search:\n", "  Face_Search:\n"),
     ("unknown-key", "pricing.yaml", "unit: call\n", "unit: call\ncolour: red\n"),
+    ("two-unknown-keys", "pricing.yaml", "    name: Face search\n", "    name: Face search\n    colour: red\n    size: 3\n"),
     ("missing-name", "pricing.yaml", "    name: Face detection and analysis\n", ""),
     ("currency", "pricing.yaml", "currency: USD", "currency: XYZ"),
     ("tier-mode", "pricing.yaml", "tier_mode: volume", "tier_mode: volumes"),

@@ -9,6 +9,7 @@ from .common import (
     applied_text,
     at_arg,
     rules_of,
+    rules_of_service,
     service_of,
     open_ledger,
     services_text,
@@ -25,8 +26,9 @@ def cmd_account_create(args) -> int:
 
 def cmd_account_activate(args) -> int:
     service = service_of(args, known=True)
+    currencies = frozenset(book.currency for book in rules_of_service(args, service).pricing)
     with open_ledger(args) as ledger:
-        applied = ledger.activate(args.account, service, args.terms, at_arg(args.at))
+        applied = ledger.activate(args.account, service, args.terms, at_arg(args.at), currencies=currencies)
     print(applied.note if not applied.changed else f"{args.account}: {applied.entries[-1].reason}")
     return 0
 

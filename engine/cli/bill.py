@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..formatting import format_money
-from .common import Progress, check_rejects_path, rules_note, rules_of
+from .common import Progress, check_rejects_path, ledger_currency_check, rules_note, rules_of
 
 
 def cmd_bill(args) -> int:
@@ -31,6 +31,7 @@ def cmd_bill(args) -> int:
     reconciliation = reader.reconciliation.check()
     if rejects is None:
         reader.raise_for_rejects()  # strict: list every bad row, bill nothing
+    ledger_currency_check(rules, reader.account_ids(), args.db)
 
     count = reader.account_periods
     accounts = reader.accounts()  # made one at a time, as they are billed: not all held at once

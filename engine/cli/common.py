@@ -169,6 +169,35 @@ def open_ledger(args, **options):
     return Ledger(args.db or configured_db()[0], **options)
 
 
+def rules_of_service(args, service: str):
+    """The rule set a service names (its folder name), for checks against the account."""
+    from ..discovery import resolve
+
+    spec = getattr(args, "rules", None) or getattr(args, "service", None)
+    return load_rules((resolve(spec, "--rules") if spec else chosen_rules(args)).path)
+
+
+def ledger_currency_check(rules, account_ids, db=None) -> None:
+    """Refuse to bill accounts that the ledger holds in another currency than the rules bill in (a
+    China-site account billed with the USD book). Checked when a ledger is named (--db,
+    $RATECARD_DB or ratecard.toml) or ./ratecard.db exists; an account not in it is not checked."""
+    from ..discovery import configured_db
+    from ..ledger import DEFAULT_DB, Ledger
+
+    path = Path(db or configured_db()[0] or DEFAULT_DB)
+    if not account_ids or not path.is_file():
+        return
+    currencies = frozenset(book.currency for book in rules.pricing)
+    with Ledger(path, readonly=True) as ledger:
+        wrong = ledger.currency_mismatches(currencies, account_ids)
+    if wrong:
+        names = ", ".join(f"{a} ({c})" for a, c in sorted(wrong.items())[:10])
+        more = f" and {len(wrong) - 10} more" if len(wrong) > 10 else ""
+        raise RatecardError(f"{len(wrong)} account(s) in the ledger {path} hold their balance in another currency "
+                            f"than rules {rules.name} bill in ({', '.join(sorted(currencies))}): {names}{more}; "
+                            "bill them with the rules of their site (--rules)")
+
+
 def service_of(args, *, known: bool = False) -> str:
     """The service a ledger command is about: a rule set's name, from `--rules` (a folder or a name),
     the `--service NAME` alias, or the default rule set. With `known`, a name that no rule set has is

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=jobs_arg, metavar="N", help="worker processes, 1 to 64 (default: all cores for "
                    "large runs)")
     p.add_argument("--quiet", action="store_true", help="no progress on standard error")
+    p.add_argument("--db", metavar="PATH", help="refuse accounts this ledger holds in another currency than the "
+                   "rules bill in (default: $RATECARD_DB, else `db` in ./ratecard.toml, else ./ratecard.db if it "
+                   "exists)")
     p.set_defaults(func=cmd_bill)
 
     p = sub.add_parser("ratecard", help="render the public rate card from the rules")

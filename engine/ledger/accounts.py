@@ -45,6 +45,19 @@ def account(store, account: str) -> Account:
     return _account(store, rows[0])
 
 
+def currency_mismatches(store, currencies, accounts) -> dict[str, str]:
+    """The accounts among `accounts` that are in the ledger with a balance in none of `currencies`,
+    and the currency each is in: a rule set billing them would bill in the wrong money."""
+    wanted = sorted(set(accounts))
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):  # SQLite's limit on parameters
+        chunk = wanted[start:start + 500]
+        rows = store.read(f"SELECT id, currency FROM accounts WHERE id IN ({', '.join('?' * len(chunk))})",
+                          tuple(chunk))
+        found.update((account, currency) for account, currency in rows if currency not in currencies)
+    return found
+
+
 def accounts(store) -> list[Account]:
     return [_account(store, row) for row in
             store.read("SELECT id, name, currency, created_at, balance, frozen FROM accounts ORDER BY id")]
@@ -86,13 +99,21 @@ def create_account(store, account: str, name: str, currency: str, at: datetime) 
             S.ACCOUNT_OPENED, f"account {account} opened for {name}, in {currency}")], position)
 
 
-def activate(store, account: str, service: str, terms_version: str, at: datetime) -> Applied:
+def activate(store, account: str, service: str, terms_version: str, at: datetime, *,
+             currencies: frozenset[str] | None = None) -> Applied:
     """Activate a service for an account that accepts its terms of service (version `terms_version`).
-    Accepting a newer version later records it; accepting the same version again changes nothing."""
+    Accepting a newer version later records it; accepting the same version again changes nothing.
+    `currencies`, when given, are those the service's rules bill in: an account whose balance is in
+    another currency is refused (its bills could never be debited)."""
     from .. import settlement as S
 
     if not service or not terms_version:
         raise LedgerError("a service and the version of its terms of service accepted are both needed")
+    if currencies is not None:
+        held = currency_mismatches(store, currencies, [account])
+        if held:
+            raise LedgerError(f"account {account} holds its balance in {held[account]}, but {service} bills in "
+                              f"{', '.join(sorted(currencies))}: activate the service of its site instead")
     when = stamp(at)
     with store.write() as db:
         position = P.position(db, account, when)

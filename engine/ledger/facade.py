@@ -76,8 +76,13 @@ class Ledger:
         return _accounts.create_account(self._store, account, name, currency, at)
 
     @_as(_accounts.activate)
-    def activate(self, account: str, service: str, terms_version: str, at: datetime) -> Applied:
-        return _accounts.activate(self._store, account, service, terms_version, at)
+    def activate(self, account: str, service: str, terms_version: str, at: datetime, *,
+                 currencies: frozenset[str] | None = None) -> Applied:
+        return _accounts.activate(self._store, account, service, terms_version, at, currencies=currencies)
+
+    @_as(_accounts.currency_mismatches)
+    def currency_mismatches(self, currencies, accounts) -> dict[str, str]:
+        return _accounts.currency_mismatches(self._store, currencies, accounts)
 
     @_as(_accounts.top_up)
     def top_up(self, account: str, amount, at: datetime, reference: str | None = None) -> Applied:
