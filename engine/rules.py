@@ -6,8 +6,9 @@ in one run. Problems point at the offending key or value (FILE:LINE:COL).
 
 from __future__ import annotations
 
-import re
 import json
+import os
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -55,22 +56,32 @@ def check_rules(path, *, shown_as: str | None = None) -> tuple[RuleSet | None, l
     if not root.is_dir():
         return None, [Problem(Location(shown), "not a folder; expected a folder of YAML rule files")]
     try:
-        files = sorted(p for p in root.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file())
+        entries = sorted(p for p in root.iterdir() if p.suffix in RULE_SUFFIXES)
     except OSError as exc:
         return None, [Problem(Location(shown), f"cannot read the folder: {exc.strerror or exc}")]
-    if not files:
-        return None, [Problem(Location(shown), "no rule files (*.yaml) in this folder")]
-
     problems: list[Problem] = []
+    files = []
+    for entry in entries:
+        # A name that says "rule file" but is not one is reported: skipping it would bill without
+        # rules the analyst believes are in force.
+        unusable = _not_a_rule_file(entry)
+        if unusable:
+            where = f"{shown}/{entry.name}" if shown_as else str(Path(display_path(root)) / entry.name)
+            problems.append(Problem(Location(where), unusable, code="not-a-file"))
+        else:
+            files.append(entry)
+    if not files:
+        return None, problems + [Problem(Location(shown), "no rule files (*.yaml) in this folder")]
+
     documents: dict[str, list[Document]] = {kind: [] for kind in schemas.KINDS}
     for file in files:
-        doc, found = _read(file, f"{shown}/{file.name}" if shown_as else display_path(file))
+        doc, found = _read(file, _shown_file(file, shown, shown_as))
         problems += found
         if doc is None:
             continue
         kind = doc.data.get("kind")
-        if kind not in schemas.KINDS:
-            problems.append(Problem(doc.source.locate(("kind",)), f"unknown rule file kind {kind!r}; expected "
+        if not isinstance(kind, str) or kind not in schemas.KINDS:
+            problems.append(Problem(doc.source.locate(("kind",)), f"{_unknown_kind(kind)}; expected "
                                     f"`kind:` one of: {', '.join(schemas.KINDS)}", code="kind"))
             continue
         # A value the YAML reader already refused (e.g. a number out of range) is not reported twice.
@@ -105,6 +116,31 @@ def check_rules(path, *, shown_as: str | None = None) -> tuple[RuleSet | None, l
         payloads=frozen_mapping((d.file, canonical(d)) for docs in documents.values() for d in docs),
     )
     return rule_set, problems
+
+
+def _shown_file(file: Path, shown: str, shown_as: str | None) -> str:
+    return f"{shown}/{file.name}" if shown_as else display_path(file)
+
+
+def _not_a_rule_file(entry: Path) -> str:
+    """Why an entry named like a rule file cannot be read as one ("" when it can)."""
+    try:
+        if entry.is_file():
+            return ""
+        if entry.is_symlink() and not entry.exists():
+            return (f"a symbolic link to {os.readlink(entry)}, which does not exist; expected a rule file: "
+                    "restore its target or remove the link")
+        if entry.is_dir():
+            return "a folder named like a rule file; expected a YAML file: rename the folder or move it out"
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    return "not a regular file; expected a YAML rule file"
+
+
+def _unknown_kind(kind) -> str:
+    if isinstance(kind, str):
+        return f"unknown rule file kind {kind!r}"
+    return f"the rule file kind must be a name, got {schemas.describe(kind)}"
 
 
 def _dedupe(problems):
@@ -412,7 +448,8 @@ class _Builder:
             # a schema problem (already reported) must not also be reported as missing.
             written = book_doc.data.get("categories")
             priced = written if isinstance(written, dict) else book.categories
-            for cid in map_doc.data["categories"]:
+            written_map = map_doc.data.get("categories")
+            for cid in written_map if isinstance(written_map, dict) else ():
                 if cid not in priced and (map_doc.file, cid) not in reported:
                     reported.add((map_doc.file, cid))
                     self.problem(map_doc, ("categories", cid), f"category {cid!r} is not in the price book "
