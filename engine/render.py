@@ -2,11 +2,13 @@
 
 The environment is sandboxed (templates are edited by analysts and may come from a rules
 repository, so a template must not reach Python internals), HTML is autoescaped, and undefined
-names fail loudly with the template's file and line instead of rendering as blanks.
+names fail loudly with the template's file and line instead of rendering as blanks. Output size,
+the sizes of what a template builds and rendering time are bounded (`templatelimits`).
 """
 
 from __future__ import annotations
 
+import types
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -16,6 +18,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import resources
+from . import templatelimits as limits_module
 from .bill import Bill
 from .errors import RatecardError
 from .formatting import format_amount, format_count, format_money, format_price
@@ -54,7 +57,7 @@ def _date(value: date, fmt: str = "%Y-%m-%d") -> str:
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, deciding once per type and attribute name.
+    """Jinja's immutable sandbox, deciding once per type and attribute name, and bounded.
 
     Whether a template may read ``obj.name`` depends only on the type of `obj` and on `name`
     (`jinja2.sandbox.is_internal_attribute`, `modifies_known_mutable`, the leading underscore), so
@@ -62,11 +65,20 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     types, and the checks made each read cost more than the rest of the rendering: the same
     answers, remembered, halve the time of a text invoice. The sandbox's own checks stay in
     charge of every new pair, and of calls and str.format.
+
+    The sandbox keeps a template from Python's internals, not from asking for a billion of
+    something: `templatelimits` bounds output, what a template builds, and rendering time.
     """
 
-    def __init__(self, *args, **kwargs):
+    code_generator_class = limits_module.BoundedCodeGenerator
+    template_class = limits_module.BoundedTemplate
+    intercepted_binops = limits_module.INTERCEPTED_BINOPS
+
+    def __init__(self, *args, limits: limits_module.TemplateLimits = limits_module.DEFAULT_LIMITS, **kwargs):
+        self.limits = limits
         super().__init__(*args, **kwargs)
         self._verdicts: dict[tuple[type, str], bool] = {}
+        self.globals["lipsum"] = limits_module.bounded_lipsum(limits, self.globals["lipsum"])
 
     def is_safe_attribute(self, obj, attr: str, value) -> bool:
         key = (type(obj), attr)
@@ -75,10 +87,50 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             verdict = self._verdicts[key] = super().is_safe_attribute(obj, attr, value)
         return verdict
 
+    def call_binop(self, context, operator, left, right):
+        limits_module.check_binop(self.limits, operator, left, right)
+        return super().call_binop(context, operator, left, right)
 
-def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True) -> jinja2.Environment:
-    cls = _Sandbox if sandboxed else jinja2.Environment
-    env = cls(
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's own signature)
+        limits_module.check_call(__obj, args, kwargs, __self.limits)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value):
+        if not isinstance(value, (types.MethodType, types.BuiltinMethodType)):
+            return None  # every attribute read comes here: most are not methods
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        text, limits, is_map = value.__self__, self.limits, value.__name__ == "format_map"
+
+        def checked(*args, **kwargs):
+            mapping = args[0] if is_map and args and isinstance(args[0], dict) else kwargs
+            limits_module.check_format(text, () if is_map else args, mapping, limits)
+            return wrapped(*args, **kwargs)
+
+        return checked
+
+    def concat(self, parts) -> str:
+        return limits_module.bounded_concat(parts, self.limits)
+
+    def bounded_iter(self, iterable):
+        return limits_module.bounded_iter(self.limits, iterable)
+
+    def bounded_join(self, joined: str) -> str:
+        limits_module.check_size(joined, self.limits, "a text joined with ~")
+        return joined
+
+    def finalize_output(self, value):
+        limits_module.check_size(value, self.limits, "an output value")
+        return value
+
+
+def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True,
+                     limits: limits_module.TemplateLimits = limits_module.DEFAULT_LIMITS) -> jinja2.Environment:
+    """The template environment of `template_dir` (default: the shipped reports/). Sandboxed, it
+    refuses a template that reaches Python's internals or goes past `limits` (output size, sizes of
+    what it builds, rendering time), reporting the template's file and line."""
+    options = dict(
         loader=jinja2.FileSystemLoader(str(template_dir or resources.reports_dir())),
         autoescape=_is_html,
         undefined=jinja2.StrictUndefined,
@@ -86,8 +138,18 @@ def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(money=_money, amount=_amount, count=format_count, price=format_price, date=_date,
-                       ljust=lambda v, w: str(v).ljust(w), rjust=lambda v, w: str(v).rjust(w), md=_md)
+    env = _Sandbox(limits=limits, **options) if sandboxed else jinja2.Environment(**options)
+    filters = dict(money=_money, amount=_amount, count=format_count, price=format_price, date=_date,
+                   ljust=lambda v, w: str(v).ljust(w), rjust=lambda v, w: str(v).rjust(w), md=_md)
+    if sandboxed:
+        env.finalize = env.finalize_output
+        env.filters.update({name: limits_module.bounded_filter(name, f, limits) for name, f in env.filters.items()})
+        # ratecard's number and date filters make a short text of one value whatever they are given,
+        # and run a hundred times an invoice: they go unwrapped.
+        filters.update(ljust=limits_module.padding_filter("ljust", limits),
+                       rjust=limits_module.padding_filter("rjust", limits),
+                       md=limits_module.bounded_filter("md", _md, limits))
+    env.filters.update(filters)
     return env
 
 
@@ -109,7 +171,7 @@ def render(template_name: str, context: dict, env: jinja2.Environment | None = N
     # Whatever a template's own expressions can raise (a sandbox refusal, 1/0, a range too big for
     # the sandbox, a missing key, runaway recursion) is the template's problem: located, no traceback.
     except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError,
-            RecursionError) as exc:
+            RecursionError, MemoryError) as exc:
         raise TemplateError(f"{_template_location(exc, env, template_name)}: {type(exc).__name__}: {exc}") from None
 
 
