@@ -8,6 +8,7 @@ the sizes of what a template builds and rendering time are bounded (`templatelim
 
 from __future__ import annotations
 
+import re
 import types
 from datetime import date
 from decimal import Decimal
@@ -20,6 +21,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from . import resources
 from . import templatelimits as limits_module
 from .bill import Bill
+from .displaytext import visible
 from .errors import RatecardError
 from .formatting import format_amount, format_count, format_money, format_price
 from .invoice import invoice_meta
@@ -43,13 +45,25 @@ def _amount(value: Decimal, currency: str | None = None, exact: bool = True) -> 
     return format_amount(Decimal(value), currency, exact=exact)
 
 
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+!|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
+# Parentheses stay: without `[`/`]` they make no link, and entry reasons hold many of them.
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]#+!|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
 
 
 def _md(value) -> str:
     """Text from the data (an account id, an API name) made inert in Markdown: a Markdown invoice is
-    often turned into HTML, where `<script>` or a `|` in a table cell would do harm."""
-    return str(value).translate(_MD_SPECIAL)
+    often turned into HTML, where `<script>` or a `|` in a table cell would do harm; a line break
+    would end the table row, so it is shown as U+FFFD like any other control character."""
+    return visible(str(value)).translate(_MD_SPECIAL)
+
+
+def _code(value) -> str:
+    """Text from the data as a Markdown code span: shown literally (a code span does not interpret
+    Markdown or HTML), fenced by more backticks than it holds so that it cannot end the span."""
+    text = visible(str(value))
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _date(value: date, fmt: str = "%Y-%m-%d") -> str:
@@ -122,6 +136,10 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def finalize_output(self, value):
         limits_module.check_size(value, self.limits, "an output value")
+        if type(value) is str:  # not Markup: a template's own HTML stays as it made it
+            # An ANSI escape or bidi control recorded before names were checked at input shows as
+            # U+FFFD in every format; line breaks and tabs stay, a template's layout may need them.
+            return visible(value, keep_lines=True)
         return value
 
 
@@ -140,7 +158,8 @@ def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True
     )
     env = _Sandbox(limits=limits, **options) if sandboxed else jinja2.Environment(**options)
     filters = dict(money=_money, amount=_amount, count=format_count, price=format_price, date=_date,
-                   ljust=lambda v, w: str(v).ljust(w), rjust=lambda v, w: str(v).rjust(w), md=_md)
+                   ljust=lambda v, w: str(v).ljust(w), rjust=lambda v, w: str(v).rjust(w), md=_md,
+                   code=_code)
     if sandboxed:
         env.finalize = env.finalize_output
         env.filters.update({name: limits_module.bounded_filter(name, f, limits) for name, f in env.filters.items()})
@@ -148,7 +167,8 @@ def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True
         # and run a hundred times an invoice: they go unwrapped.
         filters.update(ljust=limits_module.padding_filter("ljust", limits),
                        rjust=limits_module.padding_filter("rjust", limits),
-                       md=limits_module.bounded_filter("md", _md, limits))
+                       md=limits_module.bounded_filter("md", _md, limits),
+                       code=limits_module.bounded_filter("code", _code, limits))
     env.filters.update(filters)
     return env
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import currencies, schemas, yamlsource
+from .displaytext import unsafe_character
 from .errors import Location, Problem, RuleSetInvalid
 from .model import (ApiMapping, ApiRule, Category, PackOffer, PriceBook, Rounding, RuleSet,
                     SettlementPolicy, Tier, digest, frozen_mapping, version_at)
@@ -88,6 +89,7 @@ def check_rules(path, *, shown_as: str | None = None) -> tuple[RuleSet | None, l
         refused = {(p.location.line, p.location.column) for p in found}
         problems += [p for p in schemas.check(doc, schemas.KINDS[kind])
                      if (p.location.line, p.location.column) not in refused]
+        problems += _unsafe_texts(doc)
         documents[kind].append(doc)
     for kind, docs in documents.items():
         if not docs:
@@ -116,6 +118,25 @@ def check_rules(path, *, shown_as: str | None = None) -> tuple[RuleSet | None, l
         payloads=frozen_mapping((d.file, canonical(d)) for docs in documents.values() for d in docs),
     )
     return rule_set, problems
+
+
+def _unsafe_texts(doc: Document) -> list[Problem]:
+    """Text in a rule file is printed on invoices and rate cards: no control characters in it."""
+    problems = []
+    stack = [((), doc.data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack += [(path + (k,), v) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(path + (i,), v) for i, v in enumerate(value)]
+        elif isinstance(value, str):
+            bad = unsafe_character(value, multiline=bool(path) and path[-1] == "description")
+            if bad:
+                problems.append(Problem(doc.source.locate(path), f"the text holds {bad}, which is not allowed "
+                                        "in text shown on documents (it could forge or hide part of one); "
+                                        "remove it", code="unsafe-text"))
+    return problems
 
 
 def _shown_file(file: Path, shown: str, shown_as: str | None) -> str:

@@ -90,3 +90,85 @@ def test_ordinary_templates_render_as_before(tmp_path):
         "search    3,000,001 12.5a, b|3000001\n"
         "compare          7  0.2|     7\n"
         "6000016\n")
+
+
+# -- Markdown output makes data inert (issue 11 item 15) ----------------------------------------------
+
+HOSTILE_NAME = "<script>alert(1)</script> | [x](javascript:alert(1))"
+
+
+def _link(text: str) -> bool:
+    return re.search(r"(?<!\\)\]\(", text) is not None
+
+
+def _cells(row: str) -> int:
+    """Columns of a Markdown table row: the pipes not escaped."""
+    return len(re.findall(r"(?<!\\)\|", row)) - 1
+
+
+def test_markdown_rate_card_makes_rule_names_and_units_inert(tmp_path):
+    from conftest import TOY_PRICING, write_rule_set
+    from ratecard.render import render_rate_card
+    from ratecard.rules import load_rules
+
+    pricing = TOY_PRICING.replace("name: Widget rendering", f"name: {HOSTILE_NAME!r}") \
+        .replace("unit: request", "unit: 'req|<b>'")
+    rules = load_rules(write_rule_set(tmp_path / "rs", pricing=pricing))
+    text = render_rate_card(rules, "markdown")
+    assert "<script>" not in text and not _link(text) and "<b>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; \\| \\[x\\](javascript:alert(1))" in text
+    table = [line for line in text.splitlines() if line.startswith("| Category |") or "Widget" in line]
+    assert table and all(_cells(row) == _cells(table[0]) for row in table if row.startswith("|")), table
+    assert "req\\|&lt;b&gt;s" in text
+
+
+def test_markdown_invoice_makes_the_unit_and_rule_set_name_inert(tmp_path):
+    from conftest import TOY_PRICING, write_rule_set
+    from ratecard.rating import rate
+    from ratecard.render import render_invoice
+    from ratecard.rules import load_rules
+
+    rules = load_rules(write_rule_set(tmp_path / "a`b<i>", pricing=TOY_PRICING.replace("unit: request",
+                                                                                       "unit: '<i>req|'")))
+    bill = rate(rules, {"RenderWidget": 3}, "2024-01", account="acme")
+    text = render_invoice(bill, rules.in_force("2024-01")[2], "markdown")
+    assert "<i>" not in text.replace("``a`b<i>``", "")  # shown literally only inside a code span
+    assert "| Category / API | &lt;i&gt;req\\|s |" in text
+    assert "Priced by rule set ``a`b<i>`` (" in text
+
+
+def test_markdown_statement_makes_account_ids_names_and_reasons_inert(tmp_path, capsys, monkeypatch):
+    from datetime import datetime, timezone
+
+    from ratecard.cli import main
+    from ratecard.ledger import Ledger
+
+    monkeypatch.chdir(tmp_path)
+    with Ledger(tmp_path / "l.db", create=True) as ledger:
+        ledger.create_account("<b>acme|", HOSTILE_NAME, "USD", datetime(2024, 1, 1, tzinfo=timezone.utc))
+    capsys.readouterr()
+    assert main(["statement", "<b>acme|", "--format", "markdown", "--db", str(tmp_path / "l.db"),
+                 "--time-zone", "UTC"]) == 0
+    text = capsys.readouterr().out
+    assert "<script>" not in text and "<b>" not in text and not _link(text)
+    assert "# Statement &lt;b&gt;acme\\|" in text
+    account_row = next(line for line in text.splitlines() if line.startswith("| Account |"))
+    assert _cells(account_row) == 2, account_row
+    entry = next(line for line in text.splitlines() if "account-opened" in line)
+    assert _cells(entry) == 7, entry  # the reason repeats id and name: still one cell
+    assert "account &lt;b&gt;acme\\| opened for &lt;script&gt;" in entry
+
+
+def test_control_characters_in_data_show_as_replacement_characters_in_every_format(tmp_path):
+    from conftest import write_rule_set
+    from ratecard.rating import rate
+    from ratecard.render import render_invoice
+    from ratecard.rules import load_rules
+
+    rules = load_rules(write_rule_set(tmp_path / "rs"))
+    # An id recorded before ids were checked, or given to the library directly.
+    bill = rate(rules, {"RenderWidget": 3}, "2024-01", account="acme\x1b[2J\u202e")
+    for fmt in ("text", "markdown", "html"):
+        text = render_invoice(bill, rules.in_force("2024-01")[2], fmt)
+        assert "\x1b" not in text and "\u202e" not in text, fmt
+        assert "acme\ufffd[2J\ufffd" in text.replace("\\[", "["), fmt

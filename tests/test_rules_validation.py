@@ -265,6 +265,26 @@ def test_standard_list_and_mapping_tags_change_nothing():
     assert errors(pricing=tagged) == []
 
 
+
+@pytest.mark.parametrize("written, line, column, shown", [
+    ("name: \"Gadget\\e[31m lookups\"", 14, 11, "U+001B (ESCAPE"),  # an ANSI escape
+    ("name: \"Gadget\\n  top-up 1,000,000.00\"", 14, 11, "U+000A (LINE FEED)"),  # a forged line
+    ("name: \"Gadget \\u2066lookups\"", 14, 11, "U+2066 (LEFT-TO-RIGHT ISOLATE)"),
+])
+def test_a_control_character_in_text_shown_on_documents_is_refused(written, line, column, shown):
+    # issue 11 item 15: a display name could forge or hide a row of a text invoice or rate card.
+    problem = only_problem(pricing=TOY_PRICING.replace("name: Gadget lookups", written))
+    assert (where(problem), problem.code) == (("rs/pricing.yaml", line, column, "categories.gadgets.name"),
+                                              "unsafe-text")
+    assert f"the text holds {shown}" in problem.message
+
+
+def test_a_description_may_run_over_lines():
+    written = TOY_PRICING.replace("    name: Gadget lookups\n", "    name: Gadget lookups\n    description: |\n"
+                                                                "      Looks up gadgets.\n      By id.\n")
+    assert errors(pricing=written) == []
+
+
 def test_a_dangling_symlink_named_like_a_rule_file_is_an_error_not_ignored():
     # issue 11 item 18: the link was skipped, so the set loaded without the rules it points to.
     write_rule_set(Path("rs"), apis=None)
