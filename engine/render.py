@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 import types
-from datetime import date
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import resources
@@ -23,7 +22,7 @@ from . import templatelimits as limits_module
 from .bill import Bill
 from .displaytext import visible
 from .errors import RatecardError
-from .formatting import format_amount, format_count, format_money, format_price
+from .i18n import DEFAULT_LOCALE, DocumentFormat, ljust, rjust, text_width, translations
 from .invoice import invoice_meta
 
 FORMATS = {"text": "txt", "markdown": "md", "html": "html"}
@@ -37,16 +36,14 @@ def _is_html(name: str | None) -> bool:
     return bool(name) and (name.endswith(".html") or ".html." in name)
 
 
-def _money(value: Decimal, currency: str, exact: bool = True, symbol: bool = False) -> str:
-    return format_money(Decimal(value), currency, exact=exact, symbol=symbol)
-
-
-def _amount(value: Decimal, currency: str | None = None, exact: bool = True) -> str:
-    return format_amount(Decimal(value), currency, exact=exact)
-
-
 # Parentheses stay: without `[`/`]` they make no link, and entry reasons hold many of them.
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]#+!|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
+
+
+def _plain(message) -> str:
+    """A translated message as plain text, so that autoescaping writes its `<`, `>` and `&` as text:
+    newstyle gettext marks a message as markup (its variables escaped), right for HTML-only messages."""
+    return Markup(message).unescape()
 
 
 def _md(value) -> str:
@@ -64,10 +61,6 @@ def _code(value) -> str:
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def _date(value: date, fmt: str = "%Y-%m-%d") -> str:
-    return value.strftime(fmt)
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -144,10 +137,13 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 
 def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True,
+                     locale: str = DEFAULT_LOCALE,
                      limits: limits_module.TemplateLimits = limits_module.DEFAULT_LIMITS) -> jinja2.Environment:
-    """The template environment of `template_dir` (default: the shipped reports/). Sandboxed, it
-    refuses a template that reaches Python's internals or goes past `limits` (output size, sizes of
-    what it builds, rendering time), reporting the template's file and line."""
+    """The templates of `template_dir` (default: the shipped ones) writing in `locale`: its catalog's
+    wording (`{% trans %}`, `_()`), its numbers, money and dates (the `count`, `amount`, `money`,
+    `price`, `date` and `month` filters). Sandboxed, it refuses a template that reaches Python's
+    internals or goes past `limits` (output size, sizes of what it builds, rendering time),
+    reporting the template's file and line."""
     options = dict(
         loader=jinja2.FileSystemLoader(str(template_dir or resources.reports_dir())),
         autoescape=_is_html,
@@ -155,31 +151,38 @@ def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
     env = _Sandbox(limits=limits, **options) if sandboxed else jinja2.Environment(**options)
-    filters = dict(money=_money, amount=_amount, count=format_count, price=format_price, date=_date,
-                   ljust=lambda v, w: str(v).ljust(w), rjust=lambda v, w: str(v).rjust(w), md=_md,
-                   code=_code)
+    # A `{% trans %}` block spread over lines is one message with single spaces, as extracted.
+    env.policies["ext.i18n.trimmed"] = True
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    fmt = DocumentFormat(locale)
+    filters = dict(money=fmt.money, amount=fmt.amount, count=fmt.count, price=fmt.price, date=fmt.date,
+                   month=fmt.month, ljust=ljust, rjust=rjust, width=text_width, md=_md, code=_code, plain=_plain)
     if sandboxed:
         env.finalize = env.finalize_output
         env.filters.update({name: limits_module.bounded_filter(name, f, limits) for name, f in env.filters.items()})
         # ratecard's number and date filters make a short text of one value whatever they are given,
         # and run a hundred times an invoice: they go unwrapped.
-        filters.update(ljust=limits_module.padding_filter("ljust", limits),
-                       rjust=limits_module.padding_filter("rjust", limits),
-                       md=limits_module.bounded_filter("md", _md, limits),
-                       code=limits_module.bounded_filter("code", _code, limits))
+        filters.update(ljust=limits_module.padding_filter(ljust, limits),
+                       rjust=limits_module.padding_filter(rjust, limits),
+                       **{name: limits_module.bounded_filter(name, filters[name], limits)
+                          for name in ("md", "code", "plain", "width")})
     env.filters.update(filters)
+    env.globals["locale"] = str(fmt.locale)
+    env.globals["lang"] = str(fmt.locale).replace("_", "-")  # BCP 47, for <html lang>
     return env
 
 
 @lru_cache(maxsize=8)
-def _default_environment() -> jinja2.Environment:
-    return make_environment()
+def _default_environment(locale: str = DEFAULT_LOCALE) -> jinja2.Environment:
+    return make_environment(locale=locale)
 
 
-def render(template_name: str, context: dict, env: jinja2.Environment | None = None) -> str:
-    env = env or _default_environment()
+def render(template_name: str, context: dict, env: jinja2.Environment | None = None,
+           locale: str = DEFAULT_LOCALE) -> str:
+    env = env or _default_environment(locale)
     try:
         return env.get_template(template_name).render(**context)
     except jinja2.TemplateSyntaxError as exc:
@@ -214,7 +217,7 @@ def invoice_context(bill: Bill, policy) -> dict:
 def render_invoice(bill: Bill, policy, fmt: str = "text", env=None) -> str:
     if fmt not in FORMATS:
         raise RatecardError(f"unknown invoice format {fmt!r}; expected one of: {', '.join(FORMATS)}")
-    return render(f"invoice.{FORMATS[fmt]}.j2", invoice_context(bill, policy), env)
+    return render(f"invoice.{FORMATS[fmt]}.j2", invoice_context(bill, policy), env, policy.locale)
 
 
 def rate_card_context(rules, period: str | None = None) -> dict:
@@ -245,4 +248,5 @@ def render_rate_card(rules, fmt: str = "markdown", period: str | None = None, en
     ext = {"markdown": "md", "html": "html"}.get(fmt)
     if ext is None:
         raise RatecardError(f"unknown rate card format {fmt!r}; expected markdown or html")
-    return render(f"ratecard.{ext}.j2", rate_card_context(rules, period), env)
+    context = rate_card_context(rules, period)
+    return render(f"ratecard.{ext}.j2", context, env, context["policy"].locale)

@@ -255,16 +255,15 @@ _FILTER_WIDTHS = {
 }
 
 
-def padding_filter(method: str, limits: TemplateLimits):
+def padding_filter(pad, limits: TemplateLimits):
     """ratecard's `ljust`/`rjust` filters (column layout of text invoices), width-bounded."""
 
-    def pad(value, width):
-        _check_width(width, limits, f"the {method} filter's width")
-        check_size(value, limits, f"the input of the {method} filter")
-        return getattr(str(value), method)(width)
+    def bounded(value, width):
+        _check_width(width, limits, f"the {pad.__name__} filter's width")
+        check_size(value, limits, f"the input of the {pad.__name__} filter")
+        return pad(value, width)
 
-    pad.__name__ = method
-    return pad
+    return update_wrapper(bounded, pad)
 
 
 def bounded_filter(name: str, function, limits: TemplateLimits):
