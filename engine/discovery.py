@@ -133,7 +133,7 @@ def configured_db(env=None) -> tuple[str | None, str]:
     if env.get(ENV_DB):
         return env[ENV_DB], f"${ENV_DB}"
     config = read_config()
-    if config.db is not None:
+    if config.db is not None and config.file is not None:
         return str(config.db), shown(config.file)
     return None, "default"
 
@@ -271,7 +271,8 @@ def choose(spec: str | None = None, *, env=None) -> Chosen:
     if env.get(ENV_RULES):
         return resolve(env[ENV_RULES], f"${ENV_RULES}", config=config)
     if config.rules:
-        return resolve(config.rules, shown_config(config), config=config, base=config.file.parent)
+        return resolve(config.rules, shown_config(config), config=config,
+                       base=config.file.parent if config.file else None)
     root = local_root(config)
     if root is not None:
         sets, _ = rule_sets_under(root)

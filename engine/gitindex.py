@@ -24,17 +24,16 @@ _BLOB_MODES = {"100644", "100755"}
 class StagedRules:
     """Rule sets exported from the git index; use as a context manager (the copy is removed after)."""
 
+    folder: Path  # the temporary copy
     sets: list[tuple[Path, str]] = field(default_factory=list)  # (exported folder, the real folder shown)
     problems: list[Problem] = field(default_factory=list)
     files: int = 0
-    folder: Path | None = None
 
     def __enter__(self) -> "StagedRules":
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _git(arguments, cwd) -> bytes:
@@ -94,7 +93,7 @@ def _export(top: Path, folder: Path, out: StagedRules) -> None:
             out.problems.append(Problem(Location(label), "is staged as a symbolic link or submodule, not a file; "
                                         "commit the rule file itself", code="not-a-rule-file"))
             continue
-        target = out.folder / path
+        target = Path(out.folder, path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(_git(["cat-file", "blob", obj], top))
         count += 1

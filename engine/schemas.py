@@ -94,7 +94,7 @@ def _looks_numeric(text: str) -> bool:
 def _type_message(error) -> str:
     wanted = error.validator_value
     wanted = wanted if isinstance(wanted, list) else [wanted]
-    names = " or ".join(_TYPE_NAMES.get(w, w) for w in wanted)
+    names = " or ".join(_TYPE_NAMES.get(w, str(w)) for w in wanted)
     value = error.instance
     msg = f"expected {names}, got {describe(value)}"
     if isinstance(value, str) and {"number", "integer"} & set(wanted) and _looks_numeric(value):
@@ -169,9 +169,6 @@ def _friendly(error) -> tuple[str, tuple, bool]:
         extra = [k for k in error.instance if k not in schema.get("properties", {})]
         key = extra[0] if extra else ""
         return (f"unknown key {key!r}; expected one of: {', '.join(allowed)}", path + (key,), True)
-    if v == "propertyNames":
-        return (f"{error.instance!r} is not a valid id: use lower-case letters and digits in words "
-                f"joined by hyphens, such as image-tagging", path + (error.instance,), True)
     if v == "enum":
         allowed = error.validator_value
         if len(allowed) > _LONG_ENUM:

@@ -29,7 +29,9 @@ def _check_rule_sets(args, *, with_lint: bool) -> int:
 
     lint = None
     if with_lint:
-        from ..lint import lint
+        from ..lint import lint as lint_rules
+
+        lint = lint_rules
     targets, problems, source, cleanup = _targets(args)
     results = []
     try:
@@ -47,7 +49,7 @@ def _check_rule_sets(args, *, with_lint: bool) -> int:
     errors = sum(p.severity == "error" for p in problems)
     warnings = len(problems) - errors
     if args.format == "json":
-        out = {"valid": not errors}
+        out: dict = {"valid": not errors}
         if with_lint:
             out["warnings"] = warnings
         out["checked"] = source
