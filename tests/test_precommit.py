@@ -207,3 +207,20 @@ def test_args_naming_another_folder_still_run_the_hooks(tmp_path, env, hook_repo
     repo.git("add", "-A")
     ok, output = repo.commit("a negative price")
     assert not ok and "pricing/face-recognition/pricing.yaml:22:39: error" in output
+
+
+def test_the_default_init_config_runs_the_installed_ratecard(tmp_path, env):
+    """Without --hook-repo, `ratecard init` writes local hooks that run the ratecard installed beside the
+    schemas it copied (the same version as the editor's schemas)."""
+    path = tmp_path / "local"
+    env = {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
+    _ratecard("init", str(path), cwd=tmp_path, env=env)
+    repo = Repo(path, env)
+    repo.git("init", "-q")
+    sh(path, sys.executable, "-m", "pre_commit", "install", env=env)
+    repo.git("add", "-A")
+    ok, output = repo.commit("start")
+    assert ok, output
+    repo.git("rm", "-q", "rules/face-recognition/settlement.yaml")
+    ok, output = repo.commit("drop the settlement policy")
+    assert not ok and "rules/face-recognition:1:1: error: no settlement policy in this rule set" in output
