@@ -126,7 +126,7 @@ def update_schemas(folder) -> list[str]:
 
 def schema_drift(folder, shown: str | None = None) -> list[Problem]:
     """Warnings for rule files in `folder` whose first-line schema is a local copy that differs from the
-    schema ratecard validates with (or is missing): the editor would check them by other rules.
+    schema ratecard validates with: the editor would check them by other rules.
 
     The schema is looked up relative to the rule file's real place (`shown`, for a folder exported
     from the git index), where the editor looks for it."""
@@ -154,10 +154,8 @@ def schema_drift(folder, shown: str | None = None) -> list[Problem]:
         if not engine.is_file():
             continue  # not one of ratecard's schemas
         if not copy.is_file():
-            problems.append(Problem(Location(label, 1, 1), f"the schema named on the first line ({named}) does not "
-                                    "exist, so the editor cannot check this file; run `ratecard init --schemas` "
-                                    "to copy ratecard's schemas there", "warning", "schema-copy"))
-        elif copy.read_bytes() != engine.read_bytes():
+            continue  # no copy (a rule set outside an analysts' repository): nothing can drift
+        if copy.read_bytes() != engine.read_bytes():
             problems.append(Problem(Location(label, 1, 1), f"the schema named on the first line ({named}) differs "
                                     f"from the one ratecard {__version__} validates with, so the editor and "
                                     "`ratecard validate` may disagree; run `ratecard init --schemas` to update the "

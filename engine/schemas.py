@@ -46,6 +46,13 @@ def _check_date(value) -> bool:
 
 @lru_cache(maxsize=None)
 def load_schema(filename: str) -> dict:
+    """A schema as JSON data (e.g. to publish it)."""
+    with open(resources.schemas_dir() / filename, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+@lru_cache(maxsize=None)
+def _checking_schema(filename: str) -> dict:
     # Decimal, as rule numbers are: an enum of quanta (0.01) must equal the 0.01 an analyst writes.
     with open(resources.schemas_dir() / filename, encoding="utf-8") as fh:
         return json.load(fh, parse_float=Decimal)
@@ -58,7 +65,7 @@ def enum_of(kind: str, key: str) -> frozenset:
 
 @lru_cache(maxsize=None)
 def validator(filename: str):
-    return _Validator(load_schema(filename), format_checker=_FORMATS)
+    return _Validator(_checking_schema(filename), format_checker=_FORMATS)
 
 
 _TYPE_NAMES = {
