@@ -108,7 +108,7 @@ def test_format_and_kind_are_detected_from_the_header(shipped_rules, tmp_path, t
     outcome = SUCCESS if "success" in text else None
     assert usage_of(reader) == {("acme", "2020-09"): (UsageItem("DetectFace", 1, outcome),)}
     assert reader.reconciliation.rows_accepted == 1
-    assert bool(reader.seen_ids) is (kind == "calls")  # read as call records, with request ids
+    assert [source.kind for source in reader.sources] == [kind]  # read as call records, with request ids
 
 
 def test_explicit_format_and_kind(shipped_rules, tmp_path):
@@ -480,16 +480,6 @@ def _peak(read) -> int:
         tracemalloc.stop()
 
 
-class _NoMemory:
-    """A seen-id store that remembers nothing: isolates the reader's own memory from the id set's."""
-
-    def __contains__(self, request_id):
-        return False
-
-    def add(self, request_id):
-        pass
-
-
 _APIS = ["DetectFace", "SearchFaces", "CreateGroup", "VerifyFace"]
 _ACCOUNTS = [f"account-{i:03d}" for i in range(50)]
 
@@ -516,19 +506,22 @@ def _usage_file(tmp_path, kind, suffix, rows) -> Path:
                                           ("calls", "jsonl"), ("calls", "csv.gz")])
 def test_memory_does_not_grow_with_the_number_of_rows(shipped_rules, tmp_path, kind, suffix):
     small, large = (_usage_file(tmp_path, kind, suffix, rows) for rows in (2_000, 20_000))
-    # Only the seen-id set may grow with call records (tested below): leave it out to see the rest.
-    peaks = [_peak(lambda: UsageReader(shipped_rules, seen_ids=_NoMemory()).read(path)) for path in (small, large)]
+    # The engine holds the rows (within its own cap); Python holds one account at a time.
+    peaks = [_peak(lambda: list(UsageReader(shipped_rules).read(path).accounts())) for path in (small, large)]
     # Ten times the rows, same accounts and APIs: the peak stays put (a few kB of noise allowed).
     assert peaks[1] < peaks[0] * 1.1 + 16_384, peaks
 
 
-def test_the_seen_request_ids_are_what_grows(shipped_rules, tmp_path):
-    path = _usage_file(tmp_path, "calls", "csv", 20_000)
-    without = _peak(lambda: UsageReader(shipped_rules, seen_ids=_NoMemory()).read(path))
-    reader = UsageReader(shipped_rules)
-    grown = _peak(lambda: reader.read(path))
-    assert len(reader.seen_ids) == 20_000
-    assert grown > without + 20_000 * 40  # at least 40 bytes a request id; see UsageReader's docstring
+def test_the_engine_memory_is_capped_and_spills_to_the_spill_directory(shipped_rules, tmp_path):
+    path = _usage_file(tmp_path, "calls", "csv", 2_000)
+    reader = UsageReader(shipped_rules, memory_limit="64MiB", spill_directory=tmp_path / "spill-here")
+    reader.read(path)
+    assert reader.reconciliation.rows_accepted == 2_000
+    con = reader._con
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] in ("64.0 MiB", "61.0 MiB", "64 MiB")
+    assert str(tmp_path / "spill-here") in con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+    reader.close()
+    assert not any((tmp_path / "spill-here").iterdir())  # the scratch folder goes with the reader
 
 
 # -- the example data ------------------------------------------------------------------------------
