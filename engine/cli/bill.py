@@ -8,25 +8,21 @@ from pathlib import Path
 from .. import resources
 from ..formatting import format_money
 from .common import Progress, check_rejects_path, load_rules
+from .usage import open_reader
 
 
 def cmd_bill(args) -> int:
     check_rejects_path(args)
     from ..billrun import RunTotals, bill_accounts, invoice_filename
-    from ..seen import SeenIds
-    from ..usage import RejectsWriter, UsageReader
+    from ..usage import RejectsWriter
 
     rules = load_rules(args.rules or resources.default_rule_set())
     rejects = RejectsWriter(args.rejects) if args.rejects else None
-    # Request ids spill to a temporary file past a limit, so memory stays flat however many calls;
-    # the store is gone before the workers are forked.
-    seen = SeenIds()
     try:
-        reader = UsageReader(rules, period=args.period, on_reject=rejects, seen_ids=seen)
-        for source in args.usage:
-            reader.read(source, stdin=sys.stdin.buffer, format=args.input_format, kind=args.kind)
+        # The engine holds the rows within its memory limit (spilling past it); accounts come out
+        # of it one at a time, in order, as they are billed.
+        reader = open_reader(args, rules, on_reject=rejects, period=args.period)
     finally:
-        seen.close()
         if rejects is not None:
             rejects.close()
     reconciliation = reader.reconciliation.check()

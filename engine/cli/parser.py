@@ -19,6 +19,7 @@ from .common import jobs_arg, pct_arg
 from .diff import cmd_diff
 from .quote import cmd_quote
 from .settle import cmd_collect, cmd_settle, cmd_status
+from .usage import add_usage_command, add_usage_options
 from .statement import cmd_ledger_check, cmd_ledger_migrate, cmd_statement
 from .validate import cmd_lint, cmd_validate
 
@@ -55,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bill", help="bill a period of usage: one invoice per account, then a reconciliation")
     p.add_argument("--usage", action="append", required=True, metavar="FILE",
-                   help="usage file: aggregated usage or call records, CSV or JSON Lines, plain or gzip; "
-                        "- reads standard input (repeatable)")
+                   help="usage file: aggregated usage or call records, CSV or JSON Lines (plain or gzip) or Parquet; "
+                        "a glob pattern reads every file it matches; - reads standard input (repeatable)")
     p.add_argument("--period", metavar="YYYY-MM", help="bill only this period; rows of others are counted "
                    "as out of period")
     p.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one)")
@@ -64,8 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="write one file per invoice here (jsonl: one bills.jsonl)")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here with their reasons and bill the rest "
                    "(default: list them and bill nothing)")
-    p.add_argument("--input-format", choices=("csv", "jsonl"), help="usage file format (default: detected)")
-    p.add_argument("--kind", choices=("aggregated", "calls"), help="usage kind (default: detected)")
+    add_usage_options(p)
     p.add_argument("--jobs", type=jobs_arg, metavar="N", help="worker processes, 1 to 64 (default: all cores for "
                    "large runs)")
     p.add_argument("--quiet", action="store_true", help="no progress on standard error")
@@ -90,7 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here and compare the rest "
                    "(default: list them and compare nothing)")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    add_usage_options(p)
     p.set_defaults(func=cmd_diff)
+
+    add_usage_command(sub)
 
     # -- the ledger (engine/ledger.py) --
     db = argparse.ArgumentParser(add_help=False)
@@ -129,8 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "is the service settled")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here and settle every account that has "
                    "none (default: list them and settle nothing)")
-    p.add_argument("--input-format", choices=("csv", "jsonl"), help="usage file format (default: detected)")
-    p.add_argument("--kind", choices=("aggregated", "calls"), help="usage kind (default: detected)")
+    add_usage_options(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_settle)
 

@@ -141,6 +141,29 @@ class UsageReader:
                                f"{', '.join(files) or 'usage'}: {count:,} bad usage row(s); nothing was billed. "
                                "Fix them, or write them to a rejects file and bill the rest")
 
+    def write_aggregated(self, target) -> int:
+        """Write the accepted usage as aggregated usage (account, period, api, calls, outcome), sorted;
+        Parquet, CSV or JSON Lines by the name's suffix. Returns the number of rows written."""
+        self._run()
+        name = str(target)
+        fmt = ("parquet" if name.endswith(".parquet") else "json" if name.endswith((".jsonl", ".json"))
+               else "csv" if name.endswith(".csv") else None)
+        if fmt is None:
+            raise RatecardError(f"{name}: expected a .parquet, .csv or .jsonl file name for the aggregated usage")
+        largest = self._con.execute("SELECT coalesce(max(calls), 0) FROM usage_result").fetchone()[0]
+        if largest > 2**63 - 1:
+            raise RatecardError(f"{name}: a total of {largest:,} calls does not fit a 64-bit count; split the period")
+        from .duck import lit
+
+        options = {"parquet": "FORMAT parquet", "json": "FORMAT json", "csv": "FORMAT csv, HEADER true"}[fmt]
+        try:
+            self._con.execute(f"COPY (SELECT account, period, api, CAST(calls AS BIGINT) AS calls, outcome "
+                              f"FROM usage_result ORDER BY account, period, api, coalesce(outcome, '')) "
+                              f"TO {lit(name)} ({options})")
+        except Exception as exc:  # noqa: BLE001 - duckdb's error types, reported with the file named
+            raise RatecardError(f"{name}: cannot write the aggregated usage: {str(exc).splitlines()[0]}") from None
+        return self._con.execute("SELECT count(*) FROM usage_result").fetchone()[0]
+
     def close(self) -> None:
         if self._con is not None:
             self._con.close()
