@@ -13,11 +13,12 @@ import duckdb
 from ..errors import RatecardError
 from .checks import BAD, OUT, RowChecker, calls_or_zero
 from .compile import Dialect, compile_usage, count_of_text
-from .files import AGGREGATED, CALLS, EXPECTED, KNOWN, REQUIRED, Source, records
+from .files import AGGREGATED, CALLS, EXPECTED, KNOWN, MAX_ROW_BYTES, REQUIRED, Source, records
 
 DEFAULT_MEMORY = "2GiB"  # fits a 2-core / 8 GiB machine beside the rating workers; DuckDB spills past it
 
 _D = Dialect()
+_NESTING = 200  # brackets in a line beyond which the row pass decides (Python's parser stops near 1,000 levels)
 _TEXT_TYPES = ("VARCHAR",)
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                   "UBIGINT", "UHUGEINT")
@@ -79,15 +80,22 @@ def _select(kind: str, col: dict, outcome: str, error_code: str, ok: str, reader
 
 
 def _json_projection(s: Source) -> str:
-    reader = (f"read_json_objects({lit(s.path)}, format = 'newline_delimited', "
-              f"compression = '{'gzip' if s.gzip else 'none'}')")
+    # Lines, not DuckDB's JSON reader: the checks need each line as written (its length, its nesting),
+    # and a line no JSON text can hold (a raw control character) fails the read, for the row pass.
+    lines = (f"read_csv({lit(s.path)}, header = false, auto_detect = false, delim = '\x01', quote = '', "
+             f"escape = '', columns = {{'line': 'VARCHAR'}}, compression = '{'gzip' if s.gzip else 'none'}', "
+             f"max_line_size = {MAX_ROW_BYTES}, strict_mode = true)")
+    nesting = "length(line) - length(replace(replace(line, '[', ''), '{', ''))"
+    reader = (f"(SELECT TRY_CAST(line AS JSON) AS json, {nesting} <= {_NESTING} AS shallow FROM {lines} "
+              f"WHERE line IS NOT NULL AND trim(line) <> '')")
     fields = [*REQUIRED[s.kind], "outcome", "error_code"]
 
     def kind_of(f):
         return f"json_type(json, '$.{f}')"
 
     text = {f: f"CASE WHEN {kind_of(f)} = 'VARCHAR' THEN json ->> '$.{f}' END" for f in fields}
-    checks = ["json_type(json) = 'OBJECT'", "len(json_keys(json)) = len(list_distinct(json_keys(json)))"]
+    checks = ["shallow", "json IS NOT NULL", "json_type(json) = 'OBJECT'",
+              "len(json_keys(json)) = len(list_distinct(json_keys(json)))"]
     checks += [f"coalesce({kind_of(f)} IN ('VARCHAR', 'NULL'), true)" for f in fields if f != "calls"]
     calls = None
     if s.kind == AGGREGATED:
@@ -95,8 +103,8 @@ def _json_projection(s: Source) -> str:
         calls = (f"CASE WHEN {kind_of('calls')} IN ('UBIGINT', 'BIGINT', 'VARCHAR') "
                  f"THEN {count_of_text(_D, _D.trim(raw))} END")
     error_code = f"CASE WHEN json_exists(json, '$.error_code') THEN coalesce({text['error_code']}, '') END"
-    return _select(s.kind, text, text["outcome"], error_code, " AND ".join(checks), reader, calls_text=False,
-                   calls=calls)
+    return _select(s.kind, text, text["outcome"], error_code, "coalesce(" + " AND ".join(checks) + ", false)",
+                   reader, calls_text=False, calls=calls)
 
 
 def parquet_schema(con, source: Source) -> dict[str, str]:

@@ -64,6 +64,7 @@ class UsageReader:
         self._counts: dict[str, int] = {}
         self._identities: dict[tuple, str] = {}
         self._stdin_read = False
+        self.diagnosed = False  # whether the row-numbered pass had to run (something was not clean)
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -218,6 +219,7 @@ class UsageReader:
             if self._fast(con, kind, projections, sources, table):
                 found = duck.fast_counts(con, table, kind)
             else:
+                self.diagnosed = True
                 found, bad = duck.run_rows(con, self.rules, kind, self.period, sources, types, self._scratch, table)
                 for src, line, reason, code, raw, who in bad:
                     index = chosen[src][0]
