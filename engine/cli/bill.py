@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .. import resources
 from ..formatting import format_money
-from .common import Progress, check_rejects_path, load_rules
+from .common import Progress, check_rejects_path, rules_note, rules_of
 from .usage import open_reader
 
 
@@ -16,7 +15,7 @@ def cmd_bill(args) -> int:
     from ..billrun import RunTotals, bill_accounts, invoice_filename
     from ..usage import RejectsWriter
 
-    rules = load_rules(args.rules or resources.default_rule_set())
+    rules = rules_of(args, say=False)
     rejects = RejectsWriter(args.rejects) if args.rejects else None
     try:
         # The engine holds the rows within its memory limit (spilling past it); accounts come out
@@ -66,6 +65,9 @@ def cmd_bill(args) -> int:
     money = ", ".join(format_money(v, c) for c, v in sorted(totals.by_currency.items())) or "nothing"
     print(f"{'' if machine or out_dir else chr(10)}billed {totals.invoices:,} invoice(s): {money}"
           + (f", written to {out_dir}" if out_dir else ""), file=report)
+    note = rules_note(args)
+    if note:
+        print(note, file=report)
     for line in reconciliation.lines():
         print(line, file=report)
     if rejects is not None:
@@ -76,6 +78,6 @@ def cmd_bill(args) -> int:
 def cmd_ratecard(args) -> int:
     from ..render import render_rate_card
 
-    rules = load_rules(args.rules or resources.default_rule_set())
+    rules = rules_of(args)
     sys.stdout.write(render_rate_card(rules, args.format, args.period))
     return 0

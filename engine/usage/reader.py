@@ -68,18 +68,20 @@ class UsageReader:
 
     # -- input ----------------------------------------------------------------------------------
 
-    def read(self, source, *, stdin=None, format: str | None = None, kind: str | None = None) -> UsageReader:
-        """Add a file (a path, a glob pattern, or ``-`` for the binary stream `stdin`) to the run."""
+    def read(self, source, *, stdin=None, format: str | None = None, kind: str | None = None,
+             name: str | None = None) -> UsageReader:
+        """Add a file (a path, a glob pattern, or ``-`` for the binary stream `stdin`) to the run;
+        standard input is named `name` in problems (e.g. "request body"; default <stdin>)."""
         if self._done:
             raise RatecardError("usage was already read: add every file before asking for the results")
         for path in expand(source):
             if path == "-":
                 if self._stdin_read:
                     raise RatecardError("-: standard input is given twice; it can be read once")
-                name, real, identity = STDIN_NAME, copy_stdin(stdin, self._scratch), None
+                name, real, identity = name or STDIN_NAME, copy_stdin(stdin, self._scratch), None
                 self._stdin_read = True
             else:
-                name, real = shown(path), str(path)
+                name, real = shown(path), str(path)  # noqa: PLW2901 - one name per file
                 if os.path.isdir(real):
                     raise RatecardError(f"{name}: cannot read the usage file: Is a directory")
                 identity = identity_of(real)
