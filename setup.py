@@ -12,6 +12,7 @@ from setuptools import find_namespace_packages, setup
 from setuptools.command.build_py import build_py
 
 SHIPPED = ("rules", "schemas", "reports")
+SHIPPED_FILES = ("ratecard.toml",)
 
 
 class BuildWithShipped(build_py):
@@ -21,10 +22,12 @@ class BuildWithShipped(build_py):
             return
         for name in SHIPPED:
             shutil.copytree(name, Path(self.build_lib, "ratecard", "_shipped", name), dirs_exist_ok=True)
+        for name in SHIPPED_FILES:
+            shutil.copy2(name, Path(self.build_lib, "ratecard", "_shipped", name))
 
 
 setup(
-    packages=["ratecard"] + [f"ratecard.{p}" for p in find_namespace_packages("engine", exclude=["_shipped*", "__pycache__*"]) if "__pycache__" not in p],
+    packages=["ratecard"] + [f"ratecard.{p}" for p in find_namespace_packages("engine", exclude=["_shipped*", "__pycache__*", "locale*"]) if "__pycache__" not in p],
     package_dir={"ratecard": "engine"},
     cmdclass={"build_py": BuildWithShipped},
 )

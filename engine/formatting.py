@@ -1,4 +1,6 @@
-"""Human formatting of money, counts and dates, shared by the CLI and the Jinja filters."""
+"""Human formatting of money and counts in the command line's own (English) output.
+
+Documents (invoices, rate cards) are formatted in their rule set's locale by `ratecard.i18n`."""
 
 from __future__ import annotations
 
@@ -31,9 +33,11 @@ def format_amount(value: Decimal, currency: str | None = None, *, exact: bool = 
 
 def format_money(value: Decimal, currency: str, *, exact: bool = True, symbol: bool = False) -> str:
     amount = format_amount(value, currency, exact=exact)
-    if symbol and currency in currencies.SYMBOLS:
+    if symbol:
+        from babel.numbers import get_currency_symbol
+
         sign = "-" if amount.startswith("-") else ""
-        return f"{sign}{currencies.SYMBOLS[currency]}{amount.lstrip('-')}"
+        return f"{sign}{get_currency_symbol(currency, 'en')}{amount.lstrip('-')}"
     return f"{amount} {currency}"
 
 

@@ -7,18 +7,17 @@ names fail loudly with the template's file and line instead of rendering as blan
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import resources
 from .bill import Bill
 from .errors import RatecardError
-from .formatting import format_amount, format_count, format_money, format_price
+from .i18n import DEFAULT_LOCALE, DocumentFormat, ljust, rjust, text_width, translations
 from .invoice import invoice_meta
 
 FORMATS = {"text": "txt", "markdown": "md", "html": "html"}
@@ -32,25 +31,19 @@ def _is_html(name: str | None) -> bool:
     return bool(name) and (name.endswith(".html") or ".html." in name)
 
 
-def _money(value: Decimal, currency: str, exact: bool = True, symbol: bool = False) -> str:
-    return format_money(Decimal(value), currency, exact=exact, symbol=symbol)
-
-
-def _amount(value: Decimal, currency: str | None = None, exact: bool = True) -> str:
-    return format_amount(Decimal(value), currency, exact=exact)
-
-
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+!|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
+
+
+def _plain(message) -> str:
+    """A translated message as plain text, so that autoescaping writes its `<`, `>` and `&` as text:
+    newstyle gettext marks a message as markup (its variables escaped), right for HTML-only messages."""
+    return Markup(message).unescape()
 
 
 def _md(value) -> str:
     """Text from the data (an account id, an API name) made inert in Markdown: a Markdown invoice is
     often turned into HTML, where `<script>` or a `|` in a table cell would do harm."""
     return str(value).translate(_MD_SPECIAL)
-
-
-def _date(value: date, fmt: str = "%Y-%m-%d") -> str:
-    return value.strftime(fmt)
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -76,7 +69,11 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return verdict
 
 
-def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True) -> jinja2.Environment:
+def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True,
+                     locale: str = DEFAULT_LOCALE) -> jinja2.Environment:
+    """The templates of `template_dir` (default: the shipped ones) writing in `locale`: its catalog's
+    wording (`{% trans %}`, `_()`), its numbers, money and dates (the `count`, `amount`, `money`,
+    `price`, `date` and `month` filters)."""
     cls = _Sandbox if sandboxed else jinja2.Environment
     env = cls(
         loader=jinja2.FileSystemLoader(str(template_dir or resources.reports_dir())),
@@ -85,19 +82,27 @@ def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
-    env.filters.update(money=_money, amount=_amount, count=format_count, price=format_price, date=_date,
-                       ljust=lambda v, w: str(v).ljust(w), rjust=lambda v, w: str(v).rjust(w), md=_md)
+    # A `{% trans %}` block spread over lines is one message with single spaces, as extracted.
+    env.policies["ext.i18n.trimmed"] = True
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    fmt = DocumentFormat(locale)
+    env.filters.update(money=fmt.money, amount=fmt.amount, count=fmt.count, price=fmt.price, date=fmt.date,
+                       month=fmt.month, ljust=ljust, rjust=rjust, width=text_width, md=_md, plain=_plain)
+    env.globals["locale"] = str(fmt.locale)
+    env.globals["lang"] = str(fmt.locale).replace("_", "-")  # BCP 47, for <html lang>
     return env
 
 
 @lru_cache(maxsize=8)
-def _default_environment() -> jinja2.Environment:
-    return make_environment()
+def _default_environment(locale: str = DEFAULT_LOCALE) -> jinja2.Environment:
+    return make_environment(locale=locale)
 
 
-def render(template_name: str, context: dict, env: jinja2.Environment | None = None) -> str:
-    env = env or _default_environment()
+def render(template_name: str, context: dict, env: jinja2.Environment | None = None,
+           locale: str = DEFAULT_LOCALE) -> str:
+    env = env or _default_environment(locale)
     try:
         return env.get_template(template_name).render(**context)
     except jinja2.TemplateSyntaxError as exc:
@@ -133,14 +138,14 @@ def render_invoice(bill: Bill, policy, fmt: str = "text", env=None, meta=None) -
     """`meta`: the recorded invoice's number and dates (`invoice.invoice_meta`); without it, a preview."""
     if fmt not in FORMATS:
         raise RatecardError(f"unknown invoice format {fmt!r}; expected one of: {', '.join(FORMATS)}")
-    return render(f"invoice.{FORMATS[fmt]}.j2", invoice_context(bill, policy, meta), env)
+    return render(f"invoice.{FORMATS[fmt]}.j2", invoice_context(bill, policy, meta), env, policy.locale)
 
 
-def render_document(view, fmt: str = "text", env=None) -> str:
+def render_document(view, fmt: str = "text", env=None, locale: str = DEFAULT_LOCALE) -> str:
     """A supplementary invoice or a credit note (`documents.DocumentView`)."""
     if fmt not in FORMATS:
         raise RatecardError(f"unknown document format {fmt!r}; expected one of: {', '.join(FORMATS)}")
-    return render(f"correction.{FORMATS[fmt]}.j2", {"doc": view}, env)
+    return render(f"correction.{FORMATS[fmt]}.j2", {"doc": view}, env, locale)
 
 
 def rate_card_context(rules, period: str | None = None) -> dict:
@@ -171,4 +176,30 @@ def render_rate_card(rules, fmt: str = "markdown", period: str | None = None, en
     ext = {"markdown": "md", "html": "html"}.get(fmt)
     if ext is None:
         raise RatecardError(f"unknown rate card format {fmt!r}; expected markdown or html")
-    return render(f"ratecard.{ext}.j2", rate_card_context(rules, period), env)
+    context = rate_card_context(rules, period)
+    return render(f"ratecard.{ext}.j2", context, env, context["policy"].locale)
+
+
+def rate_card_document(rules, period: str | None = None) -> dict:
+    """The rate card as data: what the HTML and Markdown cards show, with exact decimals as strings."""
+    from .bill import money
+
+    c = rate_card_context(rules, period)
+    book = c["book"]
+    return {
+        "rules": {"name": rules.name, "fingerprint": c["fingerprint"],
+                  "versions": {"pricing": book.effective_from.isoformat(),
+                               "api-mapping": c["mapping"].effective_from.isoformat(),
+                               "settlement": c["policy"].effective_from.isoformat()}},
+        "currency": book.currency, "unit": book.unit, "tier_mode": book.tier_mode,
+        "time_zone": c["policy"].time_zone,
+        "categories": [{
+            "id": cat["id"], "name": cat["name"], "description": cat["description"], "tier_mode": cat["tier_mode"],
+            "tiers": [{"tier": t["number"], "from": t["lower"], "up_to": t["up_to"],
+                       "unit_price": format(t["unit_price"], "f")} for t in cat["tiers"]],
+            "free_quota": cat["free_quota"],
+            "packs": [{"units": p.units, "price": money(p.price)} for p in cat["packs"]],
+            "billable_apis": list(cat["billable_apis"]), "free_apis": list(cat["free_apis"]),
+        } for cat in c["categories"]],
+        "billable_error_codes": c["billable_error_codes"],
+    }

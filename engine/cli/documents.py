@@ -63,12 +63,12 @@ def rendered(number: str, document, data: dict, fmt: str, paper: str = "A4") -> 
     bill, meta = Bill.from_dict(data["bill"]), InvoiceMeta.from_dict(data["invoice"])
     if fmt == "json":
         return json.dumps({"invoice": data["invoice"], "bill": data["bill"]}, ensure_ascii=False, indent=2) + "\n"
-    context = {"bill": bill, "invoice": meta, "paper": paper}
+    context, locale = {"bill": bill, "invoice": meta, "paper": paper}, data.get("locale", "en")
     if fmt == "pdf":
         from ..pdf import html_to_pdf
 
-        return html_to_pdf(render("invoice.html.j2", context))
-    return render(f"invoice.{TEMPLATES[fmt]}.j2", context)
+        return html_to_pdf(render("invoice.html.j2", context, locale=locale))
+    return render(f"invoice.{TEMPLATES[fmt]}.j2", context, locale=locale)
 
 
 def cmd_invoice_show(args) -> int:

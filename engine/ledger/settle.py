@@ -192,7 +192,7 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again) -> Se
         insert_document(db, number=number, series=series, seq=seq, kind=INVOICE, account=account, service=service,
                         period=period, refers_to=None, cause=SETTLEMENT, reason="", currency=currency, amount=total,
                         fingerprint=priced.fingerprint, bill_json=priced.bill_json,
-                        document_json=json.dumps({"invoice": meta.to_dict(), "bill": bill.to_dict()},
+                        document_json=json.dumps({"invoice": meta.to_dict(), "bill": bill.to_dict(), "locale": policy.locale},
                                                  ensure_ascii=False, sort_keys=True),
                         document_text=invoice_text, issued_at=when,
                         entry=issued.entries[0].seq)
