@@ -31,6 +31,14 @@ def reports_dir() -> Path:
     return _root() / "reports"
 
 
+def default_rule_set() -> Path:
+    """The rule set a command uses when none is named. Kept for callers written before discovery:
+    engine/discovery.py's `choose` is the one place that decides, and says why."""
+    from .discovery import choose
+
+    return choose(None).path
+
+
 def shipped_config() -> Path:
     """The shipped ratecard.toml: names the default rule set (data, so no code names a product)."""
     return _root() / "ratecard.toml"

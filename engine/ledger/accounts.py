@@ -48,14 +48,11 @@ def account(store, account: str) -> Account:
 def currency_mismatches(store, currencies, accounts) -> dict[str, str]:
     """The accounts among `accounts` that are in the ledger with a balance in none of `currencies`,
     and the currency each is in: a rule set billing them would bill in the wrong money."""
-    wanted = sorted(set(accounts))
-    found: dict[str, str] = {}
-    for start in range(0, len(wanted), 500):  # SQLite's limit on parameters
-        chunk = wanted[start:start + 500]
-        rows = store.read(f"SELECT id, currency FROM accounts WHERE id IN ({', '.join('?' * len(chunk))})",
-                          tuple(chunk))
-        found.update((account, currency) for account, currency in rows if currency not in currencies)
-    return found
+    wanted = sorted(currencies)
+    others = store.read(f"SELECT id, currency FROM accounts WHERE currency NOT IN ({', '.join('?' * len(wanted))})",
+                        tuple(wanted))
+    asked = accounts if isinstance(accounts, (set, frozenset)) else set(accounts)
+    return {account: currency for account, currency in others if account in asked}
 
 
 def accounts(store) -> list[Account]:
