@@ -604,3 +604,29 @@ def test_only_the_http_package_imports_starlette():
             continue
         text = path.read_text("utf-8")
         assert "import starlette" not in text and "from starlette" not in text, path
+
+
+def test_the_status_fast_path_answers_as_the_framework_route_would(served):
+    """GET status is answered in front of Starlette; the Starlette route gives the same answers."""
+    framework = client(served.app.app)
+    for path, headers in (("/v1/accounts/acme/status", READ), ("/v1/accounts/globex/status?service=face-recognition",
+                                                                READ),
+                          ("/v1/accounts/nobody/status", READ), ("/v1/accounts/acme/status", {}),
+                          ("/v1/accounts/acme/status", {"Authorization": "Bearer not-a-token-at-all"})):
+        fast, slow = served.get(path, headers=headers), framework.get(path, headers=headers)
+        assert (fast.status_code, fast.text, fast.headers["content-type"]) == \
+            (slow.status_code, slow.text, slow.headers["content-type"])
+        assert fast.headers.get("www-authenticate") == slow.headers.get("www-authenticate")
+        assert fast.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_failure_on_the_fast_path_is_a_500_problem_without_a_traceback(served, monkeypatch):
+    server = served.app.state.ratecard
+
+    def broken(account, service):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(server.ledger, "status", broken)
+    r = served.get("/v1/accounts/acme/status", headers=READ)
+    assert_problem(r, 500, "internal-error")
+    assert "disk on fire" not in r.text
