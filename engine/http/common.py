@@ -106,6 +106,16 @@ def authorize(request: Request, tokens: Tokens, needed: str) -> None:
                                                        f'scope="{WRITE}"'})
 
 
+async def rules_now(server: Server):
+    """The rule sets for this request; a due reload (file reads, YAML, schemas) runs in a worker
+    thread, so that the event loop, and the status answers it serves, never wait for it."""
+    if server.rules.due():
+        from starlette.concurrency import run_in_threadpool
+
+        await run_in_threadpool(server.rules.reload)
+    return server.rules.current()
+
+
 def json_body(text: str, *, status: int = 200, fingerprint: str | None = None, headers=None) -> Response:
     extra = dict(headers or {})
     if fingerprint:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...errors import RuleSetInvalid
-from ..common import READ, Endpoint, Server, choice, field, json_body, only_members, text_body
+from ..common import READ, Endpoint, Server, choice, field, json_body, only_members, rules_now, text_body
 from ..problems import BODY_NAME, bad_request, read_json
 from ..state import check_files
 
@@ -70,7 +70,7 @@ def load_spec(spec, snapshot, where: str):
 
 
 async def rule_sets(request: Request, server: Server) -> Response:
-    snapshot = server.rules.current()
+    snapshot = await rules_now(server)
     out = {"default": snapshot.default, "reloads": snapshot.version, "rule_sets": [
         {"name": name, "path": s.rules.path, "fingerprint": s.rules.fingerprint, "files": sorted(s.files),
          "current": not s.pending_problems,
@@ -81,7 +81,7 @@ async def rule_sets(request: Request, server: Server) -> Response:
 async def rate_card(request: Request, server: Server) -> Response:
     from ...render import rate_card_document, render_rate_card
 
-    loaded = server.rules.current().get(request.path_params["name"])
+    loaded = (await rules_now(server)).get(request.path_params["name"])
     q = request.query_params
     accept = request.headers.get("accept", "")
     default = "json" if "application/json" in accept else "html"
@@ -121,7 +121,8 @@ async def validate(request: Request, server: Server) -> Response:
     specs = field(body, "rule_sets", list, required=True)
     if not specs or len(specs) > 16:
         raise bad_request("request body: rule_sets must name 1 to 16 rule sets", "bad-body", "Bad request body")
-    out = await run_in_threadpool(_validate, specs, server.rules.current(), field(body, "lint", bool, default=False))
+    snapshot = await rules_now(server)
+    out = await run_in_threadpool(_validate, specs, snapshot, field(body, "lint", bool, default=False))
     return json_body(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -184,7 +185,7 @@ def _rejects(value) -> bool:
 async def diff_post(request: Request, server: Server) -> Response:
     body = await read_json(request, server.max_body, server.max_depth)
     only_members(body, ("base", "rules", "usage", "period", "alert_pct", "format", "rejects"))
-    snapshot = server.rules.current()
+    snapshot = await rules_now(server)
     fmt = choice(field(body, "format", str), "format", ("json", "html"), "json")
     usage = field(body, "usage", str)
     text = await run_in_threadpool(
@@ -199,7 +200,7 @@ async def diff_post(request: Request, server: Server) -> Response:
 async def diff_get(request: Request, server: Server) -> Response:
     """The analyst's page (or the diff JSON) of two served rule sets on the server's --usage files."""
     q = request.query_params
-    snapshot = server.rules.current()
+    snapshot = await rules_now(server)
     base = q.get("base")
     if not base:
         raise bad_request("base is required: the served rule set to compare against", "bad-parameter", "Bad parameter")
