@@ -16,7 +16,7 @@ pytest.importorskip("starlette")
 from ratecard.cli import main  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
-from serving import READ, READ_TOKEN, USAGE, WRITE, client, copy_rules, make_app, make_ledger  # noqa: E402
+from serving import READ, READ_TOKEN, USAGE, WRITE, WRITE_TOKEN, client, copy_rules, make_app, make_ledger  # noqa: E402
 
 SHIPPED = ROOT / "rules" / "face-recognition"
 
@@ -630,3 +630,24 @@ def test_a_failure_on_the_fast_path_is_a_500_problem_without_a_traceback(served,
     r = served.get("/v1/accounts/acme/status", headers=READ)
     assert_problem(r, 500, "internal-error")
     assert "disk on fire" not in r.text
+
+
+def test_a_browser_may_send_the_token_as_a_basic_password_for_pages_only(served):
+    import base64
+
+    basic = {"Authorization": "Basic " + base64.b64encode(f"analyst:{READ_TOKEN}".encode()).decode()}
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"analyst:guess-guess-guess-guess").decode()}
+    page = served.get("/v1/rule-sets/face-recognition/ratecard", headers=basic)
+    assert page.status_code == 200 and page.text.startswith("<!DOCTYPE html>")
+    assert served.get("/v1/accounts/globex/invoices/2020-09?format=html", headers=basic).status_code == 200
+    assert_problem(served.get("/v1/rule-sets/face-recognition/ratecard", headers=wrong), 401)
+    # A browser that has no token yet is asked for one; an API client only sees the Bearer challenge.
+    asked = served.get("/v1/rule-sets/face-recognition/ratecard", headers={"accept": "text/html,*/*"})
+    assert 'Basic realm="ratecard"' in asked.headers["www-authenticate"]
+    assert served.get("/v1/rule-sets/face-recognition/ratecard").headers["www-authenticate"] == 'Bearer realm="ratecard"'
+    # Everything that is not a page takes a bearer token only.
+    assert_problem(served.get("/v1/accounts/acme/status", headers=basic), 401)
+    assert_problem(served.get("/v1/rule-sets", headers=basic), 401)
+    assert_problem(served.post("/v1/quote", json={"usage": {}}, headers=basic), 401)
+    assert_problem(served.post("/v1/accounts/acme/topups", json={"amount": "1"}, headers={
+        "Authorization": "Basic " + base64.b64encode(f"x:{WRITE_TOKEN}".encode()).decode()}), 401)

@@ -48,7 +48,7 @@ def document(endpoints: list[Endpoint]) -> dict:
         responses = dict(op.get("responses", {}))
         codes = ("400", "413", "415", "422", "500") if e.method == "POST" else ("400", "422", "500")
         if e.scope is not None:
-            op["security"] = [{"bearer": [e.scope]}]
+            op["security"] = [{"bearer": [e.scope]}] + ([{"browser": []}] if e.page else [])
             op["x-ratecard-scope"] = e.scope
             codes = ("401", "403") + codes
         else:
@@ -72,6 +72,9 @@ def document(endpoints: list[Endpoint]) -> dict:
             "responses": {"Problem": {"description": "a problem document (RFC 9457)",
                                       "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "tokens from --tokens FILE or $RATECARD_TOKENS"}},
+                                           "description": "tokens from --tokens FILE or $RATECARD_TOKENS"},
+                                "browser": {"type": "http", "scheme": "basic",
+                                            "description": "pages only (GET): any user name, a token as the "
+                                                           "password, as a browser sends it when prompted"}},
         },
     }

@@ -142,7 +142,8 @@ ENDPOINTS = [
             "text/plain": {"schema": {"type": "string"}}, "text/markdown": {"schema": {"type": "string"}},
             "text/html": {"schema": {"type": "string"}},
             "application/json": {"schema": {"$ref": "#/components/schemas/Bill"}}}},
-            "404": {"$ref": "#/components/responses/Problem"}, "409": {"$ref": "#/components/responses/Problem"}}}),
+            "404": {"$ref": "#/components/responses/Problem"},
+            "409": {"$ref": "#/components/responses/Problem"}}}, page=True),
     Endpoint("/v1/accounts", "POST", WRITE, create_account, "Create an account (and the ledger, if new)", {
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["account", "currency"], "additionalProperties": False,

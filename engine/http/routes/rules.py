@@ -234,7 +234,7 @@ ENDPOINTS = [
                        {"name": "period", "in": "query", "schema": {"type": "string"}}],
         "responses": {"200": {"description": "the rate card", "content": {
             "text/html": {"schema": {"type": "string"}}, "text/markdown": {"schema": {"type": "string"}},
-            "application/json": {"schema": {"type": "object"}}}}}}),
+            "application/json": {"schema": {"type": "object"}}}}}}, page=True),
     Endpoint("/v1/validate", "POST", READ, validate, "Validate (and lint) served or posted rule sets", {
         "description": "The same document as `ratecard validate --format json` (`lint: true`: as `ratecard lint`).",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -263,5 +263,5 @@ ENDPOINTS = [
                        {"name": "format", "in": "query", "schema": {"enum": ["html", "json"]}},
                        {"name": "rejects", "in": "query", "schema": {"enum": ["refuse", "report"]}}],
         "responses": {"200": {"description": "the impact", "content": {
-            "text/html": {"schema": {"type": "string"}}, "application/json": {}}}}}),
+            "text/html": {"schema": {"type": "string"}}, "application/json": {}}}}}, page=True),
 ]
