@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from .. import resources
 from ..errors import RatecardError
 from ..formatting import format_amount, format_count, format_money, format_price
-from .common import default_period, load_rules, pack_args, usage_args
+from .common import default_period, rules_of, pack_args, usage_args
 
 
 def cmd_quote(args) -> int:
     from ..explain import explain
     from ..rating import rate, tariff
 
-    rules = load_rules(args.rules or resources.default_rule_set())
+    rules = rules_of(args)
     period = args.period or default_period(rules)
     packs = pack_args(args.pack)
     t = tariff(rules, period)
