@@ -264,7 +264,8 @@ def test_validate_of_posted_files_gives_the_cli_problems_at_the_same_places(serv
     (folder / "pricing.yaml").write_text(BROKEN_PRICING, encoding="utf-8")
     status, out, _ = cli(capsys, "validate", folder, "--format", "json")
     assert status == 1
-    expected = json.loads(out)["problems"]
+    # The errors; the CLI adds warnings about the folder itself (its editor schema links), which posted files do not have.
+    expected = [p for p in json.loads(out)["problems"] if p["severity"] == "error"]
     r = served.post("/v1/validate", json={"rule_sets": [
         {"files": {"pricing.yaml": BROKEN_PRICING}, "from": "face-recognition"}]}, headers=READ)
     assert r.status_code == 200
@@ -280,7 +281,12 @@ def test_validate_of_posted_files_gives_the_cli_problems_at_the_same_places(serv
 def test_validate_and_lint_of_served_rule_sets(served, capsys):
     status, out, _ = cli(capsys, "lint", served.rules_dir, "--format", "json")
     r = served.post("/v1/validate", json={"rule_sets": ["face-recognition"], "lint": True}, headers=READ)
-    assert r.json() == json.loads(out)
+    want = json.loads(out)
+    # The CLI also checks the folder's editor schema links (`schema-copy`): a concern of a working copy.
+    drift = [p for p in want["problems"] if p["code"] == "schema-copy"]
+    want["problems"] = [p for p in want["problems"] if p["code"] != "schema-copy"]
+    want["warnings"] -= len(drift)
+    assert r.json() == want
 
 
 def test_rate_card_in_html_markdown_and_json(served):

@@ -108,6 +108,7 @@ def _validate(specs, snapshot, with_lint: bool) -> dict:
     out = {"valid": not errors}  # as `ratecard validate --format json` (and lint) print it
     if with_lint:
         out["warnings"] = len(problems) - errors
+    out["checked"] = "named"
     out["rule_sets"] = [{"path": shown, "valid": rs is not None, "fingerprint": rs.fingerprint if rs else None}
                         for shown, rs, _ in results]
     out["problems"] = [p.to_dict() for p in problems]
