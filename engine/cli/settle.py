@@ -32,7 +32,9 @@ def _settle_text(report) -> list[str]:
         width = max(len(a.account) for a in report.accounts)
     for a in report.accounts:
         head = f"  {a.account.ljust(width)}  invoice {a.invoice}  {format_money(a.total, a.currency)}"
-        if a.outcome == "already-settled":
+        if a.outcome == "corrected":
+            out.append(f"  {a.account.ljust(width)}  {a.problem}; {applied_text(a.applied, a.currency)}")
+        elif a.outcome == "already-settled":
             out.append(f"{head}  already settled" + (f" — note: {a.problem}" if a.problem else ""))
         elif a.outcome == "failed":
             out.append(f"{head}  NOT SETTLED: {a.problem}")
@@ -40,9 +42,11 @@ def _settle_text(report) -> list[str]:
             out.append(f"{head}  debit scheduled for {a.due_at.date().isoformat()}")
         else:
             out.append(f"{head}  debited; {applied_text(a.applied, a.currency)}")
-    counts = {k: sum(a.outcome == k for a in report.accounts) for k in ("settled", "already-settled", "failed")}
-    out += ["", f"{len(report.accounts)} account(s): {counts['settled']} settled, {counts['already-settled']} "
-            f"already settled, {counts['failed']} not settled"]
+    counts = {k: sum(a.outcome == k for a in report.accounts)
+              for k in ("settled", "corrected", "already-settled", "failed")}
+    corrected = f"{counts['corrected']} corrected, " if counts["corrected"] else ""
+    out += ["", f"{len(report.accounts)} account(s): {counts['settled']} settled, {corrected}"
+            f"{counts['already-settled']} already settled, {counts['failed']} not settled"]
     if report.unbilled:
         out.append(f"Usage not billed ({len(report.unbilled)} account(s); settle again once they are set up):")
         width = max(len(u.account) for u in report.unbilled)
