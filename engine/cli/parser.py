@@ -23,6 +23,7 @@ from .documents import cmd_credit_note, cmd_invoice_show, cmd_void
 from .quote import cmd_quote
 from .serve import cmd_serve, depth_arg, port_arg, seconds_arg, size_arg, workers_arg
 from .settle import cmd_collect, cmd_settle, cmd_status
+from .usage import add_usage_command, add_usage_options
 from .statement import cmd_ledger_check, cmd_ledger_migrate, cmd_statement
 from .init import cmd_init
 from .validate import cmd_lint, cmd_validate
@@ -86,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bill", help="bill a period of usage: one invoice per account, then a reconciliation")
     p.add_argument("--usage", action="append", required=True, metavar="FILE",
-                   help="usage file: aggregated usage or call records, CSV or JSON Lines, plain or gzip; "
-                        "- reads standard input (repeatable)")
+                   help="usage file: aggregated usage or call records, CSV or JSON Lines (plain or gzip) or Parquet; "
+                        "a glob pattern reads every file it matches; - reads standard input (repeatable)")
     p.add_argument("--period", metavar="YYYY-MM", help="bill only this period; rows of others are counted "
                    "as out of period")
     _rules_option(p)
@@ -95,8 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="write one file per invoice here (jsonl: one bills.jsonl)")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here with their reasons and bill the rest "
                    "(default: list them and bill nothing)")
-    p.add_argument("--input-format", choices=("csv", "jsonl"), help="usage file format (default: detected)")
-    p.add_argument("--kind", choices=("aggregated", "calls"), help="usage kind (default: detected)")
+    add_usage_options(p)
     p.add_argument("--jobs", type=jobs_arg, metavar="N", help="worker processes, 1 to 64 (default: all cores for "
                    "large runs)")
     p.add_argument("--quiet", action="store_true", help="no progress on standard error")
@@ -124,7 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json", "html"), default="text",
                    help="html: the analyst's page, revenue per category, the accounts that change most, tier "
                         "crossings and each category's cost curve with its cliffs, as one self-contained file")
+    add_usage_options(p)
     p.set_defaults(func=cmd_diff)
+
+    add_usage_command(sub)
 
     p = sub.add_parser("serve", help="the engine over HTTP: status for gateways, quotes, previews, rate cards, "
                        "validate, diff and the analyst's page, stored invoices")
@@ -192,8 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     _rules_option(p, "; its folder name is the service settled")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here and settle every account that has "
                    "none (default: list them and settle nothing)")
-    p.add_argument("--input-format", choices=("csv", "jsonl"), help="usage file format (default: detected)")
-    p.add_argument("--kind", choices=("aggregated", "calls"), help="usage kind (default: detected)")
+    add_usage_options(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_settle)
 

@@ -58,12 +58,12 @@ def cmd_settle(args) -> int:
     check_rejects_path(args)
     from ..rating import tariff
     from ..settlement import check_settleable
-    from ..usage import UsageReader
 
     at = at_arg(args.at)
     rules = rules_of(args)
     check_settleable(tariff(rules, args.period).policy, args.period, at)  # before reading any usage
     from ..usage import RejectsWriter
+    from .usage import open_reader
 
     held: set[str] = set()  # accounts with a rejected row: settled once their rows are fixed
     rejects = RejectsWriter(args.rejects) if args.rejects else None
@@ -74,9 +74,7 @@ def cmd_settle(args) -> int:
 
     with open_ledger(args) as ledger:
         try:
-            reader = UsageReader(rules, period=args.period, on_reject=reject if rejects else None)
-            for source in args.usage:
-                reader.read(source, stdin=sys.stdin.buffer, format=args.input_format, kind=args.kind)
+            reader = open_reader(args, rules, on_reject=reject if rejects else None, period=args.period)
         finally:
             if rejects is not None:
                 rejects.close()
