@@ -52,6 +52,7 @@ def _check_rule_sets(args, *, with_lint: bool) -> int:
         out: dict = {"valid": not errors}
         if with_lint:
             out["warnings"] = warnings
+        out["checked"] = source
         out["rule_sets"] = [{"path": path, "valid": rs is not None,
                              "fingerprint": rs.fingerprint if rs else None} for path, rs, _ in results]
         out["problems"] = [p.to_dict() for p in problems]
