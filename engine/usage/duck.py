@@ -6,6 +6,7 @@ Imported only on the paths that read usage (duckdb is a large library).
 from __future__ import annotations
 
 import csv
+import json
 import os
 
 import duckdb
@@ -247,6 +248,17 @@ def fast_counts(con, table: str, kind: str) -> dict:
                 calls_accepted=calls_in, calls_out_of_period=calls - calls_in)
 
 
+def _texts(*values) -> tuple:
+    """Text values as JSON strings for the scratch file: no raw line break or carriage return reaches
+    DuckDB's CSV reader, which cannot read one inside a quoted field reliably; NULL stays empty."""
+    return tuple(None if v is None else json.dumps(_valid(v)) for v in values)
+
+
+def _valid(text: str) -> str:
+    # A lone surrogate (JSON's "\ud800") cannot be written as UTF-8: shown escaped, never a traceback.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def run_rows(con, rules, kind: str, period, sources: list[Source], parquet_types: dict, scratch: str,
              table: str) -> tuple[dict, list[tuple]]:
     """Pass 2: every row checked in order, with its line number; SQL settles duplicates and sums.
@@ -256,7 +268,7 @@ def run_rows(con, rules, kind: str, period, sources: list[Source], parquet_types
     path = os.path.join(scratch, f"{table}.csv")
     pos = 0
     with open(path, "w", encoding="utf-8", newline="") as out:
-        write = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC).writerow
+        write = csv.writer(out, quoting=csv.QUOTE_MINIMAL, lineterminator="\n").writerow
         for index, source in enumerate(sources):
             rows = (parquet_rows(con, source, parquet_types[index]) if source.format == "parquet"
                     else records(source))
@@ -264,18 +276,21 @@ def run_rows(con, rules, kind: str, period, sources: list[Source], parquet_types
                 pos += 1
                 status, rid, account, p, api, outcome, calls, bad = checker.check(kind, values)
                 if bad is None:
-                    write((pos, index, line, rid, status, account, p, api, outcome, calls, None, None, None, None))
+                    write((pos, index, line, *_texts(rid, status, account, p, api, outcome), calls,
+                           *_texts(None, None, None, None)))
                 else:
                     shown = values.get("account") if isinstance(values, dict) else None
                     shown = shown.strip() if isinstance(shown, str) else ""
-                    write((pos, index, line, rid, BAD, None, None, None, None,
-                           calls if kind != CALLS else 1, bad.code, bad.reason, raw, shown))
-    columns = ("{'pos': 'BIGINT', 'src': 'BIGINT', 'line': 'BIGINT', 'rid': 'VARCHAR', 'status': 'VARCHAR', "
-               "'account': 'VARCHAR', 'period': 'VARCHAR', 'api': 'VARCHAR', 'outcome': 'VARCHAR', "
-               "'calls': 'HUGEINT', 'code': 'VARCHAR', 'reason': 'VARCHAR', 'raw': 'VARCHAR', 'who': 'VARCHAR'}")
-    con.execute(f"CREATE OR REPLACE TABLE {table}_rows AS SELECT * FROM read_csv({lit(path)}, header = false, "
-                f"auto_detect = false, delim = ',', quote = '\"', escape = '\"', columns = {columns}, "
-                "max_line_size = 4194304)")
+                    write((pos, index, line, *_texts(rid, BAD, None, None, None, None),
+                           calls if kind != CALLS else 1, *_texts(bad.code, bad.reason, raw, shown)))
+    texts = ("rid", "status", "account", "period", "api", "outcome", "code", "reason", "raw", "who")
+    columns = ("{'pos': 'BIGINT', 'src': 'BIGINT', 'line': 'BIGINT', "
+               + ", ".join(f"'{t}': 'VARCHAR'" for t in texts[:6]) + ", 'calls': 'HUGEINT', "
+               + ", ".join(f"'{t}': 'VARCHAR'" for t in texts[6:]) + "}")
+    decoded = ", ".join(f"CAST({t} AS JSON) ->> '$' AS {t}" for t in texts)
+    con.execute(f"CREATE OR REPLACE TABLE {table}_rows AS SELECT pos, src, line, calls, {decoded} "
+                f"FROM read_csv({lit(path)}, header = false, auto_detect = false, delim = ',', quote = '\"', "
+                f"escape = '\"', new_line = '\\n', columns = {columns}, max_line_size = {8 * MAX_ROW_BYTES})")
     os.unlink(path)
     # A row repeating a request id that an earlier counted row (accepted or out of period) claimed
     # is a duplicate, whatever else is wrong with it; a rejected row claims nothing.
