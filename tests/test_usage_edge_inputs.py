@@ -75,3 +75,67 @@ def test_a_bad_row_holding_a_line_break_is_rejected_not_a_traceback(shipped_rule
     assert usage == [("acme", "2020-09", (("DetectFace", 5, "success"),))]
     assert [c for _, c in rejected] == [code]
     assert counts.rows_read == 2 and counts.rows_rejected == 1
+
+
+# -- Parquet as pandas and other tools write it ------------------------------------------------------
+
+
+def _parquet(path: Path, columns: dict):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    pq.write_table(pa.table(columns), path)
+    return Path(path.name)
+
+
+def test_parquet_timestamps_in_nanoseconds_are_read_and_never_rounded_into_the_next_month(shipped_rules, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    # pandas writes timestamps in nanoseconds: 15:59:59.999999999Z is still September in Beijing.
+    ts = pa.array([1601481599999999999, 1601481600000000000], type=pa.timestamp("ns", tz="UTC"))
+    name = _parquet(tmp_path / "calls.parquet", {"request_id": ["r1", "r2"], "account": ["acme", "acme"],
+                                                  "api": ["DetectFace", "DetectFace"], "timestamp": ts})
+    usage, rejected, counts = outcome(shipped_rules, name)
+    assert rejected == []
+    assert usage == [("acme", "2020-09", (("DetectFace", 1, None),)), ("acme", "2020-10", (("DetectFace", 1, None),))]
+
+
+@pytest.mark.parametrize("column, value, code", [
+    ("period", datetime.date(2020, 9, 1), "bad-field"),  # a period written as a date
+    ("account", b"acme", "bad-field"),  # bytes, not text
+    ("api", datetime.time(12, 30), "bad-field"),  # a time of day
+])
+def test_parquet_values_of_any_type_are_bad_rows_not_tracebacks(shipped_rules, tmp_path, column, value, code):
+    columns = {"account": ["acme", "acme"], "period": ["2020-09", "2020-09"], "api": ["DetectFace", "DetectFace"],
+               "calls": [5, 7]}
+    columns[column] = [columns[column][0], value]
+    if column != "account":
+        columns[column][0] = value
+        columns["account"] = ["acme", "acme"]
+    name = _parquet(tmp_path / "usage.parquet", columns)
+    usage, rejected, counts = outcome(shipped_rules, name)
+    assert code in [c for _, c in rejected]
+    assert counts.balanced and counts.rows_read == 2
+
+
+def test_parquet_column_names_are_matched_as_csv_headers_are_spaces_and_case_aside(shipped_rules, tmp_path):
+    name = _parquet(tmp_path / "usage.parquet", {" Account ": ["acme", None], "period": ["2020-09"] * 2,
+                                                  "api": ["DetectFace"] * 2, "calls": [5, 7]})
+    usage, rejected, counts = outcome(shipped_rules, name)
+    assert usage == [("acme", "2020-09", (("DetectFace", 5, None),))]
+    assert rejected == [(2, "missing-field")]
+
+
+# -- text that is not valid Unicode ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["account", "api", "outcome", "period"])
+@pytest.mark.parametrize("beside", [False, True])
+def test_a_lone_surrogate_in_json_text_is_a_bad_row(shipped_rules, tmp_path, field, beside):
+    row = {"account": "acme", "period": "2020-09", "api": "DetectFace", "calls": 5, "outcome": "success"}
+    good = json.dumps(row) + "\n"
+    odd = json.dumps(row).replace(f'"{field}": "', f'"{field}": "\\ud800', 1) + "\n"
+    bad = json.dumps({**row, "calls": "ten"}) + "\n" if beside else ""
+    (tmp_path / "usage.jsonl").write_text(good + odd + bad, encoding="utf-8")
+    usage, rejected, counts = outcome(shipped_rules, Path("usage.jsonl"))
+    assert usage == [("acme", "2020-09", (("DetectFace", 5, "success"),))]
+    assert rejected[0][0] == 2 and rejected[0][1] in ("bad-field", "bad-period")
+    assert counts.rows_rejected == (2 if beside else 1)

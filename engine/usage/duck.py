@@ -21,6 +21,7 @@ DEFAULT_MEMORY = "2GiB"  # fits a 2-core / 8 GiB machine beside the rating worke
 _D = Dialect()
 _NESTING = 200  # brackets in a line beyond which the row pass decides (Python's parser stops near 1,000 levels)
 _TEXT_TYPES = ("VARCHAR",)
+_INSTANT_TYPES = ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ_NS")  # pandas writes nanoseconds
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                   "UBIGINT", "UHUGEINT")
 
@@ -114,7 +115,27 @@ def parquet_schema(con, source: Source) -> dict[str, str]:
         described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({lit(source.path)})").fetchall()
     except duckdb.Error as exc:
         raise RatecardError(f"{source.name}: cannot read the Parquet file: {_first_line(exc)}") from None
-    return {name.strip().lower(): str(kind) for name, kind, *_ in described}
+    types = ParquetTypes({name.strip().lower(): str(kind) for name, kind, *_ in described})
+    types.real = {name.strip().lower(): name for name, *_ in described}
+    return types
+
+
+class ParquetTypes(dict):
+    """Column name (lowercased, stripped) → type; `real` keeps each column's name as the file spells it."""
+
+    real: dict[str, str]
+
+
+def _parquet_relation(source: Source, types: dict, *, row_number: bool = False) -> str:
+    """The file's known columns under their names as the checks know them (a header-like name such as
+    " Account " is matched as a CSV header is: spaces and case aside)."""
+    real = getattr(types, "real", {})
+    renamed = [f"{_D.ident(real.get(n, n).replace(chr(34), chr(34) * 2))} AS {_D.ident(n)}"
+               for n in types if n in KNOWN]
+    if row_number:
+        renamed.append("file_row_number")
+    options = ", file_row_number = true" if row_number else ""
+    return f"(SELECT {', '.join(renamed)} FROM read_parquet({lit(source.path)}{options}))"
 
 
 def parquet_source(con, source: Source, kind: str | None) -> tuple[Source, dict]:
@@ -145,8 +166,8 @@ def _parquet_column(types: dict, name: str) -> tuple[str, str]:
         return "CAST(NULL AS VARCHAR)", "true"
     if kind in _TEXT_TYPES:
         return q, "true"
-    if kind == "TIMESTAMP WITH TIME ZONE":
-        return f"strftime(timezone('UTC', {q}), '%Y-%m-%dT%H:%M:%S.%fZ')", "true"
+    if kind in _INSTANT_TYPES:
+        return _instant_text(q), "true"
     return f"CAST({q} AS VARCHAR)", f"{q} IS NULL"  # not text: the diagnosing pass names it
 
 
@@ -163,8 +184,14 @@ def parquet_calls(types: dict) -> str:
     return "CAST(NULL AS HUGEINT)"
 
 
+def _instant_text(q: str) -> str:
+    # strftime truncates nanoseconds to microseconds; a cast to TIMESTAMPTZ would round 15:59:59.9999999
+    # up into the next second, and so a call at a month's last instant into the next month.
+    return f"strftime(timezone('UTC', {q}), '%Y-%m-%dT%H:%M:%S.%fZ')"
+
+
 def _parquet_projection(s: Source, types: dict) -> str:
-    reader = f"read_parquet({lit(s.path)})"
+    reader = _parquet_relation(s, types)
     fields = [f for f in REQUIRED[s.kind] if f != "calls"] + ["outcome"]
     text, oks = {}, []
     for f in fields:
@@ -187,14 +214,14 @@ def parquet_rows(con, source: Source, types: dict):
     exprs = []
     for n in names:
         q = _D.ident(n)
-        if types[n] == "TIMESTAMP WITH TIME ZONE":
-            exprs.append(f"strftime(timezone('UTC', {q}), '%Y-%m-%dT%H:%M:%S.%fZ')")
+        if types[n] in _INSTANT_TYPES:
+            exprs.append(_instant_text(q))
         elif types[n] in ("DOUBLE", "FLOAT"):
             exprs.append(f"CAST({q} AS VARCHAR)")  # as text: the value as written, never a Python float
         else:
             exprs.append(q)
-    sql = (f"SELECT file_row_number + 1, {', '.join(exprs)} FROM read_parquet({lit(source.path)}, "
-           "file_row_number = true) ORDER BY file_row_number")
+    sql = (f"SELECT file_row_number + 1, {', '.join(exprs)} FROM {_parquet_relation(source, types, row_number=True)} "
+           "ORDER BY file_row_number")
     cursor = con.cursor()
     cursor.execute(sql)
     while batch := cursor.fetchmany(10_000):
