@@ -139,3 +139,27 @@ def test_a_lone_surrogate_in_json_text_is_a_bad_row(shipped_rules, tmp_path, fie
     assert usage == [("acme", "2020-09", (("DetectFace", 5, "success"),))]
     assert rejected[0][0] == 2 and rejected[0][1] in ("bad-field", "bad-period")
     assert counts.rows_rejected == (2 if beside else 1)
+
+
+# -- CSV spellings DuckDB's reader forgives and the row checks do not ------------------------------
+
+
+@pytest.mark.parametrize("row", [
+    "acme,2020-09,DetectFace,5,success,\n",  # a trailing delimiter: six fields under a five-column header
+    "acme,2020-09,DetectFace,5,success,,,\n",
+    'acme, "2020-09",DetectFace,5,success\n',  # a space before an opening quote
+    'acme,"2020-09" ,DetectFace,5,success\n',  # a space after a closing quote
+])
+def test_a_row_the_checks_refuse_is_refused_whether_or_not_another_row_is_bad(shipped_rules, tmp_path, row):
+    alone, beside = alone_and_beside_a_bad_row(shipped_rules, tmp_path, AGG + GOOD + row, BAD_CSV)
+    assert alone[0] == beside[0] == [("acme", "2020-09", (("DetectFace", 5, "success"),))]
+    assert [line for line, _ in alone[1]] == [3]
+    assert [line for line, _ in beside[1]] == [3, 4]
+
+
+def test_legitimate_empty_last_fields_and_quoted_fields_still_read_in_one_pass(shipped_rules, tmp_path):
+    (tmp_path / "usage.csv").write_text(AGG + 'acme,2020-09,DetectFace,5,\n"acme","2020-09","DetectFace",2,"Quota""Exceeded"\n'
+                                        'acme,2020-09,DetectFace,1,"Quota,Exceeded"\n', encoding="utf-8")
+    reader = read_usage([Path("usage.csv")], shipped_rules)
+    assert not reader.diagnosed
+    assert reader.reconciliation.rows_accepted == 3
