@@ -163,3 +163,17 @@ def test_legitimate_empty_last_fields_and_quoted_fields_still_read_in_one_pass(s
     reader = read_usage([Path("usage.csv")], shipped_rules)
     assert not reader.diagnosed
     assert reader.reconciliation.rows_accepted == 3
+
+
+# -- JSON Lines -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("beside", [False, True])
+def test_json_keys_repeated_in_a_nested_extra_field_do_not_refuse_the_row(shipped_rules, tmp_path, beside):
+    row = '{"account": "acme", "period": "2020-09", "api": "DetectFace", "calls": 5, "meta": {"k": 1, "k": 2}}\n'
+    twice = '{"account": "acme", "account": "globex", "period": "2020-09", "api": "DetectFace", "calls": 5}\n'
+    bad = '{"account": "acme", "period": "2020-09", "api": "DetectFace", "calls": "ten"}\n' if beside else ""
+    (tmp_path / "usage.jsonl").write_text(row + twice + bad, encoding="utf-8")
+    usage, rejected, counts = outcome(shipped_rules, Path("usage.jsonl"))
+    assert usage == [("acme", "2020-09", (("DetectFace", 5, None),))]
+    assert rejected[0] == (2, "malformed-json")  # the record's own field named twice: which account pays?

@@ -237,12 +237,21 @@ def records(source: Source):
             yield from _csv_records(source, lines)
 
 
+class _Repeated(dict):
+    """A JSON object naming a key twice (the key in `repeated`)."""
+
+    repeated: str
+
+
 def _unique_keys(pairs):
-    """object_pairs_hook: a JSON record naming a field twice is ambiguous (which account pays?)."""
+    """object_pairs_hook: marks an object naming a key twice. Only the record's own fields matter
+    (which account pays?): an object nested in a field ratecard ignores is the exporter's business,
+    and the fast pass, which checks the record's keys only, must reach the same verdict."""
     record = {}
     for key, value in pairs:
-        if key in record:
-            raise ValueError(f"field {key!r} appears twice")
+        if key in record and not isinstance(record, _Repeated):
+            record = _Repeated(record)
+            record.repeated = key
         record[key] = value
     return record
 
@@ -260,6 +269,8 @@ def _json_line(lines: Lines, line: str):
     except ValueError as exc:
         values = Bad("malformed-json", f"malformed JSON: {exc.msg} (column {exc.colno})"
                      if isinstance(exc, json.JSONDecodeError) else f"malformed JSON: {exc}")
+    if isinstance(values, _Repeated):
+        values = Bad("malformed-json", f"malformed JSON: field {values.repeated!r} appears twice")
     if not isinstance(values, (dict, Bad)):
         values = Bad("malformed-json", f"malformed JSON: expected an object {{...}}, got {type(values).__name__}")
     yield lines.number, raw, values
