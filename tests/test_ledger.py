@@ -516,6 +516,26 @@ def test_with_a_rejects_file_an_account_with_a_bad_row_waits_and_the_rest_is_set
     assert bills == {"ada": D("1.00"), "bob": D("1.50")}
 
 
+@pytest.mark.parametrize("row", ["bob,2024-01,RenderWidget,5,extra\n",  # a column too many: whose row is it?
+                                 '"bob,2024-01,RenderWidget,5\n'])  # an unclosed quote swallows the row
+def test_a_bad_row_whose_account_cannot_be_read_holds_the_whole_run(cli, small_ledger, tmp_path, row):
+    # Issue 11 item 1: bob's row is unreadable, so bob cannot be told to wait; settling him (or anyone,
+    # since the account is unknown) would record a short bill that a fixed file could never correct.
+    rules, _ = small_ledger
+    at = berlin(2024, 1, 1, 0, 0)
+    cli("account", "create", "bob", "--currency", "EUR", "--at", at)
+    cli("account", "activate", "bob", "--service", "toy", "--terms", "v1", "--at", at)
+    usage = tmp_path / "mixed.csv"
+    usage.write_text("account,period,api,calls\nada,2024-01,RenderWidget,10\nbob,2024-01,RenderWidget,5\n" + row,
+                     encoding="utf-8")
+    before = dump(cli.db)
+    code, _, err = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules, "--rejects",
+                       tmp_path / "rejects.csv", "--at", berlin(2024, 2, 6, 0, 0), ok=False)
+    assert code == 1
+    assert "mixed.csv:4" in err and "account cannot be read" in err
+    assert dump(cli.db) == before  # nothing settled: not ada, and above all not bob, short
+
+
 def test_an_account_in_another_currency_is_not_settled_and_the_rest_is(cli, small_ledger, tmp_path):
     rules, _ = small_ledger
     at = berlin(2024, 1, 1, 0, 0)
