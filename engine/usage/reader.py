@@ -26,7 +26,8 @@ from .files import CALLS, KINDS, STDIN_NAME, Source, copy_stdin, expand, identit
 from .records import AccountUsage, Reconciliation, Rejected
 
 ENGINES = ("duckdb", "spark")
-_BATCH = 20_000  # result rows fetched at a time
+_BATCH = 50_000  # result rows fetched at a time
+_item = UsageItem
 
 
 class UsageReader:
@@ -104,17 +105,20 @@ class UsageReader:
     def accounts(self) -> Iterator[AccountUsage]:
         """Every (account, period) read, in that order, with its usage per API and outcome."""
         self._run()
+        if self._largest > 2**63 - 1:
+            raise RatecardError(f"a total of {self._largest:,} calls of one API in one account's month is beyond "
+                                "what can be billed exactly; check the usage")
         cursor = self._con.cursor()
-        cursor.execute("SELECT account, period, api, outcome, calls FROM usage_result "
+        cursor.execute("SELECT account, period, api, outcome, CAST(calls AS BIGINT) FROM usage_result "
                        "ORDER BY account, period, api, coalesce(outcome, '')")
         key, items = None, []
         while batch := cursor.fetchmany(_BATCH):
             for account, period, api, outcome, calls in batch:
-                if (account, period) != key:
+                if account != key[0] or period != key[1] if key else True:
                     if key is not None:
                         yield AccountUsage(key[0], key[1], tuple(items))
                     key, items = (account, period), []
-                items.append(UsageItem(api, int(calls), outcome))
+                items.append(_item(api, calls, outcome))
         if key is not None:
             yield AccountUsage(key[0], key[1], tuple(items))
 
@@ -238,6 +242,7 @@ class UsageReader:
                     f"CAST(sum(calls) AS HUGEINT) AS calls FROM ({union}) GROUP BY account, period, api, outcome")
         for t in results:
             con.execute(f"DROP TABLE IF EXISTS {t}")
+        self._largest = int(con.execute("SELECT coalesce(max(calls), 0) FROM usage_result").fetchone()[0])
         self._counts = counts
         self._done = True
         bad_rows.sort(key=lambda b: (b[0], b[1]))
