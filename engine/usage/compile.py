@@ -242,16 +242,19 @@ def compile_usage(rules: RuleSet, kind: str, *, period: str | None = None, diale
     refused = _unknown_refused(rules, "r.v")
     sql = f"""WITH
 {stages},
+trimmed AS (  -- values trimmed as Python's str.strip() does
+  SELECT {d.trim('account')} AS account, {d.trim('api')} AS api, period, {d.trim('outcome')} AS outcome,
+         {d.trim('error_code')} AS error_code, calls, copies, ok
+  FROM groups),
 norm AS (
-  SELECT {d.trim('account')} AS account, {d.trim('api')} AS api, period,
-         CASE WHEN {d.trim('outcome')} <> '' THEN
-                CASE WHEN lower({d.trim('outcome')}) = {d.lit(SUCCESS)} THEN {d.lit(SUCCESS)} ELSE {d.trim('outcome')} END
-              WHEN error_code IS NOT NULL THEN coalesce(nullif({d.trim('error_code')}, ''), {d.lit(SUCCESS)})
+  SELECT account, api, period,
+         CASE WHEN outcome <> '' THEN CASE WHEN lower(outcome) = {d.lit(SUCCESS)} THEN {d.lit(SUCCESS)} ELSE outcome END
+              WHEN error_code IS NOT NULL THEN coalesce(nullif(error_code, ''), {d.lit(SUCCESS)})
          END AS outcome,
          calls, copies,
-         ok AND account IS NOT NULL AND {d.trim('account')} <> '' AND NOT {d.search(d.trim('account'), _CONTROL)}
-            AND api IS NOT NULL AND {d.trim('api')} <> '' AS ok
-  FROM groups),
+         ok AND account IS NOT NULL AND account <> '' AND NOT {d.search('account', _CONTROL)}
+            AND api IS NOT NULL AND api <> '' AS ok
+  FROM trimmed),
 versioned AS (
   SELECT norm.*, {_version_case(d, 'period', rules.mappings)} AS v, {in_period} AS in_period
   FROM norm),
