@@ -21,13 +21,14 @@ from typing import Callable, Iterable, Iterator
 from ..errors import RatecardError, UsageInvalid
 from ..model import RuleSet
 from ..periods import parse_period
+from ..bill import builder
 from ..rating import UsageItem
 from .files import CALLS, KINDS, STDIN_NAME, Source, copy_stdin, expand, identity_of, shown, sniff
 from .records import AccountUsage, Reconciliation, Rejected
 
 ENGINES = ("duckdb", "spark")
 _BATCH = 50_000  # result rows fetched at a time
-_item = UsageItem
+_item = builder(UsageItem)  # the frozen record, built without its slow __init__
 
 
 class UsageReader:
