@@ -146,8 +146,12 @@ def test_a_year_of_monthly_settlements(cli, tmp_path):
                    ("bob", "5", berlin(2024, 4, 20, 12, 0)), ("bob", "100", berlin(2024, 4, 25, 12, 0))]}
     reports = {}
     for month in range(1, 13):
-        reports[month] = cli.json("settle", "--period", f"2024-{month:02d}", "--usage", year_usage(tmp_path, month),
-                                  "--rules", rules, "--at", settle_time(month))
+        code, out, _ = cli("settle", "--period", f"2024-{month:02d}", "--usage", year_usage(tmp_path, month),
+                           "--rules", rules, "--at", settle_time(month), "--format", "json", ok=False)
+        reports[month] = json.loads(out)
+        # Usage left unbilled (dee is never in the ledger; cy uses the service before activating it) is
+        # exit status 3, for a cron job to see.
+        assert code == (3 if reports[month]["unbilled"] else 0), month
         if month <= 5:
             year, after = (2024, month + 1)
             cli("collect", "--at", berlin(year, after, 5, 10, 0))
@@ -211,14 +215,18 @@ def test_a_year_of_monthly_settlements(cli, tmp_path):
     # A second settlement of every period changes nothing, whatever the time.
     before = dump(cli.db)
     for month in range(1, 13):
-        report = cli.json("settle", "--period", f"2024-{month:02d}", "--usage", year_usage(tmp_path, month),
-                          "--rules", rules, "--at", berlin(2025, 6, 1, 0, 0))
+        code, out, _ = cli("settle", "--period", f"2024-{month:02d}", "--usage", year_usage(tmp_path, month),
+                           "--rules", rules, "--at", berlin(2025, 6, 1, 0, 0), "--format", "json", ok=False)
+        report = json.loads(out)
+        assert code == (3 if report["unbilled"] else 0)
         assert {a["outcome"] for a in report["accounts"]} == {"already-settled"}
         assert all(a["problem"] is None for a in report["accounts"])
     assert dump(cli.db) == before
     # cy's usage of March stays listed as not billed, with the reason.
-    again = cli.json("settle", "--period", "2024-03", "--usage", year_usage(tmp_path, 3), "--rules", rules,
-                     "--at", berlin(2025, 6, 1, 0, 0))
+    code, out, _ = cli("settle", "--period", "2024-03", "--usage", year_usage(tmp_path, 3), "--rules", rules,
+                       "--at", berlin(2025, 6, 1, 0, 0), "--format", "json", ok=False)
+    again = json.loads(out)
+    assert code == 3
     assert again["unbilled"][0]["account"] == "cy"
     assert "after the period ended" in again["unbilled"][0]["reason"]
     assert cli("ledger", "check")[1].startswith(f"{cli.db}: sound")
@@ -496,9 +504,9 @@ def test_with_a_rejects_file_an_account_with_a_bad_row_waits_and_the_rest_is_set
     usage.write_text("account,period,api,calls\nada,2024-01,RenderWidget,10\nbob,2024-01,RenderWidget,5\n"
                      "bob,2024-01,RenderWidget,ten\n", encoding="utf-8")
     rejects = tmp_path / "rejects.csv"
-    code, out, _ = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules, "--rejects", rejects,
-                       "--at", berlin(2024, 2, 6, 0, 0))
-    assert code == 0
+    code, out, err = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules, "--rejects", rejects,
+                         "--at", berlin(2024, 2, 6, 0, 0), ok=False)
+    assert code == 3 and "bob: not settled: has rejected usage rows" in err  # a cron job sees it
     assert "bob" in out and "has rejected usage rows: settled once they are fixed" in out
     assert "1 bad row(s) written to" in out and "mixed.csv,4," in rejects.read_text(encoding="utf-8")
     with Ledger(cli.db, readonly=True) as ledger:
@@ -512,6 +520,26 @@ def test_with_a_rejects_file_an_account_with_a_bad_row_waits_and_the_rest_is_set
     assert bills == {"ada": D("1.00"), "bob": D("1.50")}
 
 
+
+def test_settle_exit_status_says_whether_every_account_was_settled(cli, small_ledger, tmp_path):
+    # issue 11 item 7: usage of accounts not in the ledger, or not activated, was settled "fine" (exit 0).
+    rules, _ = small_ledger
+    at = berlin(2024, 1, 1, 0, 0)
+    cli("account", "create", "idle", "--currency", "EUR", "--at", at)  # never activates the service
+    usage = write_usage(tmp_path / "u3.csv", [("ada", "2024-01", "RenderWidget", 10, ""),
+                                               ("ghost", "2024-01", "RenderWidget", 4, ""),
+                                               ("idle", "2024-01", "RenderWidget", 6, "")])
+    code, out, err = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules,
+                         "--at", berlin(2024, 2, 6, 0, 0), ok=False)
+    assert code == 3
+    assert err.splitlines() == ["ghost: not settled: is not in the ledger", "idle: not settled: has not activated toy"]
+    with Ledger(cli.db, readonly=True) as ledger:
+        assert [b.account for b in ledger.bills()] == ["ada"]  # the others are settled all the same
+    only_ada = write_usage(tmp_path / "u4.csv", [("ada", "2024-01", "RenderWidget", 10, "")])
+    assert cli("settle", "--period", "2024-01", "--usage", only_ada, "--rules", rules,
+               "--at", berlin(2024, 2, 7, 0, 0), ok=False)[0] == 0
+    assert cli("settle", "--period", "2024-13", "--usage", only_ada, "--rules", rules, ok=False)[0] == 1
+
 def test_an_account_in_another_currency_is_not_settled_and_the_rest_is(cli, small_ledger, tmp_path):
     rules, _ = small_ledger
     at = berlin(2024, 1, 1, 0, 0)
@@ -521,7 +549,7 @@ def test_an_account_in_another_currency_is_not_settled_and_the_rest_is(cli, smal
                                                ("yen", "2024-01", "RenderWidget", 10, "")])
     code, out, err = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules,
                          "--at", berlin(2024, 2, 6, 0, 0), ok=False)
-    assert code == 1
+    assert code == 3  # not 1: the input was good and ada was settled
     assert "yen: not settled: the account is in JPY but toy bills in EUR" in err
     with Ledger(cli.db, readonly=True) as ledger:
         assert [b.account for b in ledger.bills()] == ["ada"]
