@@ -39,6 +39,12 @@ def _remove(path: str, connection: sqlite3.Connection) -> None:
         pass
 
 
+def _key(item: str) -> bytes:
+    """An id as stored: its UTF-8 bytes, lone surrogates included (a JSON request id may hold
+    "\\ud800"), so that every Python string the reader can see is stored and told apart exactly."""
+    return item.encode("utf-8", "surrogatepass")
+
+
 class SeenIds:
     """A set-like store of strings: ``in``, ``add`` and ``len``, bounded in memory.
 
@@ -140,7 +146,7 @@ class SeenIds:
 
     def _stored_has(self, item) -> bool:
         try:
-            return self._cursor.execute("SELECT 1 FROM seen WHERE id = ?", (item,)).fetchone() is not None
+            return self._cursor.execute("SELECT 1 FROM seen WHERE id = ?", (_key(item),)).fetchone() is not None
         except sqlite3.Error as exc:
             raise self._error("cannot read", exc) from None
 
@@ -160,7 +166,7 @@ class SeenIds:
             db.execute("PRAGMA locking_mode = EXCLUSIVE")
             db.execute("PRAGMA temp_store = FILE")
             db.execute(f"PRAGMA cache_size = -{int(self.cache_kib)}")  # negative: KiB, not pages
-            db.execute("CREATE TABLE seen (id TEXT PRIMARY KEY) WITHOUT ROWID")
+            db.execute("CREATE TABLE seen (id BLOB PRIMARY KEY) WITHOUT ROWID")
             self._cursor = db.cursor()  # one cursor for every lookup: the hot path
         except sqlite3.Error as exc:
             raise self._error("cannot create", exc) from None
@@ -172,7 +178,7 @@ class SeenIds:
         batch = sorted(self._ids)
         try:
             db.execute("BEGIN")
-            db.executemany("INSERT INTO seen (id) VALUES (?)", ((i,) for i in batch))
+            db.executemany("INSERT INTO seen (id) VALUES (?)", ((_key(i),) for i in batch))
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise self._error("cannot write", exc) from None

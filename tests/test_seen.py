@@ -193,3 +193,18 @@ def test_the_example_duplicate_is_found_by_a_spilled_store(shipped_rules, tmp_pa
         reader = UsageReader(shipped_rules, seen_ids=seen).read(ROOT / "examples" / "calls-2020-09-30.jsonl")
         assert seen.spilled
     assert reader.reconciliation.rows_duplicate == 1
+
+
+def test_ids_with_lone_surrogates_are_kept_apart_after_the_spill(tmp_path):
+    # issue 11 item 12: a JSON request id may hold "\ud800"; once the ids spilled to SQLite, storing
+    # it raised UnicodeEncodeError.
+    odd = ["\ud800", "\udfff", "a\ud800b", "\ud83d"]
+    with SeenIds(memory_limit=2, batch=2, directory=tmp_path) as seen:
+        for item in ["x", "y", "z", *odd]:
+            seen.add(item)
+        assert seen.spilled
+        for item in odd:
+            assert item in seen
+            seen.add(item)  # a second time: a duplicate, not a new id
+        assert "\udbff" not in seen and "\U0001f600" not in seen
+        assert len(seen) == 3 + len(odd)

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..formatting import format_money
-from .common import Progress, check_rejects_path, rules_note, rules_of
+from .common import Progress, check_rejects_path, stdin_bytes, rules_note, rules_of
 
 
 def cmd_bill(args) -> int:
@@ -23,7 +23,7 @@ def cmd_bill(args) -> int:
     try:
         reader = UsageReader(rules, period=args.period, on_reject=rejects, seen_ids=seen)
         for source in args.usage:
-            reader.read(source, stdin=sys.stdin.buffer, format=args.input_format, kind=args.kind)
+            reader.read(source, stdin=stdin_bytes(args), format=args.input_format, kind=args.kind)
     finally:
         seen.close()
         if rejects is not None:

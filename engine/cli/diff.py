@@ -6,7 +6,7 @@ import json
 import sys
 
 from ..formatting import format_amount, format_count
-from .common import check_rejects_path, chosen_rules
+from .common import check_rejects_path, stdin_bytes, chosen_rules
 
 
 def diff_text(result) -> list[str]:
@@ -82,7 +82,7 @@ def cmd_diff(args) -> int:
         # know is listed as not billed by them.
         reader = UsageReader(rules, period=args.period, on_reject=rejects)
         for source in args.usage:
-            reader.read(source, stdin=sys.stdin.buffer)
+            reader.read(source, stdin=stdin_bytes(args))
     finally:
         if rejects is not None:
             rejects.close()

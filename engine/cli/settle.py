@@ -10,6 +10,7 @@ from .common import (
     applied_text,
     at_arg,
     check_rejects_path,
+    stdin_bytes,
     rules_of,
     service_of,
     open_ledger,
@@ -77,7 +78,7 @@ def cmd_settle(args) -> int:
         try:
             reader = UsageReader(rules, period=args.period, on_reject=reject if rejects else None)
             for source in args.usage:
-                reader.read(source, stdin=sys.stdin.buffer, format=args.input_format, kind=args.kind)
+                reader.read(source, stdin=stdin_bytes(args), format=args.input_format, kind=args.kind)
         finally:
             if rejects is not None:
                 rejects.close()
