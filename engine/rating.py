@@ -30,9 +30,8 @@ def normalize_outcome(outcome) -> str | None:
     * surrounding whitespace is not part of it;
     * nothing, or only whitespace, is an unknown outcome (None): the rules' `unknown_outcome` decides;
     * ``success`` in any letter case is a successful call (logs disagree on ``SUCCESS``/``Success``);
-    * anything else is an error code, kept exactly as written: codes are case-sensitive
-      (``InvalidParameterValue.NoFaceInPhoto`` is billed, ``invalidparametervalue.nofaceinphoto`` is
-      an unlisted, free code).
+    * anything else is an error code, kept exactly as written: codes are case-sensitive, so a code
+      listed as billed in the rules bills only when written with the rules' letter case.
     """
     if outcome is None:
         return None
