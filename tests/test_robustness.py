@@ -4,6 +4,7 @@ silently wrong bill."""
 from __future__ import annotations
 
 import decimal
+import os
 from decimal import Decimal as D
 
 import pytest
@@ -95,10 +96,13 @@ def test_a_rejects_file_that_is_the_usage_under_another_name_is_refused_untouche
 def test_a_rejects_path_that_is_not_a_regular_file_is_refused(tmp_path, capsys):
     usage = tmp_path / "u.csv"
     usage.write_bytes(EXAMPLE.read_bytes())
-    code, _, err = run(capsys, "bill", "--usage", usage, "--rejects", "/dev/stdin")
-    assert code == 1 and "--rejects /dev/stdin is not a regular file" in err
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # as /dev/stdin is when the usage is piped in: opening it would block or eat the input
+    code, _, err = run(capsys, "bill", "--usage", usage, "--rejects", fifo)
+    assert code == 1 and f"--rejects {fifo} is not a regular file" in err
     code, _, err = run(capsys, "bill", "--usage", usage, "--rejects", tmp_path)
     assert code == 1 and "is a folder" in err
+    assert run(capsys, "bill", "--usage", usage, "--rejects", os.devnull)[0] == 0  # keep no rejects
 
 
 def test_usage_from_a_closed_standard_input_is_refused_plainly(capsys, monkeypatch):

@@ -68,20 +68,26 @@ def stdin_bytes(args):
     with `<&-`, or detached), rather than failing inside the reader."""
     if "-" not in (getattr(args, "usage", None) or ()):
         return None
-    stream = getattr(sys.stdin, "buffer", None)
-    try:
-        if stream is None or stream.closed:
-            raise ValueError
-        os.fstat(stream.fileno())
-    except (OSError, ValueError, AttributeError):
-        raise RatecardError("--usage -: standard input is closed; pipe the usage in, or name a file") from None
+    stream = getattr(sys.stdin, "buffer", None)  # None when Python started with file descriptor 0 closed
+    if stream is None or getattr(stream, "closed", False):
+        raise RatecardError("--usage -: standard input is closed; pipe the usage in, or name a file")
     return stream
+
+
+def _is_null_device(st) -> bool:
+    """/dev/null: a way to bill the good rows and keep no rejects, and never an input's contents."""
+    try:
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    return stat.S_ISCHR(st.st_mode) and (st.st_dev, st.st_ino, st.st_rdev) == (null.st_dev, null.st_ino, null.st_rdev)
 
 
 def check_rejects_path(args) -> None:
     """A rejects file is opened for writing, which empties it, before the usage is read: it must be a
-    regular file (new or existing) that is none of the inputs, compared as the file system sees them
-    (device and inode), so neither a hard link, a symbolic link nor /dev/stdin can empty an input."""
+    regular file (new or existing), or /dev/null, that is none of the inputs, compared as the file
+    system sees them (device and inode), so neither a hard link, a symbolic link nor /dev/stdin can
+    empty an input."""
     rejects = getattr(args, "rejects", None)
     if not rejects:
         return
@@ -91,10 +97,10 @@ def check_rejects_path(args) -> None:
         return  # a new file (the folder missing, or a dangling link, is reported when it is opened)
     except OSError:
         return  # the rejects writer reports why it cannot be opened
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode) and not _is_null_device(st):
         what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a pipe, terminal or device)"
         raise RatecardError(f"--rejects {rejects} is {what}; expected a new or existing file to write the bad rows "
-                            "to: nothing was read")
+                            "to (or /dev/null to keep none): nothing was read")
     for source in args.usage:
         if _identity(source) == (st.st_dev, st.st_ino):
             also = "standard input" if source == "-" else f"--usage {source}"
