@@ -698,3 +698,77 @@ def test_the_python_api_records_and_reads_without_the_cli(tmp_path):
         assert settled.applied.balance == D("0.00") and ledger.status("ada", "toy").allowed
         with pytest.raises(LedgerError, match="not a plain decimal"):
             ledger.top_up("ada", "1,000", at)
+
+
+# -- issue 11: names, references, amounts, an interrupted settlement ----------------------------------
+
+@pytest.mark.parametrize("name, shown", [
+    ("Evil\n  2024-01-02 00:00  top-up  1,000,000.00", "U+000A (LINE FEED)"),  # a forged statement row
+    ("Acme\x1b[2J", "U+001B (ESCAPE"),
+    ("Acme \u2066Corp\u2069", "U+2066 (LEFT-TO-RIGHT ISOLATE)"),  # bidi isolates
+    ("Acme\u202eproC", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+])
+def test_an_account_name_with_control_or_bidi_characters_is_refused(cli, name, shown):
+    code, _, err = cli("account", "create", "acme", "--name", name, "--currency", "EUR", ok=False)
+    assert code == 1 and f"bad account name" in err and f"it holds {shown}" in err
+    assert not cli.db.exists() or cli.json("account", "list") == []
+
+
+def test_an_account_id_with_bidi_controls_is_refused(cli):
+    code, _, err = cli("account", "create", "acme\u2067", "--currency", "EUR", ok=False)
+    assert code == 1 and "bad account id" in err
+
+
+def test_an_empty_reference_is_refused(cli, small_ledger):
+    code, _, err = cli("topup", "ada", "10", "--reference", "", ok=False)
+    assert code == 1 and "the top-up reference is empty" in err
+    assert cli("topup", "ada", "10", "--reference", "  ", ok=False)[0] == 1
+    with Ledger(cli.db) as ledger:
+        with pytest.raises(LedgerError, match="the pack purchase reference is empty"):
+            ledger.buy_pack(None, "ada", "widgets", 100, berlin(2024, 1, 3, 0, 0), reference="")
+        assert ledger.account("ada").balance == D("10")  # nothing was credited
+
+
+def test_amounts_are_bounded_to_what_every_display_shows_exactly(cli, small_ledger):
+    # issue 11 item 16: a 40-character amount was accepted, and "available" then showed another number.
+    code, _, err = cli("topup", "ada", "1" + "0" * 15, ok=False)
+    assert code == 1 and "amounts in the ledger are below 1,000,000,000,000,000" in err
+    assert cli("topup", "ada", "1" + "0" * 39, ok=False)[0] == 1
+    cli("topup", "ada", "999999999999989.99")  # ada had 10: the balance is now just below the bound
+    code, _, err = cli("topup", "ada", "0.01", ok=False)
+    assert code == 1 and "past the ledger's bound" in err
+    with Ledger(cli.db, readonly=True) as ledger:
+        assert ledger.account("ada").balance == D("999999999999999.99")
+
+
+def test_a_settlement_stopped_by_a_full_disk_says_what_was_recorded(cli, small_ledger, tmp_path, monkeypatch):
+    # issue 11 item 17: it said "nothing was changed" although the accounts before were committed.
+    import sqlite3
+
+    rules, _ = small_ledger
+    at = berlin(2024, 1, 1, 0, 0)
+    for account in ("bob", "cy"):
+        cli("account", "create", account, "--currency", "EUR", "--at", at)
+        cli("account", "activate", account, "--service", "toy", "--terms", "v1", "--at", at)
+    usage = write_usage(tmp_path / "u5.csv", [(a, "2024-01", "RenderWidget", 10, "") for a in ("ada", "bob", "cy")])
+    billed = []
+
+    def disk_full_at_the_second_bill(name):
+        if name == "billed":
+            billed.append(name)
+            if len(billed) == 2:
+                raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(ledger_module, "_checkpoint_hook", disk_full_at_the_second_bill)
+    code, _, err = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules,
+                       "--at", berlin(2024, 2, 6, 0, 0), ok=False)
+    assert code == 1 and "nothing was changed" not in err
+    assert "settling 2024-01 of toy stopped at account bob" in err and "database or disk is full" in err
+    assert "Recorded before it, and kept: 1 account(s): ada. Not recorded: 2 account(s): bob, cy." in err
+    with Ledger(cli.db, readonly=True) as ledger:
+        assert [b.account for b in ledger.bills()] == ["ada"]
+    monkeypatch.setattr(ledger_module, "_checkpoint_hook", None)
+    cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules, "--at", berlin(2024, 2, 6, 1, 0))
+    with Ledger(cli.db, readonly=True) as ledger:
+        assert [b.account for b in ledger.bills()] == ["ada", "bob", "cy"]
+        assert ledger.verify() == []
