@@ -367,7 +367,8 @@ def test_status_answers_active_suspended_or_not_activated_with_the_reason(cli, t
         "balance": "0", "frozen": "0", "available": "0"}
     cli("account", "activate", "ada", "--service", "toy", "--terms", "v1", "--at", at)
     text = cli("status", "ada", "--service", "toy")[1]
-    assert text == ("ada toy: active since 2023-12-31T23:00:00+00:00 — service toy activated; terms of service "
+    # In the time zone of the toy rule set's policy (Europe/Berlin), to the second, as its invoices print.
+    assert text == ("ada toy: active since 2024-01-01T00:00:00+01:00 — service toy activated; terms of service "
                     "version v1 accepted\n")
     with Ledger(cli.db, readonly=True) as ledger:
         status = ledger.status("ada", "toy")
@@ -411,8 +412,9 @@ def test_accounts_services_and_terms(cli, tmp_path):
     shown = cli.json("account", "show", "ada")
     assert shown["name"] == "Ada Ltd" and shown["currency"] == "EUR"
     assert shown["services"][0]["terms_version"] == "v2"
-    assert shown["services"][0]["activated_at"].startswith("2023-12-31T23:00:00")
-    assert shown["services"][0]["terms_accepted_at"].startswith("2024-01-02T23:00:00")
+    # Times in the policy's time zone (Europe/Berlin), to the second.
+    assert shown["services"][0]["activated_at"] == "2024-01-01T00:00:00+01:00"
+    assert shown["services"][0]["terms_accepted_at"] == "2024-01-03T00:00:00+01:00"
     listed = cli("account", "list")[1]
     assert "Ada Ltd" in listed and "toy active" in listed and "2 account(s)" in listed
     assert "no service activated" in listed

@@ -14,9 +14,9 @@ from .records import Account, Applied, Entry, ServiceInfo, Status
 from .values import (ACCOUNT_ID, MAX_AMOUNT, NOT_ACTIVATED, LedgerError, UnknownAccount, as_decimal, check_reference,
                      moment, parse_amount, stamp)
 
-_STATUS_ONE = ("SELECT a.currency, a.balance, a.frozen, s.service, s.state, s.since, s.reason, s.terms_version "
+_STATUS_ONE = ("SELECT a.currency, a.balance, a.frozen, s.service, s.state, s.since, s.reason, s.time_zone "
                "FROM accounts AS a LEFT JOIN services AS s ON s.account = a.id AND s.service = ? WHERE a.id = ?")
-_STATUS_ANY = ("SELECT a.currency, a.balance, a.frozen, s.service, s.state, s.since, s.reason, s.terms_version "
+_STATUS_ANY = ("SELECT a.currency, a.balance, a.frozen, s.service, s.state, s.since, s.reason, s.time_zone "
                "FROM accounts AS a LEFT JOIN services AS s ON s.account = a.id WHERE a.id = ? ORDER BY s.service")
 
 
@@ -32,12 +32,21 @@ def status(store, account: str, service: str | None = None) -> Status:
         rows = store.read(_STATUS_ONE, (service, account))
     if not rows:
         raise UnknownAccount(account)
-    currency, balance, frozen, svc, state, since, reason, terms = rows[0]
+    currency, balance, frozen, svc, state, since, reason, zone = rows[0]
     if svc is None:
         what = f"service {service}" if service else "any service"
         return Status(account, service, NOT_ACTIVATED, f"account {account} has not activated {what}", None,
                       currency, Decimal(balance), Decimal(frozen))
-    return Status(account, svc, state, reason, moment(since), currency, Decimal(balance), Decimal(frozen))
+    return Status(account, svc, state, reason, local(moment(since), zone), currency, Decimal(balance), Decimal(frozen))
+
+
+def local(moment_: datetime, zone: str | None) -> datetime:
+    """A stored moment as shown: in the service's policy time zone when known, to the second."""
+    if zone:
+        from zoneinfo import ZoneInfo
+
+        moment_ = moment_.astimezone(ZoneInfo(zone))
+    return moment_.replace(microsecond=0)
 
 
 def account(store, account: str) -> Account:
@@ -55,8 +64,9 @@ def accounts(store) -> list[Account]:
 
 def _account(store, row) -> Account:
     services = tuple(
-        ServiceInfo(r[0], moment(r[1]), r[2], moment(r[3]), r[4], moment(r[5]), r[6], Decimal(r[7]), as_decimal(r[9]))
-        for r in store.read(f"SELECT {P.SERVICE_COLUMNS} FROM services WHERE account = ? ORDER BY service",
+        ServiceInfo(r[0], local(moment(r[1]), r[13]), r[2], local(moment(r[3]), r[13]), r[4],
+                    local(moment(r[5]), r[13]), r[6], Decimal(r[7]), as_decimal(r[9]))
+        for r in store.read(f"SELECT {P.SERVICE_COLUMNS}, time_zone FROM services WHERE account = ? ORDER BY service",
                             (row[0],)))
     return Account(row[0], row[1], row[2], moment(row[3]), Decimal(row[4]), Decimal(row[5]), services,
                    _party(store.read("SELECT legal_name, address, country, tax_id FROM accounts WHERE id = ?",
@@ -150,7 +160,8 @@ def create_account(store, account: str, name: str, currency: str, at: datetime, 
             S.ACCOUNT_OPENED, f"account {account} opened for {name}, in {currency}")], position)
 
 
-def activate(store, account: str, service: str, terms_version: str, at: datetime) -> Applied:
+def activate(store, account: str, service: str, terms_version: str, at: datetime,
+             time_zone: str | None = None) -> Applied:
     """Activate a service for an account that accepts its terms of service (version `terms_version`).
     Accepting a newer version later records it; accepting the same version again changes nothing."""
     from .. import settlement as S
@@ -176,6 +187,9 @@ def activate(store, account: str, service: str, terms_version: str, at: datetime
                        "AND service = ?", (terms_version, when, account, service))
             change = S.Change(S.TERMS_ACCEPTED, f"terms of service of {service} version {terms_version} "
                               f"accepted (was {row[0]})", service, ref=terms_version)
+        if time_zone is not None:
+            db.execute("UPDATE services SET time_zone = ? WHERE account = ? AND service = ?",
+                       (time_zone, account, service))
         position = P.position(db, account)
         return P.record(db, account, position, when, [change], position)
 

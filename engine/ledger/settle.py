@@ -188,6 +188,8 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
         issued_on = at.astimezone(when_.start.tzinfo).date()
         number, series, seq = assign_number(db, policy.numbering, INVOICE, issued_on)
         meta = priced.meta(number, issued_on)
+        db.execute("UPDATE services SET time_zone = ? WHERE account = ? AND service = ?",
+                   (policy.time_zone, account, service))
         buyer, party = buyer_of(db, account), seller.party if seller else None
         paper = seller.paper if seller else "A4"
         invoice_text = render_invoice(bill, policy, "text", meta=meta, seller=party, buyer=buyer, paper=paper)
@@ -204,9 +206,10 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
         insert_document(db, number=number, series=series, seq=seq, kind=INVOICE, account=account, service=service,
                         period=period, refers_to=None, cause=SETTLEMENT, reason="", currency=currency, amount=total,
                         fingerprint=priced.fingerprint, bill_json=priced.bill_json,
-                        document_json=json.dumps({"invoice": meta.to_dict(), "bill": bill.to_dict(), "locale": policy.locale,
+                        document_json=json.dumps({"invoice": meta.to_dict(), "bill": bill.to_dict(),
+                                                  "locale": policy.locale, "paper": paper,
                                                   "seller": party.to_dict() if party else None,
-                                                  "buyer": buyer.to_dict() if buyer else None, "paper": paper},
+                                                  "buyer": buyer.to_dict() if buyer else None},
                                                  ensure_ascii=False, sort_keys=True),
                         document_text=invoice_text, issued_at=when,
                         entry=issued.entries[0].seq)
@@ -228,7 +231,8 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
                                                  when, closes))
             debit = "applied"
         step("debited")
-    return Settled(account, "settled", number, currency, total, debit, when_.deduction_opens, applied)
+    return Settled(account, "settled", number, currency, total, debit, when_.deduction_opens, applied,
+                   issue_date=issued_on, due_date=meta.due_date)
 
 
 def _debit(db, account, service, period, amount, terms, invoice, position, when, closes) -> Applied:
