@@ -22,6 +22,26 @@ from .periods import parse_period
 
 SUCCESS = "success"  # the outcome of a successful call; any other outcome is an error code
 
+
+def normalize_outcome(outcome) -> str | None:
+    """The one rule for reading a call's outcome, whatever the usage came from (a usage file, `quote
+    API:OUTCOME=N`, the Python API, HTTP), stated for users under `billable_outcomes` in docs/rules.md:
+
+    * surrounding whitespace is not part of it;
+    * nothing, or only whitespace, is an unknown outcome (None): the rules' `unknown_outcome` decides;
+    * ``success`` in any letter case is a successful call (logs disagree on ``SUCCESS``/``Success``);
+    * anything else is an error code, kept exactly as written: codes are case-sensitive, so a code
+      listed as billed in the rules bills only when written with the rules' letter case.
+    """
+    if outcome is None:
+        return None
+    if not isinstance(outcome, str):
+        raise RatingError(f"bad outcome {outcome!r}: expected text (success or an error code) or nothing")
+    text = outcome.strip()
+    if not text:
+        return None
+    return SUCCESS if text.lower() == SUCCESS else text
+
 # Exact arithmetic: a result that would need rounding raises instead of silently losing digits.
 # Amounts are computed with this context's methods rather than under `localcontext`, so rating
 # neither depends on nor disturbs the caller's decimal context.
@@ -200,7 +220,7 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
                         unknown = {}
                     unknown[api] = unknown.get(api, 0) + calls
                     continue
-            elif outcome in billed_outcomes:
+            elif outcome in billed_outcomes or (outcome is not None and normalize_outcome(outcome) in billed_outcomes):
                 was = billed[pos]
                 billed[pos] = was + calls if was > 0 else calls
                 continue
@@ -296,7 +316,8 @@ def _build_lines(t: Tariff, snapshot: tuple, keyed: bool, rated: list) -> tuple[
             if entry is not None:
                 slot = entry[0]
                 calls_of[slot] = calls_of.get(slot, 0) + calls
-                if entry[1] and outcome in billed_outcomes:
+                if entry[1] and (outcome in billed_outcomes
+                                 or (outcome is not None and normalize_outcome(outcome) in billed_outcomes)):
                     billed_of[slot] = billed_of.get(slot, 0) + calls
     slot_position, slot_api, slot_billable = t.slot_position, t.slot_api, t.slot_billable
     apis_of: dict[int, list] = {}

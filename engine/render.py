@@ -96,7 +96,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context, operator, left, right):
         limits_module.check_binop(self.limits, operator, left, right)
-        return super().call_binop(context, operator, left, right)
+        exact = limits_module.decimal_binop(operator, left, right)
+        return super().call_binop(context, operator, left, right) if exact is None else exact
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's own signature)
         limits_module.check_call(__obj, args, kwargs, __self.limits)

@@ -8,9 +8,11 @@ from datetime import datetime
 from decimal import Decimal
 
 from ..currencies import is_currency
+from ..displaytext import unsafe_character
 from . import postings as P
 from .records import Account, Applied, Entry, ServiceInfo, Status
-from .values import ACCOUNT_ID, NOT_ACTIVATED, LedgerError, UnknownAccount, as_decimal, moment, parse_amount, stamp
+from .values import (ACCOUNT_ID, MAX_AMOUNT, NOT_ACTIVATED, LedgerError, UnknownAccount, as_decimal, check_reference,
+                     moment, parse_amount, stamp)
 
 _STATUS_ONE = ("SELECT a.currency, a.balance, a.frozen, s.service, s.state, s.since, s.reason, s.time_zone "
                "FROM accounts AS a LEFT JOIN services AS s ON s.account = a.id AND s.service = ? WHERE a.id = ?")
@@ -134,9 +136,14 @@ def update_account(store, account: str, **fields) -> None:
 def create_account(store, account: str, name: str, currency: str, at: datetime, **buyer) -> Applied:
     from .. import settlement as S
 
-    if not ACCOUNT_ID.match(account or ""):
+    if not ACCOUNT_ID.match(account or "") or unsafe_character(account):
         raise LedgerError(f"bad account id {account!r}: expected 1 to 200 characters without spaces or "
                           "control characters")
+    bad = unsafe_character(name or "")
+    if bad:
+        # A name is printed on statements: a line break or ANSI escape could forge a row of one.
+        raise LedgerError(f"bad account name {name!r}: it holds {bad}; expected one line of printable "
+                          "text; nothing was changed")
     if not is_currency(currency):
         raise LedgerError(f"unknown currency {currency!r}: expected an ISO 4217 code such as EUR or USD")
     name = name or account
@@ -192,10 +199,15 @@ def top_up(store, account: str, amount, at: datetime, reference: str | None = No
     `reference` (e.g. the payment id), recording the same top-up again changes nothing."""
     from .. import settlement as S
 
+    check_reference(reference, "top-up")
     when = stamp(at)
     with store.write() as db:
         position = P.position(db, account)
         value = parse_amount(amount, position.currency)
+        if position.balance + value >= MAX_AMOUNT:
+            raise LedgerError(f"a top-up of {value} would take the balance of {account} to "
+                              f"{position.balance + value}, past the ledger's bound of {MAX_AMOUNT:,f}; "
+                              "nothing was changed")
         if reference is not None:
             seen = db.execute(f"SELECT {P.ENTRY_COLUMNS} FROM entries WHERE account = ? AND kind = 'top-up' "
                               "AND ref = ?", (account, reference)).fetchone()

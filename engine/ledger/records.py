@@ -304,6 +304,13 @@ class SettleReport:
     def failed(self) -> tuple[Settled, ...]:
         return tuple(a for a in self.accounts if a.outcome == "failed")
 
+    @property
+    def complete(self) -> bool:
+        """Whether every account with usage (or an activated service) has a recorded bill: none
+        failed (e.g. a currency mismatch), none left unbilled (not in the ledger, not activated,
+        held for rejected rows)."""
+        return not self.failed and not self.unbilled
+
     def to_dict(self) -> dict:
         return {"period": self.period, "service": self.service, "rules_fingerprint": self.rules_fingerprint,
                 "at": self.at.isoformat(), "issue": self.schedule.issue.isoformat(),

@@ -17,7 +17,7 @@ from . import postings as P
 from .corrections import correct
 from .packs import pack_balances, take_packs
 from .records import Applied, Collected, Settled, SettleReport, Unbilled
-from .values import LedgerError, as_decimal, as_text, moment, stamp, step
+from .values import LedgerError, SettleInterrupted, as_decimal, as_text, moment, stamp, step
 
 if TYPE_CHECKING:
     from .. import settlement as S
@@ -115,7 +115,7 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
                        S.Terms.of(policy, freeze, basis), packs,
                        lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued))
 
-    for account in billable:
+    def settle_account(account: str) -> Settled:
         items = by_account[account].items if account in by_account else ()
         suspended = _suspended_at(store, account, service, end)
         # An account already settled is re-rated with its packs as they were before its bill, to
@@ -126,13 +126,12 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         if account in recorded:
             # A recorded bill is never altered: usage that now rates differently is billed (or
             # credited) by a supplementary invoice (or credit note) for the difference.
-            results.append(correct(store, policy, bill, service, when_, at, seller))
+            done = correct(store, policy, bill, service, when_, at, seller)
             step("committed")
-            continue
+            return done
         if currencies[account] != bill.currency:
-            results.append(Settled(account, "failed", number, bill.currency, bill.total, problem=(
-                f"the account is in {currencies[account]} but {rules.name} bills in {bill.currency}")))
-            continue
+            return Settled(account, "failed", number, bill.currency, bill.total, problem=(
+                f"the account is in {currencies[account]} but {rules.name} bills in {bill.currency}"))
 
         def again(fresh, account=account, items=items, suspended=suspended) -> _Priced:
             return priced(rate(rules, items, period, account=account, packs=fresh, suspended=suspended), fresh)
@@ -145,8 +144,16 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
             done = correct(store, policy, bill if before == packs else rate(
                 rules, items, period, account=account, packs=before, suspended=suspended), service, when_, at,
                 seller)
-        results.append(done)
         step("committed")
+        return done
+
+    for index, account in enumerate(billable):
+        try:
+            results.append(settle_account(account))
+        except LedgerError as exc:
+            # Each account is settled in its own transaction: those before this one are recorded and
+            # stay so, and saying "nothing was changed" would be wrong (a full disk, a lost lock).
+            raise SettleInterrupted(period, service, exc, tuple(results), tuple(billable[index:])) from None
     return SettleReport(period, service, t.fingerprint, at, when_, collected, tuple(results), tuple(unbilled))
 
 
