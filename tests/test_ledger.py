@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import ratecard.ledger as ledger_module
+import ratecard.ledger.schema as ledger_schema
 from ratecard.cli import main
 from ratecard.ledger import LATEST, Ledger, LedgerError, NotALedger, UnknownAccount
 
@@ -618,23 +619,23 @@ def test_schema_money_is_text_entries_and_bills_are_append_only(cli, small_ledge
 def test_migrations_upgrade_an_older_ledger_in_a_transaction_each(cli, small_ledger, monkeypatch):
     before = dump(cli.db)
     # A later release adds an entry kind and a table (as resource packs did in version 2).
-    v2 = ledger_module.Migration(LATEST + 1, "vouchers", (
+    v2 = ledger_schema.Migration(LATEST + 1, "vouchers", (
         "INSERT INTO entry_kinds VALUES ('voucher-redeemed', 'a voucher was redeemed')",
         "CREATE TABLE vouchers (id TEXT PRIMARY KEY, account TEXT NOT NULL REFERENCES accounts(id))",
     ))
-    broken = ledger_module.Migration(LATEST + 1, "broken", (
+    broken = ledger_schema.Migration(LATEST + 1, "broken", (
         "CREATE TABLE half_done (x)",
         "THIS IS NOT SQL",
     ))
-    monkeypatch.setattr(ledger_module, "LATEST", LATEST + 1)
-    monkeypatch.setattr(ledger_module, "MIGRATIONS", ledger_module.MIGRATIONS + (broken,))
+    monkeypatch.setattr(ledger_schema, "LATEST", LATEST + 1)
+    monkeypatch.setattr(ledger_schema, "MIGRATIONS", ledger_schema.MIGRATIONS + (broken,))
     with pytest.raises(LedgerError, match="nothing was changed"):
         Ledger(cli.db)
     assert dump(cli.db) == before  # the failed migration left no table and no version behind
     with pytest.raises(LedgerError, match="ratecard ledger migrate"):
         Ledger(cli.db, readonly=True)
 
-    monkeypatch.setattr(ledger_module, "MIGRATIONS", ledger_module.MIGRATIONS[:-1] + (v2,))
+    monkeypatch.setattr(ledger_schema, "MIGRATIONS", ledger_schema.MIGRATIONS[:-1] + (v2,))
     assert f"schema version {LATEST + 1}" in cli("ledger", "migrate")[1]
     after = dump(cli.db)
     assert after["ratecard_schema"][-1] == (LATEST + 1, "vouchers")

@@ -26,6 +26,7 @@ import pytest
 
 import ratecard
 import ratecard.ledger as ledger_module
+import ratecard.ledger.schema as ledger_schema
 from ratecard.ledger import Ledger, LedgerError, parse_pack_size
 from ratecard.usage import AccountUsage, UsageItem
 
@@ -423,8 +424,8 @@ def test_a_settlement_killed_inside_its_transaction_leaves_no_pack_units(crash_t
 
 def test_a_version_1_ledger_is_migrated_and_can_then_hold_packs(tmp_path, rules, monkeypatch):
     db = tmp_path / "old.db"
-    monkeypatch.setattr(ledger_module, "MIGRATIONS", ledger_module.MIGRATIONS[:1])
-    monkeypatch.setattr(ledger_module, "LATEST", 1)
+    monkeypatch.setattr(ledger_schema, "MIGRATIONS", ledger_schema.MIGRATIONS[:1])
+    monkeypatch.setattr(ledger_schema, "LATEST", 1)
     with Ledger(db, create=True) as ledger:
         open_account(ledger)
         assert ledger.version == 1

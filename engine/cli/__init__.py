@@ -1,0 +1,37 @@
+"""The `ratecard` command: parse arguments, call the library, format the result. Nothing else.
+
+One module per command or group of commands (`validate`, `quote`, `bill`, `diff`, `account`,
+`settle`, `statement`); `parser` builds the argument parser and names the function each command
+runs. Every module imports the library lazily, inside the command, so that `ratecard status`
+(asked by a gateway many times a second) loads neither YAML, JSON Schema nor the templates.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import RatecardError
+from .parser import build_parser
+
+__all__ = ["build_parser", "main"]
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except RatecardError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        return exc.exit_status
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        # A file or folder the command was told to use cannot be read or written (missing folder,
+        # no permission, disk full): the user's to fix, so said plainly, without a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{where}{exc.strerror or exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,135 @@
+"""`ratecard account …`, `topup` and `pack …`: accounts, balances and resource packs in the ledger."""
+
+from __future__ import annotations
+
+import json
+
+from .. import resources
+from ..formatting import format_count, format_money
+from .common import (
+    applied_text,
+    at_arg,
+    default_service,
+    load_rules,
+    open_ledger,
+    services_text,
+)
+
+
+def cmd_account_create(args) -> int:
+    with open_ledger(args, create=True) as ledger:
+        ledger.create_account(args.account, args.name or args.account, args.currency, at_arg(args.at))
+        account = ledger.account(args.account)
+    print(f"created account {account.id} ({account.name}, {account.currency}) in {ledger.path}")
+    return 0
+
+
+def cmd_account_activate(args) -> int:
+    service = args.service or default_service()
+    with open_ledger(args) as ledger:
+        applied = ledger.activate(args.account, service, args.terms, at_arg(args.at))
+    print(applied.note if not applied.changed else f"{args.account}: {applied.entries[-1].reason}")
+    return 0
+
+
+def cmd_account_show(args) -> int:
+    with open_ledger(args, readonly=True) as ledger:
+        account = ledger.account(args.account)
+        bills = ledger.bills(args.account)
+    if args.format == "json":
+        print(json.dumps(account.to_dict() | {"bills": [b.to_dict() for b in bills]}, indent=2, ensure_ascii=False))
+        return 0
+    cur = account.currency
+    print(f"Account {account.id} — {account.name}")
+    print(f"  currency   {cur}")
+    print(f"  created    {account.created_at.isoformat()}")
+    print(f"  balance    {format_money(account.balance, cur)}")
+    print(f"  deposits   {format_money(account.frozen, cur)}")
+    print(f"  available  {format_money(account.available, cur)}")
+    print("Services" if account.services else "Services: none activated")
+    for s in account.services:
+        pending = f"; deposit pending {format_money(s.pending_freeze, cur)}" if s.pending_freeze is not None else ""
+        print(f"  {s.service}: {s.state} since {s.since.isoformat()} — {s.reason}")
+        print(f"    activated {s.activated_at.isoformat()}; terms of service {s.terms_version} accepted "
+              f"{s.terms_accepted_at.isoformat()}; deposit held {format_money(s.frozen, cur)}{pending}")
+    print("Bills" if bills else "Bills: none")
+    for b in bills:
+        print(f"  {b.period}  {b.service}  {b.invoice_number}  {format_money(b.total, b.currency)}  "
+              f"debit {b.debit_status}")
+    return 0
+
+
+def cmd_account_list(args) -> int:
+    with open_ledger(args, readonly=True) as ledger:
+        accounts = ledger.accounts()
+    if args.format == "json":
+        print(json.dumps([a.to_dict() for a in accounts], indent=2, ensure_ascii=False))
+        return 0
+    rows = [("Account", "Name", "Balance", "Available", "Services")]
+    rows += [(a.id, a.name, format_money(a.balance, a.currency), format_money(a.available, a.currency),
+              services_text(a)) for a in accounts]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.rjust(w) if i in (2, 3) else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+              + "  " + r[4])
+    print(f"{len(accounts)} account(s) in {ledger.path}")
+    return 0
+
+
+def cmd_topup(args) -> int:
+    with open_ledger(args) as ledger:
+        applied = ledger.top_up(args.account, args.amount, at_arg(args.at), reference=args.reference)
+        currency = ledger.account(args.account).currency
+    if not applied.changed:
+        print(f"{args.account}: {applied.note}; nothing was changed")
+    else:
+        print(f"{args.account}: {applied.entries[0].reason}; {applied_text(applied, currency)}")
+    return 0
+
+
+def cmd_pack_buy(args) -> int:
+    rules = load_rules(args.rules or resources.default_rule_set())
+    with open_ledger(args) as ledger:
+        bought = ledger.buy_pack(rules, args.account, args.category, args.size, at_arg(args.at),
+                                 reference=args.reference)
+    pack, applied = bought.pack, bought.applied
+    if args.format == "json":
+        print(json.dumps({"pack": pack.to_dict(), "changed": applied.changed, "note": applied.note or None,
+                          "balance": str(applied.balance), "frozen": str(applied.frozen),
+                          "entries": [e.to_dict() for e in applied.entries]}, indent=2, ensure_ascii=False))
+    elif not applied.changed:
+        print(f"{args.account}: {applied.note}; nothing was changed")
+    else:
+        print(f"{args.account}: {applied.entries[0].reason}; {applied_text(applied, pack.currency)}")
+    return 0
+
+
+def _pack_time(pack, moment) -> str:
+    return pack.local(moment).strftime("%Y-%m-%d %H:%M")
+
+
+def cmd_pack_list(args) -> int:
+    at = at_arg(args.at)
+    with open_ledger(args, readonly=True) as ledger:
+        packs = ledger.packs(args.account, service=args.service, at=at)
+    if args.format == "json":
+        print(json.dumps({"account": args.account, "at": at.isoformat(), "packs": [p.to_dict() for p in packs]},
+                         indent=2, ensure_ascii=False))
+        return 0
+    if not packs:
+        print(f"{args.account}: no resource packs as of {at.isoformat(timespec='seconds')}")
+        return 0
+    rows = [("Pack", "Service", "Category", "Units", "Used", "Lost", "Left", "Bought", "Expires", "State")]
+    rows += [(p.id, p.service, p.category, format_count(p.units), format_count(p.used), format_count(p.lost),
+              format_count(p.left), _pack_time(p, p.bought_at), _pack_time(p, p.expires_at),
+              p.state.replace("-", " ")) for p in packs]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print(f"Resource packs of {args.account} as of {at.isoformat(timespec='seconds')} (times in "
+          f"{', '.join(sorted({p.time_zone for p in packs}))})")
+    for r in rows:
+        print("  ".join(c.rjust(w) if 3 <= i <= 6 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    for p in packs:
+        if p.expired and p.left:
+            print(f"{p.id}: expired; its {format_count(p.left)} {p.unit}(s) left still serve the calls of "
+                  f"{p.last_period}, the month it expired in, until that month is settled; then they are lost")
+    return 0

@@ -1,0 +1,85 @@
+"""`ratecard bill` and `ratecard ratecard`: a period of usage to invoices; the public rate card."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .. import resources
+from ..formatting import format_money
+from .common import Progress, check_rejects_path, load_rules
+
+
+def cmd_bill(args) -> int:
+    check_rejects_path(args)
+    from ..billrun import RunTotals, bill_accounts, invoice_filename
+    from ..seen import SeenIds
+    from ..usage import RejectsWriter, UsageReader
+
+    rules = load_rules(args.rules or resources.default_rule_set())
+    rejects = RejectsWriter(args.rejects) if args.rejects else None
+    # Request ids spill to a temporary file past a limit, so memory stays flat however many calls;
+    # the store is gone before the workers are forked.
+    seen = SeenIds()
+    try:
+        reader = UsageReader(rules, period=args.period, on_reject=rejects, seen_ids=seen)
+        for source in args.usage:
+            reader.read(source, stdin=sys.stdin.buffer, format=args.input_format, kind=args.kind)
+    finally:
+        seen.close()
+        if rejects is not None:
+            rejects.close()
+    reconciliation = reader.reconciliation.check()
+    if rejects is None:
+        reader.raise_for_rejects()  # strict: list every bad row, bill nothing
+
+    count = reader.account_periods
+    accounts = reader.accounts()  # made one at a time, as they are billed: not all held at once
+    out_dir = Path(args.out) if args.out else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    machine = args.format in ("json", "jsonl")
+    report = sys.stdout if out_dir is not None or not machine else sys.stderr
+    totals = RunTotals()
+    progress = Progress(count, not args.quiet)
+    stream = None
+    if out_dir is not None and args.format == "jsonl":
+        stream = open(out_dir / "bills.jsonl", "w", encoding="utf-8", newline="\n")
+    try:
+        if out_dir is None and args.format == "json":
+            print("[")
+        for i, item in enumerate(bill_accounts(rules, accounts, args.format, jobs=args.jobs, count=count)):
+            totals.add(item)
+            if stream is not None:
+                stream.write(item.text)
+            elif out_dir is not None:
+                path = out_dir / invoice_filename(item.account, item.period, args.format)
+                path.write_text(item.text, encoding="utf-8", newline="\n")
+            elif args.format == "json":
+                sys.stdout.write(("," if i else "") + item.text.rstrip("\n") + "\n")
+            else:
+                sys.stdout.write(("\n" if i and args.format != "jsonl" else "") + item.text)
+            progress.update(i + 1)
+        if out_dir is None and args.format == "json":
+            print("]")
+    finally:
+        progress.close()
+        if stream is not None:
+            stream.close()
+    sys.stdout.flush()
+    money = ", ".join(format_money(v, c) for c, v in sorted(totals.by_currency.items())) or "nothing"
+    print(f"{'' if machine or out_dir else chr(10)}billed {totals.invoices:,} invoice(s): {money}"
+          + (f", written to {out_dir}" if out_dir else ""), file=report)
+    for line in reconciliation.lines():
+        print(line, file=report)
+    if rejects is not None:
+        print(f"{rejects.count:,} bad row(s) written to {args.rejects}", file=report)
+    return 0
+
+
+def cmd_ratecard(args) -> int:
+    from ..render import render_rate_card
+
+    rules = load_rules(args.rules or resources.default_rule_set())
+    sys.stdout.write(render_rate_card(rules, args.format, args.period))
+    return 0

@@ -1,0 +1,166 @@
+"""What several commands share: lazy rule loading, argument checks, the clock, the ledger."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from .. import resources
+from ..errors import RatecardError
+from ..formatting import format_money
+
+
+# The rule loader pulls in YAML and JSON Schema; imported on first use so that commands that need no
+# rules (`ratecard status`, asked by a gateway many times a second) start fast.
+def load_rules(path):
+    from ..rules import load_rules as load
+
+    return load(path)
+
+
+def check_rules(path):
+    from ..rules import check_rules as check
+
+    return check(path)
+
+
+# ASCII digits (str.isdigit() takes "²" and "١٢"), and few enough of them to be a real count.
+COUNT = re.compile(r"[0-9]{1,18}")
+
+
+def same_file(a, b) -> bool:
+    try:
+        return a != "-" and Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def check_rejects_path(args) -> None:
+    """A rejects file that is also an input would be emptied before it is read."""
+    if getattr(args, "rejects", None) and any(same_file(u, args.rejects) for u in args.usage):
+        raise RatecardError(f"--rejects {args.rejects} is also a --usage file; it would be overwritten before "
+                            "it is read: write the rejects somewhere else")
+
+
+def jobs_arg(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,2}", text) or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of worker processes from 1 to 64, got {text!r}")
+    return int(text)
+
+
+def usage_args(pairs) -> list:
+    """`API=CALLS` or `API:OUTCOME=CALLS` words → usage items."""
+    from ..rating import UsageItem
+
+    items = []
+    for word in pairs:
+        name, sep, calls = word.rpartition("=")
+        api, _, outcome = name.partition(":")
+        digits = calls.replace("_", "").replace(",", "")
+        if not sep or not api or not COUNT.fullmatch(digits):
+            raise RatecardError(f"bad usage {word!r}: expected API=CALLS or API:OUTCOME=CALLS with a whole "
+                                "number of calls, e.g. RenderWidget=1000000")
+        items.append(UsageItem(api, int(digits), outcome or None))
+    return items
+
+
+def pack_args(pairs) -> list:
+    from ..rating import PackBalance
+
+    packs = []
+    for i, word in enumerate(pairs, 1):
+        category, sep, units = word.partition("=")
+        digits = units.replace("_", "").replace(",", "")
+        if not sep or not category or not COUNT.fullmatch(digits):
+            raise RatecardError(f"bad pack {word!r}: expected CATEGORY=UNITS, e.g. widgets=500000")
+        packs.append(PackBalance(f"what-if-{i}", category, int(digits)))
+    return packs
+
+
+def default_period(rules) -> str:
+    from datetime import datetime, timezone
+
+    from ..periods import period_of
+
+    return period_of(datetime.now(timezone.utc), rules.latest[2].time_zone)
+
+
+class Progress:
+    """Progress on standard error, only when it is a terminal and the run is longer than a moment."""
+
+    def __init__(self, total: int, enabled: bool):
+        import time
+
+        self.clock, self.total = time.monotonic, total
+        self.enabled = enabled and sys.stderr.isatty()
+        self.start = self.last = self.clock()
+        self.shown = False
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        now = self.clock()
+        if now - self.start >= 2 and now - self.last >= 0.25:
+            self.last, self.shown = now, True
+            print(f"\rbilling: {done:,}/{self.total:,} accounts", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.shown:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
+def pct_arg(text: str):
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a percentage of at least 0, e.g. 5 or 12.5, got {text!r}")
+    return value
+
+
+def at_arg(text):
+    """The moment a ledger command acts at: --at, else now. The only place the ledger reads the clock."""
+    from datetime import datetime, timezone
+
+    if text is None:
+        return datetime.now(timezone.utc)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is not None and not 1970 <= moment.year <= 9998:
+        raise RatecardError(f"bad --at {text!r}: expected a date between 1970 and 9998")
+    if moment is None or moment.tzinfo is None or moment.utcoffset() is None:
+        raise RatecardError(f"bad --at {text!r}: expected an ISO 8601 date and time with a UTC offset, "
+                            "e.g. 2024-04-05T09:00:00+02:00 or 2024-04-05T07:00:00Z")
+    return moment
+
+
+def open_ledger(args, **options):
+    from ..ledger import Ledger
+
+    return Ledger(args.db, **options)
+
+
+def default_service() -> str:
+    return resources.default_rule_set().name
+
+
+def services_text(account) -> str:
+    return ", ".join(f"{s.service} {s.state}" for s in account.services) or "no service activated"
+
+
+def applied_text(applied, currency) -> str:
+    text = (f"balance {format_money(applied.balance, currency)}, deposits {format_money(applied.frozen, currency)}, "
+            f"available {format_money(applied.balance - applied.frozen, currency)}")
+    standing = [f"{e.service} {e.kind}" for e in applied.entries if e.kind in ("suspended", "resumed")]
+    if standing:
+        text += "; " + ", ".join(standing)
+    elif applied.suspended:
+        text += f"; suspended: {', '.join(applied.suspended)}"
+    return text

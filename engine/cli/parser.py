@@ -1,0 +1,193 @@
+"""The `ratecard` argument parser: every command, option and format, and the function each runs."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import __version__
+from .account import (
+    cmd_account_activate,
+    cmd_account_create,
+    cmd_account_list,
+    cmd_account_show,
+    cmd_pack_buy,
+    cmd_pack_list,
+    cmd_topup,
+)
+from .bill import cmd_bill, cmd_ratecard
+from .common import jobs_arg, pct_arg
+from .diff import cmd_diff
+from .quote import cmd_quote
+from .settle import cmd_collect, cmd_settle, cmd_status
+from .statement import cmd_ledger_check, cmd_ledger_migrate, cmd_statement
+from .validate import cmd_lint, cmd_validate
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ratecard", description="Data-driven billing for pay-as-you-go APIs.")
+    parser.add_argument("--version", action="version", version=f"ratecard {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("validate", help="check rule sets and report every problem")
+    p.add_argument("rules", nargs="*", metavar="RULES_DIR", help="rule set folders (default: those under ./rules, else the shipped ones)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("lint", help="warn about what is valid but suspicious, e.g. volume price cliffs")
+    p.add_argument("rules", nargs="*", metavar="RULES_DIR", help="rule set folders (default: those under ./rules, else the shipped ones)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--strict", action="store_true", help="exit 1 when there are warnings, too")
+    p.set_defaults(func=cmd_lint)
+
+    p = sub.add_parser("quote", help="price one month of usage for one account")
+    p.add_argument("usage", nargs="*", metavar="API=CALLS",
+                   help="calls per API, e.g. RenderWidget=1000000; API:OUTCOME=CALLS for an outcome or error code")
+    p.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one)")
+    p.add_argument("--period", metavar="YYYY-MM", help="billing period (default: the current month in the "
+                   "policy's time zone)")
+    p.add_argument("--pack", action="append", default=[], metavar="CATEGORY=UNITS",
+                   help="what-if resource pack units available (repeatable)")
+    p.add_argument("--suspended", action="store_true", help="price as for an account suspended for arrears")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--explain", action="store_true", help="say why each tier applied and what the next bound would change")
+    p.set_defaults(func=cmd_quote)
+
+    p = sub.add_parser("bill", help="bill a period of usage: one invoice per account, then a reconciliation")
+    p.add_argument("--usage", action="append", required=True, metavar="FILE",
+                   help="usage file: aggregated usage or call records, CSV or JSON Lines, plain or gzip; "
+                        "- reads standard input (repeatable)")
+    p.add_argument("--period", metavar="YYYY-MM", help="bill only this period; rows of others are counted "
+                   "as out of period")
+    p.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one)")
+    p.add_argument("--format", choices=("text", "markdown", "html", "json", "jsonl"), default="text")
+    p.add_argument("--out", metavar="DIR", help="write one file per invoice here (jsonl: one bills.jsonl)")
+    p.add_argument("--rejects", metavar="FILE", help="write bad rows here with their reasons and bill the rest "
+                   "(default: list them and bill nothing)")
+    p.add_argument("--input-format", choices=("csv", "jsonl"), help="usage file format (default: detected)")
+    p.add_argument("--kind", choices=("aggregated", "calls"), help="usage kind (default: detected)")
+    p.add_argument("--jobs", type=jobs_arg, metavar="N", help="worker processes, 1 to 64 (default: all cores for "
+                   "large runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress on standard error")
+    p.set_defaults(func=cmd_bill)
+
+    p = sub.add_parser("ratecard", help="render the public rate card from the rules")
+    p.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one)")
+    p.add_argument("--period", metavar="YYYY-MM", help="the rules in force in this period (default: the latest)")
+    p.add_argument("--format", choices=("markdown", "html"), default="markdown")
+    p.set_defaults(func=cmd_ratecard)
+
+    p = sub.add_parser("diff", help="what a rules change does to the bills of some usage, per category and account")
+    p.add_argument("--base", required=True, metavar="OLD",
+                   help="the rules to compare against: a rule set folder, or git:REV for the rules folder as "
+                        "committed at git revision REV (e.g. git:main)")
+    p.add_argument("--rules", metavar="NEW", help="the new rules: a folder or git:REV (default: the shipped one)")
+    p.add_argument("--usage", action="append", required=True, metavar="FILE",
+                   help="usage file, as for `ratecard bill`; - reads standard input (repeatable)")
+    p.add_argument("--period", metavar="YYYY-MM", help="compare only this period's bills")
+    p.add_argument("--alert-pct", type=pct_arg, metavar="N",
+                   help="list the bills whose total rises by more than N percent")
+    p.add_argument("--rejects", metavar="FILE", help="write bad rows here and compare the rest "
+                   "(default: list them and compare nothing)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_diff)
+
+    # -- the ledger (engine/ledger.py) --
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--db", metavar="PATH", help="the ledger file (default: $RATECARD_DB, else ./ratecard.db)")
+    at = argparse.ArgumentParser(add_help=False)
+    at.add_argument("--at", metavar="DATETIME", help="when it happens: ISO 8601 with a UTC offset (default: now)")
+
+    p = sub.add_parser("account", help="create, activate, show and list accounts in the ledger")
+    actions = p.add_subparsers(dest="account_command", metavar="ACTION")
+    actions.required = True
+    a = actions.add_parser("create", parents=[db, at], help="create an account (and the ledger, if new)")
+    a.add_argument("account", metavar="ACCOUNT", help="the account id, as usage files name it")
+    a.add_argument("--name", help="the account holder's name (default: the id)")
+    a.add_argument("--currency", required=True, help="ISO 4217 currency of the balance, e.g. EUR")
+    a.set_defaults(func=cmd_account_create)
+    a = actions.add_parser("activate", parents=[db, at], help="activate a service: accept its terms of service")
+    a.add_argument("account", metavar="ACCOUNT")
+    a.add_argument("--service", metavar="NAME", help="the service: a rule set's folder name (default: the "
+                   "shipped one's)")
+    a.add_argument("--terms", required=True, metavar="VERSION", help="the version of the terms of service accepted")
+    a.set_defaults(func=cmd_account_activate)
+    a = actions.add_parser("show", parents=[db], help="an account's balance, deposits, services and bills")
+    a.add_argument("account", metavar="ACCOUNT")
+    a.add_argument("--format", choices=("text", "json"), default="text")
+    a.set_defaults(func=cmd_account_show)
+    a = actions.add_parser("list", parents=[db], help="every account with its balance and services")
+    a.add_argument("--format", choices=("text", "json"), default="text")
+    a.set_defaults(func=cmd_account_list)
+
+    p = sub.add_parser("settle", parents=[db, at], help="settle a period: record each account's bill, debit it, "
+                       "hold deposits and suspend in arrears, as the settlement policy says")
+    p.add_argument("--period", required=True, metavar="YYYY-MM", help="the period to settle; it must have ended")
+    p.add_argument("--usage", action="append", required=True, metavar="FILE",
+                   help="usage file, as for `ratecard bill`; - reads standard input (repeatable)")
+    p.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one); its folder name "
+                   "is the service settled")
+    p.add_argument("--rejects", metavar="FILE", help="write bad rows here and settle every account that has "
+                   "none (default: list them and settle nothing)")
+    p.add_argument("--input-format", choices=("csv", "jsonl"), help="usage file format (default: detected)")
+    p.add_argument("--kind", choices=("aggregated", "calls"), help="usage kind (default: detected)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_settle)
+
+    p = sub.add_parser("collect", parents=[db, at], help="apply the scheduled debits whose deduction window "
+                       "has opened")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("topup", parents=[db, at], help="credit an account; resumes its service when the "
+                       "policy's resume condition then holds")
+    p.add_argument("account", metavar="ACCOUNT")
+    p.add_argument("amount", metavar="AMOUNT", help="a positive amount in the account's currency, e.g. 100.00")
+    p.add_argument("--reference", metavar="REF", help="the payment's id: recording it twice credits once")
+    p.set_defaults(func=cmd_topup)
+
+    p = sub.add_parser("pack", help="buy resource packs and list them with their units left")
+    actions = p.add_subparsers(dest="pack_command", metavar="ACTION")
+    actions.required = True
+    a = actions.add_parser("buy", parents=[db, at], help="buy a pack on sale in the price book in force; its "
+                           "price is taken from the balance at once")
+    a.add_argument("account", metavar="ACCOUNT")
+    a.add_argument("category", metavar="CATEGORY", help="the category the pack serves, e.g. as `ratecard ratecard` "
+                   "lists it")
+    a.add_argument("size", metavar="SIZE", help="units in the pack: one of the sizes on sale, e.g. 1000000, "
+                   "1,000,000 or 1M")
+    a.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one); its folder name is "
+                   "the service the pack serves")
+    a.add_argument("--reference", metavar="REF", help="the purchase's id: recording it twice buys once")
+    a.add_argument("--format", choices=("text", "json"), default="text")
+    a.set_defaults(func=cmd_pack_buy)
+    a = actions.add_parser("list", parents=[db, at], help="an account's packs: units used, lost and left, and "
+                           "when each expires (expired ones marked)")
+    a.add_argument("account", metavar="ACCOUNT")
+    a.add_argument("--service", metavar="NAME", help="only the packs of this service")
+    a.add_argument("--format", choices=("text", "json"), default="text")
+    a.set_defaults(func=cmd_pack_list)
+
+    p = sub.add_parser("status", parents=[db], help="may this account use the service now? active, "
+                       "suspended or not activated, with the reason")
+    p.add_argument("account", metavar="ACCOUNT")
+    p.add_argument("--service", metavar="NAME", help="the service (default: the shipped rule set's name)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("statement", parents=[db], help="an account's ledger entries, rendered by a template")
+    p.add_argument("account", metavar="ACCOUNT")
+    p.add_argument("--period", metavar="YYYY-MM", help="only the entries dated in this month (default: all)")
+    p.add_argument("--rules", metavar="DIR", help="months are in this rule set's time zone (default: the "
+                   "shipped one)")
+    p.add_argument("--time-zone", metavar="ZONE", help="months in this IANA time zone instead")
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    p.set_defaults(func=cmd_statement)
+
+    p = sub.add_parser("ledger", help="check or migrate the ledger file")
+    actions = p.add_subparsers(dest="ledger_command", metavar="ACTION")
+    actions.required = True
+    a = actions.add_parser("check", parents=[db], help="prove that every balance is the sum of its entries")
+    a.set_defaults(func=cmd_ledger_check)
+    a = actions.add_parser("migrate", parents=[db], help="bring an older ledger file to this release's schema")
+    a.set_defaults(func=cmd_ledger_migrate)
+    return parser

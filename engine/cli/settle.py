@@ -1,0 +1,119 @@
+"""`ratecard settle`, `collect` and `status`: recording bills, scheduled debits, the gateway's question."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .. import resources
+from ..formatting import format_count, format_money
+from .common import (
+    applied_text,
+    at_arg,
+    check_rejects_path,
+    default_service,
+    load_rules,
+    open_ledger,
+)
+
+
+def _settle_text(report) -> list[str]:
+
+    when = report.schedule
+    zone = when.start.tzinfo
+    out = [f"Settled {report.period} of {report.service} ({report.rules_fingerprint[:19]}) as of "
+           f"{report.at.astimezone(zone).isoformat(timespec='seconds')}",
+           f"Bills issued {when.issue.date().isoformat()}; debits due {when.deduction_opens.date().isoformat()} "
+           f"to {when.deduction_last_day.isoformat()} ({when.time_zone})"]
+    for c in report.collected:
+        state = (applied_text(c.applied, c.currency) if c.applied else f"not collected: {c.problem}")
+        out.append(f"  collected {c.account} {c.period} ({c.service}): {format_money(c.amount, c.currency)}; {state}")
+    if report.accounts:
+        out.append("")
+        width = max(len(a.account) for a in report.accounts)
+    for a in report.accounts:
+        head = f"  {a.account.ljust(width)}  invoice {a.invoice}  {format_money(a.total, a.currency)}"
+        if a.outcome == "already-settled":
+            out.append(f"{head}  already settled" + (f" — note: {a.problem}" if a.problem else ""))
+        elif a.outcome == "failed":
+            out.append(f"{head}  NOT SETTLED: {a.problem}")
+        elif a.debit == "scheduled":
+            out.append(f"{head}  debit scheduled for {a.due_at.date().isoformat()}")
+        else:
+            out.append(f"{head}  debited; {applied_text(a.applied, a.currency)}")
+    counts = {k: sum(a.outcome == k for a in report.accounts) for k in ("settled", "already-settled", "failed")}
+    out += ["", f"{len(report.accounts)} account(s): {counts['settled']} settled, {counts['already-settled']} "
+            f"already settled, {counts['failed']} not settled"]
+    if report.unbilled:
+        out.append(f"Usage not billed ({len(report.unbilled)} account(s); settle again once they are set up):")
+        width = max(len(u.account) for u in report.unbilled)
+        out += [f"  {u.account.ljust(width)}  {format_count(u.calls)} call(s): {u.reason}" for u in report.unbilled]
+    return out
+
+
+def cmd_settle(args) -> int:
+    check_rejects_path(args)
+    from ..rating import tariff
+    from ..settlement import check_settleable
+    from ..usage import UsageReader
+
+    at = at_arg(args.at)
+    rules = load_rules(args.rules or resources.default_rule_set())
+    check_settleable(tariff(rules, args.period).policy, args.period, at)  # before reading any usage
+    from ..usage import RejectsWriter
+
+    held: set[str] = set()  # accounts with a rejected row: settled once their rows are fixed
+    rejects = RejectsWriter(args.rejects) if args.rejects else None
+
+    def reject(row) -> None:
+        held.add(row.account)
+        rejects(row)
+
+    with open_ledger(args) as ledger:
+        try:
+            reader = UsageReader(rules, period=args.period, on_reject=reject if rejects else None)
+            for source in args.usage:
+                reader.read(source, stdin=sys.stdin.buffer, format=args.input_format, kind=args.kind)
+        finally:
+            if rejects is not None:
+                rejects.close()
+        reconciliation = reader.reconciliation.check()
+        # Without a rejects file a bad row stops everything; with one, only its account waits, since
+        # a settled period cannot take a corrected row later (its bill is immutable).
+        if rejects is None:
+            reader.raise_for_rejects()
+        report = ledger.settle(rules, reader.accounts(), args.period, at, hold=held)
+    if args.format == "json":
+        held_out = {"rejects": {"file": args.rejects, "rows": rejects.count,
+                                "accounts_held": sorted(held - {""})}} if rejects is not None else {}
+        print(json.dumps(report.to_dict() | {"reconciliation": reconciliation.to_dict()} | held_out, indent=2,
+                         ensure_ascii=False))
+    else:
+        print("\n".join(_settle_text(report) + reconciliation.lines()))
+    if rejects is not None and args.format != "json":
+        print(f"{rejects.count:,} bad row(s) written to {args.rejects}")
+    for failed in report.failed:
+        print(f"{failed.account}: not settled: {failed.problem}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def cmd_collect(args) -> int:
+    with open_ledger(args) as ledger:
+        collected = ledger.collect(at_arg(args.at))
+    for c in collected:
+        state = applied_text(c.applied, c.currency) if c.applied else f"not collected: {c.problem}"
+        print(f"{c.account} {c.period} ({c.service}): {format_money(c.amount, c.currency)}; {state}")
+    print(f"collected {sum(c.applied is not None for c in collected)} scheduled debit(s)")
+    return 1 if any(c.applied is None for c in collected) else 0
+
+
+def cmd_status(args) -> int:
+    # Kept light on purpose: a gateway asks this often. No rules, no templates: one indexed query.
+    with open_ledger(args, readonly=True) as ledger:
+        status = ledger.status(args.account, args.service or default_service())
+    if args.format == "json":
+        print(json.dumps(status.to_dict(), ensure_ascii=False))
+    else:
+        since = f" since {status.since.isoformat()}" if status.since else ""
+        print(f"{status.account} {status.service}: {status.state}{since} — {status.reason}")
+    return 0

@@ -1,0 +1,139 @@
+"""Accounts and their services: opening an account, activating a service (accepting its terms),
+top-ups, and reading them back, including the one-query `status` check."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from ..currencies import is_currency
+from . import postings as P
+from .records import Account, Applied, Entry, ServiceInfo, Status
+from .values import ACCOUNT_ID, NOT_ACTIVATED, LedgerError, UnknownAccount, as_decimal, moment, parse_amount, stamp
+
+_STATUS_ONE = ("SELECT a.currency, a.balance, a.frozen, s.service, s.state, s.since, s.reason, s.terms_version "
+               "FROM accounts AS a LEFT JOIN services AS s ON s.account = a.id AND s.service = ? WHERE a.id = ?")
+_STATUS_ANY = ("SELECT a.currency, a.balance, a.frozen, s.service, s.state, s.since, s.reason, s.terms_version "
+               "FROM accounts AS a LEFT JOIN services AS s ON s.account = a.id WHERE a.id = ? ORDER BY s.service")
+
+
+def status(store, account: str, service: str | None = None) -> Status:
+    """Whether `account` may use `service` now (one indexed query). Without a service: the
+    account's only service. Raises UnknownAccount for an account the ledger does not have."""
+    if service is None:
+        rows = store.read(_STATUS_ANY, (account,))
+        if len(rows) > 1:
+            raise LedgerError(f"account {account!r} has several services ({', '.join(r[3] for r in rows)}); "
+                              "name the one to check")
+    else:
+        rows = store.read(_STATUS_ONE, (service, account))
+    if not rows:
+        raise UnknownAccount(account)
+    currency, balance, frozen, svc, state, since, reason, terms = rows[0]
+    if svc is None:
+        what = f"service {service}" if service else "any service"
+        return Status(account, service, NOT_ACTIVATED, f"account {account} has not activated {what}", None,
+                      currency, Decimal(balance), Decimal(frozen))
+    return Status(account, svc, state, reason, moment(since), currency, Decimal(balance), Decimal(frozen))
+
+
+def account(store, account: str) -> Account:
+    rows = store.read("SELECT id, name, currency, created_at, balance, frozen FROM accounts WHERE id = ?",
+                      (account,))
+    if not rows:
+        raise UnknownAccount(account)
+    return _account(store, rows[0])
+
+
+def accounts(store) -> list[Account]:
+    return [_account(store, row) for row in
+            store.read("SELECT id, name, currency, created_at, balance, frozen FROM accounts ORDER BY id")]
+
+
+def _account(store, row) -> Account:
+    services = tuple(
+        ServiceInfo(r[0], moment(r[1]), r[2], moment(r[3]), r[4], moment(r[5]), r[6], Decimal(r[7]), as_decimal(r[9]))
+        for r in store.read(f"SELECT {P.SERVICE_COLUMNS} FROM services WHERE account = ? ORDER BY service",
+                            (row[0],)))
+    return Account(row[0], row[1], row[2], moment(row[3]), Decimal(row[4]), Decimal(row[5]), services)
+
+
+def entries(store, account: str | None = None) -> list[Entry]:
+    if account is None:
+        rows = store.read(f"SELECT {P.ENTRY_COLUMNS} FROM entries ORDER BY seq")
+    else:
+        rows = store.read(f"SELECT {P.ENTRY_COLUMNS} FROM entries WHERE account = ? ORDER BY seq", (account,))
+    return [P.entry_of(r) for r in rows]
+
+
+def create_account(store, account: str, name: str, currency: str, at: datetime) -> Applied:
+    from .. import settlement as S
+
+    if not ACCOUNT_ID.match(account or ""):
+        raise LedgerError(f"bad account id {account!r}: expected 1 to 200 characters without spaces or "
+                          "control characters")
+    if not is_currency(currency):
+        raise LedgerError(f"unknown currency {currency!r}: expected an ISO 4217 code such as EUR or USD")
+    name = name or account
+    when = stamp(at)
+    with store.write() as db:
+        if db.execute("SELECT 1 FROM accounts WHERE id = ?", (account,)).fetchone():
+            raise LedgerError(f"account {account!r} already exists; nothing was changed")
+        db.execute("INSERT INTO accounts (id, name, currency, created_at, balance, frozen, last_at) "
+                   "VALUES (?, ?, ?, ?, '0', '0', ?)", (account, name, currency, when, when))
+        position = P.position(db, account)
+        return P.record(db, account, position, when, [S.Change(
+            S.ACCOUNT_OPENED, f"account {account} opened for {name}, in {currency}")], position)
+
+
+def activate(store, account: str, service: str, terms_version: str, at: datetime) -> Applied:
+    """Activate a service for an account that accepts its terms of service (version `terms_version`).
+    Accepting a newer version later records it; accepting the same version again changes nothing."""
+    from .. import settlement as S
+
+    if not service or not terms_version:
+        raise LedgerError("a service and the version of its terms of service accepted are both needed")
+    when = stamp(at)
+    with store.write() as db:
+        position = P.position(db, account, when)
+        row = db.execute("SELECT terms_version FROM services WHERE account = ? AND service = ?",
+                         (account, service)).fetchone()
+        if row is None:
+            reason = f"service {service} activated; terms of service version {terms_version} accepted"
+            db.execute("INSERT INTO services (account, service, activated_at, terms_version, terms_accepted_at, "
+                       "state, since, reason, frozen) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, '0')",
+                       (account, service, when, terms_version, when, when, reason))
+            change = S.Change(S.SERVICE_ACTIVATED, reason, service, ref=terms_version)
+        elif row[0] == terms_version:
+            return P.unchanged(account, position, f"{service} is already active with terms of service "
+                                   f"version {terms_version}")
+        else:
+            db.execute("UPDATE services SET terms_version = ?, terms_accepted_at = ? WHERE account = ? "
+                       "AND service = ?", (terms_version, when, account, service))
+            change = S.Change(S.TERMS_ACCEPTED, f"terms of service of {service} version {terms_version} "
+                              f"accepted (was {row[0]})", service, ref=terms_version)
+        position = P.position(db, account)
+        return P.record(db, account, position, when, [change], position)
+
+
+def top_up(store, account: str, amount, at: datetime, reference: str | None = None) -> Applied:
+    """Credit `amount`; retry pending deposit freezes; resume services back in good standing. With a
+    `reference` (e.g. the payment id), recording the same top-up again changes nothing."""
+    from .. import settlement as S
+
+    when = stamp(at)
+    with store.write() as db:
+        position = P.position(db, account)
+        value = parse_amount(amount, position.currency)
+        if reference is not None:
+            seen = db.execute(f"SELECT {P.ENTRY_COLUMNS} FROM entries WHERE account = ? AND kind = 'top-up' "
+                              "AND ref = ?", (account, reference)).fetchone()
+            if seen is not None:
+                old = P.entry_of(seen)
+                if old.amount != value:
+                    raise LedgerError(f"top-up reference {reference!r} of {account} was recorded with "
+                                      f"{old.amount}, not {value}; nothing was changed")
+                return P.unchanged(account, position, f"top-up {reference} was already recorded")
+        P.check_time(db, account, when)
+        outcome = S.apply_top_up(position, value, reference)
+        return P.record(db, account, position, when, outcome.changes, outcome.position)

@@ -1,0 +1,95 @@
+"""Appending entries: the one way money and service states change. Each write of the other modules
+reads the account's position, lets `ratecard.settlement` decide the changes, and records them here,
+inside its own transaction: `accounts` and `services` move in step with the entries."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from .records import Applied, Entry
+from .values import ACTIVE, SUSPENDED, LedgerError, UnknownAccount, as_decimal, as_text, moment
+
+if TYPE_CHECKING:
+    from .. import settlement as S
+
+ENTRY_COLUMNS = ("seq, account, at, kind, service, period, amount, frozen_change, balance_after, frozen_after, "
+                  "reason, ref")
+SERVICE_COLUMNS = ("service, activated_at, terms_version, terms_accepted_at, state, since, reason, frozen, "
+                    "frozen_period, pending_freeze, pending_period, arrears_action, resume_when")
+
+
+def check_time(db, account: str, when: str) -> None:
+    last = db.execute("SELECT last_at FROM accounts WHERE id = ?", (account,)).fetchone()
+    if last is None:
+        raise UnknownAccount(account)
+    if when < last[0]:
+        raise LedgerError(f"account {account} already has an entry at {moment(last[0]).isoformat()}, after "
+                          f"{moment(when).isoformat()}: its entries are recorded in time order; nothing was "
+                          "changed")
+
+
+def position(db, account: str, when: str | None = None) -> S.Position:
+    from .. import settlement as S
+
+    row = db.execute("SELECT currency, balance, frozen, last_at FROM accounts WHERE id = ?", (account,)).fetchone()
+    if row is None:
+        raise UnknownAccount(account)
+    if when is not None:
+        check_time(db, account, when)
+    services = {}
+    for r in db.execute(f"SELECT {SERVICE_COLUMNS} FROM services WHERE account = ?", (account,)):
+        services[r[0]] = S.ServiceState(r[0], r[4] == SUSPENDED, Decimal(r[7]), r[8], as_decimal(r[9]), r[10], r[11],
+                                        r[12])
+    return S.Position(row[0], Decimal(row[1]), Decimal(row[2]), services)
+
+
+def record(db, account: str, before: S.Position, when: str, changes, after: S.Position) -> Applied:
+    """Append `changes` as entries and bring the account and its services in step with them."""
+    from .. import settlement as S
+
+    balance, frozen = before.balance, before.frozen
+    entries = []
+    for c in changes:
+        balance, frozen = S.add(balance, c.amount), S.add(frozen, c.frozen)
+        cur = db.execute(
+            "INSERT INTO entries (account, at, kind, service, period, amount, frozen_change, balance_after, "
+            "frozen_after, reason, ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (account, when, c.kind, c.service, c.period, as_text(c.amount), as_text(c.frozen), as_text(balance),
+             as_text(frozen), c.reason, c.ref))
+        entries.append(Entry(cur.lastrowid, account, moment(when), c.kind, c.service, c.period, c.amount, c.frozen,
+                             balance, frozen, c.reason, c.ref))
+    if (balance, frozen) != (after.balance, after.frozen):
+        raise AssertionError(f"internal error: the entries of {account} add up to {balance}/{frozen}, "
+                             f"not {after.balance}/{after.frozen}")
+    if changes:
+        db.execute("UPDATE accounts SET balance = ?, frozen = ?, last_at = max(last_at, ?) WHERE id = ?",
+                   (as_text(balance), as_text(frozen), when, account))
+    standing = {c.service: c for c in changes if c.kind in (S.SUSPENDED, S.RESUMED)}
+    for name, state in after.services.items():
+        if state == before.services.get(name) and name not in standing:
+            continue
+        db.execute("UPDATE services SET state = ?, frozen = ?, frozen_period = ?, pending_freeze = ?, "
+                   "pending_period = ?, arrears_action = ?, resume_when = ? WHERE account = ? AND service = ?",
+                   (SUSPENDED if state.suspended else ACTIVE, as_text(state.frozen), state.frozen_period,
+                    None if state.pending_freeze is None else as_text(state.pending_freeze), state.pending_period,
+                    state.arrears_action, state.resume_when, account, name))
+        if name in standing:
+            db.execute("UPDATE services SET since = ?, reason = ? WHERE account = ? AND service = ?",
+                       (when, standing[name].reason, account, name))
+    suspended = tuple(sorted(n for n, s in after.services.items() if s.suspended))
+    return Applied(account, tuple(entries), balance, frozen, suspended)
+
+
+def unchanged(account: str, position: S.Position, note: str) -> Applied:
+    return Applied(account, (), position.balance, position.frozen,
+                   tuple(sorted(n for n, s in position.services.items() if s.suspended)), note)
+
+
+def entry_of(r) -> Entry:
+    return Entry(r[0], r[1], moment(r[2]), r[3], r[4], r[5], Decimal(r[6]), Decimal(r[7]), Decimal(r[8]),
+                 Decimal(r[9]), r[10], r[11])
+
+
+def merge(first: Applied, second: Applied) -> Applied:
+    return Applied(first.account, first.entries + second.entries, second.balance, second.frozen, second.suspended)

@@ -1,0 +1,344 @@
+"""What the ledger hands back: records read from it and the results of its writes, all frozen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from .values import ACTIVE, as_text, subtract
+
+if TYPE_CHECKING:
+    from .. import settlement as S
+
+
+@dataclass(frozen=True)
+class Status:
+    """May this account use this service now? `allowed` is the answer; `reason` says why."""
+
+    account: str
+    service: str | None
+    state: str  # "active" | "suspended" | "not-activated"
+    reason: str
+    since: datetime | None
+    currency: str
+    balance: Decimal
+    frozen: Decimal
+
+    @property
+    def allowed(self) -> bool:
+        return self.state == ACTIVE
+
+    def to_dict(self) -> dict:
+        return {"account": self.account, "service": self.service, "state": self.state, "allowed": self.allowed,
+                "reason": self.reason, "since": self.since.isoformat() if self.since else None,
+                "currency": self.currency, "balance": as_text(self.balance), "frozen": as_text(self.frozen),
+                "available": as_text(subtract(self.balance, self.frozen))}
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    service: str
+    activated_at: datetime
+    terms_version: str
+    terms_accepted_at: datetime
+    state: str
+    since: datetime
+    reason: str
+    frozen: Decimal
+    pending_freeze: Decimal | None
+
+    def to_dict(self) -> dict:
+        return {"service": self.service, "activated_at": self.activated_at.isoformat(),
+                "terms_version": self.terms_version, "terms_accepted_at": self.terms_accepted_at.isoformat(),
+                "state": self.state, "since": self.since.isoformat(), "reason": self.reason,
+                "frozen": as_text(self.frozen),
+                "pending_freeze": None if self.pending_freeze is None else as_text(self.pending_freeze)}
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    name: str
+    currency: str
+    created_at: datetime
+    balance: Decimal
+    frozen: Decimal
+    services: tuple[ServiceInfo, ...] = ()
+
+    @property
+    def available(self) -> Decimal:
+        return subtract(self.balance, self.frozen)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "currency": self.currency,
+                "created_at": self.created_at.isoformat(), "balance": as_text(self.balance),
+                "frozen": as_text(self.frozen), "available": as_text(self.available),
+                "services": [s.to_dict() for s in self.services]}
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    account: str
+    at: datetime
+    kind: str
+    service: str | None
+    period: str | None
+    amount: Decimal
+    frozen_change: Decimal
+    balance_after: Decimal
+    frozen_after: Decimal
+    reason: str
+    ref: str | None
+
+    def to_dict(self) -> dict:
+        return {"seq": self.seq, "account": self.account, "at": self.at.isoformat(), "kind": self.kind,
+                "service": self.service, "period": self.period, "amount": as_text(self.amount),
+                "frozen_change": as_text(self.frozen_change), "balance_after": as_text(self.balance_after),
+                "frozen_after": as_text(self.frozen_after), "reason": self.reason, "ref": self.ref}
+
+
+@dataclass(frozen=True)
+class BillRecord:
+    account: str
+    service: str
+    period: str
+    invoice_number: str
+    currency: str
+    total: Decimal
+    list_cost: Decimal
+    rules_name: str
+    rules_fingerprint: str
+    issued_at: datetime
+    debit_status: str  # "scheduled" | "applied"
+    due_at: datetime
+
+    def to_dict(self) -> dict:
+        return {"account": self.account, "service": self.service, "period": self.period,
+                "invoice_number": self.invoice_number, "currency": self.currency, "total": as_text(self.total),
+                "list_cost": as_text(self.list_cost), "rules_name": self.rules_name,
+                "rules_fingerprint": self.rules_fingerprint, "issued_at": self.issued_at.isoformat(),
+                "debit": self.debit_status, "due_at": self.due_at.isoformat()}
+
+
+@dataclass(frozen=True)
+class PackUnits:
+    """Units of a pack used for one period's bill ("pack-use"), or lost at its expiry ("pack-expired")."""
+
+    kind: str
+    period: str
+    units: int
+    at: datetime  # when the settlement recorded them
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "period": self.period, "units": self.units, "at": self.at.isoformat()}
+
+
+@dataclass(frozen=True)
+class Pack:
+    """A resource pack an account bought, with what was used and lost of it (as of some moment)."""
+
+    id: str
+    account: str
+    service: str
+    category: str
+    units: int
+    unit: str
+    price: Decimal
+    currency: str
+    bought_at: datetime
+    expires_at: datetime  # exclusive
+    time_zone: str
+    rules_name: str
+    rules_fingerprint: str
+    reference: str | None = None
+    history: tuple[PackUnits, ...] = ()
+    as_of: datetime | None = None  # the moment `expired` and the history refer to (None: everything recorded)
+
+    @property
+    def used(self) -> int:
+        return sum(h.units for h in self.history if h.kind == "pack-use")
+
+    @property
+    def lost(self) -> int:
+        return sum(h.units for h in self.history if h.kind == "pack-expired")
+
+    @property
+    def left(self) -> int:
+        return self.units - self.used - self.lost
+
+    @property
+    def expired(self) -> bool:
+        return self.lost > 0 or (self.as_of is not None and self.expires_at <= self.as_of)
+
+    @property
+    def state(self) -> str:
+        """"expired" (past its validity), "used-up" (nothing left before it expired) or "active"."""
+        return "expired" if self.expired else "used-up" if not self.left else "active"
+
+    @property
+    def last_period(self) -> str:
+        """The last period the pack serves: its units left are lost when that period is settled."""
+        from ..settlement import last_period_served
+
+        return last_period_served(self.expires_at, self.time_zone)
+
+    def local(self, moment_: datetime) -> datetime:
+        from zoneinfo import ZoneInfo
+
+        return moment_.astimezone(ZoneInfo(self.time_zone))
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "account": self.account, "service": self.service, "category": self.category,
+                "units": self.units, "unit": self.unit, "price": as_text(self.price), "currency": self.currency,
+                "bought_at": self.local(self.bought_at).isoformat(),
+                "expires_at": self.local(self.expires_at).isoformat(), "last_period": self.last_period,
+                "used": self.used, "lost": self.lost, "left": self.left, "state": self.state,
+                "expired": self.expired, "as_of": self.as_of.isoformat() if self.as_of else None,
+                "reference": self.reference, "rules_name": self.rules_name,
+                "rules_fingerprint": self.rules_fingerprint, "history": [h.to_dict() for h in self.history]}
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What a period cost an account, for its statement: a pack bought in it, or its bill."""
+
+    kind: str  # "pack-purchase" | "invoice"
+    service: str
+    ref: str  # the pack id or the invoice number
+    description: str
+    amount: Decimal
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "service": self.service, "ref": self.ref, "description": self.description,
+                "amount": as_text(self.amount)}
+
+
+# -- results of writes -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Applied:
+    """What one write did to one account: the entries appended and where the account stands."""
+
+    account: str
+    entries: tuple[Entry, ...]
+    balance: Decimal
+    frozen: Decimal
+    suspended: tuple[str, ...]  # services suspended after the write
+    note: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.entries)
+
+
+@dataclass(frozen=True)
+class Collected:
+    account: str
+    service: str
+    period: str
+    amount: Decimal
+    currency: str
+    applied: Applied | None  # None when the debit could not be applied now
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class Settled:
+    """One account's settlement of one period."""
+
+    account: str
+    outcome: str  # "settled" | "already-settled" | "failed"
+    invoice: str = ""
+    currency: str = ""
+    total: Decimal | None = None
+    debit: str = ""  # "applied" | "scheduled"
+    due_at: datetime | None = None
+    applied: Applied | None = None
+    problem: str = ""  # why it failed, or how a re-rating differs from the recorded bill
+
+    def to_dict(self) -> dict:
+        out = {"account": self.account, "outcome": self.outcome, "invoice": self.invoice or None,
+               "currency": self.currency or None, "total": None if self.total is None else as_text(self.total),
+               "debit": self.debit or None, "due_at": self.due_at.isoformat() if self.due_at else None,
+               "problem": self.problem or None}
+        if self.applied is not None:
+            out |= {"balance": as_text(self.applied.balance), "frozen": as_text(self.applied.frozen),
+                    "suspended": list(self.applied.suspended),
+                    "entries": [e.to_dict() for e in self.applied.entries]}
+        return out
+
+
+@dataclass(frozen=True)
+class Unbilled:
+    """Usage of the period that was not billed, and why: it is listed, never dropped silently."""
+
+    account: str
+    calls: int
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"account": self.account, "calls": self.calls, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class SettleReport:
+    period: str
+    service: str
+    rules_fingerprint: str
+    at: datetime
+    schedule: S.Schedule
+    collected: tuple[Collected, ...] = ()
+    accounts: tuple[Settled, ...] = ()
+    unbilled: tuple[Unbilled, ...] = ()
+
+    @property
+    def failed(self) -> tuple[Settled, ...]:
+        return tuple(a for a in self.accounts if a.outcome == "failed")
+
+    def to_dict(self) -> dict:
+        return {"period": self.period, "service": self.service, "rules_fingerprint": self.rules_fingerprint,
+                "at": self.at.isoformat(), "issue": self.schedule.issue.isoformat(),
+                "deduction_window": [self.schedule.deduction_opens.isoformat(),
+                                     self.schedule.deduction_closes.isoformat()],
+                "accounts": [a.to_dict() for a in self.accounts],
+                "unbilled": [u.to_dict() for u in self.unbilled],
+                "collected": [{"account": c.account, "service": c.service, "period": c.period,
+                               "amount": as_text(c.amount), "currency": c.currency,
+                               "applied": c.applied is not None, "problem": c.problem or None}
+                              for c in self.collected]}
+
+
+@dataclass(frozen=True)
+class Statement:
+    account: Account
+    period: str | None
+    time_zone: str
+    opening_balance: Decimal
+    opening_frozen: Decimal
+    entries: tuple[Entry, ...]
+    closing_balance: Decimal
+    closing_frozen: Decimal
+    bills: tuple[BillRecord, ...] = ()
+    # A period's statement: what the period cost (packs bought in it, and its own bills, whenever
+    # they are issued and debited), and the packs that served it, with their units as of its end.
+    charges: tuple[Charge, ...] = ()
+    packs: tuple[Pack, ...] = ()
+
+    @property
+    def charges_total(self) -> Decimal:
+        from ..settlement import add
+
+        total = Decimal(0)
+        for c in self.charges:
+            total = add(total, c.amount)
+        return total
+
+
+@dataclass(frozen=True)
+class PackBought:
+    """The result of `Ledger.buy_pack`: the pack and what buying it did to the account."""
+
+    pack: Pack
+    applied: Applied

@@ -1,0 +1,171 @@
+"""The ledger file's schema: an ordered list of migrations, each applied once, in its own
+transaction, and recorded in `ratecard_schema`. A migration is history: once released it never
+changes; a later release appends one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+# The entry kinds of schema version 1, written out rather than read from `settlement.ENTRY_KINDS`: a
+# migration is history and must not change. A later release adds kinds with a migration that
+# inserts rows into `entry_kinds` (e.g. a resource pack purchase, with a `packs` table).
+_KINDS_V1 = (
+    ("account-opened", "the account was created"),
+    ("service-activated", "a service was activated by accepting its terms of service"),
+    ("terms-accepted", "a newer version of a service's terms of service was accepted"),
+    ("bill-issued", "a period's bill was recorded (the fee is taken by its debit)"),
+    ("debit-scheduled", "a bill's fee was scheduled for the policy's deduction window"),
+    ("debit", "a bill's fee was taken from the balance"),
+    ("top-up", "money was credited to the balance"),
+    ("freeze", "part of the balance was held as a deposit"),
+    ("freeze-failed", "a deposit could not be held for lack of available balance"),
+    ("freeze-released", "a deposit was released"),
+    ("suspended", "the service was stopped"),
+    ("resumed", "the service was restarted"),
+)
+
+
+def _append_only(table: str) -> tuple[str, ...]:
+    return tuple(f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                 f"BEGIN SELECT RAISE(ABORT, '{table} are append-only: rows cannot be changed or deleted'); END"
+                 for op in ("UPDATE", "DELETE"))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "accounts, services, entries, bills and debits", (
+        "CREATE TABLE ratecard_schema (version INTEGER PRIMARY KEY, description TEXT NOT NULL)",
+        "CREATE TABLE entry_kinds (kind TEXT PRIMARY KEY, description TEXT NOT NULL) WITHOUT ROWID",
+        *(f"INSERT INTO entry_kinds VALUES ('{k}', '{d.replace(chr(39), chr(39) * 2)}')" for k, d in _KINDS_V1),
+        """CREATE TABLE accounts (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            balance TEXT NOT NULL,      -- the sum of the account's entries' amounts
+            frozen TEXT NOT NULL,       -- the sum of their frozen changes: deposits held
+            last_at TEXT NOT NULL       -- the time of the latest entry: entries are in time order
+        ) WITHOUT ROWID""",
+        """CREATE TABLE services (
+            account TEXT NOT NULL REFERENCES accounts(id),
+            service TEXT NOT NULL,
+            activated_at TEXT NOT NULL,
+            terms_version TEXT NOT NULL,
+            terms_accepted_at TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('active', 'suspended')),
+            since TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            arrears_action TEXT,        -- the policy's terms as of the latest debit
+            resume_when TEXT,
+            frozen TEXT NOT NULL,       -- the deposit held for this service
+            frozen_period TEXT,
+            pending_freeze TEXT,        -- a deposit that could not be held, retried by top-ups
+            pending_period TEXT,
+            PRIMARY KEY (account, service)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE entries (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            account TEXT NOT NULL REFERENCES accounts(id),
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL REFERENCES entry_kinds(kind),
+            service TEXT,
+            period TEXT,
+            amount TEXT NOT NULL,           -- added to the balance
+            frozen_change TEXT NOT NULL,    -- added to the deposits held
+            balance_after TEXT NOT NULL,
+            frozen_after TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            ref TEXT
+        )""",
+        "CREATE INDEX entries_by_account ON entries (account, seq)",
+        "CREATE UNIQUE INDEX one_bill_entry ON entries (account, service, period) WHERE kind = 'bill-issued'",
+        "CREATE UNIQUE INDEX one_debit ON entries (account, service, period) WHERE kind = 'debit'",
+        "CREATE UNIQUE INDEX one_top_up_per_reference ON entries (account, ref) WHERE kind = 'top-up' "
+        "AND ref IS NOT NULL",
+        *_append_only("entries"),
+        """CREATE TABLE bills (
+            account TEXT NOT NULL,
+            service TEXT NOT NULL,
+            period TEXT NOT NULL,
+            invoice_number TEXT NOT NULL UNIQUE,
+            currency TEXT NOT NULL,
+            total TEXT NOT NULL,
+            list_cost TEXT NOT NULL,        -- every billable unit at pay-as-you-go prices
+            rules_name TEXT NOT NULL,
+            rules_fingerprint TEXT NOT NULL,
+            bill_json TEXT NOT NULL,
+            invoice_text TEXT NOT NULL,
+            issued_at TEXT NOT NULL,
+            PRIMARY KEY (account, service, period),
+            FOREIGN KEY (account, service) REFERENCES services (account, service)
+        ) WITHOUT ROWID""",
+        *_append_only("bills"),
+        """CREATE TABLE debits (
+            account TEXT NOT NULL,
+            service TEXT NOT NULL,
+            period TEXT NOT NULL,
+            amount TEXT NOT NULL,
+            due_at TEXT NOT NULL,           -- the deduction window opens
+            closes_at TEXT NOT NULL,        -- ... and closes (exclusive)
+            arrears_action TEXT NOT NULL,   -- the policy's terms, so that collecting needs no rules
+            resume_when TEXT NOT NULL,
+            freeze TEXT,
+            freeze_basis TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('scheduled', 'applied')),
+            entry INTEGER REFERENCES entries (seq),
+            PRIMARY KEY (account, service, period),
+            FOREIGN KEY (account, service, period) REFERENCES bills (account, service, period),
+            CHECK ((status = 'applied') = (entry IS NOT NULL))
+        ) WITHOUT ROWID""",
+        "CREATE INDEX debits_due ON debits (status, due_at)",
+    )),
+    # Resource packs. Units used and lost are rows of `pack_units` (one per pack, kind and period,
+    # each with its entry), never a counter updated in place: a pack's units left are its units less
+    # those rows, and a settlement that ran already cannot take a pack's units again.
+    Migration(2, "resource packs: packs, their units used and lost", (
+        *(f"INSERT INTO entry_kinds VALUES ('{k}', '{d}')" for k, d in (
+            ("pack-purchase", "a resource pack was bought: its price was taken from the balance"),
+            ("pack-use", "units of a resource pack were used by a period''s bill"),
+            ("pack-expired", "a resource pack expired: the units left in it were lost"))),
+        """CREATE TABLE packs (
+            id TEXT PRIMARY KEY,
+            account TEXT NOT NULL,
+            service TEXT NOT NULL,
+            category TEXT NOT NULL,
+            units INTEGER NOT NULL CHECK (units > 0),
+            unit TEXT NOT NULL,
+            price TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            bought_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,       -- exclusive: the pack serves the periods before it ends
+            time_zone TEXT NOT NULL,        -- the policy's, in which its validity was counted
+            rules_name TEXT NOT NULL,
+            rules_fingerprint TEXT NOT NULL, -- the price book versions that sold it
+            reference TEXT,                 -- the caller's id of the purchase: recorded once
+            entry INTEGER NOT NULL UNIQUE REFERENCES entries (seq),
+            FOREIGN KEY (account, service) REFERENCES services (account, service),
+            CHECK (expires_at > bought_at)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX packs_by_account ON packs (account, service, expires_at)",
+        "CREATE UNIQUE INDEX one_pack_per_reference ON packs (account, reference) WHERE reference IS NOT NULL",
+        *_append_only("packs"),
+        """CREATE TABLE pack_units (
+            pack TEXT NOT NULL REFERENCES packs (id),
+            kind TEXT NOT NULL CHECK (kind IN ('pack-use', 'pack-expired')),
+            period TEXT NOT NULL,           -- the period whose settlement used (or found expired) them
+            units INTEGER NOT NULL CHECK (units > 0),
+            entry INTEGER NOT NULL UNIQUE REFERENCES entries (seq),
+            PRIMARY KEY (pack, kind, period)
+        ) WITHOUT ROWID""",
+        "CREATE UNIQUE INDEX one_expiry_per_pack ON pack_units (pack) WHERE kind = 'pack-expired'",
+        *_append_only("pack_units"),
+    )),
+)
+LATEST = MIGRATIONS[-1].version

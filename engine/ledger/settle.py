@@ -1,0 +1,228 @@
+"""Settlement as stored: each account's bill for a period, the pack units it takes and its debit (or
+the debit scheduled for the deduction window), written in one ``BEGIN IMMEDIATE`` transaction per
+account, so that a crash leaves an account wholly settled or untouched and a concurrent run finds
+the work done; and collecting the scheduled debits once their window opens."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Iterable
+
+from ..formatting import format_money
+from . import postings as P
+from .packs import pack_balances, take_packs
+from .records import Applied, Collected, Settled, SettleReport, Unbilled
+from .values import LedgerError, as_decimal, as_text, moment, stamp, step
+
+if TYPE_CHECKING:
+    from .. import settlement as S
+
+
+def collect(store, at: datetime) -> list[Collected]:
+    """Apply every scheduled debit whose deduction window has opened by `at`, each in its own
+    transaction, dated `at`."""
+    from .. import settlement as S
+
+    when = stamp(at)
+    due = store.read("SELECT account, service, period FROM debits WHERE status = 'scheduled' AND due_at <= ? "
+                     "ORDER BY due_at, account, service, period", (when,))
+    done = []
+    for account, service, period in due:
+        with store.write() as db:
+            row = db.execute(
+                "SELECT d.amount, d.closes_at, d.arrears_action, d.resume_when, d.freeze, d.freeze_basis, "
+                "b.invoice_number, b.currency FROM debits AS d JOIN bills AS b USING (account, service, period) "
+                "WHERE d.account = ? AND d.service = ? AND d.period = ? AND d.status = 'scheduled'",
+                (account, service, period)).fetchone()
+            if row is None:
+                continue  # a concurrent run collected it
+            amount, closes, action, resume, freeze, basis, invoice, currency = row
+            try:
+                position = P.position(db, account, when)
+            except LedgerError as exc:
+                done.append(Collected(account, service, period, Decimal(amount), currency, None, str(exc)))
+                continue
+            terms = S.Terms(action, resume, as_decimal(freeze), basis)
+            applied = _debit(db, account, service, period, Decimal(amount), terms, invoice, position,
+                                  when, closes)
+            done.append(Collected(account, service, period, Decimal(amount), currency, applied))
+        step("collected")
+    return done
+
+
+def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: Iterable[str] = ()) -> SettleReport:
+    """Settle `period` with `rules`: bill every account that activated the rule set's service
+    before the period ended (with its usage, or none), debit the bills (or schedule the debits
+    for the deduction window), hold deposits and suspend as the policy says. `usage` holds
+    `AccountUsage` of that period (see `ratecard.usage.UsageReader.accounts`). Accounts already
+    settled for the period are left as they are. Scheduled debits now due are collected first.
+    Accounts in `hold` (e.g. with rejected usage rows) are not settled this time: a settled
+    bill is immutable, so it must wait until all of the account's usage can be billed."""
+    from .. import settlement as S
+    from ..billrun import render_bill
+    from ..invoice import invoice_meta
+    from ..rating import rate, tariff
+
+    t = tariff(rules, period)
+    policy, book = t.policy, t.book
+    when_ = S.check_settleable(policy, period, at)
+    service, when, end = rules.name, stamp(at), stamp(when_.end)
+    by_account = {}
+    for u in usage:
+        if u.period != period:
+            raise ValueError(f"usage of {u.account} is for {u.period}, not {period}")
+        by_account[u.account] = u
+
+    collected = tuple(collect(store, at))
+
+    activated = dict(store.read("SELECT account, activated_at FROM services WHERE service = ?", (service,)))
+    held = set(hold)
+    billable = sorted(a for a, since in activated.items() if since < end and a not in held)
+    unbilled = [Unbilled(account, by_account[account].calls if account in by_account else 0,
+                         "has rejected usage rows: settled once they are fixed")
+                for account in sorted(held) if account]
+    for account in sorted(set(by_account) - set(billable) - held):
+        if account in activated:
+            why = (f"activated {service} only at {moment(activated[account]).isoformat()}, after the period "
+                   "ended")
+        elif store.read("SELECT 1 FROM accounts WHERE id = ?", (account,)):
+            why = f"has not activated {service}"
+        else:
+            why = "is not in the ledger"
+        unbilled.append(Unbilled(account, by_account[account].calls, why))
+
+    recorded = {r[0]: r[1] for r in store.read(
+        "SELECT account, bill_json FROM bills WHERE service = ? AND period = ?", (service, period))}
+    currencies = dict(store.read("SELECT id, currency FROM accounts"))
+    results = []
+    zone = policy.time_zone
+
+    def priced(bill, packs) -> _Priced:
+        list_cost = S.list_price_cost(book, bill)
+        freeze = S.freeze_amount(policy, list_cost)
+        basis = "" if freeze is None else S.freeze_basis(policy, list_cost, bill.currency)
+        return _Priced(bill, _bill_json(bill), render_bill(bill, rules, "text"), invoice_meta(bill, policy).number,
+                       list_cost, S.Terms.of(policy, freeze, basis), packs)
+
+    for account in billable:
+        items = by_account[account].items if account in by_account else ()
+        suspended = _suspended_at(store, account, service, end)
+        # An account already settled is re-rated with its packs as they were before its bill, to
+        # compare like with like.
+        packs = pack_balances(store, account, service, when_, zone, before_bill=account in recorded)
+        bill = rate(rules, items, period, account=account, packs=packs, suspended=suspended)
+        bill_json = _bill_json(bill)
+        number = invoice_meta(bill, policy).number
+        if account in recorded:
+            note = "" if recorded[account] == bill_json else (
+                "the usage now rates differently from the recorded bill; the recorded bill stands")
+            results.append(Settled(account, "already-settled", number, bill.currency, bill.total, problem=note))
+            continue
+        if currencies[account] != bill.currency:
+            results.append(Settled(account, "failed", number, bill.currency, bill.total, problem=(
+                f"the account is in {currencies[account]} but {rules.name} bills in {bill.currency}")))
+            continue
+
+        def again(fresh, account=account, items=items, suspended=suspended) -> _Priced:
+            return priced(rate(rules, items, period, account=account, packs=fresh, suspended=suspended), fresh)
+
+        first = priced(bill, packs)
+        step("rated")
+        results.append(_settle_one(store, first, service, when_, when, again))
+        step("committed")
+    return SettleReport(period, service, t.fingerprint, at, when_, collected, tuple(results), tuple(unbilled))
+
+
+def _settle_one(store, priced: _Priced, service, when_, when, again) -> Settled:
+    """Record one account's bill, the pack units it uses (and those its packs lose by expiring),
+    and its debit, in one transaction. `again(packs)` prices the bill anew, should the account's
+    packs have changed since it was priced (a purchase committed meanwhile)."""
+    from .. import settlement as S
+
+    bill = priced.bill
+    account, period = bill.account, bill.period
+    opens, closes = stamp(when_.deduction_opens), stamp(when_.deduction_closes)
+    with store.write() as db:
+        old = db.execute("SELECT bill_json FROM bills WHERE account = ? AND service = ? AND period = ?",
+                         (account, service, period)).fetchone()
+        if old is not None:  # a concurrent run settled it after we looked
+            note = "" if old[0] == priced.bill_json else "the recorded bill differs; it stands"
+            return Settled(account, "already-settled", priced.number, bill.currency, bill.total, problem=note)
+        try:
+            position = P.position(db, account, when)
+        except LedgerError as exc:
+            return Settled(account, "failed", priced.number, bill.currency, bill.total, problem=str(exc))
+        fresh = pack_balances(store, account, service, when_, when_.time_zone)
+        if fresh != priced.packs:
+            priced = again(fresh)
+            bill = priced.bill
+        number, currency, total, terms = priced.number, bill.currency, bill.total, priced.terms
+        db.execute("INSERT INTO bills (account, service, period, invoice_number, currency, total, list_cost, "
+                   "rules_name, rules_fingerprint, bill_json, invoice_text, issued_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (account, service, period, number, currency, as_text(total), as_text(priced.list_cost),
+                    bill.rules_name, bill.rules_fingerprint, priced.bill_json, priced.invoice_text, when))
+        money = format_money(total, currency)
+        issued = P.record(db, account, position, when, [S.Change(
+            S.BILL_ISSUED, f"invoice {number} for {period}: {money} ({bill.rules_name}, "
+            f"{bill.rules_fingerprint[:19]})", service, period, ref=number)], position)
+        issued = P.merge(issued, take_packs(db, bill, service, when_, position, when))
+        db.execute("INSERT INTO debits (account, service, period, amount, due_at, closes_at, arrears_action, "
+                   "resume_when, freeze, freeze_basis, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled')",
+                   (account, service, period, as_text(total), opens, closes, terms.arrears_action,
+                    terms.resume_when, None if terms.freeze is None else as_text(terms.freeze), terms.freeze_basis))
+        step("billed")
+        if when < opens:
+            window = f"{when_.deduction_opens.date().isoformat()} to {when_.deduction_last_day.isoformat()}"
+            scheduled = P.record(db, account, position, when, [S.Change(
+                S.DEBIT_SCHEDULED, f"invoice {number} for {period}: {money} to be debited in the deduction "
+                f"window, {window} ({when_.time_zone})", service, period, ref=number)], position)
+            applied = P.merge(issued, scheduled)
+            debit = "scheduled"
+        else:
+            applied = P.merge(issued, _debit(db, account, service, period, total, terms, number, position,
+                                                 when, closes))
+            debit = "applied"
+        step("debited")
+    return Settled(account, "settled", number, currency, total, debit, when_.deduction_opens, applied)
+
+
+def _debit(db, account, service, period, amount, terms, invoice, position, when, closes) -> Applied:
+    from .. import settlement as S
+
+    note = "" if when < closes else f" (after the deduction window, which closed {moment(closes).isoformat()})"
+    outcome = S.apply_debit(position, service, period, amount, terms, invoice, note=note)
+    applied = P.record(db, account, position, when, outcome.changes, outcome.position)
+    seq = next(e.seq for e in applied.entries if e.kind == S.DEBIT)
+    db.execute("UPDATE debits SET status = 'applied', entry = ? WHERE account = ? AND service = ? AND period = ?",
+               (seq, account, service, period))
+    return applied
+
+
+def _suspended_at(store, account: str, service: str, moment_text: str) -> bool:
+    """Whether the service was suspended at a moment (the end of a period), from the entries."""
+    from .. import settlement as S
+
+    row = store.read("SELECT kind FROM entries WHERE account = ? AND service = ? AND kind IN ('suspended', "
+                     "'resumed') AND at < ? ORDER BY seq DESC LIMIT 1", (account, service, moment_text))
+    return bool(row) and row[0][0] == S.SUSPENDED
+
+
+@dataclass(frozen=True)
+class _Priced:
+    """One account's bill for a period, priced and rendered, with the packs it was priced with."""
+
+    bill: object
+    bill_json: str
+    invoice_text: str
+    number: str
+    list_cost: Decimal
+    terms: S.Terms
+    packs: tuple
+
+
+def _bill_json(bill) -> str:
+    return json.dumps(bill.to_dict(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
