@@ -19,7 +19,9 @@ KINDS = {
     "pricing": "pricing.schema.json",
     "api-mapping": "api-mapping.schema.json",
     "settlement": "settlement.schema.json",
+    "account-terms": "account-terms.schema.json",
 }
+OPTIONAL_KINDS = frozenset({"account-terms"})  # a rule set needs one file of every other kind
 
 
 def _is_integer(checker, instance) -> bool:

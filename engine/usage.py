@@ -41,6 +41,7 @@ from .model import RuleSet
 from .periods import parse_period, period_of
 from .rating import SUCCESS, Tariff, UsageItem, tariff
 from .rules import display_path
+from . import usage_values
 
 AGGREGATED, CALLS = "aggregated", "calls"
 FORMATS = ("csv", "jsonl")
@@ -48,7 +49,7 @@ KINDS = (AGGREGATED, CALLS)
 
 _REQUIRED = {AGGREGATED: ("account", "period", "api", "calls"),
              CALLS: ("request_id", "account", "api", "timestamp")}
-_OPTIONAL = ("outcome", "error_code")
+_OPTIONAL = ("outcome", "error_code", "amount")
 _KNOWN = frozenset(_OPTIONAL).union(*_REQUIRED.values())
 _EXPECTED = ("expected the columns account, period, api, calls[, outcome] (aggregated usage) or "
              "request_id, account, api, timestamp[, outcome | error_code] (call records)")
@@ -89,9 +90,10 @@ class UsageRow:
     account: str
     period: str
     api: str
-    calls: int
+    calls: int | Decimal
     outcome: str | None
     request_id: str | None = None
+    amount: Decimal | None = None  # total transaction amount of the calls (usage_values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +209,8 @@ class UsageReader:
                 period = names.setdefault(row.period, row.period)
                 apis = totals[(row.account, period)] = {}
             key = (names.setdefault(row.api, row.api), row.outcome and names.setdefault(row.outcome, row.outcome))
+            if row.amount is not None:  # kept its own item: see usage_values
+                key += (row.file, row.line, row.amount)
             apis[key] = apis.get(key, 0) + row.calls
         return self
 
@@ -226,8 +230,8 @@ class UsageReader:
     def accounts(self) -> Iterator[AccountUsage]:
         """Every (account, period) read so far, in that order, with its usage per API and outcome."""
         for (account, period), apis in sorted(self._totals.items()):
-            items = tuple(UsageItem(api, calls, outcome)
-                          for (api, outcome), calls in sorted(apis.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")))
+            items = tuple(UsageItem(key[0], calls, key[1], key[4] if len(key) > 2 else None)
+                          for key, calls in sorted(apis.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", kv[0][2:])))
             yield AccountUsage(account, period, items)
 
     @property
@@ -382,9 +386,14 @@ class UsageReader:
                 raise _Bad("bad-period", str(exc)) from None
             self._valid_periods.add(period)
         api = _text(values, "api")
-        calls = _calls(values.get("calls"))
+        calls = usage_values.decimal_calls(values.get("calls"))
+        if calls is not None:
+            calls = usage_values.check_quantity(self._tariff(period), api, calls, _Bad)
+        else:
+            calls = _calls(values.get("calls"))
         outcome = _outcome(values)
-        return UsageRow(name, number, account, period, api, calls, outcome)
+        return UsageRow(name, number, account, period, api, calls, outcome,
+                        amount=usage_values.amount(values, _Bad))
 
     def _call_row(self, name, number, values, request_id) -> UsageRow:
         account = _account(values)
@@ -398,7 +407,8 @@ class UsageReader:
         if moment.tzinfo is None or moment.utcoffset() is None:
             raise _Bad("naive-timestamp", f"timestamp {text!r} has no UTC offset, so its billing period is "
                        "unknown; expected e.g. 2020-09-30T23:30:00Z or 2020-10-01T07:30:00+08:00")
-        return UsageRow(name, number, account, self._call_period(moment), api, 1, _outcome(values), request_id)
+        return UsageRow(name, number, account, self._call_period(moment), api, 1, _outcome(values), request_id,
+                        usage_values.amount(values, _Bad))
 
     def _call_period(self, moment: datetime) -> str:
         try:
