@@ -45,3 +45,23 @@ def format_price(value: Decimal) -> str:
 
 def format_count(value: int) -> str:
     return f"{value:,}"
+
+
+def charge_label(charge, tier_mode: str, unit: str = "") -> str:
+    """One priced part of a bill line in words (`bill.TierCharge`), the same on every invoice format:
+    `Tier 2 (volume): 1,500 x 0.008 + flat 20`, `Tier 1 (volume): 2,100 in 3 blocks of 1,000 x 4`,
+    `2.9% of 2,300`, `Fixed fee: 4 x 0.30`, `500 free units`."""
+    count = format_count(charge.calls) + (f" {unit}" if unit else "")
+    flat = f" + flat {format_price(charge.flat_amount)}" if charge.flat_amount is not None else ""
+    if charge.rate is not None:
+        tier = f"Tier {charge.tier}: " if charge.note.endswith("in this tier") else ""
+        return f"{tier}{format_price(charge.rate)}% of {format_amount(charge.basis)}{flat}"
+    if charge.blocks is not None:
+        return f"Tier {charge.tier} ({tier_mode}): {count} in {charge.note} x {format_price(charge.unit_price)}{flat}"
+    if charge.note == "free units":
+        return f"{count} free"
+    if charge.note == "fixed fee per transaction":
+        return f"Fixed fee: {format_count(charge.calls)} x {format_price(charge.unit_price)}"
+    if charge.note:
+        return f"{format_count(charge.calls)} transaction{'' if charge.calls == 1 else 's'} {charge.note}"
+    return f"Tier {charge.tier} ({tier_mode}): {count} x {format_price(charge.unit_price)}{flat}"

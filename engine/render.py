@@ -18,7 +18,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from . import resources
 from .bill import Bill
 from .errors import RatecardError
-from .formatting import format_amount, format_count, format_money, format_price
+from .formatting import charge_label, format_amount, format_count, format_money, format_price
 from .invoice import invoice_meta
 
 FORMATS = {"text": "txt", "markdown": "md", "html": "html"}
@@ -87,7 +87,8 @@ def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True
         keep_trailing_newline=True,
     )
     env.filters.update(money=_money, amount=_amount, count=format_count, price=format_price, date=_date,
-                       ljust=lambda v, w: str(v).ljust(w), rjust=lambda v, w: str(v).rjust(w), md=_md)
+                       ljust=lambda v, w: str(v).ljust(w), rjust=lambda v, w: str(v).rjust(w), md=_md,
+                       part=charge_label)
     return env
 
 

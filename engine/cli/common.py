@@ -28,6 +28,7 @@ def check_rules(path):
 
 # ASCII digits (str.isdigit() takes "²" and "١٢"), and few enough of them to be a real count.
 COUNT = re.compile(r"[0-9]{1,18}")
+QUANTITY = re.compile(r"[0-9]{1,18}(\.[0-9]{1,12})?")
 
 
 def same_file(a, b) -> bool:
@@ -51,18 +52,26 @@ def jobs_arg(text: str) -> int:
 
 
 def usage_args(pairs) -> list:
-    """`API=CALLS` or `API:OUTCOME=CALLS` words → usage items."""
+    """`API=CALLS` or `API:OUTCOME=CALLS` words → usage items. CALLS may be a decimal quantity
+    (`StoreObject=150.5`, for a category with a decimal unit) and may end in `@AMOUNT`, the total
+    transaction amount of the calls (`Charge=3@300.00`, for a category priced as a percentage)."""
+    from decimal import Decimal
+
     from ..rating import UsageItem
 
     items = []
     for word in pairs:
-        name, sep, calls = word.rpartition("=")
+        name, sep, value = word.rpartition("=")
         api, _, outcome = name.partition(":")
+        calls, at, amount = value.partition("@")
         digits = calls.replace("_", "").replace(",", "")
-        if not sep or not api or not COUNT.fullmatch(digits):
+        if (not sep or not api or not QUANTITY.fullmatch(digits)
+                or (at and not QUANTITY.fullmatch(amount.replace("_", "").replace(",", "")))):
             raise RatecardError(f"bad usage {word!r}: expected API=CALLS or API:OUTCOME=CALLS with a whole "
-                                "number of calls, e.g. RenderWidget=1000000")
-        items.append(UsageItem(api, int(digits), outcome or None))
+                                "number of calls, e.g. RenderWidget=1000000 (a decimal quantity for a category "
+                                "with a decimal unit; API=CALLS@AMOUNT for a transaction amount)")
+        items.append(UsageItem(api, Decimal(digits) if "." in digits else int(digits), outcome or None,
+                               Decimal(amount.replace("_", "").replace(",", "")) if at else None))
     return items
 
 

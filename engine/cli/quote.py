@@ -46,6 +46,9 @@ def quote_text(bill) -> list[str]:
                 format_count(line.payg_calls)) if prepaid else ()
         rows.append((line.name, format_count(line.calls), format_count(line.free_calls)) + used
                     + (str(line.tier), format_price(line.unit_price), format_amount(line.amount, cur)))
+    blank = ("",) * (len(rows[0]) - 2)
+    for a in bill.adjustments:
+        rows.append((f"{a.name} ({a.note})",) + blank + (format_amount(a.amount, cur),))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
                               for i, (c, w) in enumerate(zip(r, widths))).rstrip()
