@@ -196,6 +196,9 @@ class RulesDiff:
         }
 
 
+BILL_ADJUSTMENTS = "(bill adjustments)"  # the category-rows key of discounts, commitments and credits on a whole bill
+
+
 def _percent_text(value: Decimal | None) -> str:
     return "new" if value is None else format(value, "f")
 
@@ -238,6 +241,14 @@ def diff_rules(base: RuleSet, rules: RuleSet, usage: Iterable, *, alert_pct: Dec
                     row[0] = line.name  # as the new rules name it
                 row[1 + side] += line.calls
                 row[3 + side] = _EXACT.add(row[3 + side], line.charge)
+        for side, bill in ((0, old), (1, new)):
+            # A category's discounts and spend limits belong to it; bill-level adjustments get a row of their own.
+            for a in bill.adjustments:
+                key = a.category if a.category is not None else BILL_ADJUSTMENTS
+                row = categories.get(key)
+                if row is None:
+                    row = categories[key] = ["Adjustments on the whole bill", 0, 0, _ZERO, _ZERO]
+                row[3 + side] = _EXACT.add(row[3 + side], a.charge)
         row = accounts.setdefault(use.account, [0, 0, _ZERO, _ZERO])
         row[0] += sum(line.calls for line in old.lines)
         row[1] += sum(line.calls for line in new.lines)

@@ -20,6 +20,7 @@ from .bill import Bill
 from .errors import RatecardError
 from .formatting import charge_label, format_amount, format_count, format_money, format_price
 from .invoice import invoice_meta
+from .ratecard_terms import book_terms, category_terms, tier_price
 
 FORMATS = {"text": "txt", "markdown": "md", "html": "html"}
 
@@ -143,20 +144,22 @@ def rate_card_context(rules, period: str | None = None) -> dict:
         tiers = []
         lower = 1
         for number, tier in enumerate(cat.tiers, 1):
-            tiers.append({"number": number, "lower": lower, "up_to": tier.up_to, "unit_price": tier.unit_price})
+            tiers.append({"number": number, "lower": lower, "up_to": tier.up_to, "unit_price": tier.unit_price,
+                          "price_text": tier_price(cat, tier)})
             lower = (tier.up_to or 0) + 1
         categories.append({
             "id": cat.id, "name": cat.name, "description": cat.description, "tier_mode": cat.tier_mode,
             "tiers": tiers, "free_quota": cat.free_quota, "packs": cat.packs,
             "billable_apis": mapping.apis_of(cat.id, billable=True),
             "free_apis": mapping.apis_of(cat.id, billable=False),
+            "model": cat.model, "terms": category_terms(cat, book.currency),
         })
     max_tiers = max(len(c["tiers"]) for c in categories)
     same_bounds = len({tuple(t["up_to"] for t in c["tiers"]) for c in categories}) == 1
     return {"rules": rules, "book": book, "mapping": mapping, "policy": policy, "categories": categories,
             # of the versions shown, as a bill records it: a later version does not change this card
             "fingerprint": rules.fingerprint_of(book, mapping, policy),
-            "max_tiers": max_tiers, "same_bounds": same_bounds,
+            "max_tiers": max_tiers, "same_bounds": same_bounds, "book_terms": book_terms(book),
             "billable_error_codes": sorted(mapping.billable_error_codes)}
 
 

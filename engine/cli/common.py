@@ -51,7 +51,7 @@ def jobs_arg(text: str) -> int:
     return int(text)
 
 
-def usage_args(pairs) -> list:
+def usage_args(pairs, t=None) -> list:
     """`API=CALLS` or `API:OUTCOME=CALLS` words → usage items. CALLS may be a decimal quantity
     (`StoreObject=150.5`, for a category with a decimal unit) and may end in `@AMOUNT`, the total
     transaction amount of the calls (`Charge=3@300.00`, for a category priced as a percentage)."""
@@ -70,7 +70,15 @@ def usage_args(pairs) -> list:
             raise RatecardError(f"bad usage {word!r}: expected API=CALLS or API:OUTCOME=CALLS with a whole "
                                 "number of calls, e.g. RenderWidget=1000000 (a decimal quantity for a category "
                                 "with a decimal unit; API=CALLS@AMOUNT for a transaction amount)")
-        items.append(UsageItem(api, Decimal(digits) if "." in digits else int(digits), outcome or None,
+        decimal = "." in digits
+        if decimal and t is not None:
+            entry = t.index.get(api)
+            places = t.decimal_pos.get(t.slot_position[entry[0]]) if entry is not None else None
+            if places is None or len(digits.partition(".")[2].rstrip("0")) > places:
+                raise RatecardError(f"bad usage {word!r}: expected API=CALLS with a whole number of calls"
+                                    + (f" (or at most {places} decimal places for {api})" if places else "")
+                                    + ", e.g. RenderWidget=1000000")
+        items.append(UsageItem(api, Decimal(digits) if decimal else int(digits), outcome or None,
                                Decimal(amount.replace("_", "").replace(",", "")) if at else None))
     return items
 

@@ -22,7 +22,7 @@ def cmd_quote(args) -> int:
     if unknown_packs:
         raise RatecardError(f"--pack names unknown category {', '.join(unknown_packs)}; expected one of: "
                             f"{', '.join(c.id for c in t.categories)}")
-    bill = rate(rules, usage_args(args.usage), period, packs=packs, suspended=args.suspended)
+    bill = rate(rules, usage_args(args.usage, t), period, packs=packs, suspended=args.suspended)
     if args.format == "json":
         out = bill.to_dict()
         if args.explain:
@@ -46,9 +46,6 @@ def quote_text(bill) -> list[str]:
                 format_count(line.payg_calls)) if prepaid else ()
         rows.append((line.name, format_count(line.calls), format_count(line.free_calls)) + used
                     + (str(line.tier), format_price(line.unit_price), format_amount(line.amount, cur)))
-    blank = ("",) * (len(rows[0]) - 2)
-    for a in bill.adjustments:
-        rows.append((f"{a.name} ({a.note})",) + blank + (format_amount(a.amount, cur),))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
                               for i, (c, w) in enumerate(zip(r, widths))).rstrip()
@@ -56,6 +53,10 @@ def quote_text(bill) -> list[str]:
     out += [fmt(rows[0]), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in rows[1:]]
     label = len(fmt(rows[0])) - widths[-1] - 2
     r = bill.rounding
+    if bill.adjustments:
+        out.append("")
+    for a in bill.adjustments:  # after pricing, in the order applied
+        out.append(f"{(a.name + ': ' + a.note).rjust(label)}  {format_amount(a.amount, cur).rjust(widths[-1])}")
     out += ["",
             f"{'Subtotal'.rjust(label)}  {format_amount(bill.subtotal, cur).rjust(widths[-1])}",
             f"{('Rounding (' + r['quantum'] + ', ' + r['mode'] + ')').rjust(label)}  "
