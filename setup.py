@@ -24,7 +24,7 @@ class BuildWithShipped(build_py):
 
 
 setup(
-    packages=["ratecard"] + [f"ratecard.{p}" for p in find_namespace_packages("engine", exclude=["_shipped*", "__pycache__*"]) if "__pycache__" not in p],
+    packages=["ratecard"] + [f"ratecard.{p}" for p in find_namespace_packages("engine", exclude=["_shipped*", "__pycache__*", "locale*"]) if "__pycache__" not in p],
     package_dir={"ratecard": "engine"},
     cmdclass={"build_py": BuildWithShipped},
 )

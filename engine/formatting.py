@@ -1,4 +1,6 @@
-"""Human formatting of money, counts and dates, shared by the CLI and the Jinja filters."""
+"""Human formatting of money and counts in the command line's own (English) output.
+
+Documents (invoices, rate cards) are formatted in their rule set's locale by `ratecard.i18n`."""
 
 from __future__ import annotations
 
@@ -31,9 +33,11 @@ def format_amount(value: Decimal, currency: str | None = None, *, exact: bool = 
 
 def format_money(value: Decimal, currency: str, *, exact: bool = True, symbol: bool = False) -> str:
     amount = format_amount(value, currency, exact=exact)
-    if symbol and currency in currencies.SYMBOLS:
+    if symbol:
+        from babel.numbers import get_currency_symbol
+
         sign = "-" if amount.startswith("-") else ""
-        return f"{sign}{currencies.SYMBOLS[currency]}{amount.lstrip('-')}"
+        return f"{sign}{get_currency_symbol(currency, 'en')}{amount.lstrip('-')}"
     return f"{amount} {currency}"
 
 
@@ -47,21 +51,30 @@ def format_count(value: int) -> str:
     return f"{value:,}"
 
 
-def charge_label(charge, tier_mode: str, unit: str = "") -> str:
+class _Plain:
+    """The engine's own number formatting, for `charge_label` outside a localised template."""
+
+    count = staticmethod(lambda value: format_count(value))
+    price = staticmethod(lambda value: format_price(value))
+    amount = staticmethod(lambda value, currency=None: format_amount(value, currency))
+
+
+def charge_label(charge, tier_mode: str, unit: str = "", fmt=_Plain) -> str:
     """One priced part of a bill line in words (`bill.TierCharge`), the same on every invoice format:
     `Tier 2 (volume): 1,500 x 0.008 + flat 20`, `Tier 1 (volume): 2,100 in 3 blocks of 1,000 x 4`,
-    `2.9% of 2,300`, `Fixed fee: 4 x 0.30`, `500 free units`."""
-    count = format_count(charge.calls) + (f" {unit}" if unit else "")
-    flat = f" + flat {format_price(charge.flat_amount)}" if charge.flat_amount is not None else ""
+    `2.9% of 2,300`, `Fixed fee: 4 x 0.30`, `500 free`. `fmt` writes the numbers (a template's locale)."""
+    count = fmt.count(charge.calls) + (f" {unit}" if unit else "")
+    flat = f" + flat {fmt.price(charge.flat_amount)}" if charge.flat_amount is not None else ""
     if charge.rate is not None:
         tier = f"Tier {charge.tier}: " if charge.note.endswith("in this tier") else ""
-        return f"{tier}{format_price(charge.rate)}% of {format_amount(charge.basis)}{flat}"
+        return f"{tier}{fmt.price(charge.rate)}% of {fmt.amount(charge.basis)}{flat}"
     if charge.blocks is not None:
-        return f"Tier {charge.tier} ({tier_mode}): {count} in {charge.note} x {format_price(charge.unit_price)}{flat}"
+        blocks = f"{fmt.count(charge.blocks)} block{'' if charge.blocks == 1 else 's'} of {fmt.count(charge.package_size)}"
+        return f"Tier {charge.tier} ({tier_mode}): {count} in {blocks} x {fmt.price(charge.unit_price)}{flat}"
     if charge.note == "free units":
         return f"{count} free"
     if charge.note == "fixed fee per transaction":
-        return f"Fixed fee: {format_count(charge.calls)} x {format_price(charge.unit_price)}"
+        return f"Fixed fee: {fmt.count(charge.calls)} x {fmt.price(charge.unit_price)}"
     if charge.note:
-        return f"{format_count(charge.calls)} transaction{'' if charge.calls == 1 else 's'} {charge.note}"
-    return f"Tier {charge.tier} ({tier_mode}): {count} x {format_price(charge.unit_price)}{flat}"
+        return f"{fmt.count(charge.calls)} transaction{'' if charge.calls == 1 else 's'} {charge.note}"
+    return f"Tier {charge.tier} ({tier_mode}): {count} x {fmt.price(charge.unit_price)}{flat}"

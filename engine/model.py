@@ -210,6 +210,7 @@ class SettlementPolicy:
     resume_when: str
     deposit_freeze_percent: Decimal | None = None
     source: str = ""
+    locale: str = "en"  # CLDR identifier of the language and region documents are written in
 
 
 @dataclass(frozen=True)

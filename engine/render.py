@@ -7,18 +7,18 @@ names fail loudly with the template's file and line instead of rendering as blan
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import resources
 from .bill import Bill
 from .errors import RatecardError
-from .formatting import charge_label, format_amount, format_count, format_money, format_price
+from .formatting import charge_label
+from .i18n import DEFAULT_LOCALE, DocumentFormat, ljust, rjust, text_width, translations
 from .invoice import invoice_meta
 from .ratecard_terms import book_terms, category_terms, tier_price
 
@@ -33,25 +33,19 @@ def _is_html(name: str | None) -> bool:
     return bool(name) and (name.endswith(".html") or ".html." in name)
 
 
-def _money(value: Decimal, currency: str, exact: bool = True, symbol: bool = False) -> str:
-    return format_money(Decimal(value), currency, exact=exact, symbol=symbol)
-
-
-def _amount(value: Decimal, currency: str | None = None, exact: bool = True) -> str:
-    return format_amount(Decimal(value), currency, exact=exact)
-
-
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+!|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
+
+
+def _plain(message) -> str:
+    """A translated message as plain text, so that autoescaping writes its `<`, `>` and `&` as text:
+    newstyle gettext marks a message as markup (its variables escaped), right for HTML-only messages."""
+    return Markup(message).unescape()
 
 
 def _md(value) -> str:
     """Text from the data (an account id, an API name) made inert in Markdown: a Markdown invoice is
     often turned into HTML, where `<script>` or a `|` in a table cell would do harm."""
     return str(value).translate(_MD_SPECIAL)
-
-
-def _date(value: date, fmt: str = "%Y-%m-%d") -> str:
-    return value.strftime(fmt)
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -77,7 +71,11 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return verdict
 
 
-def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True) -> jinja2.Environment:
+def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True,
+                     locale: str = DEFAULT_LOCALE) -> jinja2.Environment:
+    """The templates of `template_dir` (default: the shipped ones) writing in `locale`: its catalog's
+    wording (`{% trans %}`, `_()`), its numbers, money and dates (the `count`, `amount`, `money`,
+    `price`, `date` and `month` filters)."""
     cls = _Sandbox if sandboxed else jinja2.Environment
     env = cls(
         loader=jinja2.FileSystemLoader(str(template_dir or resources.reports_dir())),
@@ -86,20 +84,28 @@ def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
-    env.filters.update(money=_money, amount=_amount, count=format_count, price=format_price, date=_date,
-                       ljust=lambda v, w: str(v).ljust(w), rjust=lambda v, w: str(v).rjust(w), md=_md,
-                       part=charge_label)
+    # A `{% trans %}` block spread over lines is one message with single spaces, as extracted.
+    env.policies["ext.i18n.trimmed"] = True
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    fmt = DocumentFormat(locale)
+    env.filters.update(money=fmt.money, amount=fmt.amount, count=fmt.count, price=fmt.price, date=fmt.date,
+                       month=fmt.month, ljust=ljust, rjust=rjust, width=text_width, md=_md, plain=_plain,
+                       part=lambda c, mode, unit="": charge_label(c, mode, unit, fmt))
+    env.globals["locale"] = str(fmt.locale)
+    env.globals["lang"] = str(fmt.locale).replace("_", "-")  # BCP 47, for <html lang>
     return env
 
 
 @lru_cache(maxsize=8)
-def _default_environment() -> jinja2.Environment:
-    return make_environment()
+def _default_environment(locale: str = DEFAULT_LOCALE) -> jinja2.Environment:
+    return make_environment(locale=locale)
 
 
-def render(template_name: str, context: dict, env: jinja2.Environment | None = None) -> str:
-    env = env or _default_environment()
+def render(template_name: str, context: dict, env: jinja2.Environment | None = None,
+           locale: str = DEFAULT_LOCALE) -> str:
+    env = env or _default_environment(locale)
     try:
         return env.get_template(template_name).render(**context)
     except jinja2.TemplateSyntaxError as exc:
@@ -134,7 +140,7 @@ def invoice_context(bill: Bill, policy) -> dict:
 def render_invoice(bill: Bill, policy, fmt: str = "text", env=None) -> str:
     if fmt not in FORMATS:
         raise RatecardError(f"unknown invoice format {fmt!r}; expected one of: {', '.join(FORMATS)}")
-    return render(f"invoice.{FORMATS[fmt]}.j2", invoice_context(bill, policy), env)
+    return render(f"invoice.{FORMATS[fmt]}.j2", invoice_context(bill, policy), env, policy.locale)
 
 
 def rate_card_context(rules, period: str | None = None) -> dict:
@@ -167,4 +173,5 @@ def render_rate_card(rules, fmt: str = "markdown", period: str | None = None, en
     ext = {"markdown": "md", "html": "html"}.get(fmt)
     if ext is None:
         raise RatecardError(f"unknown rate card format {fmt!r}; expected markdown or html")
-    return render(f"ratecard.{ext}.j2", rate_card_context(rules, period), env)
+    context = rate_card_context(rules, period)
+    return render(f"ratecard.{ext}.j2", context, env, context["policy"].locale)

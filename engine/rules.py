@@ -382,6 +382,10 @@ class _Builder:
         if resume == "freeze-succeeds" and freeze is None:
             self.problem(doc, ("arrears", "resume_when"), "resume_when is freeze-succeeds but the policy has no "
                          "`deposit_freeze`; add one or resume on balance-not-negative", code="freeze")
+        locale = data.get("locale", "en")
+        if isinstance(locale, str) and not currencies.is_locale(locale):
+            self.problem(doc, ("locale",), f"{locale!r} is not a locale with CLDR data; expected an identifier "
+                         "such as en, en_GB, de_DE or zh_Hans_CN", code="locale")
         window = data["deduction_window"]
         return SettlementPolicy(
             effective_from=start, billing_cycle=data["billing_cycle"], time_zone=zone,
@@ -390,6 +394,7 @@ class _Builder:
             rounding=Rounding(_decimal(data["rounding"]["quantum"]), data["rounding"]["mode"], data["rounding"]["apply"]),
             arrears_action=data["arrears"]["action"], resume_when=resume,
             deposit_freeze_percent=_decimal(freeze["percent"]) if freeze else None, source=doc.file,
+            locale=locale if isinstance(locale, str) else "en",
         )
 
     def _check_quantum(self, doc, quantum):

@@ -239,8 +239,9 @@ def test_cn_a_month_in_which_a_pack_is_bought_and_usage_overflows_it(cn, tmp_pat
         assert (fs["free_quota_used"], fs["payg_calls"], fs["tier"]) == (10_000, 490_000, 1)
         assert fs["packs_used"] == [{"pack_id": "PK-000001", "units_used": 1_000_000, "units_left": 0}]
         invoice, _ = ledger.invoice("peony", SERVICE, PERIOD)
-        assert re.search(r"\n  Covered by free quota +10,000\n  Covered by pack PK-000001 +1,000,000  \(0 left\)\n"
-                         r"  Pay-as-you-go +490,000\n  Tier 1 \(volume\): 490,000 x 0\.0032 +1,568\.00\n", invoice)
+        # The China site's documents are in Simplified Chinese (its settlement policy's locale).
+        assert re.search(r"\n  免费额度抵扣 +10,000\n  资源包 PK-000001 抵扣 +1,000,000  （剩余 0）\n"
+                         r"  按量计费 +490,000\n  阶梯 1（全量阶梯）：490,000 × 0\.0032 +1,568\.00\n", invoice)
         # 20,000 − 3,100 − 1,568.00 = 15,332.00; then 120% of 1,500,000 × 0.0032 = 4,800.00 → 5,760.00 held.
         peony = ledger.account("peony")
         assert (peony.balance, peony.frozen, peony.available) == (D("15332.00"), D("5760.00"), D("9572.00"))

@@ -103,3 +103,14 @@ def test_import_ratecard_is_not_shadowed_by_a_local_engine_module(installed):
         assert typed.stdout.strip() == "True"
     finally:
         (elsewhere / "engine.py").unlink()
+
+
+def test_installed_documents_speak_the_rule_sets_language(installed):
+    """The message catalogs travel in the wheel: the China-site rate card comes out in Chinese."""
+    bin_dir, _ = installed
+    probe = subprocess.run([str(bin_dir / "python"), "-c", "import ratecard.resources as r; "
+                            "print(r.rules_dir() / 'face-recognition-cn')"], capture_output=True, text=True,
+                           env=_env())
+    done = _run(installed, "ratecard", "--rules", probe.stdout.strip(), "--period", "2020-09")
+    assert done.returncode == 0, done.stderr
+    assert "价目表 — face-recognition-cn" in done.stdout and "免费额度" in done.stdout

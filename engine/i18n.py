@@ -1,0 +1,127 @@
+"""Documents in the customer's language: message catalogs and locale-aware numbers, money and dates.
+
+The settlement policy names the locale its documents are written in (`locale: zh_Hans_CN`). The
+templates' wording goes through gettext (Jinja's i18n extension) with the catalogs kept as `.po`
+sources under `engine/locale/<locale>/LC_MESSAGES/ratecard.po` and compiled beside them to `.mo`
+(`pybabel compile -d engine/locale -D ratecard`; tests/test_i18n.py fails when a compiled catalog
+is stale or a message of the templates is untranslated). A locale without a catalog of its own
+falls back to its parent (`zh_Hans_CN` → `zh_Hans` → `zh`), then to the English of the templates.
+
+Numbers, amounts and dates use Babel's CLDR data for the locale: its decimal and group symbols, the
+currency's own minor units, its date patterns. Amounts stay exact: an unrounded amount shows every
+digit it has, never fewer than the currency's usual decimals. Babel is imported here only, on the
+paths that render a document.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import date
+from decimal import Decimal, localcontext
+from functools import lru_cache
+from pathlib import Path
+
+from .exact import ROUNDING
+
+DEFAULT_LOCALE = "en"
+DOMAIN = "ratecard"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+
+
+def _fallbacks(locale: str) -> list[str]:
+    parts = locale.split("_")
+    return ["_".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+
+@lru_cache(maxsize=16)
+def translations(locale: str):
+    """The gettext catalog for `locale` (or its nearest parent), or one that keeps the English."""
+    from babel.support import NullTranslations, Translations
+
+    for candidate in _fallbacks(locale):
+        mo = LOCALE_DIR / candidate / "LC_MESSAGES" / f"{DOMAIN}.mo"
+        if mo.is_file():
+            with mo.open("rb") as fh:
+                return Translations(fh, domain=DOMAIN)
+    return NullTranslations()
+
+
+def text_width(text: str) -> int:
+    """Columns the text takes in a monospaced font: East Asian wide and full-width characters take two."""
+    if text.isascii():
+        return len(text)
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def ljust(value, width: int) -> str:
+    text = str(value)
+    return text + " " * max(0, width - text_width(text))
+
+
+def rjust(value, width: int) -> str:
+    text = str(value)
+    return " " * max(0, width - text_width(text)) + text
+
+
+class DocumentFormat:
+    """The Jinja filters that write numbers, money and dates in one locale."""
+
+    def __init__(self, locale: str = DEFAULT_LOCALE):
+        from babel.core import Locale
+
+        self.locale = Locale.parse(locale)
+        self._ = translations(locale).gettext
+
+    def count(self, value: int) -> str:
+        from babel.numbers import format_decimal
+
+        if type(value) is not int and value != int(value):  # a decimal quantity (GB): every digit, never rounded
+            with localcontext(ROUNDING):
+                return format_decimal(value, format="#,##0.#", locale=self.locale, decimal_quantization=False)
+        return format_decimal(value, format="#,##0", locale=self.locale)
+
+    def price(self, value) -> str:
+        """A unit price with exactly the digits it was written with (0.0025, 0.125, 48), no grouping."""
+        from babel.numbers import format_decimal
+
+        value = Decimal(value)
+        with localcontext(ROUNDING):
+            return format_decimal(value.normalize(), format="0.#", locale=self.locale, decimal_quantization=False)
+
+    def amount(self, value, currency: str | None = None, exact: bool = True) -> str:
+        """`1234.5678` → `1,234.5678`; `1234.5000` → `1,234.50` in a two-decimal currency.
+
+        At least the currency's usual decimals and, when `exact`, as many more as the value needs."""
+        from babel.numbers import format_decimal
+
+        from .currencies import minor_units
+
+        places = minor_units(currency) if currency else 2
+        pattern = "#,##0" + ("." + "0" * places if places else "")
+        with localcontext(ROUNDING):
+            return format_decimal(Decimal(value), format=pattern, locale=self.locale, decimal_quantization=not exact)
+
+    def money(self, value, currency: str, exact: bool = True, symbol: bool = False) -> str:
+        """An amount with its ISO code (`1,234.50 USD`), or with the locale's symbol and pattern (`¥1,234.50`)."""
+        from babel.numbers import format_currency
+
+        with localcontext(ROUNDING):
+            return format_currency(Decimal(value), currency, format=None if symbol else "#,##0.00 ¤¤",
+                                   locale=self.locale, currency_digits=True, decimal_quantization=not exact)
+
+    def date(self, value: date | str, pattern: str | None = None) -> str:
+        """A date in the catalog's document date pattern (CLDR syntax; `yyyy-MM-dd` in English), or in
+        `pattern`: a CLDR pattern or one of `short`, `medium`, `long`, `full`."""
+        from babel.dates import format_date
+
+        if isinstance(value, str):  # a date as a bill records it (YYYY-MM-DD)
+            value = date.fromisoformat(value)
+        # Translators: the CLDR date pattern of dates on invoices and rate cards.
+        return format_date(value, pattern or self._("yyyy-MM-dd"), locale=self.locale)
+
+    def month(self, value: date) -> str:
+        """A billing period's month (`2020-09`; `2020年9月` in Chinese)."""
+        from babel.dates import format_date
+
+        # Translators: the CLDR pattern of a billing month (year and month) on documents.
+        return format_date(value, self._("yyyy-MM"), locale=self.locale)
