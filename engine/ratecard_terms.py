@@ -5,9 +5,9 @@ from __future__ import annotations
 from .formatting import format_count, format_money, format_price
 
 
-def tier_price(cat, tier) -> str:
-    """A tier's price as the rate card shows it: `0.0008` for a plain unit price (as before),
-    `0.01 + 5 flat`, `4 per 1,000`, `1%`, `2.9% + 0.3 per transaction`."""
+def tier_price(cat, tier) -> str | None:
+    """A tier's price as the rate card shows it: None for a plain unit price (the template writes it
+    in the document's locale), else `0.01 + 5 flat`, `4 per 1,000`, `1%`, `2.9% + 0.3 per transaction`."""
     flat = f" + {format_price(tier.flat_amount)} flat" if tier.flat_amount is not None else ""
     if cat.model == "package":
         return f"{format_price(tier.unit_price)} per {format_count(tier.package_size)}{flat}"
@@ -16,7 +16,7 @@ def tier_price(cat, tier) -> str:
         return f"{format_price(tier.rate)}%" + (f" + {format_price(fee)} per transaction" if fee else "") + flat
     if tier.flat_amount is not None and not tier.unit_price:
         return f"{format_price(tier.flat_amount)} flat"
-    return format_price(tier.unit_price) + flat
+    return format_price(tier.unit_price) + flat if flat else None
 
 
 def _window(w) -> str:
