@@ -27,7 +27,7 @@ from fractions import Fraction
 from typing import Iterable
 
 from .exact import EXACT
-from .bill import Bill, money
+from .bill import Bill, money, quantity
 from .errors import NoRulesInForce, RatecardError, UnknownApi
 from .model import RuleSet
 from .rating import rate
@@ -87,7 +87,8 @@ class Impact(_Change):
     new_total: Decimal
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "name": self.name, "base_calls": self.base_calls, "new_calls": self.new_calls,
+        return {"key": self.key, "name": self.name, "base_calls": quantity(self.base_calls),
+                "new_calls": quantity(self.new_calls),
                 "base_total": money(self.base_total), "new_total": money(self.new_total),
                 "change": money(self.change), "percent": _percent_text(self.percent)}
 
@@ -107,8 +108,8 @@ class TierChange:
 
     def to_dict(self) -> dict:
         return {"account": self.account, "period": self.period, "category": self.category, "name": self.name,
-                "base_tier": self.base_tier, "new_tier": self.new_tier, "base_calls": self.base_calls,
-                "new_calls": self.new_calls}
+                "base_tier": self.base_tier, "new_tier": self.new_tier, "base_calls": quantity(self.base_calls),
+                "new_calls": quantity(self.new_calls)}
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class NotBilled:
 
     def to_dict(self) -> dict:
         return {"side": self.side, "account": self.account, "period": self.period, "api": self.api,
-                "calls": self.calls}
+                "calls": quantity(self.calls)}
 
 
 @dataclass(frozen=True)

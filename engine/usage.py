@@ -30,6 +30,7 @@ import io
 import json
 import re
 import zlib
+from decimal import Decimal
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -42,6 +43,7 @@ from .periods import parse_period, period_of
 from .rating import SUCCESS, Tariff, UsageItem, tariff
 from .rules import display_path
 from . import usage_values
+from .bill import quantity
 
 AGGREGATED, CALLS = "aggregated", "calls"
 FORMATS = ("csv", "jsonl")
@@ -151,7 +153,9 @@ class Reconciliation:
                 f"rejected + {self.calls_duplicate:,} duplicate + {self.calls_out_of_period:,} {other}"]
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)} | {"balanced": self.balanced}
+        # Calls of categories with a decimal unit add up to a Decimal: exact text, as bills write them.
+        return {f.name: quantity(v) if isinstance(v, Decimal) else v
+                for f in fields(self) for v in (getattr(self, f.name),)} | {"balanced": self.balanced}
 
 
 # -- the reader --------------------------------------------------------------------------------------
