@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .. import resources
 from ..formatting import format_money
-from .common import Progress, check_rejects_path, load_rules
+from .common import Progress, check_rejects_path, rules_note, rules_of
 
 
 def cmd_bill(args) -> int:
@@ -16,7 +15,7 @@ def cmd_bill(args) -> int:
     from ..seen import SeenIds
     from ..usage import RejectsWriter, UsageReader
 
-    rules = load_rules(args.rules or resources.default_rule_set())
+    rules = rules_of(args, say=False)
     rejects = RejectsWriter(args.rejects) if args.rejects else None
     # Request ids spill to a temporary file past a limit, so memory stays flat however many calls;
     # the store is gone before the workers are forked.
@@ -70,6 +69,9 @@ def cmd_bill(args) -> int:
     money = ", ".join(format_money(v, c) for c, v in sorted(totals.by_currency.items())) or "nothing"
     print(f"{'' if machine or out_dir else chr(10)}billed {totals.invoices:,} invoice(s): {money}"
           + (f", written to {out_dir}" if out_dir else ""), file=report)
+    note = rules_note(args)
+    if note:
+        print(note, file=report)
     for line in reconciliation.lines():
         print(line, file=report)
     if rejects is not None:
@@ -80,6 +82,6 @@ def cmd_bill(args) -> int:
 def cmd_ratecard(args) -> int:
     from ..render import render_rate_card
 
-    rules = load_rules(args.rules or resources.default_rule_set())
+    rules = rules_of(args)
     sys.stdout.write(render_rate_card(rules, args.format, args.period))
     return 0
