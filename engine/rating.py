@@ -399,8 +399,11 @@ def _build_lines(t: Tariff, snapshot: tuple, keyed: bool, rated: list) -> tuple[
         cat = categories[pos]
         if charges is None:
             charges = (_new_tier_charge(number, payg, price, amount),)
+        free = seen_of[pos] - calls_billed
+        if type(free) is not int and not free:
+            free = 0  # a decimal unit's 0.0: no free units, shown as the whole-number 0
         lines.append(_new_line(cat.id, cat.name, cat.mode, tuple(apis_of[pos]), calls_billed,
-                               seen_of[pos] - calls_billed, free_used, packs_used, payg, number, price, charges,
+                               free, free_used, packs_used, payg, number, price, charges,
                                amount, charge, cat.model, cat.unit))
     return tuple(lines)
 

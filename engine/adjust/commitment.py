@@ -13,5 +13,5 @@ def apply(state, book, own):
         if state.total < c.amount:
             shortfall = EXACT.subtract(c.amount, state.total)
             state.add("commitment", c.name, None, state.total, shortfall,
-                      f"the bill comes to {state.money(state.total)}, {state.money(shortfall)} short of the "
-                      f"commitment of {state.money(c.amount)}", scope)
+                      f"{state.money(state.total)} is {state.money(shortfall)} short of the commitment of "
+                      f"{state.money(c.amount)}", scope)

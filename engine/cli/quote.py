@@ -57,7 +57,7 @@ def quote_text(bill) -> list[str]:
     if bill.adjustments:
         out.append("")
     for a in bill.adjustments:  # after pricing, in the order applied
-        out.append(f"{(a.name + ': ' + a.note).rjust(label)}  {format_amount(a.amount, cur).rjust(widths[-1])}")
+        out.append(f"{a.name.rjust(label)}  {format_amount(a.amount, cur).rjust(widths[-1])}  ({a.note})")
     out += ["",
             f"{'Subtotal'.rjust(label)}  {format_amount(bill.subtotal, cur).rjust(widths[-1])}",
             f"{('Rounding (' + r['quantum'] + ', ' + r['mode'] + ')').rjust(label)}  "
