@@ -137,5 +137,5 @@ def check_categories(b, pricing, versions):
                     if isinstance(cid, str) and cid not in book.categories:
                         b.problem(doc, where, f"category {cid!r} is not in the price book in force from "
                                   f"{start.isoformat()} ({book.source}); expected one of: "
-                                  f"{', '.join(book.categories)}", key=where[-2] != "discounts" and True,
+                                  f"{', '.join(book.categories)}", key=where[-1] != "category",
                                   code="unknown-category")

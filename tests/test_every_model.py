@@ -136,7 +136,7 @@ def test_it_settles_into_the_ledger(capsys, tmp_path, monkeypatch):
     for account in ("acme", "globex"):
         assert run(capsys, "account", "create", account, "--currency", "USD", "--at", "2024-01-01T00:00:00Z",
                    "--db", db)[0] == 0
-        assert run(capsys, "account", "activate", account, "--service", "every-model", "--terms", "v1",
+        assert run(capsys, "account", "activate", account, "--rules", RULES, "--terms", "v1",
                    "--at", "2024-01-01T00:00:00Z", "--db", db)[0] == 0
         assert run(capsys, "topup", account, "1000", "--at", "2024-01-02T00:00:00Z", "--db", db)[0] == 0
     args = ("settle", "--rules", RULES, "--period", "2024-01", "--usage", USAGE, "--at", "2024-02-01T10:00:00Z",

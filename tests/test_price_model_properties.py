@@ -165,3 +165,78 @@ def test_decimal_quantities_graduated(gb):
     q = F(gb)
     want = min(q, F("100.5")) * F("0.02") + (max(q - F("100.5"), 0) * F("0.015") + (1 if q > F("100.5") else 0))
     assert F(pricer_for(category).cost(gb)) == want
+
+
+# -- adjustments, in their documented order, against a reference of Fractions --------------------
+
+from datetime import date  # noqa: E402
+
+from ratecard.adjust import Adjuster  # noqa: E402
+from ratecard.model import Commitment, Credit, Discount, PriceBook, Terms, frozen_mapping  # noqa: E402
+
+positive = st.decimals(min_value="0.01", max_value=10**6, places=2, allow_nan=False, allow_infinity=False)
+percents = st.decimals(min_value="0.01", max_value=100, places=2, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def adjusted_bills(draw):
+    lines = draw(st.lists(st.decimals(min_value=0, max_value=10**6, places=4, allow_nan=False, allow_infinity=False),
+                          min_size=0, max_size=3))
+    discounts = []
+    for pos in range(len(lines)):
+        if draw(st.booleans()):
+            discounts.append(Discount(f"d{pos}", draw(percents), None, f"c{pos}")
+                             if draw(st.booleans()) else Discount(f"d{pos}", None, draw(positive), f"c{pos}"))
+    if draw(st.booleans()):
+        discounts.append(Discount("bill", draw(percents), None, None) if draw(st.booleans())
+                         else Discount("bill", None, draw(positive), None))
+    commitment = (Commitment(draw(positive)),) if draw(st.booleans()) else ()
+    credits = tuple(Credit(f"k{i}", draw(positive), draw(st.booleans())) for i in range(draw(st.integers(0, 2))))
+    maximum = {pos: draw(st.one_of(st.none(), positive)) for pos in range(len(lines))}
+    minimum = {pos: draw(st.one_of(st.none(), positive)) for pos in range(len(lines))}
+    return lines, tuple(discounts), commitment, credits, maximum, minimum
+
+
+def _reference(lines, discounts, commitment, credits, maximum, minimum):
+    cats = [F(x) for x in lines]
+
+    def off(d, basis):
+        if basis <= 0:
+            return F(0)
+        return basis * F(d.percent) / 100 if d.percent is not None else min(F(d.amount), basis)
+
+    for pos in range(len(cats)):
+        for d in discounts:
+            if d.category == f"c{pos}":
+                cats[pos] -= off(d, cats[pos])
+        if maximum[pos] is not None and cats[pos] > F(maximum[pos]):
+            cats[pos] = F(maximum[pos])
+        if minimum[pos] is not None and cats[pos] < F(minimum[pos]):
+            cats[pos] = F(minimum[pos])
+    total = sum(cats, F(0))
+    for d in discounts:
+        if d.category is None:
+            total -= off(d, total)
+    for c in commitment:
+        total = max(total, F(c.amount))
+    for c in credits:
+        total -= F(c.amount) if c.below_zero else min(F(c.amount), max(total, F(0)))
+    return total
+
+
+@settings(max_examples=300, deadline=None)
+@given(adjusted_bills())
+def test_adjustments_in_their_documented_order(case):
+    lines, discounts, commitment, credits, maximum, minimum = case
+    categories = tuple(Category(f"c{pos}", f"C{pos}", "volume", (Tier(None, Decimal(1)),), minimum_spend=minimum[pos],
+                                maximum_spend=maximum[pos]) for pos in range(len(lines)))
+    book = PriceBook(date(2024, 1, 1), "USD", "call", "volume", frozen_mapping((c.id, c) for c in categories),
+                     terms=Terms(discounts, commitment, credits))
+    rated = [(pos, 0, 0, (), 0, 1, Decimal(1), amount, amount, None) for pos, amount in enumerate(lines)]
+    made, amount, charge = Adjuster(book, categories, None, None)(rated, "acme", "2024-01")
+    total = sum((F(x) for x in lines), F(0)) + F(amount)
+    assert total == _reference(lines, discounts, commitment, credits, maximum, minimum)
+    assert amount == charge  # per-bill: adjustments are exact
+    assert all(a.amount <= 0 for a in made if a.kind in ("discount", "credit", "maximum-spend"))
+    if not any(c.below_zero for c in credits):
+        assert total >= 0
