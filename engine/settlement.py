@@ -40,7 +40,7 @@ from .exact import EXACT
 from .errors import PeriodError
 from .formatting import format_money
 from .model import PriceBook, SettlementPolicy
-from .periods import next_month, parse_period
+from .periods import LAST_YEAR, next_month, parse_period
 
 # Entry kinds, with what each records. The ledger stores this table, so that a later release can add
 # kinds (e.g. a resource pack purchase) with a migration that only inserts rows.
@@ -384,6 +384,9 @@ def pack_expiry(bought_at: datetime, months: int, time_zone: str) -> datetime:
     local = bought_at.astimezone(zone)
     index = local.month - 1 + months
     year, month = local.year + index // 12, index % 12 + 1
+    if year > LAST_YEAR:
+        raise PeriodError(f"a pack bought on {local.date().isoformat()} and valid for {months:,} months would "
+                          f"expire in {year}, after the last period that can be billed ({LAST_YEAR}-12)")
     day = min(local.day, calendar.monthrange(year, month)[1])
     return local.replace(year=year, month=month, day=day, fold=0)
 

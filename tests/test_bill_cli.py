@@ -292,7 +292,7 @@ def test_out_writes_one_safe_file_per_account(capsys, tmp_path, fmt, ext):
     assert "billed 4 invoice(s)" in out and "written to invoices" in out
     files = sorted(Path("invoices").iterdir())
     assert len(files) == 4  # one per account, none outside the folder, none in a subfolder
-    assert all(f.is_file() and re.fullmatch(rf"[A-Za-z0-9._~-]+\.2020-09\.{ext}", f.name) for f in files)
+    assert all(f.is_file() and re.fullmatch(rf"[a-z0-9._+-]+\.2020-09\.{ext}", f.name) for f in files)
     assert not Path("up.2020-09." + ext).exists() and not Path("a").exists()
     assert Path("invoices/acme.2020-09." + ext).is_file()  # a plain id is kept as it is
     texts = [f.read_text("utf-8") for f in files]
@@ -311,7 +311,10 @@ def test_invoice_file_names_never_collide_even_ignoring_case():
     tricky.append(invoice_filename("a/b", "2020-09", "text").split(".")[0])  # an id made to look like a hashed one
     names = [invoice_filename(a, "2020-09", "text") for a in tricky]
     assert len({n.lower() for n in names}) == len(tricky)
-    assert all(re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._~-]*\.2020-09\.txt", n) and len(n) < 120 for n in names)
+    # ASCII ids give ASCII lower-case names (capitals and the rest escaped with +), never starting with a dot.
+    assert all(re.fullmatch(r"[a-z0-9_+-][a-z0-9._+-]*\.2020-09\.txt", n) and len(n) < 220
+               for a, n in zip(tricky, names) if a.isascii())
+    assert names[tricky.index("é")] == "é.2020-09.txt"  # a lower-case letter of any script is kept
     assert invoice_filename("acme", "2020-09", "html") == "acme.2020-09.html"  # plain ids stay readable
     assert names[tricky.index("con")].split(".")[0].upper() != "CON"
 

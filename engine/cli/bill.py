@@ -11,7 +11,7 @@ from .common import Progress, check_rejects_path, rules_note, rules_of
 
 def cmd_bill(args) -> int:
     check_rejects_path(args)
-    from ..billrun import RunTotals, bill_accounts, invoice_filename
+    from ..billrun import InvoiceFolder, RunTotals, bill_accounts
     from ..seen import SeenIds
     from ..usage import RejectsWriter, UsageReader
 
@@ -35,25 +35,19 @@ def cmd_bill(args) -> int:
     count = reader.account_periods
     accounts = reader.accounts()  # made one at a time, as they are billed: not all held at once
     out_dir = Path(args.out) if args.out else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    folder = InvoiceFolder(out_dir, args.format) if out_dir is not None else None
     machine = args.format in ("json", "jsonl")
     report = sys.stdout if out_dir is not None or not machine else sys.stderr
     totals = RunTotals()
     progress = Progress(count, not args.quiet)
-    stream = None
-    if out_dir is not None and args.format == "jsonl":
-        stream = open(out_dir / "bills.jsonl", "w", encoding="utf-8", newline="\n")
+    complete = False
     try:
         if out_dir is None and args.format == "json":
             print("[")
         for i, item in enumerate(bill_accounts(rules, accounts, args.format, jobs=args.jobs, count=count)):
             totals.add(item)
-            if stream is not None:
-                stream.write(item.text)
-            elif out_dir is not None:
-                path = out_dir / invoice_filename(item.account, item.period, args.format)
-                path.write_text(item.text, encoding="utf-8", newline="\n")
+            if folder is not None:
+                folder.write(item)
             elif args.format == "json":
                 sys.stdout.write(("," if i else "") + item.text.rstrip("\n") + "\n")
             else:
@@ -61,10 +55,11 @@ def cmd_bill(args) -> int:
             progress.update(i + 1)
         if out_dir is None and args.format == "json":
             print("]")
+        complete = True
     finally:
         progress.close()
-        if stream is not None:
-            stream.close()
+        if folder is not None:
+            folder.close(complete)
     sys.stdout.flush()
     money = ", ".join(format_money(v, c) for c, v in sorted(totals.by_currency.items())) or "nothing"
     print(f"{'' if machine or out_dir else chr(10)}billed {totals.invoices:,} invoice(s): {money}"
