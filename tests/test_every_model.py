@@ -100,7 +100,7 @@ def test_quote_with_amounts_and_decimal_quantities_explains_every_part(capsys):
     code, out, err = run(capsys, "quote", "--rules", RULES, "--period", "2024-01", "--explain",
                          "TagImage=1500", "Charge=3@300", "StoreObject=150.5", "RenderBatch=2600")
     assert code == 0, err
-    assert "Launch discount on tagging: 10% of 32.00 USD" in out
+    assert "Launch discount on tagging   -3.20  (10% of 32.00 USD)" in out
     assert "package (volume): 500 free = 0.00 USD; Tier 1 (volume): 2,100 in 3 blocks of 1,000 x 4 = 12.00 USD" in out
     assert "2.9% of 300.00 = 8.70 USD; Fixed fee: 3 x 0.3 = 0.90 USD" in out
     assert "Tier 2 (graduated): 50.5 GB x 0.015 = 0.7575 USD" in out
