@@ -220,3 +220,17 @@ def test_lint_warns_of_a_maximum_below_the_minimum(tmp_path):
     assert warnings == [("max-below-min", "Alpha: the maximum spend 20.00 USD is below the minimum spend 50.00 USD; "
                          "the maximum is applied first and the minimum then raises the category to 50.00 USD, so "
                          "the maximum never applies: correct one of them")]
+
+
+def test_lint_price_cliff_counts_flat_amounts(tmp_path):
+    # 1,000 calls cost 1,000 × 0.01 + 20 flat = 30.00; 1,001 cost 10.01 (no flat in tier 2), and every
+    # count up to 2,999 costs less than 30.00 (3,000 × 0.01 = 30.00).
+    cats = "alpha:\n  name: Alpha\n  tiers:\n    - { up_to: 1000, unit_price: 0.01, flat_amount: 20 }\n" \
+           "    - { unit_price: 0.01 }\n"
+    (cliff,) = [p for p in lint(rules(tmp_path / "a", cats)) if p.code == "price-cliff"]
+    assert "1,000 calls cost 30.00 USD but 1,001 cost 10.01 USD" in cliff.message
+    assert "every count from 1,001 to 2,999 costs less than 1,000 do" in cliff.message
+    # a flat amount on the higher tier can close the cliff a lower unit price opens
+    closed = "alpha:\n  name: Alpha\n  tiers:\n    - { up_to: 1000, unit_price: 0.02 }\n" \
+             "    - { unit_price: 0.01, flat_amount: 15 }\n"
+    assert [p.code for p in lint(rules(tmp_path / "b", closed))] == []

@@ -173,3 +173,10 @@ def test_diff_counts_the_adjustments(capsys, tmp_path):
     report = json.loads(out)
     assert report["total"]["change"] == "10.00"  # globex's shortfall grows by 10; acme is above both
     assert any(c["key"] == "(bill adjustments)" and D(c["change"]) == 10 for c in report["categories"])
+
+
+def test_a_stored_bill_finds_the_versions_that_priced_it_account_terms_included(rules, bills):
+    from ratecard.versions import versions_of
+
+    book, _, _ = versions_of(rules, Bill.from_dict(bills["acme"].to_dict()))
+    assert book.source.endswith("pricing.yaml") and bills["acme"].rule_versions["account-terms"] == "2024-01-01"
