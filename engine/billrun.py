@@ -55,13 +55,13 @@ class RunTotals:
         self.by_currency[item.currency] = self.by_currency.get(item.currency, Decimal(0)) + item.total
 
 
-def render_bill(bill: Bill, rules: RuleSet, fmt: str) -> str:
+def render_bill(bill: Bill, rules: RuleSet, fmt: str, meta=None) -> str:
     if fmt == "jsonl":
         return json.dumps(bill.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
     if fmt == "json":
         return json.dumps(bill.to_dict(), ensure_ascii=False, indent=2) + "\n"
     if fmt in TEMPLATE_FORMATS:
-        return render_invoice(bill, tariff(rules, bill.period).policy, fmt)
+        return render_invoice(bill, tariff(rules, bill.period).policy, fmt, meta=meta)
     raise ValueError(f"unknown output format {fmt!r}")
 
 

@@ -213,14 +213,22 @@ def _template_location(exc: BaseException, env, fallback: str) -> str:
     return where
 
 
-def invoice_context(bill: Bill, policy) -> dict:
-    return {"bill": bill, "invoice": invoice_meta(bill, policy)}
+def invoice_context(bill: Bill, policy, meta=None) -> dict:
+    return {"bill": bill, "invoice": meta or invoice_meta(bill, policy)}
 
 
-def render_invoice(bill: Bill, policy, fmt: str = "text", env=None) -> str:
+def render_invoice(bill: Bill, policy, fmt: str = "text", env=None, meta=None) -> str:
+    """`meta`: the recorded invoice's number and dates (`invoice.invoice_meta`); without it, a preview."""
     if fmt not in FORMATS:
         raise RatecardError(f"unknown invoice format {fmt!r}; expected one of: {', '.join(FORMATS)}")
-    return render(f"invoice.{FORMATS[fmt]}.j2", invoice_context(bill, policy), env, policy.locale)
+    return render(f"invoice.{FORMATS[fmt]}.j2", invoice_context(bill, policy, meta), env, policy.locale)
+
+
+def render_document(view, fmt: str = "text", env=None, locale: str = DEFAULT_LOCALE) -> str:
+    """A supplementary invoice or a credit note (`documents.DocumentView`)."""
+    if fmt not in FORMATS:
+        raise RatecardError(f"unknown document format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+    return render(f"correction.{FORMATS[fmt]}.j2", {"doc": view}, env, locale)
 
 
 def rate_card_context(rules, period: str | None = None) -> dict:

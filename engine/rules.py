@@ -18,7 +18,7 @@ from . import currencies, rules_models, rules_terms, schemas, yamlsource
 from .displaytext import unsafe_character
 from .errors import Location, Problem, RuleSetInvalid
 from .model import (ApiMapping, ApiRule, Category, PackOffer, PriceBook, Rounding, RuleSet,
-                    SettlementPolicy, Tier, digest, frozen_mapping, version_at)
+                    InvoiceNumbering, SettlementPolicy, Tier, digest, frozen_mapping, version_at)
 from .periods import next_month
 from .yamlsource import Document
 
@@ -456,7 +456,19 @@ class _Builder:
             arrears_action=data["arrears"]["action"], resume_when=resume,
             deposit_freeze_percent=_decimal(freeze["percent"]) if freeze else None, source=doc.file,
             locale=locale if isinstance(locale, str) else "en",
+            numbering=self._numbering(doc, data.get("invoice_numbering")),
         )
+
+    def _numbering(self, doc, raw) -> InvoiceNumbering:
+        if not isinstance(raw, dict):
+            return InvoiceNumbering()
+        numbering = InvoiceNumbering(str(raw.get("invoice_prefix", "INV-")), str(raw.get("credit_note_prefix", "CN-")),
+                                     str(raw.get("sequence", "continuous")), int(raw.get("digits", 6)))
+        if numbering.invoice_prefix == numbering.credit_note_prefix:
+            self.problem(doc, ("invoice_numbering", "credit_note_prefix"), f"credit notes would be numbered in "
+                         f"the invoices' series ({numbering.invoice_prefix!r}); expected a prefix of their own, "
+                         f"e.g. {numbering.invoice_prefix.rstrip('-') + 'C-'!r}", code="numbering")
+        return numbering
 
     def _check_days(self, doc, data):
         window = data["deduction_window"]

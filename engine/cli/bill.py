@@ -7,25 +7,21 @@ from pathlib import Path
 
 from ..formatting import format_money
 from .common import Progress, check_rejects_path, rules_note, rules_of
+from .usage import open_reader
 
 
 def cmd_bill(args) -> int:
     check_rejects_path(args)
     from ..billrun import InvoiceFolder, RunTotals, bill_accounts
-    from ..seen import SeenIds
-    from ..usage import RejectsWriter, UsageReader
+    from ..usage import RejectsWriter
 
     rules = rules_of(args, say=False)
     rejects = RejectsWriter(args.rejects) if args.rejects else None
-    # Request ids spill to a temporary file past a limit, so memory stays flat however many calls;
-    # the store is gone before the workers are forked.
-    seen = SeenIds()
     try:
-        reader = UsageReader(rules, period=args.period, on_reject=rejects, seen_ids=seen)
-        for source in args.usage:
-            reader.read(source, stdin=sys.stdin.buffer, format=args.input_format, kind=args.kind)
+        # The engine holds the rows within its memory limit (spilling past it); accounts come out
+        # of it one at a time, in order, as they are billed.
+        reader = open_reader(args, rules, on_reject=rejects, period=args.period)
     finally:
-        seen.close()
         if rejects is not None:
             rejects.close()
     reconciliation = reader.reconciliation.check()
