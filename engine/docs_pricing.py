@@ -34,6 +34,10 @@ packs first (tiered and package models); what is left is pay-as-you-go and alone
   to 3 decimal places (tier bounds, block sizes and free units too); more are refused, as bad usage
   rows. Every other category counts whole units (calls stay whole numbers).
 
+Usage for rules that price transaction amounts or count in decimal units is read row by row, from
+CSV or JSON Lines (not Parquet), with the same checks and reconciliation as any usage; a row with
+an `amount` stays its own usage item. Rule sets of whole-unit prices keep the compiled usage query.
+
 ## Adjustments
 
 After every category is priced, adjustments are applied in this order (OpenMeter's order of
