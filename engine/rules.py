@@ -344,6 +344,9 @@ class _Builder:
         elif model == "percentage":
             percentage, tiers = rules_models.percentage(self, doc, cid, cat)
             mode = "graduated"  # a percentage's tiers split the transaction amount: graduated by nature
+            if precision:
+                self.problem(doc, ("categories", cid, "unit", "precision"), "a percentage category counts "
+                             "transactions, which are whole: expected precision 0", code="percentage-terms")
             for key in ("packs", "free_quota"):
                 if key in cat:
                     self.problem(doc, ("categories", cid, key), f"a percentage category cannot have `{key}`: "

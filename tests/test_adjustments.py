@@ -234,3 +234,12 @@ def test_lint_price_cliff_counts_flat_amounts(tmp_path):
     closed = "alpha:\n  name: Alpha\n  tiers:\n    - { up_to: 1000, unit_price: 0.02 }\n" \
              "    - { unit_price: 0.01, flat_amount: 15 }\n"
     assert [p.code for p in lint(rules(tmp_path / "b", closed))] == []
+
+
+def test_model_terms_are_checked(tmp_path):
+    """A percentage counts whole transactions; a model's terms belong to that model."""
+    bad = ("pay:\n  name: Pay\n  model: percentage\n  unit: { name: tx, precision: 2 }\n  percentage: { rate: 1 }\n"
+           "other:\n  name: Other\n  package: { size: 10, price: 1 }\n  tiers: [{ unit_price: 1 }]\n"
+           "bounded:\n  name: B\n  model: percentage\n  percentage: { rate: 1, per_transaction_min: 5, "
+           "per_transaction_max: 2 }\n")
+    assert [f[3] for f in problems(tmp_path, bad)] == ["percentage-terms", "model-terms", "max-below-min"]
