@@ -19,9 +19,11 @@ KINDS = {
     "pricing": "pricing.schema.json",
     "api-mapping": "api-mapping.schema.json",
     "settlement": "settlement.schema.json",
+    "seller": "seller.schema.json",
     "account-terms": "account-terms.schema.json",
 }
-OPTIONAL_KINDS = frozenset({"account-terms"})  # a rule set needs one file of every other kind
+# Kinds a rule set may do without.
+OPTIONAL_KINDS = frozenset({"seller", "account-terms"})
 
 
 def _is_integer(checker, instance) -> bool:
