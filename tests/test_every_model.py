@@ -180,3 +180,15 @@ def test_a_stored_bill_finds_the_versions_that_priced_it_account_terms_included(
 
     book, _, _ = versions_of(rules, Bill.from_dict(bills["acme"].to_dict()))
     assert book.source.endswith("pricing.yaml") and bills["acme"].rule_versions["account-terms"] == "2024-01-01"
+
+
+def test_a_correction_lists_a_changed_adjustment_as_a_line(bills):
+    from ratecard.documents import correction
+
+    before = bills["globex"].to_dict()
+    after = copy.deepcopy(before)
+    after["adjustments"] = [a for a in after["adjustments"] if a["kind"] != "credit"]  # the credit withdrawn
+    after["total"] = "50.00"
+    found = correction(before, after)
+    assert found.kind == "supplementary-invoice" and found.amount == 10
+    assert [(c.name, c.amount_before, c.amount_after) for c in found.lines] == [("Welcome credit", D("-10.00"), 0)]
