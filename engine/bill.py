@@ -111,12 +111,18 @@ class BillLine:
     model: str = "tiered"  # the category's price model
     unit: str = ""  # the category's unit when it has its own (GB, second), else ""
 
-    def to_dict(self) -> dict:
-        return {
-            "category": self.category,
-            "name": self.name,
-            "model": self.model,
-            "unit": self.unit,
+    @property
+    def needs_version_2(self) -> bool:
+        """Whether the line says what bill schema version 1 cannot: another price model, its own
+        unit (decimal quantities), or priced parts beyond a plain unit price."""
+        return self.model != "tiered" or bool(self.unit) or any(c.flat_amount is not None or c.note
+                                                               for c in self.charges)
+
+    def to_dict(self, version: int = 2) -> dict:
+        head = {"category": self.category, "name": self.name}
+        if version >= 2:
+            head |= {"model": self.model, "unit": self.unit}
+        return head | {
             "tier_mode": self.tier_mode,
             "calls": quantity(self.calls),
             "free_calls": quantity(self.free_calls),
@@ -264,15 +270,27 @@ class Bill:
     def calls(self) -> int:
         return sum(a.calls for line in self.lines for a in line.apis) + sum(u.calls for u in self.unrated)
 
+    @property
+    def schema_version(self) -> int:
+        """The oldest bill schema version that says all this bill says: 1 for a bill of plain
+        per-unit tiered lines and no adjustments (as every bill was before price models, so those
+        bills are byte-for-byte what they were), else 2."""
+        return 2 if (self.adjustments or "account-terms" in self.rule_versions
+                     or any(line.needs_version_2 for line in self.lines)) else 1
+
     def to_dict(self) -> dict:
-        return {
-            "schema_version": BILL_SCHEMA_VERSION,
+        version = self.schema_version
+        out = {
+            "schema_version": version,
             "account": self.account,
             "period": self.period,
             "currency": self.currency,
             "unit": self.unit,
-            "lines": [line.to_dict() for line in self.lines],
-            "adjustments": [a.to_dict() for a in self.adjustments],
+            "lines": [line.to_dict(version) for line in self.lines],
+        }
+        if version >= 2:
+            out["adjustments"] = [a.to_dict() for a in self.adjustments]
+        return out | {
             "subtotal": money(self.subtotal),
             "rounding": dict(self.rounding),
             "rounding_adjustment": money(self.rounding_adjustment),

@@ -86,14 +86,15 @@ def test_the_bill_json_validates_and_reads_back(bills):
         assert data["schema_version"] == 2 and Bill.from_dict(json.loads(json.dumps(data))).to_dict() == data
 
 
-def test_a_version_1_bill_is_still_read():
+def test_a_plain_bill_is_still_written_and_read_as_version_1(bills):
     shipped = load_rules(ROOT / "rules" / "face-recognition")
     data = rate(shipped, {"SearchFaces": 3_000_001}, "2020-09", account="acme").to_dict()
-    old = {k: v for k, v in copy.deepcopy(data).items() if k != "adjustments"} | {"schema_version": 1}
-    for line in old["lines"]:
-        del line["model"], line["unit"]
-    back = Bill.from_dict(old)
+    assert data["schema_version"] == 1 and "adjustments" not in data and "model" not in data["lines"][0]
+    BILL_SCHEMA.validate(data)
+    back = Bill.from_dict(json.loads(json.dumps(data)))
     assert back.to_dict() == data and back.adjustments == () and back.lines[0].model == "tiered"
+    # a bill that needs version 2 cannot claim version 1's reading of it
+    assert bills["acme"].to_dict()["schema_version"] == 2
 
 
 def test_quote_with_amounts_and_decimal_quantities_explains_every_part(capsys):
