@@ -475,7 +475,7 @@ def test_bill_json_validates_and_money_is_exact_text(tmp_path, shipped_rules):
 
 def test_the_schema_rejects_what_the_bill_must_not_be(shipped_rules):
     data = rate(shipped_rules, {"SearchFaces": 3_000_001}, "2020-09").to_dict()
-    for broken in ({**data, "total": 1800.0}, {**data, "total": "1.8E+3"}, {**data, "schema_version": 2},
+    for broken in ({**data, "total": 1800.0}, {**data, "total": "1.8E+3"}, {**data, "schema_version": 3},
                    {**data, "surprise": True}, {k: v for k, v in data.items() if k != "rules_fingerprint"},
                    {**data, "lines": [{**data["lines"][0], "amount": "1,800.0006"}]}):
         with pytest.raises(jsonschema.ValidationError):

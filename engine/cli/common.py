@@ -51,6 +51,7 @@ def rules_note(args) -> str | None:
 
 # ASCII digits (str.isdigit() takes "²" and "١٢"), and few enough of them to be a real count.
 COUNT = re.compile(r"[0-9]{1,18}")
+QUANTITY = re.compile(r"[0-9]{1,18}(\.[0-9]{1,12})?")
 
 
 def _identity(path) -> tuple[int, int] | None:
@@ -114,19 +115,35 @@ def jobs_arg(text: str) -> int:
     return int(text)
 
 
-def usage_args(pairs) -> list:
-    """`API=CALLS` or `API:OUTCOME=CALLS` words → usage items."""
+def usage_args(pairs, t=None) -> list:
+    """`API=CALLS` or `API:OUTCOME=CALLS` words → usage items. CALLS may be a decimal quantity
+    (`StoreObject=150.5`, for a category with a decimal unit) and may end in `@AMOUNT`, the total
+    transaction amount of the calls (`Charge=3@300.00`, for a category priced as a percentage)."""
+    from decimal import Decimal
+
     from ..rating import UsageItem
 
     items = []
     for word in pairs:
-        name, sep, calls = word.rpartition("=")
+        name, sep, value = word.rpartition("=")
         api, _, outcome = name.partition(":")
+        calls, at, amount = value.partition("@")
         digits = calls.replace("_", "").replace(",", "")
-        if not sep or not api or not COUNT.fullmatch(digits):
+        if (not sep or not api or not QUANTITY.fullmatch(digits)
+                or (at and not QUANTITY.fullmatch(amount.replace("_", "").replace(",", "")))):
             raise RatecardError(f"bad usage {word!r}: expected API=CALLS or API:OUTCOME=CALLS with a whole "
-                                "number of calls, e.g. RenderWidget=1000000")
-        items.append(UsageItem(api, int(digits), outcome or None))
+                                "number of calls, e.g. RenderWidget=1000000 (a decimal quantity for a category "
+                                "with a decimal unit; API=CALLS@AMOUNT for a transaction amount)")
+        decimal = "." in digits
+        if decimal and t is not None:
+            entry = t.index.get(api)
+            places = t.decimal_pos.get(t.slot_position[entry[0]]) if entry is not None else None
+            if places is None or len(digits.partition(".")[2].rstrip("0")) > places:
+                raise RatecardError(f"bad usage {word!r}: expected API=CALLS with a whole number of calls"
+                                    + (f" (or at most {places} decimal places for {api})" if places else "")
+                                    + ", e.g. RenderWidget=1000000")
+        items.append(UsageItem(api, Decimal(digits) if decimal else int(digits), outcome or None,
+                               Decimal(amount.replace("_", "").replace(",", "")) if at else None))
     return items
 
 

@@ -286,7 +286,9 @@ class Unbilled:
     reason: str
 
     def to_dict(self) -> dict:
-        return {"account": self.account, "calls": self.calls, "reason": self.reason}
+        from ..bill import quantity  # a decimal unit's calls (GB) as exact text, as bills write them
+
+        return {"account": self.account, "calls": quantity(self.calls), "reason": self.reason}
 
 
 @dataclass(frozen=True)
