@@ -16,6 +16,11 @@ from .common import (
 )
 
 
+# The exit status of a settlement that left accounts without a recorded bill: distinct from 1 (bad
+# input, nothing settled) so that a monthly job can tell "some accounts need a look" (README).
+NOT_ALL_SETTLED = 3
+
+
 def _settle_text(report) -> list[str]:
 
     when = report.schedule
@@ -106,7 +111,9 @@ def cmd_settle(args) -> int:
         print(f"{rejects.count:,} bad row(s) written to {args.rejects}")
     for failed in report.failed:
         print(f"{failed.account}: not settled: {failed.problem}", file=sys.stderr)
-    return 1 if report.failed else 0
+    for unbilled in report.unbilled:
+        print(f"{unbilled.account}: not settled: {unbilled.reason}", file=sys.stderr)
+    return 0 if report.complete else NOT_ALL_SETTLED
 
 
 def cmd_collect(args) -> int:

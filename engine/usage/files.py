@@ -31,6 +31,7 @@ REQUIRED = {AGGREGATED: ("account", "period", "api", "calls"),
             CALLS: ("request_id", "account", "api", "timestamp")}
 OPTIONAL = ("outcome", "error_code")
 KNOWN = frozenset(OPTIONAL).union(*REQUIRED.values())
+VALUED = frozenset({"amount"})  # read row by row only, by the `valued` path (issue 12)
 EXPECTED = ("expected the columns account, period, api, calls[, outcome] (aggregated usage) or "
             "request_id, account, api, timestamp[, outcome | error_code] (call records)")
 STDIN_NAME = "<stdin>"
@@ -283,7 +284,7 @@ def _oversize() -> Bad:
 
 def _csv_records(source: Source, lines: Lines):
     header = list(source.columns)
-    columns = {n: i for i, n in enumerate(header) if n in KNOWN}
+    columns = {n: i for i, n in enumerate(header) if n in KNOWN or n in VALUED}
     width = len(header)
     reader = csv.reader(_cut(lines), strict=True)
     while True:
