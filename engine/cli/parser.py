@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("quote", help="price one month of usage for one account")
     p.add_argument("usage", nargs="*", metavar="API=CALLS",
-                   help="calls per API, e.g. RenderWidget=1000000; API:OUTCOME=CALLS for an outcome or error code")
+                   help="calls per API, e.g. RenderWidget=1000000; API:OUTCOME=CALLS for an outcome or error code; "
+                   "API=CALLS@AMOUNT for the calls' total transaction amount (percentage-priced categories)")
     _rules_option(p)
     p.add_argument("--period", metavar="YYYY-MM", help="billing period (default: the current month in the "
                    "policy's time zone)")

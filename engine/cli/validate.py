@@ -85,7 +85,9 @@ def cmd_lint(args) -> int:
 def summary(rule_set) -> str:
     book, mapping, policy = rule_set.latest
     billable = sum(r.billable for r in mapping.apis.values())
-    versions = len(rule_set.pricing) + len(rule_set.mappings) + len(rule_set.policies)
+    versions = len(rule_set.pricing) + len(rule_set.mappings) + len(rule_set.policies) + len(rule_set.account_terms)
+    models = sorted({c.model for c in book.categories.values()} - {"tiered"})
     return (f"{rule_set.path}: valid — {len(book.categories)} categories, {billable} billable and "
-            f"{len(mapping.apis) - billable} free APIs, {book.currency}, {book.tier_mode} tiers, "
+            f"{len(mapping.apis) - billable} free APIs, {book.currency}, {book.tier_mode} tiers"
+            f"{''.join(f', {m}' for m in models)}, "
             f"{versions} rule file version(s), {rule_set.fingerprint[:19]}")

@@ -82,9 +82,9 @@ class Ledger:
         return _accounts.update_account(self._store, account, **buyer)
 
     @_as(_accounts.activate)
-    def activate(self, account: str, service: str, terms_version: str, at: datetime, *,
-                 currencies: frozenset[str] | None = None) -> Applied:
-        return _accounts.activate(self._store, account, service, terms_version, at, currencies=currencies)
+    def activate(self, account: str, service: str, terms_version: str, at: datetime,
+                 time_zone: str | None = None, *, currencies: frozenset[str] | None = None) -> Applied:
+        return _accounts.activate(self._store, account, service, terms_version, at, time_zone, currencies=currencies)
 
     @_as(_accounts.currency_mismatches)
     def currency_mismatches(self, currencies, accounts) -> dict[str, str]:
