@@ -138,6 +138,8 @@ class UsageReader:
     def account_ids(self) -> set[str]:
         """The accounts read."""
         self._run()
+        if self._valued is not None:  # read without the engine (see `valued`)
+            return {usage.account for usage in self.accounts()}
         return {row[0] for row in self._con.execute("SELECT DISTINCT account FROM usage_result").fetchall()}
 
     @property
