@@ -58,7 +58,8 @@ class ProblemsError(RatecardError):
 
     def __init__(self, problems, summary: str = ""):
         self.problems = tuple(sorted(problems))
-        super().__init__(summary or f"{len(self.problems)} problem(s)")
+        count = len(self.problems)
+        super().__init__(summary or f"{count:,} problem{'' if count == 1 else 's'}")
 
     def lines(self) -> list[str]:
         return [str(p) for p in self.problems] + [str(self)]

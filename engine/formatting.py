@@ -49,3 +49,8 @@ def format_price(value: Decimal) -> str:
 
 def format_count(value: int) -> str:
     return f"{value:,}"
+
+
+def counted(count: int, singular: str, plural: str | None = None) -> str:
+    """`1 invoice`, `200,000 invoices`: a count with thousands separators and the noun agreeing."""
+    return f"{count:,} {singular if count == 1 else plural or singular + 's'}"

@@ -14,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import currencies, schemas, yamlsource
+from .formatting import counted
 from .errors import Location, Problem, RuleSetInvalid
 from .model import (ApiMapping, ApiRule, Category, PackOffer, PriceBook, Rounding, RuleSet,
                     SettlementPolicy, Tier, digest, frozen_mapping, version_at)
@@ -38,7 +39,7 @@ def load_rules(path, *, shown_as: str | None = None) -> RuleSet:
     errors = [p for p in problems if p.severity == "error"]
     if errors or rule_set is None:
         shown = shown_as or display_path(Path(path))
-        raise RuleSetInvalid(errors, f"rule set {shown} is invalid: {len(errors)} problem(s)")
+        raise RuleSetInvalid(errors, f"rule set {shown} is invalid: {counted(len(errors), 'problem')}")
     return rule_set
 
 

@@ -400,7 +400,7 @@ def test_accounts_services_and_terms(cli):
     assert shown["services"][0]["activated_at"].startswith("2023-12-31T23:00:00")
     assert shown["services"][0]["terms_accepted_at"].startswith("2024-01-02T23:00:00")
     listed = cli("account", "list")[1]
-    assert "Ada Ltd" in listed and "toy active" in listed and "2 account(s)" in listed
+    assert "Ada Ltd" in listed and "toy active" in listed and "2 accounts" in listed
     assert "no service activated" in listed
     with Ledger(cli.db, readonly=True) as ledger:
         assert kinds_of(ledger.entries("ada")) == ["account-opened", "service-activated", "terms-accepted"]
@@ -437,7 +437,7 @@ def small_ledger(cli, tmp_path):
     (("topup", "ada", "ten"), "bad amount 'ten': it is not a plain decimal number"),
     (("topup", "ada", "-5"), "bad amount '-5': it is negative"),
     (("topup", "ada", "0"), "a top-up must be more than zero"),
-    (("topup", "ada", "1.001"), "EUR has 2 decimal place(s)"),
+    (("topup", "ada", "1.001"), "EUR has 2 decimal places"),
     (("topup", "ada", "NaN"), "not a plain decimal number"),
     (("topup", "ada", "1e3"), "not a plain decimal number"),
     (("topup", "ada", "5", "--at", "yesterday"), "bad --at 'yesterday'"),
@@ -498,7 +498,7 @@ def test_with_a_rejects_file_an_account_with_a_bad_row_waits_and_the_rest_is_set
                        "--at", berlin(2024, 2, 6, 0, 0))
     assert code == 0
     assert "bob" in out and "has rejected usage rows: settled once they are fixed" in out
-    assert "1 bad row(s) written to" in out and "mixed.csv,4," in rejects.read_text(encoding="utf-8")
+    assert "1 bad row written to" in out and "mixed.csv,4," in rejects.read_text(encoding="utf-8")
     with Ledger(cli.db, readonly=True) as ledger:
         assert [b.account for b in ledger.bills()] == ["ada"]  # bob has no bill yet, not even a zero one
     # The row fixed, bob is settled with all his usage (15 × 0.10), and ada is left as she was.

@@ -107,7 +107,7 @@ def test_a_pack_is_paid_when_bought_and_expires_its_validity_later(cli, rules_di
     # 31 January + 3 months: April has no 31st, so the last day of April, at the same local time
     # (summer time by then: +02:00).
     out = cli("pack", "buy", "ada", "widgets", "100", "--rules", rules_dir, "--at", b(2024, 1, 31, 12, 0))[1]
-    assert out == ("ada: widgets pack PK-000001 of 100 request(s) bought for 4.00 EUR; valid until "
+    assert out == ("ada: widgets pack PK-000001 of 100 requests bought for 4.00 EUR; valid until "
                    "2024-04-30T12:00:00+02:00; balance 46.00 EUR, deposits 0.00 EUR, available 46.00 EUR\n")
     # The February book sells packs for one month: 29 February 2024 + 1 month = 29 March.
     bought = cli.json("pack", "buy", "ada", "widgets", "1,000", "--rules", rules_dir, "--at", b(2024, 2, 29, 9, 30))
@@ -124,7 +124,7 @@ def test_a_pack_is_paid_when_bought_and_expires_its_validity_later(cli, rules_di
     text = cli("pack", "list", "ada", "--at", b(2024, 4, 1))[1]
     assert "PK-000002  toy      widgets   1,000     0     0  1,000  2024-02-29 09:30  2024-03-29 09:30  expired" \
         in text
-    assert "PK-000002: expired; its 1,000 request(s) left still serve the calls of 2024-03" in text
+    assert "PK-000002: expired; its 1,000 requests left still serve the calls of 2024-03" in text
     with Ledger(cli.db, readonly=True) as ledger:
         assert [e.kind for e in ledger.entries("ada")][-2:] == ["pack-purchase", "pack-purchase"]
         assert ledger.account("ada").balance == D("16.00") and ledger.verify() == []
@@ -153,7 +153,7 @@ def small(cli, rules_dir):
     (("ada", "sprockets", "100"), "unknown category 'sprockets' in the toy price book in force from 2024-01-01; "
                                   "packs are sold for: widgets"),
     (("ada", "gadgets", "100"), "no gadgets packs are on sale in the toy price book in force from 2024-01-01"),
-    (("ada", "widgets", "500"), "no widgets pack of 500 request(s) is on sale in the toy price book in force from "
+    (("ada", "widgets", "500"), "no widgets pack of 500 requests is on sale in the toy price book in force from "
                                 "2024-01-01; the sizes on sale are: 100 (4.00 EUR), 1,000 (30.00 EUR)"),
     (("ada", "widgets", "lots"), "bad pack size 'lots': expected a whole number of units"),
     (("ada", "widgets", "1.5k"), "bad pack size '1.5k'"),
@@ -179,7 +179,7 @@ def test_a_purchase_with_a_reference_is_recorded_once(cli, small):
     assert "already recorded as pack PK-000001; nothing was changed" in cli(*buy, "--at", b(2024, 1, 16))[1]
     code, _, err = cli("pack", "buy", "ada", "widgets", "1000", "--rules", small, "--reference", "order-7",
                        "--at", b(2024, 1, 16), ok=False)
-    assert code == 1 and "was recorded as pack PK-000001, 100 request(s) of toy widgets, not 1,000" in err
+    assert code == 1 and "was recorded as pack PK-000001, 100 requests of toy widgets, not 1,000" in err
     assert dump(cli.db) == before
 
 
@@ -249,7 +249,7 @@ def test_a_pack_serves_its_last_month_then_what_is_left_is_lost(tmp_path, rules,
         assert (gone.used, gone.lost, gone.left, gone.state) == (75, 25, 0, "expired")
         expired = [e for e in ledger.entries("ada") if e.kind == "pack-expired"]
         assert [e.reason for e in expired] == [
-            "pack PK-000001 (widgets) expired 2024-04-30T12:00:00+02:00: 25 unused request(s) lost"]
+            "pack PK-000001 (widgets) expired 2024-04-30T12:00:00+02:00: 25 unused requests lost"]
         assert ledger.verify() == []
 
     cli = Cli(db, capsys)
@@ -286,12 +286,12 @@ def test_the_statement_shows_purchases_usage_and_what_the_period_cost(cli, rules
     text = cli("statement", "ada", "--period", "2024-01", "--rules", rules_dir)[1]
     assert re.search(r"\n2024-01-10 09:00  pack-purchase +toy +-4\.00 +96\.00\n", text)
     charges = text.split("Charges for 2024-01")[1].split("Resource packs")[0].splitlines()
-    assert charges[1].startswith("  pack PK-000001: widgets, 100 request(s)") and charges[1].endswith(" 4.00")
+    assert charges[1].startswith("  pack PK-000001: widgets, 100 requests") and charges[1].endswith(" 4.00")
     assert "invoice 202401-" in charges[2] and "(issued 2024-02-06, debit applied)" in charges[2]
     assert charges[2].endswith(" 2.00") and charges[3].endswith(" 6.00")  # 4.00 + 2.00
     assert "used 100, lost 0, left 0 (used up)" in text
     february = cli("statement", "ada", "--period", "2024-02", "--rules", rules_dir)[1]
-    assert "pack-use" in february and "pack PK-000001 (widgets): 100 request(s) used for 2024-01; 0 left" in february
+    assert "pack-use" in february and "pack PK-000001 (widgets): 100 requests used for 2024-01; 0 left" in february
 
     data = cli.json("statement", "ada", "--period", "2024-01", "--rules", rules_dir)
     assert [(c["kind"], c["amount"]) for c in data["charges"]] == [("pack-purchase", "4"), ("invoice", "2.00")]
@@ -300,7 +300,7 @@ def test_the_statement_shows_purchases_usage_and_what_the_period_cost(cli, rules
     markdown = cli("statement", "ada", "--rules", rules_dir, "--format", "markdown")[1]
     assert "| PK-000001 | toy | widgets | 100 | 2024-01-10 09:00 | 2024-04-10 09:00 | 100 | 0 | 0 | used up |" \
         in markdown
-    assert "| pack-use | toy | pack PK-000001 (widgets): 100 request(s) used for 2024-01; 0 left |" in markdown
+    assert "| pack-use | toy | pack PK-000001 (widgets): 100 requests used for 2024-01; 0 left |" in markdown
 
 
 def test_a_purchase_committed_while_a_settlement_rates_is_used(tmp_path, rules, monkeypatch):

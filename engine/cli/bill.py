@@ -8,6 +8,7 @@ from pathlib import Path
 from .. import resources
 from ..formatting import format_money
 from .common import Progress, check_rejects_path, load_rules
+from ..formatting import counted
 
 
 def cmd_bill(args) -> int:
@@ -68,12 +69,12 @@ def cmd_bill(args) -> int:
             stream.close()
     sys.stdout.flush()
     money = ", ".join(format_money(v, c) for c, v in sorted(totals.by_currency.items())) or "nothing"
-    print(f"{'' if machine or out_dir else chr(10)}billed {totals.invoices:,} invoice(s): {money}"
+    print(f"{'' if machine or out_dir else chr(10)}billed {counted(totals.invoices, 'invoice')}: {money}"
           + (f", written to {out_dir}" if out_dir else ""), file=report)
     for line in reconciliation.lines():
         print(line, file=report)
     if rejects is not None:
-        print(f"{rejects.count:,} bad row(s) written to {args.rejects}", file=report)
+        print(f"{counted(rejects.count, 'bad row')} written to {args.rejects}", file=report)
     return 0
 
 

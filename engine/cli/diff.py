@@ -8,6 +8,7 @@ import sys
 from .. import resources
 from ..formatting import format_amount, format_count
 from .common import check_rejects_path
+from ..formatting import counted
 
 
 def diff_text(result) -> list[str]:
@@ -37,7 +38,7 @@ def diff_text(result) -> list[str]:
     base, new = result.base, result.rules
     periods = ", ".join(result.periods) or "no period"
     out = [f"Impact of {new.path} ({new.fingerprint[:19]}) against base {base.path} ({base.fingerprint[:19]})",
-           f"{format_count(result.bills)} bill(s) in {periods}, {cur}", ""]
+           f"{counted(result.bills, 'bill')} in {periods}, {cur}", ""]
     for v in result.versions:
         shown = lambda versions: ", ".join(f"{kind} {since}" for kind, since in versions)  # noqa: E731
         same = " (the same)" if v.base == v.new else f"; new: {shown(v.new)}"
@@ -93,5 +94,5 @@ def cmd_diff(args) -> int:
     else:
         print("\n".join(diff_text(result)))
         if rejects is not None:
-            print(f"{rejects.count:,} bad row(s) written to {args.rejects}")
+            print(f"{counted(rejects.count, 'bad row')} written to {args.rejects}")
     return 0

@@ -6,7 +6,7 @@ import json
 import sys
 
 from .. import resources
-from ..formatting import format_count, format_money
+from ..formatting import counted, format_count, format_money
 from .common import (
     applied_text,
     at_arg,
@@ -42,12 +42,12 @@ def _settle_text(report) -> list[str]:
         else:
             out.append(f"{head}  debited; {applied_text(a.applied, a.currency)}")
     counts = {k: sum(a.outcome == k for a in report.accounts) for k in ("settled", "already-settled", "failed")}
-    out += ["", f"{len(report.accounts)} account(s): {counts['settled']} settled, {counts['already-settled']} "
-            f"already settled, {counts['failed']} not settled"]
+    out += ["", f"{counted(len(report.accounts), 'account')}: {counts['settled']:,} settled, {counts['already-settled']:,} "
+            f"already settled, {counts['failed']:,} not settled"]
     if report.unbilled:
-        out.append(f"Usage not billed ({len(report.unbilled)} account(s); settle again once they are set up):")
+        out.append(f"Usage not billed ({counted(len(report.unbilled), 'account')}; settle again once they are set up):")
         width = max(len(u.account) for u in report.unbilled)
-        out += [f"  {u.account.ljust(width)}  {format_count(u.calls)} call(s): {u.reason}" for u in report.unbilled]
+        out += [f"  {u.account.ljust(width)}  {counted(u.calls, 'call')}: {u.reason}" for u in report.unbilled]
     return out
 
 
@@ -91,7 +91,7 @@ def cmd_settle(args) -> int:
     else:
         print("\n".join(_settle_text(report) + reconciliation.lines()))
     if rejects is not None and args.format != "json":
-        print(f"{rejects.count:,} bad row(s) written to {args.rejects}")
+        print(f"{counted(rejects.count, 'bad row')} written to {args.rejects}")
     for failed in report.failed:
         print(f"{failed.account}: not settled: {failed.problem}", file=sys.stderr)
     return 1 if report.failed else 0
@@ -103,7 +103,7 @@ def cmd_collect(args) -> int:
     for c in collected:
         state = applied_text(c.applied, c.currency) if c.applied else f"not collected: {c.problem}"
         print(f"{c.account} {c.period} ({c.service}): {format_money(c.amount, c.currency)}; {state}")
-    print(f"collected {sum(c.applied is not None for c in collected)} scheduled debit(s)")
+    print(f"collected {counted(sum(c.applied is not None for c in collected), 'scheduled debit')}")
     return 1 if any(c.applied is None for c in collected) else 0
 
 

@@ -9,6 +9,7 @@ from .. import resources
 from ..errors import RatecardError
 from .account import _pack_time
 from .common import load_rules, open_ledger
+from ..formatting import counted
 
 
 def cmd_statement(args) -> int:
@@ -77,9 +78,9 @@ def cmd_ledger_check(args) -> int:
     for p in problems:
         print(p)
     if problems:
-        print(f"{len(problems)} problem(s) in {ledger.path}", file=sys.stderr)
+        print(f"{counted(len(problems), 'problem')} in {ledger.path}", file=sys.stderr)
         return 1
-    print(f"{ledger.path}: sound — {accounts} account(s), {entries} entries; every balance and deposit equals "
+    print(f"{ledger.path}: sound — {counted(accounts, 'account')}, {counted(entries, 'entry', 'entries')}; every balance and deposit equals "
           "the sum of its entries, one bill and at most one debit per account, service and period")
     return 0
 

@@ -89,7 +89,7 @@ def parse_amount(text, currency: str | None = None) -> Decimal:
     if currency is not None:
         places = minor_units(currency)
         if -value.as_tuple().exponent > places and value != round(value, places):
-            raise LedgerError(f"bad amount {raw!r}: {currency} has {places} decimal place(s)")
+            raise LedgerError(f"bad amount {raw!r}: {currency} has {places} decimal place{'' if places == 1 else 's'}")
     return value
 
 
