@@ -12,6 +12,7 @@ from setuptools import find_namespace_packages, setup
 from setuptools.command.build_py import build_py
 
 SHIPPED = ("rules", "schemas", "reports")
+SHIPPED_FILES = ("ratecard.toml",)
 
 
 class BuildWithShipped(build_py):
@@ -21,6 +22,8 @@ class BuildWithShipped(build_py):
             return
         for name in SHIPPED:
             shutil.copytree(name, Path(self.build_lib, "ratecard", "_shipped", name), dirs_exist_ok=True)
+        for name in SHIPPED_FILES:
+            shutil.copy2(name, Path(self.build_lib, "ratecard", "_shipped", name))
 
 
 setup(

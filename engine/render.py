@@ -170,3 +170,28 @@ def render_rate_card(rules, fmt: str = "markdown", period: str | None = None, en
         raise RatecardError(f"unknown rate card format {fmt!r}; expected markdown or html")
     context = rate_card_context(rules, period)
     return render(f"ratecard.{ext}.j2", context, env, context["policy"].locale)
+
+
+def rate_card_document(rules, period: str | None = None) -> dict:
+    """The rate card as data: what the HTML and Markdown cards show, with exact decimals as strings."""
+    from .bill import money
+
+    c = rate_card_context(rules, period)
+    book = c["book"]
+    return {
+        "rules": {"name": rules.name, "fingerprint": c["fingerprint"],
+                  "versions": {"pricing": book.effective_from.isoformat(),
+                               "api-mapping": c["mapping"].effective_from.isoformat(),
+                               "settlement": c["policy"].effective_from.isoformat()}},
+        "currency": book.currency, "unit": book.unit, "tier_mode": book.tier_mode,
+        "time_zone": c["policy"].time_zone,
+        "categories": [{
+            "id": cat["id"], "name": cat["name"], "description": cat["description"], "tier_mode": cat["tier_mode"],
+            "tiers": [{"tier": t["number"], "from": t["lower"], "up_to": t["up_to"],
+                       "unit_price": format(t["unit_price"], "f")} for t in cat["tiers"]],
+            "free_quota": cat["free_quota"],
+            "packs": [{"units": p.units, "price": money(p.price)} for p in cat["packs"]],
+            "billable_apis": list(cat["billable_apis"]), "free_apis": list(cat["free_apis"]),
+        } for cat in c["categories"]],
+        "billable_error_codes": c["billable_error_codes"],
+    }

@@ -51,3 +51,8 @@ def local_or_shipped_rule_sets() -> list[Path]:
     """What `validate` and `lint` check when no folder is named: the rule sets under ./rules when the
     working folder has them (an analysts' rules repository, or this one), else every shipped one."""
     return rule_sets_in(Path("rules")) or rule_sets_in(rules_dir())
+
+
+def shipped_config() -> Path:
+    """The shipped ratecard.toml: names the default rule set (data, so no code names a product)."""
+    return _root() / "ratecard.toml"

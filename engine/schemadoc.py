@@ -43,25 +43,49 @@ complete and check it while you type:
 # yaml-language-server: $schema=../../schemas/pricing.schema.json
 ```
 
-Check a rule set with `ratecard validate RULES_DIR` and look for legal but suspicious rules (such as
-volume price cliffs) with `ratecard lint RULES_DIR`.
+Check every rule set under `./rules` with `ratecard validate` (or name folders with `--rules`; the
+staged content with `--staged`, as the pre-commit hooks do) and look for legal but suspicious rules
+(such as volume price cliffs) with `ratecard lint`. `ratecard init` scaffolds a rules repository
+with a copy of these schemas, the hooks and editor settings.
 
 ## How values are read
 
-Rule files are read with safe YAML loading and a few deliberate differences from old YAML 1.1
-habits, so that no value is silently read as something you did not mean:
+Rule files are read as YAML 1.2 reads them (its core schema), which is also how editors read them
+(the YAML extension of VS Code, yaml-language-server): the value the editor checks while you type is
+the value `ratecard validate` checks. No value is silently read as something you did not mean:
 
 - `true` and `false` are booleans. `yes`, `no`, `on` and `off` stay text, so where a boolean is
   expected they are reported instead of `no` silently becoming false.
-- `1000000` and `1_000_000` are the same whole number (underscores may group digits). Thousands
-  separators (`3,000,000`) and leading zeros (`010`, an octal number in YAML 1.1) are reported
-  where a number is expected; so are `0x..` and `1:30`.
+- `1000000` is a whole number; so is `03000000` (three million: leading zeros do not make an octal
+  number in YAML 1.2); `0o17` and `0x1F` are octal and hexadecimal.
+- `1_000_000` and `3,000,000` are text, in YAML 1.2 as in the editor: where a number is expected
+  they are reported, with the hint to write `1000000`.
 - `0.0025`, `1.5e-4` and `1e6` are exact decimal numbers, built from the digits as written (never
   a binary float); `1e6` is the number 1000000. `.inf` and `.nan` are reported.
 - A price written in quotes (`"0.0025"`) is text, and is reported rather than guessed.
 - Dates such as `2020-09-15` stay text; the schema checks their form.
 - A key written twice in the same mapping is an error pointing at the second one (plain YAML
   would silently keep the last).
+
+## What the schemas check, and what only `ratecard validate` can
+
+Every rule about a single value that JSON Schema can say is in the schemas, so the editor flags it
+while you type: types, required and unknown keys, ids (`^[a-z][a-z0-9]*(-[a-z0-9]+)*$`) and API
+names, ISO 4217 currencies, IANA time zones, the allowed rounding quanta, days of the month, and an
+API listed twice in one list. `ratecard validate` checks all of that with the same schemas, and
+also what needs more than one value or more than one file, which only it can see:
+
+- tier bounds strictly ascending, and the last tier unbounded;
+- an API mapped in two categories (or as billable and free);
+- every category of an API mapping priced by the price book in force beside it, and every priced
+  category reached by a billable API;
+- versions of a kind starting in different billing periods, later versions on the 1st of a month,
+  and the first version of every kind in the same period;
+- the deduction window after the bill issue day and not reversed; `resume_when: freeze-succeeds`
+  only with a `deposit_freeze`; packs on sale only with `resource_packs` terms, each size once;
+- a duplicate key, `.inf`/`.nan`, and numbers of more than 30 digits (the editor's YAML reading
+  keeps the last duplicate and accepts the others);
+- a time zone missing from the machine's time zone data.
 
 ## Problems
 
@@ -190,7 +214,11 @@ def type_text(node: dict, root: dict) -> str:
     if "const" in node:
         return f"always `{node['const']}`"
     if "enum" in node:
-        return "one of " + ", ".join(f"`{v}`" for v in node["enum"])
+        values = node["enum"]
+        if len(values) > 12:  # currencies, time zones: the schema lists them, the reference samples them
+            shown = ", ".join(f"`{v}`" for v in node.get("examples", values[:3]))
+            return f"one of the {len(values)} values the schema lists, e.g. {shown}"
+        return "one of " + ", ".join(f"`{_plain(v)}`" for v in values)
     kind = node.get("type", "")
     text = _TYPE_WORDS.get(kind, kind or "any value")
     if node.get("format") == "date":
@@ -208,6 +236,10 @@ def type_text(node: dict, root: dict) -> str:
         if names:
             text += f" (ids matching `{names}`)"
     return text
+
+
+def _plain(value) -> str:
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
 def _lower_first(title: str) -> str:

@@ -46,8 +46,14 @@ def _check_date(value) -> bool:
 
 @lru_cache(maxsize=None)
 def load_schema(filename: str) -> dict:
+    # Decimal, as rule numbers are: an enum of quanta (0.01) must equal the 0.01 an analyst writes.
     with open(resources.schemas_dir() / filename, encoding="utf-8") as fh:
-        return json.load(fh)
+        return json.load(fh, parse_float=Decimal)
+
+
+def enum_of(kind: str, key: str) -> frozenset:
+    """The values a top-level field of a kind's schema allows (e.g. the time zone names)."""
+    return frozenset(load_schema(KINDS[kind])["properties"][key].get("enum", ()))
 
 
 @lru_cache(maxsize=None)
@@ -92,10 +98,10 @@ def _type_message(error) -> str:
     value = error.instance
     msg = f"expected {names}, got {describe(value)}"
     if isinstance(value, str) and {"number", "integer"} & set(wanted) and _looks_numeric(value):
-        if "," in value:
-            msg += "; write the number without thousands separators (1000000 or 1_000_000)"
-        elif value.startswith("0") and value[1:2].isdigit():
-            msg += "; write it without leading zeros"
+        if "," in value or "_" in value:
+            plain = value.replace(",", "").replace("_", "")
+            msg += (f"; write the number without separators ({plain}): YAML 1.2, which editors read too, "
+                    "takes digits with `,` or `_` as text")
         else:
             msg += "; write it without quotes so it is read as an exact number"
     elif isinstance(value, str) and "boolean" in wanted and value.lower() in {"yes", "no", "on", "off", "y", "n"}:
@@ -107,12 +113,41 @@ def _type_message(error) -> str:
     return msg
 
 
+# Past this many allowed values (currencies, time zones) a message suggests the closest instead of all.
+_LONG_ENUM = 12
+
+
+def _id_suggestion(name: str) -> str:
+    """`Image_Tagging` → `image-tagging`: the id the analyst most likely meant, if it is one."""
+    import re
+
+    words = re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name)
+    guess = "-".join(w.lower() for w in words)
+    return f"; did you mean {guess!r}?" if re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", guess) else ""
+
+
+def _closest(value, options) -> str:
+    import difflib
+
+    if not isinstance(value, str):
+        return ""
+    texts = {o.lower(): o for o in options if isinstance(o, str)}
+    close = difflib.get_close_matches(value.lower(), list(texts), n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(texts[c] for c in close)}?" if close else ""
+
+
 def _friendly(error) -> tuple[str, tuple, bool]:
     """Message, data path and whether to point at the key rather than the value."""
     path = tuple(error.absolute_path)
     schema = error.schema if isinstance(error.schema, dict) else {}
     what = schema.get("title")
     v = error.validator
+    if "propertyNames" in error.schema_path:
+        # The error is about a key: point at that key, not at the mapping (its first entry).
+        label = (what or "key").lower()
+        hint = schema.get("description", "").rstrip(".")
+        return (f"{error.instance!r} is not a valid {label}: expected {hint[:1].lower() + hint[1:]}"
+                f"{_id_suggestion(str(error.instance))}", path + (error.instance,), True)
     if v == "type":
         return _type_message(error), path, False
     if v == "required":
@@ -133,7 +168,13 @@ def _friendly(error) -> tuple[str, tuple, bool]:
         return (f"{error.instance!r} is not a valid id: use lower-case letters and digits in words "
                 f"joined by hyphens, such as image-tagging", path + (error.instance,), True)
     if v == "enum":
-        options = ", ".join(str(o) for o in error.validator_value)
+        allowed = error.validator_value
+        if len(allowed) > _LONG_ENUM:
+            examples = [str(e) for e in schema.get("examples", ())]
+            such = f"; expected e.g. {' or '.join(examples)}" if examples else ""
+            return (f"{describe(error.instance)} is not a known {(what or 'value')[:1].lower()}{(what or 'value')[1:]}"
+                    f"{_closest(error.instance, allowed) or such}", path, False)
+        options = ", ".join(format(o, "f") if isinstance(o, Decimal) else str(o) for o in allowed)
         return f"{describe(error.instance)} is not allowed; expected one of: {options}", path, False
     if v == "const":
         return f"expected {error.validator_value!r}, got {describe(error.instance)}", path, False
@@ -142,15 +183,22 @@ def _friendly(error) -> tuple[str, tuple, bool]:
                  "maximum": "at most", "exclusiveMaximum": "less than"}[v]
         return f"{describe(error.instance)} is out of range; expected {bound} {error.validator_value}", path, False
     if v == "pattern":
-        label = what or "value"
-        hint = schema.get("description", "")
-        return f"{describe(error.instance)} does not fit: expected {label.lower()} ({hint.rstrip('.')})", path, False
+        label = (what or "text").lower()
+        hint = schema.get("description", "").rstrip(".") or f"text matching {schema.get('pattern')}"
+        return f"{describe(error.instance)} is not a valid {label}: expected {hint[:1].lower() + hint[1:]}", path, False
     if v == "format":
         return f"{describe(error.instance)} is not a valid {error.validator_value} (expected YYYY-MM-DD)", path, False
     if v in ("minItems", "minProperties", "minLength"):
         return "must not be empty", path, False
     if v == "uniqueItems":
-        return "lists the same item more than once; expected each item once", path, False
+        seen, twice = set(), []
+        for item in error.instance if isinstance(error.instance, list) else ():
+            key = json.dumps(item, sort_keys=True, default=str)
+            if key in seen and item not in twice:
+                twice.append(item)
+            seen.add(key)
+        named = ", ".join(str(t) for t in twice)
+        return f"lists {named or 'the same item'} more than once; expected each item once", path, False
     return error.message, path, False
 
 

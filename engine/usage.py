@@ -196,10 +196,12 @@ class UsageReader:
 
     # -- public ----------------------------------------------------------------------------------
 
-    def read(self, source, *, stdin=None, format: str | None = None, kind: str | None = None) -> UsageReader:
-        """Add one file's accepted rows to the totals. `source` is a path, or ``-`` for `stdin`."""
+    def read(self, source, *, stdin=None, format: str | None = None, kind: str | None = None,
+             name: str | None = None) -> UsageReader:
+        """Add one file's accepted rows to the totals. `source` is a path, or ``-`` for `stdin`
+        (named `name` in problems, e.g. "request body"; default <stdin>)."""
         totals, names = self._totals, self._names
-        for row in self.rows(source, stdin=stdin, format=format, kind=kind):
+        for row in self.rows(source, stdin=stdin, format=format, kind=kind, name=name):
             apis = totals.get((row.account, row.period))
             if apis is None:
                 # One copy of each period, API and outcome name is kept, not one per account: with
@@ -210,7 +212,8 @@ class UsageReader:
             apis[key] = apis.get(key, 0) + row.calls
         return self
 
-    def rows(self, source, *, stdin=None, format: str | None = None, kind: str | None = None) -> Iterator[UsageRow]:
+    def rows(self, source, *, stdin=None, format: str | None = None, kind: str | None = None,
+             name: str | None = None) -> Iterator[UsageRow]:
         """Stream one file's accepted rows (of the period, when filtered); count and route the others.
 
         `stdin` is the binary stream ``-`` stands for. `format` is ``csv`` or ``jsonl`` and `kind`
@@ -220,7 +223,7 @@ class UsageReader:
             raise RatecardError(f"unknown usage format {format!r}; expected one of: {', '.join(FORMATS)}")
         if kind not in (None, *KINDS):
             raise RatecardError(f"unknown usage kind {kind!r}; expected one of: {', '.join(KINDS)}")
-        with _open(source, stdin) as (name, binary):
+        with _open(source, stdin, name) as (name, binary):
             yield from self._rows(name, _Lines(binary, name), format, kind)
 
     def accounts(self) -> Iterator[AccountUsage]:
@@ -610,14 +613,14 @@ class _Prefixed(io.RawIOBase):
 
 
 @contextmanager
-def _open(source, stdin):
+def _open(source, stdin, stdin_name=None):
     """A usage source as a binary stream: a path or ``-`` (the given stdin), gunzipped when its bytes say so."""
     file = None
     if str(source) == "-":
         if stdin is None:
             raise RatecardError("-: reading usage from standard input, but no input stream was given")
         # Given sys.stdin itself, read its bytes: decoding is ours, so that errors name the line.
-        name, stream = STDIN_NAME, getattr(stdin, "buffer", stdin)
+        name, stream = stdin_name or STDIN_NAME, getattr(stdin, "buffer", stdin)
     else:
         name = display_path(Path(source))
         try:

@@ -1,14 +1,17 @@
-"""Safe YAML loading that keeps source locations and refuses YAML 1.1 surprises.
+"""Safe YAML loading that keeps source locations and reads scalars as YAML 1.2 (core schema) does.
 
-What a rule file's scalars become (documented for analysts in docs/rules.md):
+YAML 1.2 is what editors read (yaml-language-server, behind VS Code's YAML support): a value the
+editor checks against the schema is the value ratecard checks, so the two agree. What a rule file's
+scalars become (documented for analysts in docs/rules.md):
 
 * ``true``/``false`` are booleans. ``yes``/``no``/``on``/``off`` stay text, so a schema that
   wants a boolean reports them instead of silently reading ``no`` as false.
-* ``1000000`` and ``1_000_000`` are integers (underscores group digits). Leading zeros (``010``,
-  an octal in YAML 1.1), ``0x..`` and sexagesimal ``1:30`` stay text and are then reported.
+* ``1000000`` is an integer, and so is ``03000000`` (three million: YAML 1.2 has no octal
+  without ``0o``); ``0o17`` and ``0x1F`` are octal and hexadecimal integers.
+* ``1_000_000`` and ``3,000,000`` are text (in YAML 1.2 as in the editor), reported where a number
+  is expected with the hint to write ``1000000``.
 * ``0.0025``, ``1.5e-4`` and ``1e6`` are exact ``Decimal`` numbers built from their source text
-  (YAML 1.1 would read ``1e6`` as text and ``0.0025`` as a binary float). ``.inf``/``.nan`` stay
-  text and are reported where a number is expected.
+  (never a binary float). ``.inf``/``.nan`` are numbers in YAML 1.2 but not amounts: reported.
 * Dates such as ``2020-09-15`` stay text; the schema checks their form.
 * A duplicate key in a mapping is an error pointing at the second occurrence.
 * Quoted scalars are always text: a price written ``"0.0025"`` is reported, not guessed.
@@ -29,7 +32,7 @@ Path = tuple  # of str | int
 
 
 class _RuleLoader(yaml.SafeLoader):
-    """SafeLoader with YAML-1.2-like implicit typing (see module docstring)."""
+    """SafeLoader with YAML 1.2 core schema implicit typing (see module docstring)."""
 
 
 _RuleLoader.yaml_implicit_resolvers = {}
@@ -37,12 +40,12 @@ _RuleLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
 _RuleLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$"), list("-+0123456789")
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
 )
 _RuleLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    # No leading zeros (`0100`) here either: they stay text and are reported, as documented above.
-    re.compile(r"^[-+]?(?:(?:0|[1-9][0-9_]*)(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?$"),
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
     list("-+0123456789."),
 )
 _RuleLoader.add_implicit_resolver(
@@ -123,14 +126,18 @@ def _scalar(node: ScalarNode, file: str, problems: list[Problem], path: Path):
         if tag == _BOOL:
             return value.lower() == "true"
         if tag == _INT:
-            digits = value.replace("_", "")
+            base = {"0o": 8, "0x": 16}.get(value[:2], 10)
+            digits = value[2:] if base != 10 else value
             if len(digits.lstrip("+-")) > MAX_DIGITS:
                 raise _TooLarge
-            return int(digits, 10)
+            return int(digits, base)
         if tag == _FLOAT:
-            number = Decimal(value.replace("_", ""))
-            if not number.is_finite():
-                raise InvalidOperation
+            if "n" in value.lower():  # .inf, .nan: numbers in YAML 1.2, never an amount or a count
+                problems.append(Problem(Location(file, *_mark(node), format_path(path)),
+                                        f"{value!r} is not a finite number; expected a plain number such as "
+                                        "0.0025", code="number-range"))
+                return value
+            number = Decimal(value)
             if number and (abs(number.adjusted()) > MAX_DIGITS or len(number.as_tuple().digits) > MAX_DIGITS):
                 raise _TooLarge
             return number

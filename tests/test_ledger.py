@@ -346,6 +346,7 @@ def test_deposit_freeze_suspends_when_it_fails_and_resumes_when_a_top_up_lets_it
 
 
 def test_status_answers_active_suspended_or_not_activated_with_the_reason(cli, tmp_path):
+    write_rule_set(tmp_path / "toy")  # a service is a known rule set
     at = berlin(2024, 1, 1, 0, 0)
     cli("account", "create", "ada", "--currency", "EUR", "--at", at)
     assert cli.json("status", "ada", "--service", "toy") | {"since": None} == {
@@ -386,7 +387,8 @@ def test_status_does_not_import_the_rule_loader_or_templates(tmp_path):
 # -- accounts and top-ups ------------------------------------------------------------------------------
 
 
-def test_accounts_services_and_terms(cli):
+def test_accounts_services_and_terms(cli, tmp_path):
+    write_rule_set(tmp_path / "toy")  # a service is a known rule set
     at = berlin(2024, 1, 1, 0, 0)
     cli("account", "create", "ada", "--currency", "EUR", "--name", "Ada Ltd", "--at", at)
     cli("account", "create", "bob", "--currency", "JPY", "--at", at)

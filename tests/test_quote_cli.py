@@ -24,14 +24,15 @@ def quote(capsys, *args):
 
 def test_the_spec_cliff_below(capsys):
     status, out, err = quote(capsys, "SearchFaces=3000000", "--period", "2020-09")
-    assert (status, err) == (0, "")
+    # Not named with --rules: it says which rule set it used, and why (the repository's ratecard.toml).
+    assert (status, err) == (0, "ratecard: using rules rules/face-recognition (ratecard.toml)\n")
     assert "Total  2,400.00 USD" in out
     assert "Face search  3,000,000" in out
 
 
 def test_the_spec_cliff_above(capsys):
     status, out, err = quote(capsys, "SearchFaces=3000001", "--period", "2020-09")
-    assert (status, err) == (0, "")
+    assert (status, err) == (0, "ratecard: using rules rules/face-recognition (ratecard.toml)\n")
     assert "Total  1,800.00 USD" in out
     assert "1,800.0006" in out  # the exact amount is shown before rounding
     assert "-0.0006" in out  # and what rounding took off

@@ -57,7 +57,7 @@ def test_yaml_syntax_error_is_located_and_the_other_files_are_still_checked():
     assert found == [
         ("rs", 1, 1, "missing-kind"),  # the unreadable price book leaves the set without one
         ("rs/pricing.yaml", 9, 4, "yaml-syntax"),
-        ("rs/settlement.yaml", 4, 12, "time-zone"),
+        ("rs/settlement.yaml", 4, 12, "schema:enum"),
     ]
 
 
@@ -86,17 +86,33 @@ def test_thousands_separator_is_reported():
                                 "      - up_to: 1,000\n        unit_price: 0.05")
     problem = only_problem(pricing=block)
     assert where(problem) == ("rs/pricing.yaml", 11, 16, "categories.widgets.tiers[1].up_to")
-    assert "without thousands separators" in problem.message
+    assert "write the number without separators (1000)" in problem.message
 
 
-def test_leading_zero_is_reported_not_read_as_octal_or_decimal():
-    problem = only_problem(pricing=TOY_PRICING.replace("up_to: 100,", "up_to: 0100,"))
-    assert where(problem) == ("rs/pricing.yaml", 10, 18, "categories.widgets.tiers[0].up_to")
-    assert "got the text '0100'; write it without leading zeros" in problem.message
+# Numbers are read as YAML 1.2 (the core schema) reads them, because that is what the editor reads
+# (yaml-language-server): the value the editor checks is the value ratecard checks (issue 16 item 7).
+def test_leading_zeros_are_a_decimal_number_as_in_yaml_1_2_and_the_editor():
+    pricing = TOY_PRICING.replace("up_to: 100,", "up_to: 0100,").replace("up_to: 1000,", "up_to: 0o1750,")
+    tiers = load_rules(write_rule_set(Path("rs"), pricing=pricing)).pricing[0].categories["widgets"].tiers
+    assert [t.up_to for t in tiers] == [100, 1000, None]  # 0100 is a hundred, not 64; 0o1750 is octal
 
 
-def test_exponent_and_digit_grouping_are_read_as_plainly_meant():
-    pricing = TOY_PRICING.replace("up_to: 100,", "up_to: 1e2,").replace("up_to: 1000,", "up_to: 1_000,") \
+@pytest.mark.parametrize("written", ["1_000", "01_000"])
+def test_digit_grouping_is_text_as_in_yaml_1_2_and_the_editor(written):
+    problem = only_problem(pricing=TOY_PRICING.replace("up_to: 1000,", f"up_to: {written},"))
+    assert where(problem) == ("rs/pricing.yaml", 11, 18, "categories.widgets.tiers[1].up_to")
+    assert problem.code == "schema:type"
+    assert f"got the text {written!r}; write the number without separators ({written.replace('_', '')})" in problem.message
+
+
+@pytest.mark.parametrize("written", [".inf", "-.inf", ".nan"])
+def test_infinite_numbers_are_refused_once(written):
+    problem = only_problem(pricing=TOY_PRICING.replace("unit_price: 0.01", f"unit_price: {written}"))
+    assert problem.code == "number-range" and "is not a finite number" in problem.message
+
+
+def test_exponents_are_read_as_plainly_meant():
+    pricing = TOY_PRICING.replace("up_to: 100,", "up_to: 1e2,").replace("up_to: 1000,", "up_to: 1.0e3,") \
         .replace("unit_price: 0.01", "unit_price: 1e-2")
     rules = load_rules(write_rule_set(Path("rs"), pricing=pricing))
     tiers = rules.pricing[0].categories["widgets"].tiers
@@ -168,18 +184,29 @@ def test_priced_category_no_billable_api_reaches():
 
 # -- values checked against the world ---------------------------------------------------------------
 
-@pytest.mark.parametrize("code, expected", [("EUX", "currency"), ("euro", "schema:pattern")])
-def test_currency_must_be_iso_4217(code, expected):
+# The schema lists the allowed values (so an editor flags them while typing, issue 16 item 7), and
+# the engine checks them with the same schema.
+@pytest.mark.parametrize("code, hint", [("EUX", "EUR?"), ("euro", "did you mean EUR?"),
+                                        ("XYZ", "; expected e.g. USD or CNY")])
+def test_currency_must_be_iso_4217(code, hint):
     problem = only_problem(pricing=TOY_PRICING.replace("currency: EUR", f"currency: {code}"))
     assert where(problem) == ("rs/pricing.yaml", 3, 11, "currency")
-    assert problem.code == expected
+    assert problem.code == "schema:enum"
+    assert problem.message.startswith(f"the text {code!r} is not a known currency (ISO 4217 code); ")
+    assert hint.removesuffix("?") in problem.message
 
 
 @pytest.mark.parametrize("quantum", ["0.03", "0.000000001", "10", "5"])
 def test_insane_rounding_quantum(quantum):
     problem = only_problem(settlement=TOY_SETTLEMENT.replace("quantum: 0.01", f"quantum: {quantum}"))
     assert where(problem) == ("rs/settlement.yaml", 7, 22, "rounding.quantum")
-    assert problem.code == "quantum"
+    assert problem.code == "schema:enum"
+    assert "expected one of: 1, 0.1, 0.01, 0.001, 0.0001, 0.00001" in problem.message
+
+
+@pytest.mark.parametrize("quantum", ["0.010", "1e-2", "1", "0.00000001"])
+def test_a_power_of_ten_quantum_in_any_spelling_is_allowed(quantum):
+    assert errors(settlement=TOY_SETTLEMENT.replace("quantum: 0.01", f"quantum: {quantum}")) == []
 
 
 def test_day_of_month_out_of_range():
@@ -197,7 +224,8 @@ def test_deduction_window_reversed():
 def test_unknown_time_zone():
     problem = only_problem(settlement=TOY_SETTLEMENT.replace("Europe/Berlin", "Europe/Berlinn"))
     assert where(problem) == ("rs/settlement.yaml", 4, 12, "time_zone")
-    assert "'Europe/Berlinn' is not a known IANA time zone" in problem.message
+    assert problem.message.startswith("the text 'Europe/Berlinn' is not a known time zone (IANA name); "
+                                      "did you mean Europe/Berlin or ")
 
 
 # -- files of the rule set --------------------------------------------------------------------------
@@ -303,13 +331,13 @@ def test_every_problem_of_every_file_is_reported_in_one_run():
                    settlement=TOY_SETTLEMENT.replace("Europe/Berlin", "Europe/Berlinn"))
     assert found == [
         ("rs/apis.yaml", 5, 12, "schema:type"),
-        ("rs/pricing.yaml", 3, 11, "currency"),
+        ("rs/pricing.yaml", 3, 11, "schema:enum"),
         ("rs/pricing.yaml", 9, 35, "schema:type"),
         ("rs/pricing.yaml", 10, 18, "tiers-not-ascending"),
         ("rs/pricing.yaml", 11, 23, "schema:minimum"),
         ("rs/pricing.yaml", 14, 5, "schema:additionalProperties"),
         ("rs/pricing.yaml", 18, 3, "duplicate-key"),
-        ("rs/settlement.yaml", 4, 12, "time-zone"),
+        ("rs/settlement.yaml", 4, 12, "schema:enum"),
     ]
 
 
@@ -341,7 +369,7 @@ def test_validate_invalid_exits_1_listing_every_problem(capsys):
     out, err = capsys.readouterr()
     lines = out.splitlines()
     assert len(lines) == 6
-    assert lines[0].startswith("rs/pricing.yaml:3:11: error: currency: 'EUX' is not an ISO 4217 currency code")
+    assert lines[0].startswith("rs/pricing.yaml:3:11: error: currency: the text 'EUX' is not a known currency (ISO 4217 code)")
     assert lines[-1].startswith("rs/pricing.yaml:18:3: error: categories.gadgets: duplicate key 'gadgets'")
     assert err == "6 errors found\n"
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 
-from .. import resources
 from ..formatting import counted, format_count, format_money
 from .common import (
     applied_text,
     at_arg,
-    default_service,
-    load_rules,
+    rules_of,
+    service_of,
     open_ledger,
     services_text,
 )
@@ -25,7 +24,7 @@ def cmd_account_create(args) -> int:
 
 
 def cmd_account_activate(args) -> int:
-    service = args.service or default_service()
+    service = service_of(args, known=True)
     with open_ledger(args) as ledger:
         applied = ledger.activate(args.account, service, args.terms, at_arg(args.at))
     print(applied.note if not applied.changed else f"{args.account}: {applied.entries[-1].reason}")
@@ -88,7 +87,7 @@ def cmd_topup(args) -> int:
 
 
 def cmd_pack_buy(args) -> int:
-    rules = load_rules(args.rules or resources.default_rule_set())
+    rules = rules_of(args)
     with open_ledger(args) as ledger:
         bought = ledger.buy_pack(rules, args.account, args.category, args.size, at_arg(args.at),
                                  reference=args.reference)
@@ -111,7 +110,7 @@ def _pack_time(pack, moment) -> str:
 def cmd_pack_list(args) -> int:
     at = at_arg(args.at)
     with open_ledger(args, readonly=True) as ledger:
-        packs = ledger.packs(args.account, service=args.service, at=at)
+        packs = ledger.packs(args.account, service=service_of(args) if (args.service or args.rules) else None, at=at)
     if args.format == "json":
         print(json.dumps({"account": args.account, "at": at.isoformat(), "packs": [p.to_dict() for p in packs]},
                          indent=2, ensure_ascii=False))

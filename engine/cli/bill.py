@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .. import resources
 from ..formatting import format_money
-from .common import Progress, check_rejects_path, load_rules
 from ..formatting import counted
+from .common import Progress, check_rejects_path, rules_note, rules_of
 
 
 def cmd_bill(args) -> int:
@@ -17,7 +16,7 @@ def cmd_bill(args) -> int:
     from ..seen import SeenIds
     from ..usage import RejectsWriter, UsageReader
 
-    rules = load_rules(args.rules or resources.default_rule_set())
+    rules = rules_of(args, say=False)
     rejects = RejectsWriter(args.rejects) if args.rejects else None
     # Request ids spill to a temporary file past a limit, so memory stays flat however many calls;
     # the store is gone before the workers are forked.
@@ -71,6 +70,9 @@ def cmd_bill(args) -> int:
     money = ", ".join(format_money(v, c) for c, v in sorted(totals.by_currency.items())) or "nothing"
     print(f"{'' if machine or out_dir else chr(10)}billed {counted(totals.invoices, 'invoice')}: {money}"
           + (f", written to {out_dir}" if out_dir else ""), file=report)
+    note = rules_note(args)
+    if note:
+        print(note, file=report)
     for line in reconciliation.lines():
         print(line, file=report)
     if rejects is not None:
@@ -81,6 +83,6 @@ def cmd_bill(args) -> int:
 def cmd_ratecard(args) -> int:
     from ..render import render_rate_card
 
-    rules = load_rules(args.rules or resources.default_rule_set())
+    rules = rules_of(args)
     sys.stdout.write(render_rate_card(rules, args.format, args.period))
     return 0

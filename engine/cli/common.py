@@ -7,7 +7,6 @@ import re
 import sys
 from pathlib import Path
 
-from .. import resources
 from ..errors import RatecardError
 from ..formatting import format_money
 
@@ -20,10 +19,32 @@ def load_rules(path):
     return load(path)
 
 
-def check_rules(path):
+def check_rules(path, **options):
     from ..rules import check_rules as check
 
-    return check(path)
+    return check(path, **options)
+
+
+def chosen_rules(args):
+    """The rule set a command uses (`--rules`, else the default named once, else the local one, else
+    the shipped one): the same discovery for every command (engine/discovery.py)."""
+    from ..discovery import choose
+
+    return choose(getattr(args, "rules", None))
+
+
+def rules_of(args, *, say: bool = True):
+    """Load the command's rule set; when it was not named with --rules, say on standard error which
+    one was used (with `say=False` the caller says it, with `rules_note`)."""
+    chosen = chosen_rules(args)
+    if say and not chosen.explicit:
+        print(f"ratecard: {chosen.note()}", file=sys.stderr)
+    return load_rules(chosen.path)
+
+
+def rules_note(args) -> str | None:
+    chosen = chosen_rules(args)
+    return None if chosen.explicit else chosen.note()
 
 
 # ASCII digits (str.isdigit() takes "²" and "١٢"), and few enough of them to be a real count.
@@ -142,13 +163,26 @@ def at_arg(text):
 
 
 def open_ledger(args, **options):
+    from ..discovery import configured_db
     from ..ledger import Ledger
 
-    return Ledger(args.db, **options)
+    return Ledger(args.db or configured_db()[0], **options)
 
 
-def default_service() -> str:
-    return resources.default_rule_set().name
+def service_of(args, *, known: bool = False) -> str:
+    """The service a ledger command is about: a rule set's name, from `--rules` (a folder or a name),
+    the `--service NAME` alias, or the default rule set. With `known`, a name that no rule set has is
+    refused (activating a typo would hold an account to rules that do not exist)."""
+    from ..discovery import resolve
+
+    rules, service = getattr(args, "rules", None), getattr(args, "service", None)
+    if rules and service:
+        raise RatecardError("--service is another spelling of --rules: give one of them")
+    if rules:
+        return resolve(rules, "--rules").name
+    if service:
+        return resolve(service, "--service").name if known else service
+    return chosen_rules(args).name
 
 
 def services_text(account) -> str:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import sys
 
-from .. import resources
 from ..formatting import format_amount, format_count
-from .common import check_rejects_path
 from ..formatting import counted
+from .common import check_rejects_path, chosen_rules
 
 
 def diff_text(result) -> list[str]:
@@ -68,11 +67,14 @@ def cmd_diff(args) -> int:
     check_rejects_path(args)
     from ..diff import diff_rules
     from ..usage import RejectsWriter, UsageReader
+    from ..discovery import choose, resolve
     from ..versions import is_git_spec, load_rule_spec
 
-    new_spec = args.rules or str(resources.default_rule_set())
-    # git:REV is a revision of the folder the other side names, or of the shipped rule set.
-    folder = next((s for s in (new_spec, args.base) if not is_git_spec(s)), str(resources.default_rule_set()))
+    new_spec = args.rules if args.rules and is_git_spec(args.rules) else str(chosen_rules(args).path)
+    if args.base and not is_git_spec(args.base):
+        args.base = str(resolve(args.base, "--base").path)
+    # git:REV is a revision of the folder the other side names, or of the default rule set.
+    folder = next((s for s in (new_spec, args.base) if not is_git_spec(s)), None) or str(choose(None).path)
     rules = load_rule_spec(new_spec, folder=folder)
     base = load_rule_spec(args.base, folder=folder)
     rejects = RejectsWriter(args.rejects) if args.rejects else None
@@ -91,6 +93,13 @@ def cmd_diff(args) -> int:
     result = diff_rules(base, rules, reader.accounts(), alert_pct=args.alert_pct)
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    elif args.format == "html":
+        from ..impact import impact_report, render_impact
+
+        # One self-contained page (charts as inline SVG), the same `ratecard serve` gives at /v1/diff.
+        sys.stdout.write(render_impact(impact_report(result, base, rules, period=args.period)))
+        if rejects is not None:
+            print(f"{counted(rejects.count, 'bad row')} written to {args.rejects}", file=sys.stderr)
     else:
         print("\n".join(diff_text(result)))
         if rejects is not None:

@@ -18,9 +18,32 @@ from .bill import cmd_bill, cmd_ratecard
 from .common import jobs_arg, pct_arg
 from .diff import cmd_diff
 from .quote import cmd_quote
+from .serve import cmd_serve, depth_arg, port_arg, seconds_arg, size_arg, workers_arg
 from .settle import cmd_collect, cmd_settle, cmd_status
 from .statement import cmd_ledger_check, cmd_ledger_migrate, cmd_statement
+from .init import cmd_init
 from .validate import cmd_lint, cmd_validate
+
+
+RULES_HELP = ("the rule set: a folder, or a rule set's name (under ./rules, else shipped with ratecard); "
+              "default: $RATECARD_RULES, else `rules` in ./ratecard.toml, else the only rule set under ./rules, "
+              "else the shipped default")
+
+
+def _rules_option(p, extra: str = "") -> None:
+    p.add_argument("--rules", metavar="RULES", help=RULES_HELP + extra)
+
+
+def _check_options(p) -> None:
+    p.add_argument("rule_dirs", nargs="*", metavar="RULES_DIR", help="folders to check, each searched at any depth "
+                   "(the same as --rules; default: every rule set under ./rules, or ratecard.toml's rules_root, "
+                   "else every shipped one)")
+    p.add_argument("--rules", action="append", metavar="RULES", help="a folder (searched at any depth) or a rule "
+                   "set's name to check (repeatable)")
+    p.add_argument("--staged", action="store_true", help="check the rule files as staged in the git index (what "
+                   "the next commit holds: deletions included, untracked files left out); used by the pre-commit "
+                   "hooks")
+    p.add_argument("--format", choices=("text", "json"), default="text")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,20 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("validate", help="check rule sets and report every problem")
-    p.add_argument("rules", nargs="*", metavar="RULES_DIR", help="rule set folders (default: those under ./rules, else the shipped ones)")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    _check_options(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("lint", help="warn about what is valid but suspicious, e.g. volume price cliffs")
-    p.add_argument("rules", nargs="*", metavar="RULES_DIR", help="rule set folders (default: those under ./rules, else the shipped ones)")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    _check_options(p)
     p.add_argument("--strict", action="store_true", help="exit 1 when there are warnings, too")
     p.set_defaults(func=cmd_lint)
 
     p = sub.add_parser("quote", help="price one month of usage for one account")
     p.add_argument("usage", nargs="*", metavar="API=CALLS",
                    help="calls per API, e.g. RenderWidget=1000000; API:OUTCOME=CALLS for an outcome or error code")
-    p.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one)")
+    _rules_option(p)
     p.add_argument("--period", metavar="YYYY-MM", help="billing period (default: the current month in the "
                    "policy's time zone)")
     p.add_argument("--pack", action="append", default=[], metavar="CATEGORY=UNITS",
@@ -59,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "- reads standard input (repeatable)")
     p.add_argument("--period", metavar="YYYY-MM", help="bill only this period; rows of others are counted "
                    "as out of period")
-    p.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one)")
+    _rules_option(p)
     p.add_argument("--format", choices=("text", "markdown", "html", "json", "jsonl"), default="text")
     p.add_argument("--out", metavar="DIR", help="write one file per invoice here (jsonl: one bills.jsonl)")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here with their reasons and bill the rest "
@@ -72,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bill)
 
     p = sub.add_parser("ratecard", help="render the public rate card from the rules")
-    p.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one)")
+    _rules_option(p)
     p.add_argument("--period", metavar="YYYY-MM", help="the rules in force in this period (default: the latest)")
     p.add_argument("--format", choices=("markdown", "html"), default="markdown")
     p.set_defaults(func=cmd_ratecard)
@@ -81,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", required=True, metavar="OLD",
                    help="the rules to compare against: a rule set folder, or git:REV for the rules folder as "
                         "committed at git revision REV (e.g. git:main)")
-    p.add_argument("--rules", metavar="NEW", help="the new rules: a folder or git:REV (default: the shipped one)")
+    p.add_argument("--rules", metavar="NEW", help="the new rules: a folder, a rule set's name or git:REV "
+                   "(default: as for every command, see `ratecard bill --help`)")
     p.add_argument("--usage", action="append", required=True, metavar="FILE",
                    help="usage file, as for `ratecard bill`; - reads standard input (repeatable)")
     p.add_argument("--period", metavar="YYYY-MM", help="compare only this period's bills")
@@ -89,12 +111,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list the bills whose total rises by more than N percent")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here and compare the rest "
                    "(default: list them and compare nothing)")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json", "html"), default="text",
+                   help="html: the analyst's page, revenue per category, the accounts that change most, tier "
+                        "crossings and each category's cost curve with its cliffs, as one self-contained file")
     p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("serve", help="the engine over HTTP: status for gateways, quotes, previews, rate cards, "
+                       "validate, diff and the analyst's page, stored invoices")
+    p.add_argument("--rules", action="append", default=[], metavar="DIR",
+                   help="a rule set folder to serve (repeatable; the first is the default; default: the rule sets "
+                        "under ./rules, else the shipped ones)")
+    p.add_argument("--db", metavar="PATH", help="the ledger file (default: $RATECARD_DB, else ./ratecard.db when it "
+                   "exists; without one, ledger endpoints answer 503)")
+    p.add_argument("--tokens", metavar="FILE", help="bearer tokens, one SCOPE:TOKEN a line (scope read or write; "
+                   "default: $RATECARD_TOKENS)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=port_arg, default=8421, help="port to listen on (default: 8421; 0: any free port)")
+    p.add_argument("--usage", action="append", default=[], metavar="FILE",
+                   help="usage files the analyst's page (GET /v1/diff) compares on (repeatable)")
+    p.add_argument("--max-body", type=size_arg, default=1 << 20, metavar="BYTES",
+                   help="largest request body accepted (default: 1048576)")
+    p.add_argument("--max-depth", type=depth_arg, default=32, metavar="N",
+                   help="deepest JSON nesting accepted in a body (default: 32)")
+    p.add_argument("--status-ttl", type=seconds_arg, default=1.0, metavar="SECONDS",
+                   help="the most a cached status answer can lag the ledger (default: 1)")
+    p.add_argument("--reload-interval", type=seconds_arg, default=1.0, metavar="SECONDS",
+                   help="how often rule files are checked for changes (default: 1)")
+    p.add_argument("--workers", type=workers_arg, default=1, metavar="N", help="server processes (default: 1)")
+    p.set_defaults(func=cmd_serve)
 
     # -- the ledger (engine/ledger.py) --
     db = argparse.ArgumentParser(add_help=False)
-    db.add_argument("--db", metavar="PATH", help="the ledger file (default: $RATECARD_DB, else ./ratecard.db)")
+    db.add_argument("--db", metavar="PATH", help="the ledger file (default: $RATECARD_DB, else `db` in "
+                    "./ratecard.toml, else ./ratecard.db)")
     at = argparse.ArgumentParser(add_help=False)
     at.add_argument("--at", metavar="DATETIME", help="when it happens: ISO 8601 with a UTC offset (default: now)")
 
@@ -108,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_account_create)
     a = actions.add_parser("activate", parents=[db, at], help="activate a service: accept its terms of service")
     a.add_argument("account", metavar="ACCOUNT")
-    a.add_argument("--service", metavar="NAME", help="the service: a rule set's folder name (default: the "
-                   "shipped one's)")
+    _rules_option(a, "; its folder name is the service activated, which must be a known rule set")
+    a.add_argument("--service", metavar="NAME", help="the service by name: the older spelling of --rules NAME")
     a.add_argument("--terms", required=True, metavar="VERSION", help="the version of the terms of service accepted")
     a.set_defaults(func=cmd_account_activate)
     a = actions.add_parser("show", parents=[db], help="an account's balance, deposits, services and bills")
@@ -125,8 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", required=True, metavar="YYYY-MM", help="the period to settle; it must have ended")
     p.add_argument("--usage", action="append", required=True, metavar="FILE",
                    help="usage file, as for `ratecard bill`; - reads standard input (repeatable)")
-    p.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one); its folder name "
-                   "is the service settled")
+    _rules_option(p, "; its folder name is the service settled")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here and settle every account that has "
                    "none (default: list them and settle nothing)")
     p.add_argument("--input-format", choices=("csv", "jsonl"), help="usage file format (default: detected)")
@@ -155,33 +203,46 @@ def build_parser() -> argparse.ArgumentParser:
                    "lists it")
     a.add_argument("size", metavar="SIZE", help="units in the pack: one of the sizes on sale, e.g. 1000000, "
                    "1,000,000 or 1M")
-    a.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one); its folder name is "
-                   "the service the pack serves")
+    _rules_option(a, "; its folder name is the service the pack serves")
     a.add_argument("--reference", metavar="REF", help="the purchase's id: recording it twice buys once")
     a.add_argument("--format", choices=("text", "json"), default="text")
     a.set_defaults(func=cmd_pack_buy)
     a = actions.add_parser("list", parents=[db, at], help="an account's packs: units used, lost and left, and "
                            "when each expires (expired ones marked)")
     a.add_argument("account", metavar="ACCOUNT")
-    a.add_argument("--service", metavar="NAME", help="only the packs of this service")
+    a.add_argument("--rules", metavar="RULES", help="only the packs of this rule set's service (a folder or a name)")
+    a.add_argument("--service", metavar="NAME", help="only the packs of this service (the older spelling of --rules)")
     a.add_argument("--format", choices=("text", "json"), default="text")
     a.set_defaults(func=cmd_pack_list)
 
     p = sub.add_parser("status", parents=[db], help="may this account use the service now? active, "
                        "suspended or not activated, with the reason")
     p.add_argument("account", metavar="ACCOUNT")
-    p.add_argument("--service", metavar="NAME", help="the service (default: the shipped rule set's name)")
+    _rules_option(p, "; its folder name is the service asked about")
+    p.add_argument("--service", metavar="NAME", help="the service by name: the older spelling of --rules NAME")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("statement", parents=[db], help="an account's ledger entries, rendered by a template")
     p.add_argument("account", metavar="ACCOUNT")
     p.add_argument("--period", metavar="YYYY-MM", help="only the entries dated in this month (default: all)")
-    p.add_argument("--rules", metavar="DIR", help="months are in this rule set's time zone (default: the "
-                   "shipped one)")
+    _rules_option(p, "; months are in its time zone")
     p.add_argument("--time-zone", metavar="ZONE", help="months in this IANA time zone instead")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     p.set_defaults(func=cmd_statement)
+
+    p = sub.add_parser("init", help="scaffold an analysts' rules repository: a rule set to start from, the "
+                       "schemas, pre-commit hooks and editor settings")
+    p.add_argument("folder", nargs="?", default=".", metavar="DIR", help="where (default: here); existing files "
+                   "are kept")
+    p.add_argument("--from", dest="start_from", metavar="RULES", help="the rule set to start from: a folder or a "
+                   "rule set's name (default: the shipped default)")
+    p.add_argument("--hook-repo", metavar="URL", help="use the hooks of this ratecard repository (default: the "
+                   "installed ratecard, as local hooks)")
+    p.add_argument("--hook-rev", metavar="REV", help="the tag or commit of --hook-repo (default: this version's tag)")
+    p.add_argument("--schemas", action="store_true", help="only bring the schema copy in DIR/schemas up to date "
+                   "with this ratecard's")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("ledger", help="check or migrate the ledger file")
     actions = p.add_subparsers(dest="ledger_command", metavar="ACTION")

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
+import sys
 
-from .. import resources
 from ..errors import RatecardError
 from ..formatting import format_amount, format_count, format_money, format_price
-from .common import default_period, load_rules, pack_args, usage_args
+from .common import default_period, rules_of, pack_args, usage_args
 
 
 def cmd_quote(args) -> int:
     from ..explain import explain
     from ..rating import rate, tariff
 
-    rules = load_rules(args.rules or resources.default_rule_set())
+    rules = rules_of(args)
     period = args.period or default_period(rules)
     packs = pack_args(args.pack)
     t = tariff(rules, period)
@@ -22,13 +21,14 @@ def cmd_quote(args) -> int:
     if unknown_packs:
         raise RatecardError(f"--pack names unknown category {', '.join(unknown_packs)}; expected one of: "
                             f"{', '.join(c.id for c in t.categories)}")
-    bill = rate(rules, usage_args(args.usage), period, packs=packs, suspended=args.suspended)
     if args.format == "json":
-        out = bill.to_dict()
-        if args.explain:
-            out["explanation"] = explain(t, bill)
-        print(json.dumps(out, indent=2, ensure_ascii=False))
+        from ..quote import dumps, quote_document
+
+        # The same function and bytes as `POST /v1/quote` of `ratecard serve`.
+        sys.stdout.write(dumps(quote_document(rules, usage_args(args.usage), period, packs=packs,
+                                              suspended=args.suspended, explain=args.explain)))
         return 0
+    bill = rate(rules, usage_args(args.usage), period, packs=packs, suspended=args.suspended)
     print("\n".join(quote_text(bill)))
     if args.explain:
         print()

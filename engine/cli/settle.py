@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import sys
 
-from .. import resources
 from ..formatting import counted, format_count, format_money
 from .common import (
     applied_text,
     at_arg,
     check_rejects_path,
-    default_service,
-    load_rules,
+    rules_of,
+    service_of,
     open_ledger,
 )
 
@@ -58,7 +57,7 @@ def cmd_settle(args) -> int:
     from ..usage import UsageReader
 
     at = at_arg(args.at)
-    rules = load_rules(args.rules or resources.default_rule_set())
+    rules = rules_of(args)
     check_settleable(tariff(rules, args.period).policy, args.period, at)  # before reading any usage
     from ..usage import RejectsWriter
 
@@ -110,7 +109,7 @@ def cmd_collect(args) -> int:
 def cmd_status(args) -> int:
     # Kept light on purpose: a gateway asks this often. No rules, no templates: one indexed query.
     with open_ledger(args, readonly=True) as ledger:
-        status = ledger.status(args.account, args.service or default_service())
+        status = ledger.status(args.account, service_of(args))
     if args.format == "json":
         print(json.dumps(status.to_dict(), ensure_ascii=False))
     else:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import sys
 
-from .. import resources
 from ..errors import RatecardError
 from .account import _pack_time
-from .common import load_rules, open_ledger
 from ..formatting import counted
+from .common import rules_of, open_ledger
 
 
 def cmd_statement(args) -> int:
@@ -18,7 +17,7 @@ def cmd_statement(args) -> int:
     if args.time_zone:
         zone = args.time_zone
     else:
-        zone = load_rules(args.rules or resources.default_rule_set()).latest[2].time_zone
+        zone = rules_of(args).latest[2].time_zone
     if args.period:
         from ..periods import parse_period
 

@@ -1,36 +1,53 @@
-"""`ratecard validate` and `ratecard lint`: every problem of every rule set named."""
+"""`ratecard validate` and `ratecard lint`: every problem of every rule set found."""
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-from .. import resources
 from ..formatting import counted
 from .common import check_rules
 
 
-def _rule_sets(args_dirs) -> list[Path]:
-    return [Path(d) for d in args_dirs] if args_dirs else resources.local_or_shipped_rule_sets()
+def _targets(args):
+    """(folder to check, the name to show it by or None, discovery problems, how they were found, cleanup)."""
+    specs = list(args.rules or ()) + list(args.rule_dirs or ())
+    if args.staged:
+        from ..gitindex import staged_rules
+
+        staged = staged_rules(specs)
+        return ([(folder, shown) for folder, shown in staged.sets], staged.problems,
+                "staged in the git index", staged.__exit__)
+    from ..discovery import select
+
+    selection = select(specs)
+    return [(path, None) for path in selection.sets], list(selection.problems), selection.source, None
 
 
 def _check_rule_sets(args, *, with_lint: bool) -> int:
-    """validate and lint: every problem of every rule set named, as text or JSON."""
+    """validate and lint: every problem of every rule set, as text or JSON."""
+    from ..scaffold import schema_drift
+
     lint_report = None
     if with_lint:
         from ..lint import lint_report
+    targets, problems, source, cleanup = _targets(args)
     results = []
-    acknowledged: dict[Path, int] = {}
-    for path in _rule_sets(args.rules):
-        rule_set, problems = check_rules(path)
-        # Lint only what validates: its warnings assume a consistent rule set, and errors come first.
-        if lint_report is not None and rule_set is not None:
-            report = lint_report(rule_set)
-            problems = problems + report.warnings
-            acknowledged[path] = len(report.acknowledged)
-        results.append((path, rule_set, problems))
-    problems = [p for _, _, found in results for p in found]
+    acknowledged: dict[str, int] = {}
+    try:
+        for path, shown in targets:
+            rule_set, found = check_rules(path, shown_as=shown)
+            # Lint only what validates: its warnings assume a consistent rule set, and errors come first.
+            if lint_report is not None and rule_set is not None:
+                report = lint_report(rule_set)
+                found = found + report.warnings
+                acknowledged[shown or str(path)] = len(report.acknowledged)
+            found = found + schema_drift(path, shown)
+            results.append((shown or str(path), rule_set, found))
+    finally:
+        if cleanup is not None:
+            cleanup()
+    problems = sorted(problems) + [p for _, _, found in results for p in found]
     errors = sum(p.severity == "error" for p in problems)
     warnings = len(problems) - errors
     if args.format == "json":
@@ -38,8 +55,8 @@ def _check_rule_sets(args, *, with_lint: bool) -> int:
         if with_lint:
             out["warnings"] = warnings
             out["acknowledged"] = sum(acknowledged.values())
-        out["rule_sets"] = [{"path": str(path), "valid": rs is not None,
-                             "fingerprint": rs.fingerprint if rs else None}
+        out["checked"] = source
+        out["rule_sets"] = [{"path": path, "valid": rs is not None, "fingerprint": rs.fingerprint if rs else None}
                             | ({"acknowledged": acknowledged.get(path, 0)} if with_lint else {})
                             for path, rs, _ in results]
         out["problems"] = [p.to_dict() for p in problems]
@@ -56,6 +73,8 @@ def _check_rule_sets(args, *, with_lint: bool) -> int:
                       + (f" ({excused:,} acknowledged)" if excused else ""))
             else:
                 print(summary(rule_set))
+        if source != "named":
+            print(f"checked {counted(len(results), 'rule set')}: {source}", file=sys.stderr)
         if errors:
             print(f"{counted(errors, 'error')} found" + ("; fix them before linting" if with_lint else ""),
                   file=sys.stderr)

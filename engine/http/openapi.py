@@ -1,0 +1,77 @@
+"""The OpenAPI 3.1 document of `ratecard serve`, generated from the routes and from the same JSON
+Schemas (schemas/*.json) the CLI validates rule files with and describes bills by."""
+
+from __future__ import annotations
+
+from .. import __version__
+from .common import Endpoint
+from .problems import MEDIA_TYPE
+
+_PROBLEM = {
+    "type": "object", "description": "RFC 9457 problem details, with the CLI's lines for the same error",
+    "required": ["type", "title", "status", "detail", "messages"],
+    "properties": {
+        "type": {"type": "string", "format": "uri-reference"}, "title": {"type": "string"},
+        "status": {"type": "integer"}, "detail": {"type": "string"}, "instance": {"type": "string"},
+        "messages": {"type": "array", "items": {"type": "string"},
+                     "description": "what `ratecard` prints for this error, e.g. FILE:LINE:COL: message"},
+        "problems": {"type": "array", "items": {"type": "object", "properties": {
+            "file": {"type": "string"}, "line": {"type": "integer"}, "column": {"type": "integer"},
+            "path": {"type": "string"}, "message": {"type": "string"}, "severity": {"enum": ["error", "warning"]},
+            "code": {"type": "string"}}}},
+    },
+}
+_REFUSALS = {
+    "400": "malformed request (bad JSON, a member of the wrong type, JSON nested too deeply)",
+    "401": "no bearer token, or not a valid one",
+    "403": "the token's scope does not allow this endpoint",
+    "413": "request body larger than the server's limit",
+    "415": "unsupported content type",
+    "422": "the input cannot be used (invalid rules, bad usage rows, unknown API, bad period): every problem, located",
+    "500": "the server failed; its log has the details under the reference given",
+}
+
+
+def document(endpoints: list[Endpoint]) -> dict:
+    from ..schemas import KINDS, load_schema
+    from .routes.status import STATUS_SCHEMA
+
+    schemas = {"Bill": load_schema("bill.schema.json"), "Status": STATUS_SCHEMA, "Problem": _PROBLEM,
+               "Decimal": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$",
+                           "description": "an exact decimal written as text, never a binary float"}}
+    for kind, filename in KINDS.items():
+        schemas["".join(part.capitalize() if part != "api" else "Api" for part in kind.split("-"))] = load_schema(filename)
+    paths: dict = {}
+    for e in endpoints:
+        op = {"summary": e.summary, "operationId": e.handler.__name__ + ("" if e.method == "GET" else "_" + e.method.lower()),
+              **e.operation}
+        responses = dict(op.get("responses", {}))
+        codes = ("400", "413", "415", "422", "500") if e.method == "POST" else ("400", "422", "500")
+        if e.scope is not None:
+            op["security"] = [{"bearer": [e.scope]}]
+            op["x-ratecard-scope"] = e.scope
+            codes = ("401", "403") + codes
+        else:
+            op["security"] = []
+        for code in codes:
+            responses.setdefault(code, {"description": _REFUSALS[code],
+                                        "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+        op["responses"] = responses
+        paths.setdefault(e.path, {})[e.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ratecard", "version": __version__,
+                 "description": "The billing engine over HTTP: status for gateways, quotes, bill previews, rate "
+                                "cards, validate and diff of rule sets, stored invoices. Money is exact decimal "
+                                "text. Every endpoint but /health needs a bearer token (scope read, or write for "
+                                "ledger changes)."},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": {"Problem": {"description": "a problem document (RFC 9457)",
+                                      "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "tokens from --tokens FILE or $RATECARD_TOKENS"}},
+        },
+    }
