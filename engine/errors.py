@@ -53,6 +53,12 @@ class RatecardError(Exception):
         return [str(self)]
 
 
+class CommandLineError(RatecardError):
+    """A mistake on the command line found after parsing (a value argparse could not check alone)."""
+
+    exit_status = 2
+
+
 class ProblemsError(RatecardError):
     """Carries every problem found, so that all of them are reported in one run."""
 

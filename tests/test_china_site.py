@@ -362,8 +362,8 @@ def test_cn_validate_lint_quote_bill_settle_and_packs_from_the_command_line(caps
     code, out, _ = _run(capsys, "quote", "SearchFaces=1500000", "--rules", CN, "--period", PERIOD,
                         "--pack", "face-search=1000000", "--format", "json")
     assert code == 0 and json.loads(out)["total"] == "1568.00"
-    code, out, _ = _run(capsys, "bill", "--usage", EXAMPLE, "--rules", CN, "--period", PERIOD, "--quiet")
-    assert code == 0 and "billed 5 invoices" in out and "CNY" in out
+    code, out, err = _run(capsys, "bill", "--usage", EXAMPLE, "--rules", CN, "--period", PERIOD, "--quiet")
+    assert code == 0 and "billed 5 invoices" in err and "CNY" in err and out.count("账单 2020") == 5
 
     db = tmp_path / "cn.db"
     start = "2020-09-01T00:00:00+08:00"

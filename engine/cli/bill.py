@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..formatting import format_money
-from ..formatting import counted
+from ..formatting import counted, format_money
 from .common import Progress, check_rejects_path, rules_note, rules_of
 
 
@@ -38,13 +37,22 @@ def cmd_bill(args) -> int:
     out_dir = Path(args.out) if args.out else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    machine = args.format in ("json", "jsonl")
-    report = sys.stdout if out_dir is not None or not machine else sys.stderr
+    # Standard output holds one document (the invoices, or one HTML book of them, or one JSON array),
+    # so the run's summary goes to standard error then; with --out it is all standard output shows.
+    report = sys.stdout if out_dir is not None else sys.stderr
     totals = RunTotals()
     progress = Progress(count, not args.quiet)
     stream = None
+    book = None
     if out_dir is not None and args.format == "jsonl":
         stream = open(out_dir / "bills.jsonl", "w", encoding="utf-8", newline="\n")
+    if out_dir is None and args.format == "html" and count > 1:
+        from ..htmlbook import HtmlBook
+        from ..i18n import translations
+
+        # Translators: the title of several invoices printed as one HTML document.
+        title = translations(rules.latest[2].locale).gettext("Invoices — %(name)s") % {"name": rules.name}
+        book = HtmlBook(sys.stdout, title)
     try:
         if out_dir is None and args.format == "json":
             print("[")
@@ -57,18 +65,22 @@ def cmd_bill(args) -> int:
                 path.write_text(item.text, encoding="utf-8", newline="\n")
             elif args.format == "json":
                 sys.stdout.write(("," if i else "") + item.text.rstrip("\n") + "\n")
+            elif book is not None:
+                book.add(item.text)
             else:
                 sys.stdout.write(("\n" if i and args.format != "jsonl" else "") + item.text)
             progress.update(i + 1)
         if out_dir is None and args.format == "json":
             print("]")
+        if book is not None:
+            book.close()
     finally:
         progress.close()
         if stream is not None:
             stream.close()
     sys.stdout.flush()
     money = ", ".join(format_money(v, c) for c, v in sorted(totals.by_currency.items())) or "nothing"
-    print(f"{'' if machine or out_dir else chr(10)}billed {counted(totals.invoices, 'invoice')}: {money}"
+    print(f"billed {counted(totals.invoices, 'invoice')}: {money}"
           + (f", written to {out_dir}" if out_dir else ""), file=report)
     note = rules_note(args)
     if note:

@@ -6,6 +6,7 @@ import json
 import sys
 
 from ..formatting import counted, format_count, format_money
+from .exits import BAD_INPUT, STATUS_EXIT
 from .common import (
     applied_text,
     at_arg,
@@ -115,4 +116,5 @@ def cmd_status(args) -> int:
     else:
         since = f" since {status.since.isoformat()}" if status.since else ""
         print(f"{status.account} {status.service}: {status.state}{since} — {status.reason}")
-    return 0
+    # A gateway's shell script needs no JSON: 0 only when calls are allowed (see exits.py).
+    return STATUS_EXIT.get(status.state, BAD_INPUT)
