@@ -7,10 +7,12 @@ whatever the number of workers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
-import hashlib
+import tempfile
+import unicodedata
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -53,13 +55,13 @@ class RunTotals:
         self.by_currency[item.currency] = self.by_currency.get(item.currency, Decimal(0)) + item.total
 
 
-def render_bill(bill: Bill, rules: RuleSet, fmt: str) -> str:
+def render_bill(bill: Bill, rules: RuleSet, fmt: str, meta=None) -> str:
     if fmt == "jsonl":
         return json.dumps(bill.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
     if fmt == "json":
         return json.dumps(bill.to_dict(), ensure_ascii=False, indent=2) + "\n"
     if fmt in TEMPLATE_FORMATS:
-        return render_invoice(bill, tariff(rules, bill.period).policy, fmt)
+        return render_invoice(bill, tariff(rules, bill.period).policy, fmt, meta=meta)
     raise ValueError(f"unknown output format {fmt!r}")
 
 
@@ -135,20 +137,142 @@ def bill_accounts(rules: RuleSet, accounts: Iterable[AccountUsage], fmt: str, *,
                 future.cancel()
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
 _RESERVED = frozenset(["CON", "PRN", "AUX", "NUL", *(f"{p}{n}" for p in ("COM", "LPT") for n in range(1, 10))])
+_ESCAPE = "+"
+_MAX_STEM = 200  # bytes of UTF-8: with ".YYYY-MM.html" well under the 255 every file system allows
+
+
+def _kept(char: str, first: bool) -> bool:
+    """Whether a character of an id can stand for itself in a file name: a name made only of such
+    characters is its own case fold and its own canonical (NFC) form, so no file system that ignores
+    case (macOS, Windows) or normalization (macOS) can take two of them for one file."""
+    if char.isascii():
+        return char.islower() or char.isdigit() or char in "-_" or (char == "." and not first)
+    return (unicodedata.category(char)[0] in "LN" and char.casefold() == char
+            and char.upper().casefold() == char and unicodedata.is_normalized("NFC", char))
+
+
+def _escaped(char: str, first: bool) -> str:
+    lower = char.lower()
+    if lower != char and len(lower) == 1 and lower.upper() == char and _kept(lower, first):
+        return _ESCAPE + lower  # a capital: "Acme" → "+acme"
+    return f"{_ESCAPE}{ord(char):06x}"  # any other character by its code point: "a/b" → "a+00002fb"
 
 
 def invoice_filename(account: str, period: str, fmt: str) -> str:
-    """A file name for an account's invoice that is safe on every file system.
+    """The file name of an account's invoice: one no other id can have, on every file system.
 
-    An id used as it is must be a name no other id can map to: on a case-insensitive file system
-    (macOS, Windows) ``Acme`` and ``acme`` are one file, and Windows reserves ``con`` and the
-    like. Every other id (changed, or with a capital letter, or reserved) gets a hash of the id
-    after a ``~``, a character the ids used as they are never contain, so no two ids share a file."""
-    safe = _UNSAFE.sub("_", account)[:80].strip(".") or "account"
-    if safe != account or account != account.lower() or safe.split(".")[0].upper() in _RESERVED:
-        safe += "~" + hashlib.sha256(account.encode("utf-8")).hexdigest()[:10]
-    return f"{safe}.{period}.{EXTENSIONS[fmt]}"
+    Each character of the id stands for itself when it can (`_kept`: lower-case letters of any
+    script, digits, ``-``, ``_``, and ``.`` after the first), so ``acme`` is ``acme`` and ``客户`` is
+    ``客户``. Any other is written ``+`` and its lower-case letter (a capital) or ``+`` and six hex
+    digits of its code point (a letter is never a digit, so the two cannot be confused), and a
+    ``+`` itself so. The name can be read back into the id: two ids never share a file, by
+    construction. Windows' reserved names (``con``, ``nul.txt``) have their first character
+    escaped. An id whose name would pass 200 bytes keeps its first part and ends in ``+-`` and the
+    SHA-256 of the id; `InvoiceFolder` refuses to write two invoices to one file all the same."""
+    stem = "".join(c if _kept(c, i == 0) else _escaped(c, i == 0) for i, c in enumerate(account)) or _ESCAPE
+    if stem.split(".")[0].upper() in _RESERVED:  # only plain letters and digits match: the first is kept
+        stem = f"{_ESCAPE}{ord(stem[0]):06x}{stem[1:]}"
+    if len(stem.encode("utf-8")) > _MAX_STEM:
+        head = stem.encode("utf-8")[:_MAX_STEM - 70].decode("utf-8", "ignore")
+        head = re.sub(r"\+[0-9a-f]{0,5}$", "", head)  # not ending inside an escape
+        stem = f"{head}{_ESCAPE}-{hashlib.sha256(account.encode('utf-8', 'surrogatepass')).hexdigest()}"
+    return f"{stem}.{period}.{EXTENSIONS[fmt]}"
+
+
+class InvoiceFolder:
+    """Writes a bill run's output into a folder: one file per invoice (`invoice_filename`), or one
+    stream (`bills.jsonl`). A file appears complete or not at all: it is written to a temporary file
+    beside it and renamed into place once whole, so an interrupted run (Ctrl-C, a full disk, a
+    crash) never leaves a half-written invoice or a truncated bills.jsonl where a complete one was.
+
+    Two invoices of one run are never written to one file: a name already used in this run (as the
+    file system compares names, ignoring case and normalization) or a file the run already wrote
+    under another name (the same device and inode) stops the run before anything is overwritten."""
+
+    def __init__(self, folder, fmt: str):
+        self.folder, self.fmt = Path(folder), fmt
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RatecardError(f"{self.folder}: cannot make the output folder: {exc.strerror or exc}") from None
+        self._names: dict[str, str] = {}  # file name as the file system compares it → account
+        self._files: dict[tuple[int, int], str] = {}  # (device, inode) → account
+        self._stream = None
+        if fmt == "jsonl":
+            self._stream = _Pending(self.folder / "bills.jsonl")
+
+    def write(self, item: Rendered) -> None:
+        if self._stream is not None:
+            self._stream.write(item.text)
+            return
+        name = invoice_filename(item.account, item.period, self.fmt)
+        key = unicodedata.normalize("NFC", name).casefold()
+        if key in self._names:
+            raise RatecardError(f"the invoices of {self._names[key]!r} and {item.account!r} would both be written "
+                                f"to {self.folder / name}; nothing was overwritten: report this as a bug")
+        self._names[key] = item.account
+        pending = _Pending(self.folder / name)
+        try:
+            pending.write(item.text)
+            pending.commit(durable=False)
+        except BaseException:  # Ctrl-C included: no temporary file is left behind
+            pending.discard()
+            raise
+        stat = pending.path.stat()
+        other = self._files.get((stat.st_dev, stat.st_ino))
+        if other is not None:
+            raise RatecardError(f"the file system stores the invoices of {other!r} and {item.account!r} as one "
+                                f"file, {pending.path}: the run stops here; report this as a bug")
+        self._files[(stat.st_dev, stat.st_ino)] = item.account
+
+    def close(self, complete: bool) -> None:
+        """Put bills.jsonl in place if the run completed; otherwise leave what was there before."""
+        if self._stream is not None:
+            if complete:
+                self._stream.commit(durable=True)
+            else:
+                self._stream.discard()
+            self._stream = None
+
+
+class _Pending:
+    """A file being written under a temporary name in its folder, renamed into place by `commit`."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            fd, temp = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=".partial", dir=path.parent)
+        except OSError as exc:
+            raise RatecardError(f"{path}: cannot write the file: {exc.strerror or exc}") from None
+        self.temp = Path(temp)
+        self.file = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+
+    def write(self, text: str) -> None:
+        try:
+            self.file.write(text)
+        except OSError as exc:
+            self.discard()
+            raise RatecardError(f"{self.path}: cannot write the file: {exc.strerror or exc}; "
+                                "it was left as it was") from None
+
+    def commit(self, durable: bool) -> None:
+        """Rename into place. `durable` first forces the data to disk (one stream of a whole run);
+        an invoice file of many is only renamed: complete on any interruption but a power loss."""
+        try:
+            self.file.flush()
+            if durable:
+                os.fsync(self.file.fileno())
+            self.file.close()
+            os.replace(self.temp, self.path)
+        except OSError as exc:
+            self.discard()
+            raise RatecardError(f"{self.path}: cannot write the file: {exc.strerror or exc}; "
+                                "it was left as it was") from None
+
+    def discard(self) -> None:
+        try:
+            self.file.close()
+        except OSError:
+            pass
+        self.temp.unlink(missing_ok=True)

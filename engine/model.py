@@ -94,6 +94,25 @@ class Rounding:
 
 
 @dataclass(frozen=True)
+class InvoiceNumbering:
+    """The series the ledger numbers its documents in (a settlement policy's `invoice_numbering`)."""
+
+    invoice_prefix: str = "INV-"
+    credit_note_prefix: str = "CN-"
+    sequence: str = "continuous"  # "yearly" | "continuous"
+    digits: int = 6
+
+    def series(self, kind: str, issued: date) -> str:
+        """The series a document of `kind` issued on `issued` (a local date) is numbered in: its
+        number is this text followed by its place in the series."""
+        prefix = self.credit_note_prefix if kind == "credit-note" else self.invoice_prefix
+        return f"{prefix}{issued.year:04d}-" if self.sequence == "yearly" else prefix
+
+    def number(self, series: str, seq: int) -> str:
+        return f"{series}{seq:0{self.digits}d}"
+
+
+@dataclass(frozen=True)
 class SettlementPolicy:
     effective_from: date
     billing_cycle: str
@@ -107,6 +126,7 @@ class SettlementPolicy:
     deposit_freeze_percent: Decimal | None = None
     source: str = ""
     locale: str = "en"  # CLDR identifier of the language and region documents are written in
+    numbering: InvoiceNumbering = InvoiceNumbering()
 
 
 @dataclass(frozen=True)

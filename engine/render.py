@@ -2,11 +2,14 @@
 
 The environment is sandboxed (templates are edited by analysts and may come from a rules
 repository, so a template must not reach Python internals), HTML is autoescaped, and undefined
-names fail loudly with the template's file and line instead of rendering as blanks.
+names fail loudly with the template's file and line instead of rendering as blanks. Output size,
+the sizes of what a template builds and rendering time are bounded (`templatelimits`).
 """
 
 from __future__ import annotations
 
+import re
+import types
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,7 +18,9 @@ from markupsafe import Markup
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import resources
+from . import templatelimits as limits_module
 from .bill import Bill
+from .displaytext import visible
 from .errors import RatecardError
 from .i18n import DEFAULT_LOCALE, DocumentFormat, ljust, rjust, text_width, translations
 from .invoice import invoice_meta
@@ -31,7 +36,8 @@ def _is_html(name: str | None) -> bool:
     return bool(name) and (name.endswith(".html") or ".html." in name)
 
 
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+!|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
+# Parentheses stay: without `[`/`]` they make no link, and entry reasons hold many of them.
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]#+!|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
 
 
 def _plain(message) -> str:
@@ -42,12 +48,23 @@ def _plain(message) -> str:
 
 def _md(value) -> str:
     """Text from the data (an account id, an API name) made inert in Markdown: a Markdown invoice is
-    often turned into HTML, where `<script>` or a `|` in a table cell would do harm."""
-    return str(value).translate(_MD_SPECIAL)
+    often turned into HTML, where `<script>` or a `|` in a table cell would do harm; a line break
+    would end the table row, so it is shown as U+FFFD like any other control character."""
+    return visible(str(value)).translate(_MD_SPECIAL)
+
+
+def _code(value) -> str:
+    """Text from the data as a Markdown code span: shown literally (a code span does not interpret
+    Markdown or HTML), fenced by more backticks than it holds so that it cannot end the span."""
+    text = visible(str(value))
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, deciding once per type and attribute name.
+    """Jinja's immutable sandbox, deciding once per type and attribute name, and bounded.
 
     Whether a template may read ``obj.name`` depends only on the type of `obj` and on `name`
     (`jinja2.sandbox.is_internal_attribute`, `modifies_known_mutable`, the leading underscore), so
@@ -55,11 +72,20 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     types, and the checks made each read cost more than the rest of the rendering: the same
     answers, remembered, halve the time of a text invoice. The sandbox's own checks stay in
     charge of every new pair, and of calls and str.format.
+
+    The sandbox keeps a template from Python's internals, not from asking for a billion of
+    something: `templatelimits` bounds output, what a template builds, and rendering time.
     """
 
-    def __init__(self, *args, **kwargs):
+    code_generator_class = limits_module.BoundedCodeGenerator
+    template_class = limits_module.BoundedTemplate
+    intercepted_binops = limits_module.INTERCEPTED_BINOPS
+
+    def __init__(self, *args, limits: limits_module.TemplateLimits = limits_module.DEFAULT_LIMITS, **kwargs):
+        self.limits = limits
         super().__init__(*args, **kwargs)
         self._verdicts: dict[tuple[type, str], bool] = {}
+        self.globals["lipsum"] = limits_module.bounded_lipsum(limits, self.globals["lipsum"])
 
     def is_safe_attribute(self, obj, attr: str, value) -> bool:
         key = (type(obj), attr)
@@ -68,14 +94,57 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             verdict = self._verdicts[key] = super().is_safe_attribute(obj, attr, value)
         return verdict
 
+    def call_binop(self, context, operator, left, right):
+        limits_module.check_binop(self.limits, operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's own signature)
+        limits_module.check_call(__obj, args, kwargs, __self.limits)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value):
+        if not isinstance(value, (types.MethodType, types.BuiltinMethodType)):
+            return None  # every attribute read comes here: most are not methods
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        text, limits, is_map = value.__self__, self.limits, value.__name__ == "format_map"
+
+        def checked(*args, **kwargs):
+            mapping = args[0] if is_map and args and isinstance(args[0], dict) else kwargs
+            limits_module.check_format(text, () if is_map else args, mapping, limits)
+            return wrapped(*args, **kwargs)
+
+        return checked
+
+    def concat(self, parts) -> str:
+        return limits_module.bounded_concat(parts, self.limits)
+
+    def bounded_iter(self, iterable):
+        return limits_module.bounded_iter(self.limits, iterable)
+
+    def bounded_join(self, joined: str) -> str:
+        limits_module.check_size(joined, self.limits, "a text joined with ~")
+        return joined
+
+    def finalize_output(self, value):
+        limits_module.check_size(value, self.limits, "an output value")
+        if type(value) is str:  # not Markup: a template's own HTML stays as it made it
+            # An ANSI escape or bidi control recorded before names were checked at input shows as
+            # U+FFFD in every format; line breaks and tabs stay, a template's layout may need them.
+            return visible(value, keep_lines=True)
+        return value
+
 
 def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True,
-                     locale: str = DEFAULT_LOCALE) -> jinja2.Environment:
+                     locale: str = DEFAULT_LOCALE,
+                     limits: limits_module.TemplateLimits = limits_module.DEFAULT_LIMITS) -> jinja2.Environment:
     """The templates of `template_dir` (default: the shipped ones) writing in `locale`: its catalog's
     wording (`{% trans %}`, `_()`), its numbers, money and dates (the `count`, `amount`, `money`,
-    `price`, `date` and `month` filters)."""
-    cls = _Sandbox if sandboxed else jinja2.Environment
-    env = cls(
+    `price`, `date` and `month` filters). Sandboxed, it refuses a template that reaches Python's
+    internals or goes past `limits` (output size, sizes of what it builds, rendering time),
+    reporting the template's file and line."""
+    options = dict(
         loader=jinja2.FileSystemLoader(str(template_dir or resources.reports_dir())),
         autoescape=_is_html,
         undefined=jinja2.StrictUndefined,
@@ -84,12 +153,23 @@ def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True
         keep_trailing_newline=True,
         extensions=["jinja2.ext.i18n"],
     )
+    env = _Sandbox(limits=limits, **options) if sandboxed else jinja2.Environment(**options)
     # A `{% trans %}` block spread over lines is one message with single spaces, as extracted.
     env.policies["ext.i18n.trimmed"] = True
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
     fmt = DocumentFormat(locale)
-    env.filters.update(money=fmt.money, amount=fmt.amount, count=fmt.count, price=fmt.price, date=fmt.date,
-                       month=fmt.month, ljust=ljust, rjust=rjust, width=text_width, md=_md, plain=_plain)
+    filters = dict(money=fmt.money, amount=fmt.amount, count=fmt.count, price=fmt.price, date=fmt.date,
+                   month=fmt.month, ljust=ljust, rjust=rjust, width=text_width, md=_md, code=_code, plain=_plain)
+    if sandboxed:
+        env.finalize = env.finalize_output
+        env.filters.update({name: limits_module.bounded_filter(name, f, limits) for name, f in env.filters.items()})
+        # ratecard's number and date filters make a short text of one value whatever they are given,
+        # and run a hundred times an invoice: they go unwrapped.
+        filters.update(ljust=limits_module.padding_filter(ljust, limits),
+                       rjust=limits_module.padding_filter(rjust, limits),
+                       **{name: limits_module.bounded_filter(name, filters[name], limits)
+                          for name in ("md", "code", "plain", "width")})
+    env.filters.update(filters)
     env.globals["locale"] = str(fmt.locale)
     env.globals["lang"] = str(fmt.locale).replace("_", "-")  # BCP 47, for <html lang>
     return env
@@ -114,7 +194,7 @@ def render(template_name: str, context: dict, env: jinja2.Environment | None = N
     # Whatever a template's own expressions can raise (a sandbox refusal, 1/0, a range too big for
     # the sandbox, a missing key, runaway recursion) is the template's problem: located, no traceback.
     except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError,
-            RecursionError) as exc:
+            RecursionError, MemoryError) as exc:
         raise TemplateError(f"{_template_location(exc, env, template_name)}: {type(exc).__name__}: {exc}") from None
 
 
@@ -130,14 +210,22 @@ def _template_location(exc: BaseException, env, fallback: str) -> str:
     return where
 
 
-def invoice_context(bill: Bill, policy) -> dict:
-    return {"bill": bill, "invoice": invoice_meta(bill, policy)}
+def invoice_context(bill: Bill, policy, meta=None) -> dict:
+    return {"bill": bill, "invoice": meta or invoice_meta(bill, policy)}
 
 
-def render_invoice(bill: Bill, policy, fmt: str = "text", env=None) -> str:
+def render_invoice(bill: Bill, policy, fmt: str = "text", env=None, meta=None) -> str:
+    """`meta`: the recorded invoice's number and dates (`invoice.invoice_meta`); without it, a preview."""
     if fmt not in FORMATS:
         raise RatecardError(f"unknown invoice format {fmt!r}; expected one of: {', '.join(FORMATS)}")
-    return render(f"invoice.{FORMATS[fmt]}.j2", invoice_context(bill, policy), env, policy.locale)
+    return render(f"invoice.{FORMATS[fmt]}.j2", invoice_context(bill, policy, meta), env, policy.locale)
+
+
+def render_document(view, fmt: str = "text", env=None, locale: str = DEFAULT_LOCALE) -> str:
+    """A supplementary invoice or a credit note (`documents.DocumentView`)."""
+    if fmt not in FORMATS:
+        raise RatecardError(f"unknown document format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+    return render(f"correction.{FORMATS[fmt]}.j2", {"doc": view}, env, locale)
 
 
 def rate_card_context(rules, period: str | None = None) -> dict:

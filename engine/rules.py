@@ -6,18 +6,20 @@ in one run. Problems point at the offending key or value (FILE:LINE:COL).
 
 from __future__ import annotations
 
-import re
 import json
+import os
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import currencies, schemas, yamlsource
+from .displaytext import unsafe_character
 from .formatting import counted
 from .errors import Location, Problem, RuleSetInvalid
 from .model import (ApiMapping, ApiRule, Category, PackOffer, PriceBook, Rounding, RuleSet,
-                    SettlementPolicy, Tier, digest, frozen_mapping, version_at)
+                    InvoiceNumbering, SettlementPolicy, Tier, digest, frozen_mapping, version_at)
 from .periods import next_month
 from .yamlsource import Document
 
@@ -56,11 +58,18 @@ def check_rules(path, *, shown_as: str | None = None) -> tuple[RuleSet | None, l
     if not root.is_dir():
         return None, [Problem(Location(shown), "not a folder; expected a folder of YAML rule files")]
     try:
-        files = sorted(p for p in root.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file())
+        entries = sorted(p for p in root.iterdir() if p.suffix in RULE_SUFFIXES)
     except OSError as exc:
         return None, [Problem(Location(shown), f"cannot read the folder: {exc.strerror or exc}")]
     contents: dict[str, bytes | Problem] = {}
-    for file in files:
+    for file in entries:
+        # A name that says "rule file" but is not one is reported: skipping it would bill without
+        # rules the analyst believes are in force.
+        unusable = _not_a_rule_file(file)
+        if unusable:
+            label = f"{shown}/{file.name}" if shown_as else str(Path(display_path(root)) / file.name)
+            contents[label] = Problem(Location(label), unusable, code="not-a-file")
+            continue
         label = f"{shown}/{file.name}" if shown_as else display_path(file)
         try:
             contents[label] = file.read_bytes()
@@ -85,14 +94,15 @@ def check_rule_files(files, *, name: str, shown: str) -> tuple[RuleSet | None, l
         if doc is None:
             continue
         kind = doc.data.get("kind")
-        if kind not in schemas.KINDS:
-            problems.append(Problem(doc.source.locate(("kind",)), f"unknown rule file kind {kind!r}; expected "
+        if not isinstance(kind, str) or kind not in schemas.KINDS:
+            problems.append(Problem(doc.source.locate(("kind",)), f"{_unknown_kind(kind)}; expected "
                                     f"`kind:` one of: {', '.join(schemas.KINDS)}", code="kind"))
             continue
         # A value the YAML reader already refused (e.g. a number out of range) is not reported twice.
         refused = {(p.location.line, p.location.column) for p in found}
         problems += [p for p in schemas.check(doc, schemas.KINDS[kind])
                      if (p.location.line, p.location.column) not in refused]
+        problems += _unsafe_texts(doc)
         documents[kind].append(doc)
     for kind, docs in documents.items():
         if not docs:
@@ -121,6 +131,46 @@ def check_rule_files(files, *, name: str, shown: str) -> tuple[RuleSet | None, l
         payloads=frozen_mapping((d.file, canonical(d)) for docs in documents.values() for d in docs),
     )
     return rule_set, problems
+
+
+def _unsafe_texts(doc: Document) -> list[Problem]:
+    """Text in a rule file is printed on invoices and rate cards: no control characters in it."""
+    problems = []
+    stack = [((), doc.data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack += [(path + (k,), v) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(path + (i,), v) for i, v in enumerate(value)]
+        elif isinstance(value, str):
+            bad = unsafe_character(value, multiline=bool(path) and path[-1] == "description")
+            if bad:
+                problems.append(Problem(doc.source.locate(path), f"the text holds {bad}, which is not allowed "
+                                        "in text shown on documents (it could forge or hide part of one); "
+                                        "remove it", code="unsafe-text"))
+    return problems
+
+
+def _not_a_rule_file(entry: Path) -> str:
+    """Why an entry named like a rule file cannot be read as one ("" when it can)."""
+    try:
+        if entry.is_file():
+            return ""
+        if entry.is_symlink() and not entry.exists():
+            return (f"a symbolic link to {os.readlink(entry)}, which does not exist; expected a rule file: "
+                    "restore its target or remove the link")
+        if entry.is_dir():
+            return "a folder named like a rule file; expected a YAML file: rename the folder or move it out"
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    return "not a regular file; expected a YAML rule file"
+
+
+def _unknown_kind(kind) -> str:
+    if isinstance(kind, str):
+        return f"unknown rule file kind {kind!r}"
+    return f"the rule file kind must be a name, got {schemas.describe(kind)}"
 
 
 def _dedupe(problems):
@@ -392,7 +442,19 @@ class _Builder:
             arrears_action=data["arrears"]["action"], resume_when=resume,
             deposit_freeze_percent=_decimal(freeze["percent"]) if freeze else None, source=doc.file,
             locale=locale if isinstance(locale, str) else "en",
+            numbering=self._numbering(doc, data.get("invoice_numbering")),
         )
+
+    def _numbering(self, doc, raw) -> InvoiceNumbering:
+        if not isinstance(raw, dict):
+            return InvoiceNumbering()
+        numbering = InvoiceNumbering(str(raw.get("invoice_prefix", "INV-")), str(raw.get("credit_note_prefix", "CN-")),
+                                     str(raw.get("sequence", "continuous")), int(raw.get("digits", 6)))
+        if numbering.invoice_prefix == numbering.credit_note_prefix:
+            self.problem(doc, ("invoice_numbering", "credit_note_prefix"), f"credit notes would be numbered in "
+                         f"the invoices' series ({numbering.invoice_prefix!r}); expected a prefix of their own, "
+                         f"e.g. {numbering.invoice_prefix.rstrip('-') + 'C-'!r}", code="numbering")
+        return numbering
 
     def _check_days(self, doc, data):
         window = data["deduction_window"]
@@ -421,7 +483,8 @@ class _Builder:
             # a schema problem (already reported) must not also be reported as missing.
             written = book_doc.data.get("categories")
             priced = written if isinstance(written, dict) else book.categories
-            for cid in map_doc.data["categories"]:
+            written_map = map_doc.data.get("categories")
+            for cid in written_map if isinstance(written_map, dict) else ():
                 if cid not in priced and (map_doc.file, cid) not in reported:
                     reported.add((map_doc.file, cid))
                     self.problem(map_doc, ("categories", cid), f"category {cid!r} is not in the price book "

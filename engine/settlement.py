@@ -40,7 +40,7 @@ from .exact import EXACT
 from .errors import PeriodError
 from .formatting import counted, format_money
 from .model import PriceBook, SettlementPolicy
-from .periods import next_month, parse_period
+from .periods import LAST_YEAR, next_month, parse_period
 
 # Entry kinds, with what each records. The ledger stores this table, so that a later release can add
 # kinds (e.g. a resource pack purchase) with a migration that only inserts rows.
@@ -59,6 +59,8 @@ RESUMED = "resumed"
 PACK_PURCHASE = "pack-purchase"
 PACK_USE = "pack-use"
 PACK_EXPIRED = "pack-expired"
+SUPPLEMENTARY_INVOICE = "supplementary-invoice"
+CREDIT_NOTE = "credit-note"
 
 ENTRY_KINDS: Mapping[str, str] = {
     ACCOUNT_OPENED: "the account was created",
@@ -76,6 +78,10 @@ ENTRY_KINDS: Mapping[str, str] = {
     PACK_PURCHASE: "a resource pack was bought: its price was taken from the balance",
     PACK_USE: "units of a resource pack were used by a period's bill",
     PACK_EXPIRED: "a resource pack expired: the units left in it were lost",
+    SUPPLEMENTARY_INVOICE: "a supplementary invoice billed usage a period's invoice missed: its amount was taken "
+                           "from the balance",
+    CREDIT_NOTE: "a credit note reduced what an invoice charged: its amount was credited to the balance (nothing, "
+                 "when it cancels a debit not yet taken)",
 }
 
 SUSPEND_SERVICE = "suspend-service"
@@ -378,6 +384,9 @@ def pack_expiry(bought_at: datetime, months: int, time_zone: str) -> datetime:
     local = bought_at.astimezone(zone)
     index = local.month - 1 + months
     year, month = local.year + index // 12, index % 12 + 1
+    if year > LAST_YEAR:
+        raise PeriodError(f"a pack bought on {local.date().isoformat()} and valid for {months:,} months would "
+                          f"expire in {year}, after the last period that can be billed ({LAST_YEAR}-12)")
     day = min(local.day, calendar.monthrange(year, month)[1])
     return local.replace(year=year, month=month, day=day, fold=0)
 
@@ -428,3 +437,31 @@ def pack_expired(service: str, period: str, pack_id: str, category: str, left: i
     """The entry of the units a pack still held when it expired, now lost."""
     return Change(PACK_EXPIRED, f"pack {pack_id} ({category}) expired {expired}: {left:,} unused {unit}{'' if left == 1 else 's'} "
                   "lost", service, period, ref=pack_id)
+
+
+# -- corrections -------------------------------------------------------------------------------------
+
+
+def apply_supplementary(position: Position, service: str, period: str, amount: Decimal, number: str,
+                        invoice: str) -> Outcome:
+    """Take a supplementary invoice's amount (usage the period's invoice missed); then suspend the
+    service if that puts the account out of good standing, as the terms of its latest debit say."""
+    b = _Builder(position)
+    state = b.services.get(service) or ServiceState(service)
+    b.append(Change(SUPPLEMENTARY_INVOICE, f"supplementary invoice {number} to invoice {invoice} for {period}: "
+                    f"{b.money(amount)}", service, period, amount=subtract(ZERO, amount), ref=number))
+    b.services[service] = b.standing(state, f"supplementary invoice {number}")
+    return b.outcome()
+
+
+def apply_credit_note(position: Position, service: str, period: str, amount: Decimal, number: str,
+                      invoice: str, why: str) -> Outcome:
+    """Credit a credit note's `amount` to the balance (it may be negative: a void that cancels a
+    scheduled debit takes back what earlier credit notes gave); then resume the service if that
+    brings it back in good standing."""
+    b = _Builder(position)
+    state = b.services.get(service) or ServiceState(service)
+    b.append(Change(CREDIT_NOTE, f"credit note {number} to invoice {invoice} for {period}: {why}", service, period,
+                    amount=amount, ref=number))
+    b.services[service] = b.standing(state, f"credit note {number}")
+    return b.outcome()

@@ -60,12 +60,14 @@ class _TooLarge(Exception):
     pass
 
 
-_STR, _INT, _FLOAT, _BOOL, _NULL = (
+_STR, _INT, _FLOAT, _BOOL, _NULL, _SEQ, _MAP = (
     "tag:yaml.org,2002:str",
     "tag:yaml.org,2002:int",
     "tag:yaml.org,2002:float",
     "tag:yaml.org,2002:bool",
     "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:seq",
+    "tag:yaml.org,2002:map",
 )
 
 
@@ -169,6 +171,12 @@ def _build(node, file: str, path: Path, source: SourceMap, problems: list[Proble
         return None
     if isinstance(node, ScalarNode):
         return _scalar(node, file, problems, path)
+    if node.tag not in (_SEQ, _MAP):
+        # `!foo [..]`, `!!set {..}`, `!!omap [..]`: a tag that would change what the list or
+        # mapping means is refused, as it is on a plain value; `!!seq`/`!!map` change nothing.
+        problems.append(Problem(Location(file, *_mark(node), format_path(path)),
+                                f"unsupported YAML tag {node.tag}; write a plain list or mapping",
+                                code="yaml-tag"))
     if isinstance(node, SequenceNode):
         return [_build(item, file, path + (i,), source, problems, depth + 1)
                 for i, item in enumerate(node.value)]
@@ -198,6 +206,10 @@ def _build(node, file: str, path: Path, source: SourceMap, problems: list[Proble
     return None
 
 
+def _code(character) -> int:
+    return ord(character) if isinstance(character, str) else int(character)
+
+
 def parse(text: str, file: str) -> tuple[Document | None, list[Problem]]:
     """Parse one YAML document. Returns the document (None if unusable) and its problems."""
     problems: list[Problem] = []
@@ -208,6 +220,13 @@ def parse(text: str, file: str) -> tuple[Document | None, list[Problem]]:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = " ".join(x for x in (exc.context, exc.problem) if x)
         return None, [Problem(Location(file, line, col), f"YAML syntax error: {what}", code="yaml-syntax")]
+    except yaml.reader.ReaderError as exc:
+        # A character YAML refuses (a NUL, another control character): located by its position.
+        before = text[: exc.position]
+        line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        return None, [Problem(Location(file, line, col),
+                              f"the character U+{_code(exc.character):04X} is not allowed in a YAML file; remove it",
+                              code="yaml-syntax")]
     except yaml.YAMLError as exc:
         return None, [Problem(Location(file), f"YAML error: {exc}", code="yaml-syntax")]
     except RecursionError:

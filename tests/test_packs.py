@@ -300,7 +300,7 @@ def test_the_statement_shows_purchases_usage_and_what_the_period_cost(cli, rules
     assert re.search(r"\n2024-01-10 09:00  pack-purchase +toy +-4\.00 +96\.00\n", text)
     charges = text.split("Charges for 2024-01")[1].split("Resource packs")[0].splitlines()
     assert charges[1].startswith("  pack PK-000001: widgets, 100 requests") and charges[1].endswith(" 4.00")
-    assert "invoice 202401-" in charges[2] and "(issued 2024-02-06, debit applied)" in charges[2]
+    assert "invoice INV-000001" in charges[2] and "(issued 2024-02-06, debit applied)" in charges[2]
     assert charges[2].endswith(" 2.00") and charges[3].endswith(" 6.00")  # 4.00 + 2.00
     assert "used 100, lost 0, left 0 (used up)" in text
     february = cli("statement", "ada", "--period", "2024-02", "--rules", rules_dir)[1]
@@ -448,7 +448,7 @@ def test_a_version_1_ledger_is_migrated_and_can_then_hold_packs(tmp_path, rules,
     with pytest.raises(LedgerError, match="ratecard ledger migrate"):
         Ledger(db, readonly=True)
     with Ledger(db) as ledger:
-        assert ledger.version == 2
+        assert ledger.version == ledger_schema.LATEST
         assert ledger.buy_pack(rules, "ada", "widgets", "100", berlin(2024, 1, 2)).pack.id == "PK-000001"
         assert ledger.verify() == []
     after = dump(db)

@@ -89,7 +89,7 @@ def test_markdown_invoices_make_account_names_inert():
     rules = ratecard.load_rules(ROOT / "rules" / "face-recognition")
     bill = rate(rules, {"SearchFaces": 1}, "2020-09", account="<script>alert(1)</script>|x")
     text = ratecard.render_invoice(bill, rules.in_force("2020-09")[2], "markdown")
-    assert "<script>" not in text and "&lt;script&gt;alert\\(1\\)&lt;/script&gt;\\|x" in text
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;\\|x" in text
 
 
 def test_whole_number_rule_values_are_decimals_and_a_fine_quantum_is_shown_unrounded(tmp_path):

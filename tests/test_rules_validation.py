@@ -237,6 +237,100 @@ def test_unknown_kind():
     ]
 
 
+
+@pytest.mark.parametrize("written, shown", [("[pricing]", "a list"), ("{a: 1}", "a mapping")])
+def test_a_kind_that_is_a_list_or_mapping_is_located_not_a_crash(written, shown):
+    # issue 11 item 12: this raised TypeError (unhashable type) out of check_rules.
+    write_rule_set(Path("rs"), pricing=TOY_PRICING.replace("kind: pricing", f"kind: {written}"))
+    _, problems = check_rules("rs")
+    assert [(where(p), p.code) for p in problems] == [
+        (("rs", 1, 1, ""), "missing-kind"), (("rs/pricing.yaml", 1, 7, "kind"), "kind")]
+    assert f"the rule file kind must be a name, got {shown}" in problems[1].message
+
+
+def test_api_mapping_categories_that_are_a_number_are_located_not_a_crash():
+    # issue 11 item 12: `categories: 1.5` raised TypeError in the check against the price book.
+    apis = TOY_APIS.split("categories:")[0] + "categories: 1.5\n"
+    found = errors(apis=apis)
+    assert ("rs/apis.yaml", 9, 13, "schema:type") in found
+    assert all(code in ("schema:type", "unreachable-category") for *_, code in found)
+
+
+def test_a_pack_validity_beyond_a_hundred_years_is_out_of_range():
+    # issue 11 item 12: 100000 months validated, then `pack buy` failed with "year 10354 is out of range".
+    problem = only_problem(pricing=TOY_PRICING + "resource_packs: { valid_for_months: 100000 }\n")
+    assert where(problem) == ("rs/pricing.yaml", 18, 37, "resource_packs.valid_for_months")
+    assert "the number 100000 is out of range; expected at most 1200" in problem.message
+    assert only_problem(pricing=TOY_PRICING + "resource_packs: { valid_for_months: 1201 }\n").code == "schema:maximum"
+    assert errors(pricing=TOY_PRICING + "resource_packs: { valid_for_months: 1200 }\n") == []
+
+
+def test_a_nul_character_is_located_where_it_is():
+    # issue 11 item 18: reported at 1:1 with PyYAML's "position 287".
+    bad = TOY_PRICING.replace("name: Gadget lookups", "name: Gadget\0lookups")
+    problem = [p for p in (write_rule_set(Path("rs"), pricing=bad) and check_rules("rs"))[1]
+               if p.location.file == "rs/pricing.yaml"]
+    assert [where(p) for p in problem] == [("rs/pricing.yaml", 14, 17, "")]
+    assert "U+0000 is not allowed" in problem[0].message
+
+
+@pytest.mark.parametrize("tagged, line, column", [
+    ("tiers: !prices\n      - { up_to: 10, unit_price: 1.5 }", 15, 12),  # a list
+    ("  gadgets: !category\n", 13, 12),  # a mapping
+    ("tiers: !!set\n      - { up_to: 10, unit_price: 1.5 }", 15, 12),
+])
+def test_yaml_tags_on_lists_and_mappings_are_unsupported(tagged, line, column):
+    # issue 11 item 18: only plain values got the "unsupported tag" error; lists and mappings passed.
+    plain = "tiers:\n      - { up_to: 10, unit_price: 1.5 }" if "tiers" in tagged else "  gadgets:\n"
+    problem = only_problem(pricing=TOY_PRICING.replace(plain, tagged))
+    assert (problem.location.line, problem.location.column, problem.code) == (line, column, "yaml-tag")
+    assert "unsupported YAML tag" in problem.message
+
+
+def test_standard_list_and_mapping_tags_change_nothing():
+    tagged = TOY_PRICING.replace("  gadgets:\n", "  gadgets: !!map\n").replace("tiers:\n      - { up_to: 10,",
+                                                                                "tiers: !!seq\n      - { up_to: 10,")
+    assert errors(pricing=tagged) == []
+
+
+
+@pytest.mark.parametrize("written, line, column, shown", [
+    ("name: \"Gadget\\e[31m lookups\"", 14, 11, "U+001B (ESCAPE"),  # an ANSI escape
+    ("name: \"Gadget\\n  top-up 1,000,000.00\"", 14, 11, "U+000A (LINE FEED)"),  # a forged line
+    ("name: \"Gadget \\u2066lookups\"", 14, 11, "U+2066 (LEFT-TO-RIGHT ISOLATE)"),
+])
+def test_a_control_character_in_text_shown_on_documents_is_refused(written, line, column, shown):
+    # issue 11 item 15: a display name could forge or hide a row of a text invoice or rate card.
+    problem = only_problem(pricing=TOY_PRICING.replace("name: Gadget lookups", written))
+    assert (where(problem), problem.code) == (("rs/pricing.yaml", line, column, "categories.gadgets.name"),
+                                              "unsafe-text")
+    assert f"the text holds {shown}" in problem.message
+
+
+def test_a_description_may_run_over_lines():
+    written = TOY_PRICING.replace("    name: Gadget lookups\n", "    name: Gadget lookups\n    description: |\n"
+                                                                "      Looks up gadgets.\n      By id.\n")
+    assert errors(pricing=written) == []
+
+
+def test_a_dangling_symlink_named_like_a_rule_file_is_an_error_not_ignored():
+    # issue 11 item 18: the link was skipped, so the set loaded without the rules it points to.
+    write_rule_set(Path("rs"), apis=None)
+    Path("rs/apis.yaml").symlink_to("../elsewhere/apis.yaml")
+    _, problems = check_rules("rs")
+    assert [(where(p), p.code) for p in problems] == [
+        (("rs", 1, 1, ""), "missing-kind"), (("rs/apis.yaml", 1, 1, ""), "not-a-file")]
+    assert "a symbolic link to ../elsewhere/apis.yaml, which does not exist" in problems[1].message
+
+
+def test_a_folder_named_like_a_rule_file_is_an_error_not_ignored():
+    write_rule_set(Path("rs"))
+    Path("rs/extra.yaml").mkdir()
+    problem = only_problem()
+    assert (where(problem), problem.code) == (("rs/extra.yaml", 1, 1, ""), "not-a-file")
+    assert "a folder named like a rule file" in problem.message
+
+
 def test_missing_kind_file_is_reported_at_the_folder():
     problem = only_problem(settlement=None)
     assert where(problem) == ("rs", 1, 1, "")

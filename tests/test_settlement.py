@@ -219,3 +219,13 @@ def test_any_sequence_keeps_the_books_and_the_standing_consistent(start, ops):
             assert svc.frozen == 0 or pos.balance >= svc.frozen
             # Suspended exactly when out of good standing under the latest terms.
             assert svc.suspended == (not S.in_good_standing(pos.balance, svc))
+
+
+def test_a_pack_expiring_after_the_last_billable_year_is_refused_not_a_crash():
+    from datetime import datetime, timezone
+    from ratecard.errors import PeriodError
+    from ratecard.settlement import pack_expiry
+
+    with pytest.raises(PeriodError, match="would expire in 10098"):
+        pack_expiry(datetime(9998, 6, 1, tzinfo=timezone.utc), 1200, "UTC")
+

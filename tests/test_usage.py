@@ -108,7 +108,7 @@ def test_format_and_kind_are_detected_from_the_header(shipped_rules, tmp_path, t
     outcome = SUCCESS if "success" in text else None
     assert usage_of(reader) == {("acme", "2020-09"): (UsageItem("DetectFace", 1, outcome),)}
     assert reader.reconciliation.rows_accepted == 1
-    assert bool(reader.seen_ids) is (kind == "calls")  # read as call records, with request ids
+    assert [source.kind for source in reader.sources] == [kind]  # read as call records, with request ids
 
 
 def test_explicit_format_and_kind(shipped_rules, tmp_path):
@@ -480,16 +480,6 @@ def _peak(read) -> int:
         tracemalloc.stop()
 
 
-class _NoMemory:
-    """A seen-id store that remembers nothing: isolates the reader's own memory from the id set's."""
-
-    def __contains__(self, request_id):
-        return False
-
-    def add(self, request_id):
-        pass
-
-
 _APIS = ["DetectFace", "SearchFaces", "CreateGroup", "VerifyFace"]
 _ACCOUNTS = [f"account-{i:03d}" for i in range(50)]
 
@@ -516,19 +506,90 @@ def _usage_file(tmp_path, kind, suffix, rows) -> Path:
                                           ("calls", "jsonl"), ("calls", "csv.gz")])
 def test_memory_does_not_grow_with_the_number_of_rows(shipped_rules, tmp_path, kind, suffix):
     small, large = (_usage_file(tmp_path, kind, suffix, rows) for rows in (2_000, 20_000))
-    # Only the seen-id set may grow with call records (tested below): leave it out to see the rest.
-    peaks = [_peak(lambda: UsageReader(shipped_rules, seen_ids=_NoMemory()).read(path)) for path in (small, large)]
+    # The engine holds the rows (within its own cap); Python holds one account at a time.
+    peaks = [_peak(lambda: list(UsageReader(shipped_rules).read(path).accounts())) for path in (small, large)]
     # Ten times the rows, same accounts and APIs: the peak stays put (a few kB of noise allowed).
     assert peaks[1] < peaks[0] * 1.1 + 16_384, peaks
 
 
-def test_the_seen_request_ids_are_what_grows(shipped_rules, tmp_path):
-    path = _usage_file(tmp_path, "calls", "csv", 20_000)
-    without = _peak(lambda: UsageReader(shipped_rules, seen_ids=_NoMemory()).read(path))
-    reader = UsageReader(shipped_rules)
-    grown = _peak(lambda: reader.read(path))
-    assert len(reader.seen_ids) == 20_000
-    assert grown > without + 20_000 * 40  # at least 40 bytes a request id; see UsageReader's docstring
+def test_the_engine_memory_is_capped_and_spills_to_the_spill_directory(shipped_rules, tmp_path):
+    path = _usage_file(tmp_path, "calls", "csv", 2_000)
+    reader = UsageReader(shipped_rules, memory_limit="64MiB", spill_directory=tmp_path / "spill-here")
+    reader.read(path)
+    assert reader.reconciliation.rows_accepted == 2_000
+    con = reader._con
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] in ("64.0 MiB", "61.0 MiB", "64 MiB")
+    assert str(tmp_path / "spill-here") in con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+    reader.close()
+    assert not any((tmp_path / "spill-here").iterdir())  # the scratch folder goes with the reader
+
+
+def test_clean_files_are_read_in_one_pass_and_bad_rows_need_a_second(shipped_rules):
+    clean = read_usage(EXAMPLES / "calls-2020-09-30.jsonl", shipped_rules)
+    assert not clean.diagnosed and clean.reconciliation.rows_duplicate == 1
+    with_bad_row = read_usage(EXAMPLES / "usage-2020-09.csv", shipped_rules)
+    assert with_bad_row.diagnosed and len(with_bad_row.rejected) == 1
+
+
+def test_a_file_given_twice_is_refused(shipped_rules, tmp_path):
+    path = write(tmp_path, "usage.csv", AGG_HEADER + GOOD + "\n")
+    (tmp_path / "link.csv").symlink_to(path)
+    with pytest.raises(RatecardError, match=r"this usage file is given twice \(also as usage\.csv\)"):
+        read_usage([path, tmp_path / "link.csv"], shipped_rules)
+    with pytest.raises(RatecardError, match="given twice"):
+        read_usage([path, "*.csv"], shipped_rules)  # a glob matching it again
+
+
+def test_a_glob_reads_every_file_it_matches_once(shipped_rules, tmp_path):
+    write(tmp_path, "a.csv", CALLS_HEADER + "r1,acme,DetectFace,2020-09-10T00:00:00Z,success\n")
+    write(tmp_path, "b.csv", CALLS_HEADER + "r1,acme,DetectFace,2020-09-10T00:00:00Z,success\n"
+          "r2,acme,DetectFace,2020-09-10T00:00:00Z,success\n")
+    reader = read_usage("*.csv", shipped_rules)
+    assert [s.name for s in reader.sources] == ["a.csv", "b.csv"]
+    r = reader.reconciliation
+    assert (r.rows_read, r.rows_accepted, r.rows_duplicate) == (3, 2, 1)
+    with pytest.raises(RatecardError, match=r"nothing\*\.csv: no usage file matches"):
+        read_usage("nothing*.csv", shipped_rules)
+
+
+def test_parquet_call_records_and_pandas_style_whole_numbers(shipped_rules, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    from datetime import datetime, timezone
+
+    moments = [datetime(2020, 9, 30, 15, 59, 59, tzinfo=timezone.utc), datetime(2020, 9, 30, 16, 0, tzinfo=timezone.utc)]
+    calls = pa.table({"request_id": ["r1", "r2"], "account": ["acme", "acme"], "api": ["DetectFace"] * 2,
+                      "timestamp": pa.array(moments, pa.timestamp("us", tz="UTC")), "error_code": [None, "X.Y"]})
+    pq.write_table(calls, tmp_path / "calls.parquet")
+    reader = read_usage(tmp_path / "calls.parquet", shipped_rules)
+    assert usage_of(reader) == {("acme", "2020-09"): (UsageItem("DetectFace", 1, SUCCESS),),
+                                ("acme", "2020-10"): (UsageItem("DetectFace", 1, "X.Y"),)}
+    assert not reader.diagnosed
+    agg = pa.table({"account": ["acme", "acme"], "period": ["2020-09"] * 2, "api": ["DetectFace", "SearchFaces"],
+                    "calls": pa.array([1000.0, 1000.5], pa.float64())})
+    pq.write_table(agg, tmp_path / "agg.parquet")
+    reader = read_usage(tmp_path / "agg.parquet", shipped_rules)
+    assert usage_of(reader) == {("acme", "2020-09"): (UsageItem("DetectFace", 1000, None),)}
+    [bad] = reader.rejected
+    assert (bad.file, bad.line, bad.code, bad.reason) == ("agg.parquet", 2, "bad-calls",
+                                                         "calls must be a whole number, got '1000.5'")
+    naive = pa.table({"request_id": ["r1"], "account": ["acme"], "api": ["DetectFace"],
+                      "timestamp": pa.array([datetime(2020, 9, 1)], pa.timestamp("us"))})
+    pq.write_table(naive, tmp_path / "naive.parquet")
+    with pytest.raises(RatecardError, match=r"naive\.parquet: column timestamp is a TIMESTAMP without a time zone"):
+        read_usage(tmp_path / "naive.parquet", shipped_rules)
+
+
+def test_deep_json_nesting_and_oversize_rows_are_bad_rows(shipped_rules, tmp_path):
+    from ratecard.usage.files import MAX_ROW_BYTES
+
+    deep = '{"account": "acme", "period": "2020-09", "api": "DetectFace", "calls": 1, "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    huge = json.dumps({**GOOD_OBJECT, "note": "x" * (MAX_ROW_BYTES + 10)})
+    reader = read_text(shipped_rules, tmp_path, jsonl(GOOD_OBJECT) + deep + "\n" + huge + "\n" + jsonl(GOOD_OBJECT),
+                       name="u.jsonl")
+    assert [(r.line, r.code) for r in reader.rejected] == [(2, "malformed-json"), (3, "oversize-row")]
+    assert "nested too deeply" in reader.rejected[0].reason
+    assert reader.reconciliation.check().rows_accepted == 2
 
 
 # -- the example data ------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ def test_usage_rows_are_checked_against_the_mapping_of_their_own_period(tmp_path
 
 def test_the_example_usage_names_detect_live_face_accurate_in_2020_09_as_a_bad_row(shipped_rules):
     rejected = []
-    reader = UsageReader(shipped_rules, on_reject=rejected.append).read(EXAMPLE)
+    reader = UsageReader(shipped_rules, on_reject=rejected.append).read(EXAMPLE).run()
     assert [(r.line, r.code) for r in rejected] == [(30, "unknown-api")]
     assert "DetectLiveFaceAccurate" in rejected[0].reason
     assert reader.reconciliation.rows_rejected == 1 and reader.reconciliation.calls_rejected == 1200

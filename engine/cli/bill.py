@@ -7,25 +7,21 @@ from pathlib import Path
 
 from ..formatting import counted, format_money
 from .common import Progress, check_rejects_path, rules_note, rules_of
+from .usage import open_reader
 
 
 def cmd_bill(args) -> int:
     check_rejects_path(args)
-    from ..billrun import RunTotals, bill_accounts, invoice_filename
-    from ..seen import SeenIds
-    from ..usage import RejectsWriter, UsageReader
+    from ..billrun import InvoiceFolder, RunTotals, bill_accounts
+    from ..usage import RejectsWriter
 
     rules = rules_of(args, say=False)
     rejects = RejectsWriter(args.rejects) if args.rejects else None
-    # Request ids spill to a temporary file past a limit, so memory stays flat however many calls;
-    # the store is gone before the workers are forked.
-    seen = SeenIds()
     try:
-        reader = UsageReader(rules, period=args.period, on_reject=rejects, seen_ids=seen)
-        for source in args.usage:
-            reader.read(source, stdin=sys.stdin.buffer, format=args.input_format, kind=args.kind)
+        # The engine holds the rows within its memory limit (spilling past it); accounts come out
+        # of it one at a time, in order, as they are billed.
+        reader = open_reader(args, rules, on_reject=rejects, period=args.period)
     finally:
-        seen.close()
         if rejects is not None:
             rejects.close()
     reconciliation = reader.reconciliation.check()
@@ -35,17 +31,14 @@ def cmd_bill(args) -> int:
     count = reader.account_periods
     accounts = reader.accounts()  # made one at a time, as they are billed: not all held at once
     out_dir = Path(args.out) if args.out else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    folder = InvoiceFolder(out_dir, args.format) if out_dir is not None else None
     # Standard output holds one document (the invoices, or one HTML book of them, or one JSON array),
     # so the run's summary goes to standard error then; with --out it is all standard output shows.
     report = sys.stdout if out_dir is not None else sys.stderr
     totals = RunTotals()
     progress = Progress(count, not args.quiet)
-    stream = None
+    complete = False
     book = None
-    if out_dir is not None and args.format == "jsonl":
-        stream = open(out_dir / "bills.jsonl", "w", encoding="utf-8", newline="\n")
     if out_dir is None and args.format == "html" and count > 1:
         from ..htmlbook import HtmlBook
         from ..i18n import translations
@@ -58,11 +51,8 @@ def cmd_bill(args) -> int:
             print("[")
         for i, item in enumerate(bill_accounts(rules, accounts, args.format, jobs=args.jobs, count=count)):
             totals.add(item)
-            if stream is not None:
-                stream.write(item.text)
-            elif out_dir is not None:
-                path = out_dir / invoice_filename(item.account, item.period, args.format)
-                path.write_text(item.text, encoding="utf-8", newline="\n")
+            if folder is not None:
+                folder.write(item)
             elif args.format == "json":
                 sys.stdout.write(("," if i else "") + item.text.rstrip("\n") + "\n")
             elif book is not None:
@@ -74,10 +64,11 @@ def cmd_bill(args) -> int:
             print("]")
         if book is not None:
             book.close()
+        complete = True
     finally:
         progress.close()
-        if stream is not None:
-            stream.close()
+        if folder is not None:
+            folder.close(complete)
     sys.stdout.flush()
     money = ", ".join(format_money(v, c) for c, v in sorted(totals.by_currency.items())) or "nothing"
     print(f"billed {counted(totals.invoices, 'invoice')}: {money}"

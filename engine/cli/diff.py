@@ -66,7 +66,8 @@ def diff_text(result) -> list[str]:
 def cmd_diff(args) -> int:
     check_rejects_path(args)
     from ..diff import diff_rules
-    from ..usage import RejectsWriter, UsageReader
+    from ..usage import RejectsWriter
+    from .usage import open_reader
     from ..discovery import choose, resolve
     from ..versions import is_git_spec, load_rule_spec
 
@@ -81,9 +82,7 @@ def cmd_diff(args) -> int:
     try:
         # Usage is read as a bill run with the new rules would read it; what the base rules do not
         # know is listed as not billed by them.
-        reader = UsageReader(rules, period=args.period, on_reject=rejects)
-        for source in args.usage:
-            reader.read(source, stdin=sys.stdin.buffer)
+        reader = open_reader(args, rules, on_reject=rejects, period=args.period)
     finally:
         if rejects is not None:
             rejects.close()

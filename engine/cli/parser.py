@@ -17,9 +17,12 @@ from .account import (
 from .bill import cmd_bill, cmd_ratecard
 from .common import amount_arg, count_arg, jobs_arg, moment_arg, pct_arg, period_arg, zone_arg
 from .diff import cmd_diff
+from .documents import FORMATS as DOCUMENT_FORMATS
+from .documents import cmd_credit_note, cmd_invoice_show, cmd_void
 from .quote import cmd_quote
 from .serve import cmd_serve, depth_arg, port_arg, seconds_arg, size_arg, workers_arg
 from .settle import cmd_collect, cmd_settle, cmd_status
+from .usage import add_usage_command, add_usage_options
 from .statement import cmd_ledger_check, cmd_ledger_migrate, cmd_statement
 from .init import cmd_init
 from .validate import cmd_lint, cmd_validate
@@ -78,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bill", help="bill a period of usage: one invoice per account, then a reconciliation")
     p.add_argument("--usage", action="append", required=True, metavar="FILE",
-                   help="usage file: aggregated usage or call records, CSV or JSON Lines, plain or gzip; "
-                        "- reads standard input (repeatable)")
+                   help="usage file: aggregated usage or call records, CSV or JSON Lines (plain or gzip) or Parquet; "
+                        "a glob pattern reads every file it matches; - reads standard input (repeatable)")
     p.add_argument("--period", type=period_arg, metavar="YYYY-MM", help="bill only this period; rows of others are counted "
                    "as out of period")
     _rules_option(p)
@@ -87,8 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="write one file per invoice here (jsonl: one bills.jsonl)")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here with their reasons and bill the rest "
                    "(default: list them and bill nothing)")
-    p.add_argument("--input-format", choices=("csv", "jsonl"), help="usage file format (default: detected)")
-    p.add_argument("--kind", choices=("aggregated", "calls"), help="usage kind (default: detected)")
+    add_usage_options(p)
     p.add_argument("--jobs", type=jobs_arg, metavar="N", help="worker processes, 1 to 64 (default: all cores for "
                    "large runs)")
     p.add_argument("--quiet", action="store_true", help="no progress on standard error")
@@ -116,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json", "html"), default="text",
                    help="html: the analyst's page, revenue per category, the accounts that change most, tier "
                         "crossings and each category's cost curve with its cliffs, as one self-contained file")
+    add_usage_options(p)
     p.set_defaults(func=cmd_diff)
+
+    add_usage_command(sub)
 
     p = sub.add_parser("serve", help="the engine over HTTP: status for gateways, quotes, previews, rate cards, "
                        "validate, diff and the analyst's page, stored invoices")
@@ -179,10 +184,38 @@ def build_parser() -> argparse.ArgumentParser:
     _rules_option(p, "; its folder name is the service settled")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here and settle every account that has "
                    "none (default: list them and settle nothing)")
-    p.add_argument("--input-format", choices=("csv", "jsonl"), help="usage file format (default: detected)")
-    p.add_argument("--kind", choices=("aggregated", "calls"), help="usage kind (default: detected)")
+    add_usage_options(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_settle)
+
+    p = sub.add_parser("credit-note", parents=[db, at], help="issue a credit note to an invoice (a refund or "
+                       "goodwill credit): credited to the balance at once")
+    p.add_argument("account", metavar="ACCOUNT")
+    p.add_argument("invoice", metavar="INVOICE", help="the number of the invoice credited")
+    p.add_argument("--amount", required=True, help="a positive amount in the invoice's currency, e.g. 25.00")
+    p.add_argument("--reason", required=True, help="why, as the credit note prints it")
+    p.add_argument("--rules", metavar="DIR", help="the invoice's rule set folder (default: the shipped one): "
+                   "its policy numbers the credit note")
+    p.set_defaults(func=cmd_credit_note)
+
+    p = sub.add_parser("void", parents=[db, at], help="void an unpaid invoice with a credit note for all it "
+                       "charges; its scheduled debit is never taken")
+    p.add_argument("invoice", metavar="INVOICE", help="the number of the invoice voided")
+    p.add_argument("--reason", help="why, as the credit note prints it (default: invoice voided)")
+    p.add_argument("--rules", metavar="DIR", help="the invoice's rule set folder (default: the shipped one)")
+    p.set_defaults(func=cmd_void)
+
+    p = sub.add_parser("invoice", help="reprint a stored invoice, supplementary invoice or credit note")
+    actions = p.add_subparsers(dest="invoice_command", metavar="ACTION")
+    actions.required = True
+    a = actions.add_parser("show", parents=[db], help="a stored document in any format (text: exactly as issued)")
+    a.add_argument("account", metavar="ACCOUNT")
+    a.add_argument("ref", metavar="PERIOD|NUMBER", help="a period (YYYY-MM: its invoice) or a document's number")
+    a.add_argument("--format", choices=DOCUMENT_FORMATS, default="text")
+    a.add_argument("--paper", choices=("A4", "Letter"), default="A4", help="the PDF's page size (default: A4)")
+    a.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output (a PDF needs it "
+                   "unless standard output is redirected)")
+    a.set_defaults(func=cmd_invoice_show)
 
     p = sub.add_parser("collect", parents=[db, at], help="apply the scheduled debits whose deduction window "
                        "has opened")

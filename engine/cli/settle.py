@@ -33,7 +33,9 @@ def _settle_text(report) -> list[str]:
         width = max(len(a.account) for a in report.accounts)
     for a in report.accounts:
         head = f"  {a.account.ljust(width)}  invoice {a.invoice}  {format_money(a.total, a.currency)}"
-        if a.outcome == "already-settled":
+        if a.outcome == "corrected":
+            out.append(f"  {a.account.ljust(width)}  {a.problem}; {applied_text(a.applied, a.currency)}")
+        elif a.outcome == "already-settled":
             out.append(f"{head}  already settled" + (f" — note: {a.problem}" if a.problem else ""))
         elif a.outcome == "failed":
             out.append(f"{head}  NOT SETTLED: {a.problem}")
@@ -41,9 +43,11 @@ def _settle_text(report) -> list[str]:
             out.append(f"{head}  debit scheduled for {a.due_at.date().isoformat()}")
         else:
             out.append(f"{head}  debited; {applied_text(a.applied, a.currency)}")
-    counts = {k: sum(a.outcome == k for a in report.accounts) for k in ("settled", "already-settled", "failed")}
-    out += ["", f"{counted(len(report.accounts), 'account')}: {counts['settled']:,} settled, {counts['already-settled']:,} "
-            f"already settled, {counts['failed']:,} not settled"]
+    counts = {k: sum(a.outcome == k for a in report.accounts)
+              for k in ("settled", "corrected", "already-settled", "failed")}
+    corrected = f"{counts['corrected']:,} corrected, " if counts["corrected"] else ""
+    out += ["", f"{counted(len(report.accounts), 'account')}: {counts['settled']:,} settled, {corrected}"
+            f"{counts['already-settled']:,} already settled, {counts['failed']:,} not settled"]
     if report.unbilled:
         out.append(f"Usage not billed ({counted(len(report.unbilled), 'account')}; settle again once they are set up):")
         width = max(len(u.account) for u in report.unbilled)
@@ -55,12 +59,12 @@ def cmd_settle(args) -> int:
     check_rejects_path(args)
     from ..rating import tariff
     from ..settlement import check_settleable
-    from ..usage import UsageReader
 
     at = at_arg(args.at)
     rules = rules_of(args)
     check_settleable(tariff(rules, args.period).policy, args.period, at)  # before reading any usage
     from ..usage import RejectsWriter
+    from .usage import open_reader
 
     held: set[str] = set()  # accounts with a rejected row: settled once their rows are fixed
     rejects = RejectsWriter(args.rejects) if args.rejects else None
@@ -71,9 +75,7 @@ def cmd_settle(args) -> int:
 
     with open_ledger(args) as ledger:
         try:
-            reader = UsageReader(rules, period=args.period, on_reject=reject if rejects else None)
-            for source in args.usage:
-                reader.read(source, stdin=sys.stdin.buffer, format=args.input_format, kind=args.kind)
+            reader = open_reader(args, rules, on_reject=reject if rejects else None, period=args.period)
         finally:
             if rejects is not None:
                 rejects.close()

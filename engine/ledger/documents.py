@@ -1,13 +1,17 @@
-"""Documents: the bills (invoices) recorded by settlement, read back. A recorded document is never
-altered: the `bills` table is append-only."""
+"""Documents and their numbering: the bills recorded by settlement, and the numbered documents
+(invoices, supplementary invoices, credit notes) in their gap-free series. A recorded document is
+never altered: `bills` and `documents` are append-only."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 
+from ..exact import EXACT
 from .records import BillRecord
-from .values import moment
+from .values import LedgerError, as_text, moment
 
 
 def bills(store, account: str | None = None, period: str | None = None) -> list[BillRecord]:
@@ -24,3 +28,104 @@ def invoice(store, account: str, service: str, period: str) -> tuple[str, dict] 
     rows = store.read("SELECT invoice_text, bill_json FROM bills WHERE account = ? AND service = ? AND period = ?",
                       (account, service, period))
     return (rows[0][0], json.loads(rows[0][1])) if rows else None
+
+
+# -- numbered documents ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Document:
+    """A numbered document the ledger issued: an invoice, a supplementary invoice or a credit note."""
+
+    number: str
+    kind: str  # "invoice" | "supplementary-invoice" | "credit-note"
+    account: str
+    service: str
+    period: str
+    refers_to: str | None  # the invoice a supplementary invoice or credit note corrects
+    cause: str  # "settlement" | "correction" | "manual" | "void"
+    reason: str
+    currency: str
+    amount: Decimal
+    fingerprint: str
+    issued_at: datetime
+    series: str
+    seq: int
+
+    def to_dict(self) -> dict:
+        return {"number": self.number, "kind": self.kind, "account": self.account, "service": self.service,
+                "period": self.period, "refers_to": self.refers_to, "cause": self.cause, "reason": self.reason,
+                "currency": self.currency, "amount": as_text(self.amount), "fingerprint": self.fingerprint,
+                "issued_at": self.issued_at.isoformat(), "series": self.series, "seq": self.seq}
+
+
+_DOCUMENT_COLUMNS = ("number, kind, account, service, period, refers_to, cause, reason, currency, amount, "
+                     "fingerprint, issued_at, series, seq")
+
+
+def _document(r) -> Document:
+    return Document(*r[:9], Decimal(r[9]), r[10], moment(r[11]), r[12], r[13])
+
+
+def assign_number(db, numbering, kind: str, issued: date) -> tuple[str, str, int]:
+    """The next number of the series a document of `kind` issued on `issued` belongs to. Called
+    inside the transaction that records the document: SQLite's write lock serializes concurrent
+    settlements, and a transaction that dies takes its number with it, so numbers never skip or
+    repeat."""
+    series = numbering.series(kind, issued)
+    seq = db.execute("SELECT coalesce(max(seq), 0) + 1 FROM documents WHERE series = ?", (series,)).fetchone()[0]
+    return numbering.number(series, seq), series, seq
+
+
+def insert_document(db, *, number, series, seq, kind, account, service, period, refers_to, cause, reason,
+                    currency, amount: Decimal, fingerprint, bill_json, document_json, document_text, issued_at,
+                    entry) -> None:
+    db.execute(f"INSERT INTO documents ({_DOCUMENT_COLUMNS}, bill_json, document_json, document_text, entry) "
+               f"VALUES ({', '.join('?' * 18)})",
+               (number, kind, account, service, period, refers_to, cause, reason, currency, as_text(amount),
+                fingerprint, issued_at, series, seq, bill_json, document_json, document_text, entry))
+
+
+def documents(store, account: str | None = None, period: str | None = None) -> list[Document]:
+    """The numbered documents, in the order they were issued."""
+    return [_document(r) for r in store.read(
+        f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE (?1 IS NULL OR account = ?1) AND (?2 IS NULL OR "
+        "period = ?2) ORDER BY entry, number", (account, period))]
+
+
+def find(store, account: str, ref: str) -> tuple[str, Document | None, dict, str]:
+    """A stored invoice or credit note of `account` by its number, or the invoice of a period
+    (YYYY-MM): (number, its document row if numbered, its bill or document JSON, its text)."""
+    rows = store.read(f"SELECT {_DOCUMENT_COLUMNS}, document_json, document_text FROM documents "
+                      "WHERE account = ? AND (number = ?2 OR (kind = 'invoice' AND period = ?2))", (account, ref))
+    if len(rows) > 1:
+        services = ", ".join(sorted(r[3] for r in rows))
+        raise LedgerError(f"{account} has several invoices for {ref} (services {services}); name one by its number")
+    if rows:
+        return rows[0][0], _document(rows[0][:14]), json.loads(rows[0][14]), rows[0][15]
+    bills = store.read("SELECT invoice_number, bill_json, invoice_text FROM bills WHERE account = ? AND "
+                       "(invoice_number = ?2 OR period = ?2)", (account, ref))
+    if len(bills) == 1:  # recorded before numbered documents
+        return bills[0][0], None, {"bill": json.loads(bills[0][1])}, bills[0][2]
+    if len(bills) > 1:
+        raise LedgerError(f"{account} has several invoices for {ref}; name one by its number")
+    raise LedgerError(f"{account} has no invoice or credit note {ref!r}; `ratecard account show {account}` lists "
+                      "its invoices")
+
+
+def standing(db, account: str, service: str, period: str) -> tuple[str, str, Decimal, bool]:
+    """Where a settled period stands: (its invoice number, the bill JSON it is now billed at — the
+    invoice's, or its latest correction's —, what its documents charge net, whether it was voided)."""
+    number, bill_json, total = db.execute(
+        "SELECT invoice_number, bill_json, total FROM bills WHERE account = ? AND service = ? AND period = ?",
+        (account, service, period)).fetchone()
+    charged = Decimal(total)
+    voided = False
+    for kind, cause, amount, json_ in db.execute(
+            "SELECT kind, cause, amount, bill_json FROM documents WHERE account = ? AND service = ? AND period = ? "
+            "AND kind != 'invoice' ORDER BY entry", (account, service, period)):
+        charged = (EXACT.add if kind == "supplementary-invoice" else EXACT.subtract)(charged, Decimal(amount))
+        if cause == "correction":
+            bill_json = json_
+        voided = voided or cause == "void"
+    return number, bill_json, charged, voided

@@ -1,5 +1,5 @@
 """`Ledger`, the one object callers hold: an open ledger file whose methods each hand the work to
-the module that does it (accounts, packs, settle, documents, statements), in that module's words."""
+the module that does it (accounts, packs, settle, corrections, documents, statements), in that module's words."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Iterable
 
 # Imported under other names: the facade's methods are named as the modules are.
 from . import accounts as _accounts
+from . import corrections as _corrections
 from . import documents as _documents
 from . import packs as _packs
 from . import settle as _settle
@@ -113,6 +114,22 @@ class Ledger:
     @_as(_documents.invoice)
     def invoice(self, account: str, service: str, period: str) -> tuple[str, dict] | None:
         return _documents.invoice(self._store, account, service, period)
+
+    @_as(_documents.documents)
+    def documents(self, account: str | None = None, period: str | None = None) -> list[_documents.Document]:
+        return _documents.documents(self._store, account, period)
+
+    @_as(_documents.find)
+    def document(self, account: str, ref: str):
+        return _documents.find(self._store, account, ref)
+
+    @_as(_corrections.credit_note)
+    def credit_note(self, rules, account: str, invoice: str, amount, reason: str, at: datetime):
+        return _corrections.credit_note(self._store, rules, account, invoice, amount, reason, at)
+
+    @_as(_corrections.void)
+    def void(self, rules, invoice: str, at: datetime, reason: str = ""):
+        return _corrections.void(self._store, rules, invoice, at, reason)
 
     @_as(_statements.statement)
     def statement(self, account: str, *, period: str | None = None, time_zone: str = "UTC") -> Statement:

@@ -167,5 +167,58 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE UNIQUE INDEX one_expiry_per_pack ON pack_units (pack) WHERE kind = 'pack-expired'",
         *_append_only("pack_units"),
     )),
+    # Numbered documents. Every invoice, supplementary invoice and credit note from now on is a row
+    # of `documents`, numbered in its series in the transaction that records it: the number is the
+    # series' count of documents plus one, under SQLite's write lock, so numbers never skip (a
+    # transaction that dies leaves no row) and never repeat (UNIQUE (series, seq)). A bill recorded
+    # before this version keeps the number it was issued with (its content fingerprint).
+    Migration(3, "numbered documents: invoices, supplementary invoices, credit notes; buyer details", (
+        *(f"INSERT INTO entry_kinds VALUES ('{k}', '{d}')" for k, d in (
+            ("supplementary-invoice", "a supplementary invoice billed usage a period''s invoice missed: its "
+             "amount was taken from the balance"),
+            ("credit-note", "a credit note reduced what an invoice charged: its amount was credited to the balance "
+             "(nothing, when it cancels a debit not yet taken)"))),
+        """CREATE TABLE documents (
+            number TEXT PRIMARY KEY,
+            series TEXT NOT NULL,           -- the number less its place in the series, e.g. FR-2020-
+            seq INTEGER NOT NULL CHECK (seq > 0),
+            kind TEXT NOT NULL CHECK (kind IN ('invoice', 'supplementary-invoice', 'credit-note')),
+            account TEXT NOT NULL,
+            service TEXT NOT NULL,
+            period TEXT NOT NULL,
+            refers_to TEXT,                 -- the invoice a supplementary invoice or credit note corrects
+            cause TEXT NOT NULL CHECK (cause IN ('settlement', 'correction', 'manual', 'void')),
+            reason TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            amount TEXT NOT NULL,           -- what the document charges (or credits): never negative
+            fingerprint TEXT NOT NULL,      -- the content fingerprint of the bill it carries
+            bill_json TEXT,                 -- an invoice's bill; a correction's re-rated bill
+            document_json TEXT NOT NULL,    -- the document as `ratecard invoice show --format json` prints it
+            document_text TEXT NOT NULL,
+            issued_at TEXT NOT NULL,
+            entry INTEGER UNIQUE REFERENCES entries (seq),
+            UNIQUE (series, seq),
+            FOREIGN KEY (account, service, period) REFERENCES bills (account, service, period),
+            CHECK ((kind = 'invoice') = (refers_to IS NULL))
+        ) WITHOUT ROWID""",
+        "CREATE INDEX documents_by_period ON documents (account, service, period, issued_at)",
+        "CREATE UNIQUE INDEX one_void_per_invoice ON documents (refers_to) WHERE cause = 'void'",
+        *_append_only("documents"),
+        # A voided invoice whose debit was still scheduled: the debit is never taken.
+        """CREATE TABLE cancelled_debits (
+            account TEXT NOT NULL,
+            service TEXT NOT NULL,
+            period TEXT NOT NULL,
+            document TEXT NOT NULL REFERENCES documents (number),
+            PRIMARY KEY (account, service, period),
+            FOREIGN KEY (account, service, period) REFERENCES debits (account, service, period)
+        ) WITHOUT ROWID""",
+        *_append_only("cancelled_debits"),
+        # The buyer as invoices name it (an account's `name` stays its display name).
+        "ALTER TABLE accounts ADD COLUMN legal_name TEXT",
+        "ALTER TABLE accounts ADD COLUMN address TEXT",
+        "ALTER TABLE accounts ADD COLUMN country TEXT",
+        "ALTER TABLE accounts ADD COLUMN tax_id TEXT",
+    )),
 )
 LATEST = MIGRATIONS[-1].version

@@ -9,10 +9,12 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Iterable
+from datetime import date
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..formatting import format_money
 from . import postings as P
+from .corrections import correct
 from .packs import pack_balances, take_packs
 from .records import Applied, Collected, Settled, SettleReport, Unbilled
 from .values import LedgerError, as_decimal, as_text, moment, stamp, step
@@ -27,15 +29,20 @@ def collect(store, at: datetime) -> list[Collected]:
     from .. import settlement as S
 
     when = stamp(at)
-    due = store.read("SELECT account, service, period FROM debits WHERE status = 'scheduled' AND due_at <= ? "
-                     "ORDER BY due_at, account, service, period", (when,))
+    # A voided invoice's debit is cancelled: never taken.
+    due = store.read("SELECT account, service, period FROM debits AS d WHERE status = 'scheduled' AND due_at <= ? "
+                     "AND NOT EXISTS (SELECT 1 FROM cancelled_debits AS c WHERE c.account = d.account AND "
+                     "c.service = d.service AND c.period = d.period) ORDER BY due_at, account, service, period",
+                     (when,))
     done = []
     for account, service, period in due:
         with store.write() as db:
             row = db.execute(
                 "SELECT d.amount, d.closes_at, d.arrears_action, d.resume_when, d.freeze, d.freeze_basis, "
                 "b.invoice_number, b.currency FROM debits AS d JOIN bills AS b USING (account, service, period) "
-                "WHERE d.account = ? AND d.service = ? AND d.period = ? AND d.status = 'scheduled'",
+                "WHERE d.account = ? AND d.service = ? AND d.period = ? AND d.status = 'scheduled' AND NOT EXISTS "
+                "(SELECT 1 FROM cancelled_debits AS c WHERE c.account = d.account AND c.service = d.service AND "
+                "c.period = d.period)",
                 (account, service, period)).fetchone()
             if row is None:
                 continue  # a concurrent run collected it
@@ -62,14 +69,13 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     Accounts in `hold` (e.g. with rejected usage rows) are not settled this time: a settled
     bill is immutable, so it must wait until all of the account's usage can be billed."""
     from .. import settlement as S
-    from ..billrun import render_bill
     from ..invoice import invoice_meta
     from ..rating import rate, tariff
 
     t = tariff(rules, period)
     policy, book = t.policy, t.book
     when_ = S.check_settleable(policy, period, at)
-    service, when, end = rules.name, stamp(at), stamp(when_.end)
+    service, end = rules.name, stamp(when_.end)
     by_account = {}
     for u in usage:
         if u.period != period:
@@ -104,8 +110,9 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         list_cost = S.list_price_cost(book, bill)
         freeze = S.freeze_amount(policy, list_cost)
         basis = "" if freeze is None else S.freeze_basis(policy, list_cost, bill.currency)
-        return _Priced(bill, _bill_json(bill), render_bill(bill, rules, "text"), invoice_meta(bill, policy).number,
-                       list_cost, S.Terms.of(policy, freeze, basis), packs)
+        return _Priced(bill, _bill_json(bill), invoice_meta(bill, policy).fingerprint, list_cost,
+                       S.Terms.of(policy, freeze, basis), packs,
+                       lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued))
 
     for account in billable:
         items = by_account[account].items if account in by_account else ()
@@ -114,12 +121,12 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         # compare like with like.
         packs = pack_balances(store, account, service, when_, zone, before_bill=account in recorded)
         bill = rate(rules, items, period, account=account, packs=packs, suspended=suspended)
-        bill_json = _bill_json(bill)
-        number = invoice_meta(bill, policy).number
+        number = invoice_meta(bill, policy).fingerprint
         if account in recorded:
-            note = "" if recorded[account] == bill_json else (
-                "the usage now rates differently from the recorded bill; the recorded bill stands")
-            results.append(Settled(account, "already-settled", number, bill.currency, bill.total, problem=note))
+            # A recorded bill is never altered: usage that now rates differently is billed (or
+            # credited) by a supplementary invoice (or credit note) for the difference.
+            results.append(correct(store, policy, bill, service, when_, at))
+            step("committed")
             continue
         if currencies[account] != bill.currency:
             results.append(Settled(account, "failed", number, bill.currency, bill.total, problem=(
@@ -131,44 +138,64 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
 
         first = priced(bill, packs)
         step("rated")
-        results.append(_settle_one(store, first, service, when_, when, again))
+        done = _settle_one(store, first, service, when_, at, policy, again)
+        if done is None:  # a concurrent run settled it after we looked: what it recorded stands
+            before = pack_balances(store, account, service, when_, zone, before_bill=True)
+            done = correct(store, policy, bill if before == packs else rate(
+                rules, items, period, account=account, packs=before, suspended=suspended), service, when_, at)
+        results.append(done)
         step("committed")
     return SettleReport(period, service, t.fingerprint, at, when_, collected, tuple(results), tuple(unbilled))
 
 
-def _settle_one(store, priced: _Priced, service, when_, when, again) -> Settled:
-    """Record one account's bill, the pack units it uses (and those its packs lose by expiring),
-    and its debit, in one transaction. `again(packs)` prices the bill anew, should the account's
-    packs have changed since it was priced (a purchase committed meanwhile)."""
+def _settle_one(store, priced: _Priced, service, when_, at, policy, again) -> Settled | None:
+    """Record one account's bill, numbered in its series, the pack units it uses (and those its packs
+    lose by expiring), and its debit, in one transaction. `again(packs)` prices the bill anew, should
+    the account's packs have changed since it was priced (a purchase committed meanwhile). None: a
+    concurrent run recorded the period's bill after it was looked for."""
     from .. import settlement as S
+    from ..documents import INVOICE, SETTLEMENT
+    from ..render import render_invoice
+    from .documents import assign_number, insert_document
 
     bill = priced.bill
     account, period = bill.account, bill.period
+    when = stamp(at)
     opens, closes = stamp(when_.deduction_opens), stamp(when_.deduction_closes)
     with store.write() as db:
         old = db.execute("SELECT bill_json FROM bills WHERE account = ? AND service = ? AND period = ?",
                          (account, service, period)).fetchone()
-        if old is not None:  # a concurrent run settled it after we looked
-            note = "" if old[0] == priced.bill_json else "the recorded bill differs; it stands"
-            return Settled(account, "already-settled", priced.number, bill.currency, bill.total, problem=note)
+        if old is not None:
+            return None
         try:
             position = P.position(db, account, when)
         except LedgerError as exc:
-            return Settled(account, "failed", priced.number, bill.currency, bill.total, problem=str(exc))
+            return Settled(account, "failed", priced.fingerprint, bill.currency, bill.total, problem=str(exc))
         fresh = pack_balances(store, account, service, when_, when_.time_zone)
         if fresh != priced.packs:
             priced = again(fresh)
             bill = priced.bill
-        number, currency, total, terms = priced.number, bill.currency, bill.total, priced.terms
+        issued_on = at.astimezone(when_.start.tzinfo).date()
+        number, series, seq = assign_number(db, policy.numbering, INVOICE, issued_on)
+        meta = priced.meta(number, issued_on)
+        invoice_text = render_invoice(bill, policy, "text", meta=meta)
+        currency, total, terms = bill.currency, bill.total, priced.terms
         db.execute("INSERT INTO bills (account, service, period, invoice_number, currency, total, list_cost, "
                    "rules_name, rules_fingerprint, bill_json, invoice_text, issued_at) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (account, service, period, number, currency, as_text(total), as_text(priced.list_cost),
-                    bill.rules_name, bill.rules_fingerprint, priced.bill_json, priced.invoice_text, when))
+                    bill.rules_name, bill.rules_fingerprint, priced.bill_json, invoice_text, when))
         money = format_money(total, currency)
         issued = P.record(db, account, position, when, [S.Change(
             S.BILL_ISSUED, f"invoice {number} for {period}: {money} ({bill.rules_name}, "
             f"{bill.rules_fingerprint[:19]})", service, period, ref=number)], position)
+        insert_document(db, number=number, series=series, seq=seq, kind=INVOICE, account=account, service=service,
+                        period=period, refers_to=None, cause=SETTLEMENT, reason="", currency=currency, amount=total,
+                        fingerprint=priced.fingerprint, bill_json=priced.bill_json,
+                        document_json=json.dumps({"invoice": meta.to_dict(), "bill": bill.to_dict(), "locale": policy.locale},
+                                                 ensure_ascii=False, sort_keys=True),
+                        document_text=invoice_text, issued_at=when,
+                        entry=issued.entries[0].seq)
         issued = P.merge(issued, take_packs(db, bill, service, when_, position, when))
         db.execute("INSERT INTO debits (account, service, period, amount, due_at, closes_at, arrears_action, "
                    "resume_when, freeze, freeze_basis, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled')",
@@ -213,15 +240,16 @@ def _suspended_at(store, account: str, service: str, moment_text: str) -> bool:
 
 @dataclass(frozen=True)
 class _Priced:
-    """One account's bill for a period, priced and rendered, with the packs it was priced with."""
+    """One account's bill for a period, priced, with the packs it was priced with. `meta(number,
+    issued)` gives its invoice's number and dates once the settlement's transaction has numbered it."""
 
     bill: object
     bill_json: str
-    invoice_text: str
-    number: str
+    fingerprint: str
     list_cost: Decimal
     terms: S.Terms
     packs: tuple
+    meta: Callable[[str, date], object]  # (number, issue date) → its `invoice.InvoiceMeta`
 
 
 def _bill_json(bill) -> str:

@@ -1,4 +1,9 @@
-"""Usage in: streaming readers for usage files, bad rows, and the reconciliation of a bill run.
+"""The usage reader ratecard had before the compiled query (kept as the differential tests' oracle).
+
+One deliberate change since: a whole number written with a zero fraction (``1000.0``, as pandas
+writes it; JSON numbers parsed as Decimal, never float) is accepted.
+
+Usage in: streaming readers for usage files, bad rows, and the reconciliation of a bill run.
 
 Two kinds of usage file, each CSV or JSON Lines, plain or gzip-compressed:
 
@@ -33,14 +38,15 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .errors import Location, NoRulesInForce, PeriodError, Problem, RatecardError, UsageInvalid
-from .model import RuleSet
-from .periods import parse_period, period_of
-from .rating import SUCCESS, Tariff, UsageItem, tariff
-from .rules import display_path
+from ratecard.errors import Location, NoRulesInForce, PeriodError, Problem, RatecardError, UsageInvalid
+from ratecard.model import RuleSet
+from ratecard.periods import parse_period, period_of
+from ratecard.rating import SUCCESS, Tariff, UsageItem, tariff
+from ratecard.rules import display_path
 
 AGGREGATED, CALLS = "aggregated", "calls"
 FORMATS = ("csv", "jsonl")
@@ -53,7 +59,7 @@ _KNOWN = frozenset(_OPTIONAL).union(*_REQUIRED.values())
 _EXPECTED = ("expected the columns account, period, api, calls[, outcome] (aggregated usage) or "
              "request_id, account, api, timestamp[, outcome | error_code] (call records)")
 _GZIP_MAGIC = b"\x1f\x8b"
-_INTEGER = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: str.isdigit() would take '²' or '٣'
+_INTEGER = re.compile(r"[+-]?[0-9]+(?:\.0+)?")  # ASCII digits only: str.isdigit() would take '²' or '٣'
 STDIN_NAME = "<stdin>"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")  # incl. invisible marks
 MAX_CALLS = 10**15  # in one row: far beyond any real month, and small enough to price exactly
@@ -280,7 +286,7 @@ class UsageReader:
     def _json_line(self, kind, number, line):
         raw = line.rstrip("\r\n")
         try:
-            values = json.loads(line, object_pairs_hook=_unique_keys)
+            values = json.loads(line, object_pairs_hook=_unique_keys, parse_float=Decimal)
         except ValueError as exc:
             values = _Bad("malformed-json", f"malformed JSON: {exc.msg} (column {exc.colno})"
                           if isinstance(exc, json.JSONDecodeError) else f"malformed JSON: {exc}")
@@ -452,12 +458,16 @@ def read_usage(sources: Iterable, rules: RuleSet, *, period: str | None = None, 
 # -- field checks ------------------------------------------------------------------------------------
 
 
+def _dumps(value) -> str:
+    return str(value) if isinstance(value, Decimal) else json.dumps(value)
+
+
 def _text(values: dict, name: str) -> str:
     value = values.get(name)
     if value is None or value == "":
         raise _Bad("missing-field", f"missing field {name!r}")
     if not isinstance(value, str):
-        raise _Bad("bad-field", f"{name} must be text, got {json.dumps(value)}")
+        raise _Bad("bad-field", f"{name} must be text, got {_dumps(value)}")
     value = value.strip()
     if not value:
         raise _Bad("missing-field", f"missing field {name!r}")
@@ -489,10 +499,12 @@ def _calls(value) -> int:
         raise _Bad("missing-field", "missing field 'calls'")
     if isinstance(value, int) and not isinstance(value, bool):
         calls = value
-    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()) and len(value.strip()) <= 20:
+    elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         calls = int(value)
+    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()) and len(value.strip()) <= 40:
+        calls = int(value.strip().split(".")[0])
     else:
-        shown = value if isinstance(value, str) else json.dumps(value)
+        shown = value if isinstance(value, str) else _dumps(value)
         raise _Bad("bad-calls", f"calls must be a whole number, got {shown!r}")
     if calls < 0:
         raise _Bad("negative-calls", f"calls must not be negative, got {calls}")
@@ -516,13 +528,13 @@ def _outcome(values: dict) -> str | None:
         # Logs disagree on the case of "success"; an error code keeps its case, which is significant.
         return SUCCESS if outcome.lower() == SUCCESS else outcome
     if outcome is not None and not isinstance(outcome, str):
-        raise _Bad("bad-field", f"outcome must be text, got {json.dumps(outcome)}")
+        raise _Bad("bad-field", f"outcome must be text, got {_dumps(outcome)}")
     if "error_code" in values:
         code = values["error_code"]
         if code is None or code == "" or isinstance(code, str) and not code.strip():
             return SUCCESS
         if not isinstance(code, str):
-            raise _Bad("bad-field", f"error_code must be text, got {json.dumps(code)}")
+            raise _Bad("bad-field", f"error_code must be text, got {_dumps(code)}")
         return code.strip()
     return None
 

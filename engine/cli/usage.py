@@ -1,0 +1,113 @@
+"""How `bill`, `settle` and `diff` read usage (engine, memory, formats), and `ratecard usage`: the
+compiled aggregation query, or the aggregated usage of some call records written to a file."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from .. import resources
+from ..errors import RatecardError
+from .common import check_rejects_path, load_rules
+
+_SIZE = re.compile(r"[0-9]{1,6}(\.[0-9]{1,3})?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def size_arg(text: str) -> str:
+    if not _SIZE.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"expected a memory size such as 4GiB or 512MB, got {text!r}")
+    return text.strip()
+
+
+def threads_arg(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,3}", text) or not 1 <= int(text) <= 256:
+        raise argparse.ArgumentTypeError(f"expected a number of threads from 1 to 256, got {text!r}")
+    return int(text)
+
+
+def add_usage_options(p: argparse.ArgumentParser, *, formats: bool = True) -> None:
+    """The options every command reading usage files shares."""
+    if formats:
+        p.add_argument("--input-format", choices=("csv", "jsonl", "parquet"),
+                       help="usage file format (default: detected from the content)")
+        p.add_argument("--kind", choices=("aggregated", "calls"), help="usage kind (default: detected)")
+    g = p.add_argument_group("usage engine")
+    g.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                   help="what reads and aggregates the usage (default: duckdb, embedded; spark needs ratecard[spark])")
+    g.add_argument("--master", metavar="URL", help="the Spark master URL (default: local[*]); with --engine spark")
+    g.add_argument("--memory-limit", type=size_arg, metavar="SIZE",
+                   help="memory the engine may use before it spills to disk, e.g. 4GiB (default: 2GiB)")
+    g.add_argument("--spill-dir", metavar="DIR", help="where the engine spills past its memory limit "
+                   "(default: a fresh folder in the system's temporary folder, e.g. $TMPDIR)")
+    g.add_argument("--threads", type=threads_arg, metavar="N", help="engine threads (default: one per core)")
+
+
+def open_reader(args, rules, *, on_reject=None, period=None):
+    """A UsageReader over every --usage file, with the engine options given."""
+    from ..usage import UsageReader
+
+    if args.master and args.engine != "spark":
+        raise RatecardError("--master is for --engine spark")
+    reader = UsageReader(rules, period=period, on_reject=on_reject, memory_limit=args.memory_limit,
+                         spill_directory=args.spill_dir, threads=args.threads, engine=args.engine,
+                         master=args.master)
+    for source in args.usage:
+        reader.read(source, stdin=sys.stdin.buffer, format=getattr(args, "input_format", None),
+                    kind=getattr(args, "kind", None))
+    return reader.run()
+
+
+def cmd_usage(args) -> int:
+    from ..usage.compile import compile_usage
+
+    rules = load_rules(args.rules or resources.default_rule_set())
+    if args.sql:
+        if args.usage or args.out:
+            raise RatecardError("--sql prints the query only: give no --usage and no --out with it")
+        compiled = compile_usage(rules, args.kind or "calls", period=args.period, dialect_name=args.dialect,
+                                 has_outcome="outcome" in args.columns, has_error_code="error_code" in args.columns)
+        print(f"-- ratecard usage query for rule set {rules.name} ({rules.fingerprint}), {args.dialect} dialect.\n"
+              "-- Replace {input} with the table or view holding the records; only groups with clean = true\n"
+              "-- may be billed from the result (see docs/scale.md).")
+        print(compiled.sql + ";")
+        return 0
+    if not args.usage or not args.out:
+        raise RatecardError("give --sql to print the query, or --usage FILE and --out FILE to aggregate usage")
+    check_rejects_path(args)
+    from ..usage import RejectsWriter
+
+    rejects = RejectsWriter(args.rejects) if args.rejects else None
+    try:
+        reader = open_reader(args, rules, on_reject=rejects, period=args.period)
+    finally:
+        if rejects is not None:
+            rejects.close()
+    reconciliation = reader.reconciliation.check()
+    if rejects is None:
+        reader.raise_for_rejects()
+    rows = reader.write_aggregated(args.out)
+    print(f"wrote {rows:,} aggregated usage row(s) to {args.out}")
+    for line in reconciliation.lines():
+        print(line)
+    if rejects is not None:
+        print(f"{rejects.count:,} bad row(s) written to {args.rejects}")
+    reader.close()
+    return 0
+
+
+def add_usage_command(sub) -> None:
+    p = sub.add_parser("usage", help="aggregate call records to aggregated usage, or print the query that does it")
+    p.add_argument("--sql", action="store_true", help="print the aggregation query compiled from the rules, with "
+                   "its input table as the parameter {input}")
+    p.add_argument("--dialect", choices=("duckdb", "spark"), default="duckdb", help="SQL dialect of --sql")
+    p.add_argument("--columns", type=lambda t: set(t.split(",")), default={"error_code"}, metavar="NAMES",
+                   help="with --sql: the optional columns the input has, outcome and/or error_code "
+                        "(default: error_code)")
+    p.add_argument("--rules", metavar="DIR", help="rule set folder (default: the shipped one)")
+    p.add_argument("--period", metavar="YYYY-MM", help="only this period; others are counted as out of period")
+    p.add_argument("--usage", action="append", metavar="FILE", help="usage file, as for `ratecard bill` (repeatable)")
+    p.add_argument("--out", metavar="FILE", help="write the aggregated usage here: .parquet, .csv or .jsonl")
+    p.add_argument("--rejects", metavar="FILE", help="write bad rows here and aggregate the rest")
+    add_usage_options(p)
+    p.set_defaults(func=cmd_usage)

@@ -1,0 +1,146 @@
+"""Documents a finance team files, beyond the invoice itself: supplementary invoices and credit notes.
+Pure: bills in (as their JSON dicts), the difference out; the ledger numbers and records them.
+
+A recorded invoice is never altered. When a settled period is rated again with usage that prices
+differently, the difference between the bill the period now stands at (its invoice, or its latest
+correction) and the new one is a new document: a supplementary invoice when the new bill is higher,
+a credit note when it is lower, each referring to the period's invoice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from .exact import EXACT
+
+INVOICE = "invoice"
+SUPPLEMENTARY = "supplementary-invoice"
+CREDIT_NOTE = "credit-note"
+TITLES = {INVOICE: "Invoice", SUPPLEMENTARY: "Supplementary invoice", CREDIT_NOTE: "Credit note"}
+
+# Why a document was issued.
+SETTLEMENT, CORRECTION, MANUAL, VOID = "settlement", "correction", "manual", "void"
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class LineChange:
+    """One category of a period's bill, before and after a correction."""
+
+    category: str
+    name: str
+    calls_before: int
+    calls_after: int
+    amount_before: Decimal  # the line's charge, as billed
+    amount_after: Decimal
+
+    @property
+    def difference(self) -> Decimal:
+        return EXACT.subtract(self.amount_after, self.amount_before)
+
+    def to_dict(self) -> dict:
+        return {"category": self.category, "name": self.name, "calls_before": self.calls_before,
+                "calls_after": self.calls_after, "amount_before": format(self.amount_before, "f"),
+                "amount_after": format(self.amount_after, "f"), "difference": format(self.difference, "f")}
+
+
+@dataclass(frozen=True)
+class Correction:
+    """What re-rating a settled period changes: the lines that differ and the totals."""
+
+    kind: str  # SUPPLEMENTARY | CREDIT_NOTE
+    currency: str
+    total_before: Decimal
+    total_after: Decimal
+    lines: tuple[LineChange, ...]
+
+    @property
+    def amount(self) -> Decimal:
+        """What the document charges (a supplementary invoice) or credits (a credit note): positive."""
+        return abs(EXACT.subtract(self.total_after, self.total_before))
+
+
+def _lines(bill: dict) -> dict[str, dict]:
+    return {line["category"]: line for line in bill.get("lines", ())}
+
+
+def correction(before: dict, after: dict) -> Correction | None:
+    """The document that brings a period from the bill `before` to the bill `after` (both as their
+    JSON dicts), or None when the totals are equal (nothing to charge or credit)."""
+    if before["currency"] != after["currency"]:
+        raise ValueError(f"a {before['currency']} bill cannot be corrected by a {after['currency']} one")
+    total_before, total_after = Decimal(before["total"]), Decimal(after["total"])
+    if total_before == total_after:
+        return None
+    old, new = _lines(before), _lines(after)
+    changes = []
+    for category in list(old) + [c for c in new if c not in old]:
+        a, b = old.get(category), new.get(category)
+        change = LineChange(category, (b or a)["name"], a["calls"] if a else 0, b["calls"] if b else 0,
+                            Decimal(a["charge"]) if a else ZERO, Decimal(b["charge"]) if b else ZERO)
+        if change.calls_before != change.calls_after or change.difference:
+            changes.append(change)
+    kind = SUPPLEMENTARY if total_after > total_before else CREDIT_NOTE
+    return Correction(kind, after["currency"], total_before, total_after, tuple(changes))
+
+
+def due_date(issued: date, deduction_last_day: date) -> date:
+    """When a document's amount is due: the last day of its period's deduction window, or the issue
+    date itself for a document issued after the window (it is taken from the balance at once)."""
+    return max(issued, deduction_last_day)
+
+
+@dataclass(frozen=True)
+class DocumentView:
+    """A supplementary invoice or credit note as it is printed (text, Markdown, HTML, PDF) and as
+    `--format json` shows it. Dates are in the policy's time zone."""
+
+    number: str
+    kind: str
+    account: str
+    service: str
+    period: str
+    period_start: date
+    period_end: date
+    time_zone: str
+    issue_date: date
+    due_date: date | None  # a credit note is not due: it is credited when issued
+    refers_to: str
+    cause: str
+    reason: str
+    currency: str
+    amount: Decimal
+    lines: tuple[LineChange, ...] = ()
+    total_before: Decimal | None = None  # a correction's invoice total before and after it
+    total_after: Decimal | None = None
+    rules_name: str = ""
+    rules_fingerprint: str = ""
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.kind]
+
+    def to_dict(self) -> dict:
+        money = (lambda v: None if v is None else format(v, "f"))
+        return {"number": self.number, "kind": self.kind, "account": self.account, "service": self.service,
+                "period": self.period, "service_period": [self.period_start.isoformat(), self.period_end.isoformat()],
+                "time_zone": self.time_zone, "issue_date": self.issue_date.isoformat(),
+                "due_date": self.due_date.isoformat() if self.due_date else None, "refers_to": self.refers_to,
+                "cause": self.cause, "reason": self.reason, "currency": self.currency, "amount": money(self.amount),
+                "total_before": money(self.total_before), "total_after": money(self.total_after),
+                "lines": [line.to_dict() for line in self.lines], "rules_name": self.rules_name,
+                "rules_fingerprint": self.rules_fingerprint}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DocumentView:
+        day, dec = date.fromisoformat, (lambda v: None if v is None else Decimal(v))
+        lines = tuple(LineChange(x["category"], x["name"], x["calls_before"], x["calls_after"],
+                                 Decimal(x["amount_before"]), Decimal(x["amount_after"])) for x in d["lines"])
+        return cls(d["number"], d["kind"], d["account"], d["service"], d["period"], day(d["service_period"][0]),
+                   day(d["service_period"][1]), d["time_zone"], day(d["issue_date"]),
+                   day(d["due_date"]) if d["due_date"] else None, d["refers_to"], d["cause"], d["reason"],
+                   d["currency"], Decimal(d["amount"]), lines, dec(d["total_before"]), dec(d["total_after"]),
+                   d["rules_name"], d["rules_fingerprint"])

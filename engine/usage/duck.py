@@ -1,0 +1,305 @@
+"""DuckDB, the embedded engine: file readers for the compiled query, memory cap and spill, both passes.
+
+Imported only on the paths that read usage (duckdb is a large library).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import duckdb
+
+from ..errors import RatecardError
+from .checks import BAD, OUT, RowChecker, calls_or_zero
+from .compile import Dialect, compile_usage, count_of_text
+from .files import AGGREGATED, CALLS, EXPECTED, KNOWN, MAX_ROW_BYTES, REQUIRED, Source, records
+
+DEFAULT_MEMORY = "2GiB"  # fits a 2-core / 8 GiB machine beside the rating workers; DuckDB spills past it
+
+_D = Dialect()
+_NESTING = 200  # brackets in a line beyond which the row pass decides (Python's parser stops near 1,000 levels)
+_TEXT_TYPES = ("VARCHAR",)
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                  "UBIGINT", "UHUGEINT")
+
+
+def connect(memory_limit: str | None, spill_directory: str, threads: int | None) -> duckdb.DuckDBPyConnection:
+    config = {"memory_limit": memory_limit or DEFAULT_MEMORY, "temp_directory": spill_directory,
+              "preserve_insertion_order": False}
+    if threads:
+        config["threads"] = threads
+    try:
+        con = duckdb.connect(":memory:", config=config)
+    except duckdb.Error as exc:
+        raise RatecardError(f"cannot start the usage engine: {exc}") from None
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def lit(text: str) -> str:
+    return _D.lit(text)
+
+
+# -- the file readers (pass 1) ----------------------------------------------------------------------
+
+
+def projection(source: Source, parquet_types: dict | None = None) -> str:
+    """The engine's internal columns of one file, for the compiled query (`projected=True`)."""
+    if source.format == "csv":
+        return _csv_projection(source)
+    if source.format == "jsonl":
+        return _json_projection(source)
+    return _parquet_projection(source, parquet_types or {})
+
+
+def _csv_projection(s: Source) -> str:
+    names = [f"c{i}" for i in range(len(s.columns))]
+    col = {n: names[i] for i, n in enumerate(s.columns) if n in KNOWN}
+    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in names) + "}"
+    reader = (f"read_csv({lit(s.path)}, header = true, auto_detect = false, delim = ',', quote = '\"', "
+              f"escape = '\"', strict_mode = true, null_padding = false, columns = {columns}, "
+              f"compression = '{'gzip' if s.gzip else 'none'}', max_line_size = 131072)")
+    outcome = col.get("outcome", "CAST(NULL AS VARCHAR)")
+    error_code = f"coalesce({col['error_code']}, '')" if "error_code" in col else "CAST(NULL AS VARCHAR)"
+    return _select(s.kind, {k: col.get(k) for k in REQUIRED[s.kind]}, outcome, error_code, "true", reader,
+                   calls_text=True)
+
+
+def _select(kind: str, col: dict, outcome: str, error_code: str, ok: str, reader: str, *, calls_text: bool,
+            calls: str | None = None) -> str:
+    if kind == CALLS:
+        cols = (f"{_D.trim(col['request_id'])} AS request_id, {col['account']} AS account, {col['api']} AS api, "
+                f"{col['timestamp']} AS ts")
+    else:
+        if calls is None:
+            calls = count_of_text(_D, _D.trim(col["calls"])) if calls_text else col["calls"]
+        cols = f"{col['account']} AS account, {col['period']} AS period, {col['api']} AS api, {calls} AS calls"
+    return f"SELECT {cols}, {outcome} AS outcome, {error_code} AS error_code, {ok} AS input_ok FROM {reader}"
+
+
+def _json_projection(s: Source) -> str:
+    # Lines, not DuckDB's JSON reader: the checks need each line as written (its length, its nesting),
+    # and a line no JSON text can hold (a raw control character) fails the read, for the row pass.
+    lines = (f"read_csv({lit(s.path)}, header = false, auto_detect = false, delim = '\x01', quote = '', "
+             f"escape = '', columns = {{'line': 'VARCHAR'}}, compression = '{'gzip' if s.gzip else 'none'}', "
+             f"max_line_size = {MAX_ROW_BYTES}, strict_mode = true)")
+    nesting = "length(line) - length(replace(replace(line, '[', ''), '{', ''))"
+    reader = (f"(SELECT TRY_CAST(line AS JSON) AS json, {nesting} <= {_NESTING} AS shallow FROM {lines} "
+              f"WHERE line IS NOT NULL AND trim(line) <> '')")
+    fields = [*REQUIRED[s.kind], "outcome", "error_code"]
+
+    def kind_of(f):
+        return f"json_type(json, '$.{f}')"
+
+    text = {f: f"CASE WHEN {kind_of(f)} = 'VARCHAR' THEN json ->> '$.{f}' END" for f in fields}
+    checks = ["shallow", "json IS NOT NULL", "json_type(json) = 'OBJECT'",
+              "len(json_keys(json)) = len(list_distinct(json_keys(json)))"]
+    checks += [f"coalesce({kind_of(f)} IN ('VARCHAR', 'NULL'), true)" for f in fields if f != "calls"]
+    calls = None
+    if s.kind == AGGREGATED:
+        raw = "(json ->> '$.calls')"
+        calls = (f"CASE WHEN {kind_of('calls')} IN ('UBIGINT', 'BIGINT', 'VARCHAR') "
+                 f"THEN {count_of_text(_D, _D.trim(raw))} END")
+    error_code = f"CASE WHEN json_exists(json, '$.error_code') THEN coalesce({text['error_code']}, '') END"
+    return _select(s.kind, text, text["outcome"], error_code, "coalesce(" + " AND ".join(checks) + ", false)",
+                   reader, calls_text=False, calls=calls)
+
+
+def parquet_schema(con, source: Source) -> dict[str, str]:
+    """Column name (lowercased) → DuckDB type of a Parquet file; a clear error when it is not one."""
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({lit(source.path)})").fetchall()
+    except duckdb.Error as exc:
+        raise RatecardError(f"{source.name}: cannot read the Parquet file: {_first_line(exc)}") from None
+    return {name.strip().lower(): str(kind) for name, kind, *_ in described}
+
+
+def parquet_source(con, source: Source, kind: str | None) -> tuple[Source, dict]:
+    types = parquet_schema(con, source)
+    names = list(types)
+    for n in KNOWN.intersection(names):
+        if names.count(n) > 1:
+            raise RatecardError(f"{source.name}: column {n!r} appears twice; expected each column once")
+    fits = [k for k in ([kind] if kind else (AGGREGATED, CALLS)) if set(names) >= set(REQUIRED[k])]
+    if not fits:
+        raise RatecardError(f"{source.name}: unrecognised Parquet columns {', '.join(names)}; {EXPECTED}")
+    kind = fits[0]
+    ts = types.get("timestamp") or ""
+    if kind == CALLS and (ts == "TIMESTAMP" or ts.startswith("TIMESTAMP_")):
+        raise RatecardError(f"{source.name}: column timestamp is a {ts} without a time zone, so the billing period "
+                            "of its calls is unknown; expected TIMESTAMP WITH TIME ZONE (UTC-adjusted) or ISO 8601 "
+                            "text with a UTC offset")
+    found = Source(source.name, source.path, "parquet", kind, False, tuple(n for n in names if n in KNOWN),
+                   source.identity)
+    return found, types
+
+
+def _parquet_column(types: dict, name: str) -> tuple[str, str]:
+    """(text expression, clean condition) of a Parquet column the checks read as text."""
+    kind = types.get(name)
+    q = _D.ident(name)
+    if kind is None:
+        return "CAST(NULL AS VARCHAR)", "true"
+    if kind in _TEXT_TYPES:
+        return q, "true"
+    if kind == "TIMESTAMP WITH TIME ZONE":
+        return f"strftime(timezone('UTC', {q}), '%Y-%m-%dT%H:%M:%S.%fZ')", "true"
+    return f"CAST({q} AS VARCHAR)", f"{q} IS NULL"  # not text: the diagnosing pass names it
+
+
+def parquet_calls(types: dict) -> str:
+    kind = types.get("calls", "")
+    q = _D.ident("calls")
+    if kind in _INTEGER_TYPES:
+        return f"CASE WHEN {q} BETWEEN 0 AND {10**15} THEN CAST({q} AS HUGEINT) END"
+    if kind in ("DOUBLE", "FLOAT") or kind.startswith("DECIMAL"):
+        # pandas writes whole numbers as 1000.0: exact below 2**53, and a count is at most 10**15.
+        return f"CASE WHEN {q} = trunc({q}) AND {q} BETWEEN 0 AND {10**15} THEN CAST({q} AS HUGEINT) END"
+    if kind in _TEXT_TYPES:
+        return count_of_text(_D, _D.trim(q))
+    return "CAST(NULL AS HUGEINT)"
+
+
+def _parquet_projection(s: Source, types: dict) -> str:
+    reader = f"read_parquet({lit(s.path)})"
+    fields = [f for f in REQUIRED[s.kind] if f != "calls"] + ["outcome"]
+    text, oks = {}, []
+    for f in fields:
+        text[f], ok = _parquet_column(types, f)
+        oks.append(ok)
+    if "error_code" in types:
+        expr, ok = _parquet_column(types, "error_code")
+        error_code = f"coalesce({expr}, '')"
+        oks.append(ok)
+    else:
+        error_code = "CAST(NULL AS VARCHAR)"
+    calls = parquet_calls(types) if s.kind == AGGREGATED else None
+    return _select(s.kind, text, text["outcome"], error_code, " AND ".join(oks), reader, calls_text=False,
+                   calls=calls)
+
+
+def parquet_rows(con, source: Source, types: dict):
+    """(row number, raw text, values) of every row of a Parquet file, for the diagnosing pass."""
+    names = [n for n in types if n in KNOWN]
+    exprs = []
+    for n in names:
+        q = _D.ident(n)
+        if types[n] == "TIMESTAMP WITH TIME ZONE":
+            exprs.append(f"strftime(timezone('UTC', {q}), '%Y-%m-%dT%H:%M:%S.%fZ')")
+        elif types[n] in ("DOUBLE", "FLOAT"):
+            exprs.append(f"CAST({q} AS VARCHAR)")  # as text: the value as written, never a Python float
+        else:
+            exprs.append(q)
+    sql = (f"SELECT file_row_number + 1, {', '.join(exprs)} FROM read_parquet({lit(source.path)}, "
+           "file_row_number = true) ORDER BY file_row_number")
+    cursor = con.cursor()
+    cursor.execute(sql)
+    while batch := cursor.fetchmany(10_000):
+        for number, *values in batch:
+            record = dict(zip(names, values))
+            yield number, ",".join("" if v is None else str(v) for v in values), record
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+# -- running -----------------------------------------------------------------------------------------------
+
+
+def run_fast(con, rules, kind: str, period, projections: list[str], table: str) -> bool:
+    """Pass 1: the compiled query over every file of one kind into `table`; True when all is clean.
+
+    False when the engine could not read a file as it stands (a malformed row) or a group is not clean:
+    then the diagnosing pass decides."""
+    union = "(" + " UNION ALL ".join(f"({p})" for p in projections) + ")"
+    query = compile_usage(rules, kind, period=period, source=union, projected=True).sql
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS {query}")
+    except duckdb.OutOfMemoryException as exc:
+        raise _resource_error(exc) from None
+    except duckdb.Error as exc:
+        spill = con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+        if isinstance(exc, duckdb.IOException) and spill and spill in str(exc):
+            raise _resource_error(exc) from None
+        return False  # a file as it stands cannot be read whole: the row-numbered pass says why
+    return con.execute(f"SELECT coalesce(bool_and(clean), true) FROM {table}").fetchone()[0]
+
+
+def _resource_error(exc) -> RatecardError:
+    return RatecardError(f"the usage engine ran out of room: {_first_line(exc)}; raise --memory-limit or free "
+                         "disk space in the spill directory (--spill-dir)")
+
+
+def fast_counts(con, table: str, kind: str) -> dict:
+    rows, calls, rows_in, calls_in = con.execute(
+        f"SELECT coalesce(sum(\"rows\"), 0), coalesce(sum(calls), 0), "
+        f"coalesce(sum(\"rows\") FILTER (WHERE in_period), 0), coalesce(sum(calls) FILTER (WHERE in_period), 0) "
+        f"FROM {table}").fetchone()
+    rows, calls, rows_in, calls_in = int(rows), int(calls), int(rows_in), int(calls_in)
+    if kind == CALLS:  # one call per request id; the other copies are duplicates
+        return dict(rows_read=rows, rows_accepted=calls_in, rows_duplicate=rows - calls,
+                    rows_out_of_period=calls - calls_in, calls_read=rows, calls_accepted=calls_in,
+                    calls_duplicate=rows - calls, calls_out_of_period=calls - calls_in)
+    return dict(rows_read=rows, rows_accepted=rows_in, rows_out_of_period=rows - rows_in, calls_read=calls,
+                calls_accepted=calls_in, calls_out_of_period=calls - calls_in)
+
+
+def run_rows(con, rules, kind: str, period, sources: list[Source], parquet_types: dict, scratch: str,
+             table: str) -> tuple[dict, list[tuple]]:
+    """Pass 2: every row checked in order, with its line number; SQL settles duplicates and sums.
+
+    Returns the reconciliation counts and the bad rows as (source index, line, reason, code, raw, account)."""
+    checker = RowChecker(rules, period)
+    path = os.path.join(scratch, f"{table}.csv")
+    pos = 0
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        write = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC).writerow
+        for index, source in enumerate(sources):
+            rows = (parquet_rows(con, source, parquet_types[index]) if source.format == "parquet"
+                    else records(source))
+            for line, raw, values in rows:
+                pos += 1
+                status, rid, account, p, api, outcome, calls, bad = checker.check(kind, values)
+                if bad is None:
+                    write((pos, index, line, rid, status, account, p, api, outcome, calls, None, None, None, None))
+                else:
+                    shown = values.get("account") if isinstance(values, dict) else None
+                    shown = shown.strip() if isinstance(shown, str) else ""
+                    write((pos, index, line, rid, BAD, None, None, None, None,
+                           calls if kind != CALLS else 1, bad.code, bad.reason, raw, shown))
+    columns = ("{'pos': 'BIGINT', 'src': 'BIGINT', 'line': 'BIGINT', 'rid': 'VARCHAR', 'status': 'VARCHAR', "
+               "'account': 'VARCHAR', 'period': 'VARCHAR', 'api': 'VARCHAR', 'outcome': 'VARCHAR', "
+               "'calls': 'HUGEINT', 'code': 'VARCHAR', 'reason': 'VARCHAR', 'raw': 'VARCHAR', 'who': 'VARCHAR'}")
+    con.execute(f"CREATE OR REPLACE TABLE {table}_rows AS SELECT * FROM read_csv({lit(path)}, header = false, "
+                f"auto_detect = false, delim = ',', quote = '\"', escape = '\"', columns = {columns}, "
+                "max_line_size = 4194304)")
+    os.unlink(path)
+    # A row repeating a request id that an earlier counted row (accepted or out of period) claimed
+    # is a duplicate, whatever else is wrong with it; a rejected row claims nothing.
+    con.execute(f"""CREATE OR REPLACE TABLE {table}_final AS
+        WITH claims AS (SELECT rid, min(pos) AS first FROM {table}_rows
+                        WHERE rid IS NOT NULL AND status <> '{BAD}' GROUP BY rid)
+        SELECT r.*, CASE WHEN c.first IS NOT NULL AND r.pos > c.first THEN 'duplicate' ELSE r.status END AS final
+        FROM {table}_rows AS r LEFT JOIN claims AS c ON r.rid = c.rid""")
+    counts = {}
+    for final, n, calls in con.execute(f"SELECT final, count(*), coalesce(sum(calls), 0) FROM {table}_final "
+                                       "GROUP BY final").fetchall():
+        name = {"ok": "accepted", OUT: "out_of_period", BAD: "rejected", "duplicate": "duplicate"}[final]
+        counts[f"rows_{name}"] = int(n)
+        counts[f"calls_{name}"] = int(calls)
+    counts["rows_read"] = sum(v for k, v in counts.items() if k.startswith("rows_"))
+    counts["calls_read"] = sum(v for k, v in counts.items() if k.startswith("calls_"))
+    con.execute(f"""CREATE OR REPLACE TABLE {table} AS
+        SELECT account, period, api, outcome, CAST(sum(calls) AS HUGEINT) AS calls, true AS in_period
+        FROM {table}_final WHERE final = 'ok' GROUP BY account, period, api, outcome""")
+    bad = con.execute(f"SELECT src, line, reason, code, raw, who FROM {table}_final WHERE final = '{BAD}' "
+                      "ORDER BY pos").fetchall()
+    con.execute(f"DROP TABLE {table}_rows")
+    con.execute(f"DROP TABLE {table}_final")
+    return counts, bad
+
+
+__all__ = ["connect", "projection", "parquet_source", "run_fast", "fast_counts", "run_rows", "calls_or_zero"]

@@ -1,0 +1,315 @@
+"""Usage files as bytes and records: naming, opening (gzip by content), sniffing format and kind, and
+the row-numbered tokenizer the diagnosing pass uses.
+
+Row numbers are physical line numbers, the CSV header being line 1, so that ``FILE:LINE`` opens the
+row in an editor. A CSV record spanning lines (a quoted line break) is numbered by its first line.
+Blank lines are skipped and are not rows. Parquet has no lines: its rows are numbered from 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import gzip
+import io
+import json
+import os
+import shutil
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from ..errors import RatecardError
+from ..rules import display_path
+
+AGGREGATED, CALLS = "aggregated", "calls"
+FORMATS = ("csv", "jsonl", "parquet")
+KINDS = (AGGREGATED, CALLS)
+REQUIRED = {AGGREGATED: ("account", "period", "api", "calls"),
+            CALLS: ("request_id", "account", "api", "timestamp")}
+OPTIONAL = ("outcome", "error_code")
+KNOWN = frozenset(OPTIONAL).union(*REQUIRED.values())
+EXPECTED = ("expected the columns account, period, api, calls[, outcome] (aggregated usage) or "
+            "request_id, account, api, timestamp[, outcome | error_code] (call records)")
+STDIN_NAME = "<stdin>"
+GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_MAGIC = b"PAR1"
+MAX_ROW_BYTES = 1 << 20  # a longer line is a bad row, never read into a record: no real call is that large
+_GLOB = frozenset("*?[")
+
+
+class Bad(Exception):
+    """A row fails a check: it becomes a Rejected record, never a traceback."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+@dataclass(frozen=True)
+class Source:
+    """One usage file, sniffed: what it is and how to read it."""
+
+    name: str  # as shown in messages
+    path: str  # what the engine opens (stdin is copied to a scratch file first)
+    format: str  # csv | jsonl | parquet
+    kind: str  # aggregated | calls
+    gzip: bool
+    columns: tuple[str, ...]  # CSV: every header name (lowercased, stripped), in order; else the known ones
+    identity: tuple | None = None  # (device, inode): the same file given twice is refused
+
+    def has(self, column: str) -> bool:
+        return column in self.columns
+
+
+# -- naming and opening ------------------------------------------------------------------------------
+
+
+def expand(source) -> list[str]:
+    """A usage argument as file paths: itself, or the files a glob pattern matches (sorted)."""
+    text = str(source)
+    if text == "-" or os.path.exists(text) or not _GLOB & set(text):
+        return [text]
+    matches = sorted(m for m in glob.glob(text, recursive=True) if os.path.isfile(m))
+    if not matches:
+        raise RatecardError(f"{text}: no usage file matches this pattern")
+    return matches
+
+
+def copy_stdin(stdin, directory: str) -> str:
+    """Standard input saved to a scratch file: the engines read files, and a pipe can be read once."""
+    if stdin is None:
+        raise RatecardError("-: reading usage from standard input, but no input stream was given")
+    stream = getattr(stdin, "buffer", stdin)
+    path = os.path.join(directory, "stdin")
+    with open(path, "wb") as out:
+        shutil.copyfileobj(stream, out, 1 << 20)
+    return path
+
+
+@contextmanager
+def open_binary(path: str, name: str):
+    """A usage file as a binary stream, gunzipped when its bytes say so (a .gz name is neither needed nor trusted)."""
+    try:
+        file = open(path, "rb")
+    except OSError as exc:
+        raise RatecardError(f"{name}: cannot read the usage file: {exc.strerror or exc}") from None
+    try:
+        try:
+            head = file.read(2)
+            file.seek(0)
+        except OSError as exc:
+            raise RatecardError(f"{name}: cannot read the usage file: {exc.strerror or exc}") from None
+        binary = io.BufferedReader(file, 1 << 16)
+        yield gzip.GzipFile(fileobj=binary, mode="rb") if head == GZIP_MAGIC else binary
+    finally:
+        file.close()
+
+
+class Lines:
+    """The decoded lines of a usage file, counted; `taken` keeps the current record's raw text."""
+
+    def __init__(self, binary, name: str):
+        self.binary, self.name = binary, name
+        self.number = 0
+        self.taken: list[str] = []
+        self.oversize = False  # the line just read was cut at MAX_ROW_BYTES
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        try:
+            data = self.binary.readline(MAX_ROW_BYTES + 1)
+            self.oversize = len(data) > MAX_ROW_BYTES and not data.endswith(b"\n")
+            if self.oversize:
+                while (more := self.binary.readline(1 << 20)) and not more.endswith(b"\n"):
+                    pass  # skip the rest of the line: it is reported, not kept
+                data = data[:200]
+        except (OSError, EOFError, zlib.error) as exc:
+            after = f" after line {self.number}" if self.number else ""
+            raise RatecardError(f"{self.name}: cannot read the usage file{after}: {exc}") from None
+        if not data:
+            raise StopIteration
+        self.number += 1
+        try:
+            # Decoded line by line (not by a TextIOWrapper) so that an encoding error names its line.
+            text = data.decode("utf-8", "replace" if self.oversize else "strict")
+        except UnicodeDecodeError:
+            raise RatecardError(f"{self.name}:{self.number}: the file is not UTF-8 text; save it as UTF-8") from None
+        if self.number == 1 and text.startswith("\ufeff"):
+            text = text[1:]  # the byte order mark spreadsheet programs write
+        self.taken.append(text)
+        return text
+
+
+# -- sniffing ------------------------------------------------------------------------------------------
+
+
+def sniff(path: str, name: str, *, format: str | None = None, kind: str | None = None,
+          identity: tuple | None = None) -> Source:
+    """Read a file's first bytes and first line: its format, kind and columns, or a clear error."""
+    if format not in (None, *FORMATS):
+        raise RatecardError(f"unknown usage format {format!r}; expected one of: {', '.join(FORMATS)}")
+    if kind not in (None, *KINDS):
+        raise RatecardError(f"unknown usage kind {kind!r}; expected one of: {', '.join(KINDS)}")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise RatecardError(f"{name}: cannot read the usage file: {exc.strerror or exc}") from None
+    if format == "parquet" or (format is None and head == PARQUET_MAGIC):
+        return Source(name, path, "parquet", "", False, (), identity)  # kind and columns: see duck.parquet_source
+    with open_binary(path, name) as binary:
+        lines = Lines(binary, name)
+        first = next((line for line in lines if line.strip()), None)
+        if first is None:
+            raise RatecardError(f"{name}: the file is empty; {EXPECTED}")
+        if format is None:
+            format = "jsonl" if first.lstrip().startswith("{") else "csv"
+        if format == "jsonl":
+            return Source(name, path, format, kind or json_kind(name, lines.number, first), head[:2] == GZIP_MAGIC,
+                          tuple(OPTIONAL), identity)
+        header_line = lines.number
+    names = csv_header(name, header_line, first)
+    return Source(name, path, format, csv_kind(name, header_line, names, kind), head[:2] == GZIP_MAGIC,
+                  tuple(names), identity)
+
+
+def csv_header(name: str, line: int, first: str) -> list[str]:
+    try:
+        header = next(csv.reader([first], strict=True))
+    except csv.Error as exc:
+        raise RatecardError(f"{name}:{line}: unreadable CSV header: {exc}; {EXPECTED}") from None
+    names = [h.strip().lower() for h in header]
+    for n in KNOWN.intersection(names):
+        if names.count(n) > 1:
+            raise RatecardError(f"{name}:{line}: column {n!r} appears twice in the header; expected each column once")
+    return names
+
+
+def csv_kind(name: str, line: int, names, kind: str | None) -> str:
+    present = set(names)
+    fits = [k for k in ([kind] if kind else KINDS) if present >= set(REQUIRED[k])]
+    if fits:
+        return fits[0]
+    # Name the columns missing from the closest kind: that is the likely typo.
+    closest = kind or max(KINDS, key=lambda k: len(present & set(REQUIRED[k])))
+    missing = [c for c in REQUIRED[closest] if c not in present]
+    raise RatecardError(f"{name}:{line}: unrecognised header {','.join(names)!r}: missing column(s) "
+                        f"{', '.join(missing)}; {EXPECTED}")
+
+
+def json_kind(name: str, line: int, text: str) -> str:
+    try:
+        first = json.loads(text)
+    except (ValueError, RecursionError):
+        first = None
+    if not isinstance(first, dict):
+        raise RatecardError(f"{name}:{line}: the first line is not a JSON object, so the kind of usage is "
+                            f"unknown; {EXPECTED} as the keys of each line's object")
+    keys = set(first)
+    if keys & {"request_id", "timestamp"}:
+        return CALLS
+    if keys & {"period", "calls"}:
+        return AGGREGATED
+    raise RatecardError(f"{name}:{line}: unrecognised keys {', '.join(sorted(keys)) or '(none)'}; "
+                        f"{EXPECTED} as the keys of each line's object")
+
+
+# -- records, row-numbered ------------------------------------------------------------------------------
+
+
+def records(source: Source):
+    """(line, raw text, values dict or Bad) for every row of a CSV or JSON Lines file, in order."""
+    with open_binary(source.path, source.name) as binary:
+        lines = Lines(binary, source.name)
+        first = next((line for line in lines if line.strip()), None)
+        if source.format == "jsonl":
+            yield from _json_line(lines, first)
+            for line in lines:
+                lines.taken.clear()  # only CSV records need the raw lines kept
+                if line.strip():
+                    yield from _json_line(lines, line)
+        else:
+            yield from _csv_records(source, lines)
+
+
+def _unique_keys(pairs):
+    """object_pairs_hook: a JSON record naming a field twice is ambiguous (which account pays?)."""
+    record = {}
+    for key, value in pairs:
+        if key in record:
+            raise ValueError(f"field {key!r} appears twice")
+        record[key] = value
+    return record
+
+
+def _json_line(lines: Lines, line: str):
+    raw = line.rstrip("\r\n")
+    if lines.oversize:
+        yield lines.number, raw, _oversize()
+        return
+    try:
+        # Decimal, not float: 1000.000000000000001 must not become the whole number 1000.
+        values = json.loads(line, object_pairs_hook=_unique_keys, parse_float=Decimal)
+    except RecursionError:
+        values = Bad("malformed-json", "malformed JSON: nested too deeply")
+    except ValueError as exc:
+        values = Bad("malformed-json", f"malformed JSON: {exc.msg} (column {exc.colno})"
+                     if isinstance(exc, json.JSONDecodeError) else f"malformed JSON: {exc}")
+    if not isinstance(values, (dict, Bad)):
+        values = Bad("malformed-json", f"malformed JSON: expected an object {{...}}, got {type(values).__name__}")
+    yield lines.number, raw, values
+
+
+def _oversize() -> Bad:
+    return Bad("oversize-row", f"the row is longer than {MAX_ROW_BYTES:,} bytes; expected one call or one "
+               "account's usage per row")
+
+
+def _csv_records(source: Source, lines: Lines):
+    header = list(source.columns)
+    columns = {n: i for i, n in enumerate(header) if n in KNOWN}
+    width = len(header)
+    reader = csv.reader(_cut(lines), strict=True)
+    while True:
+        lines.taken.clear()
+        number = lines.number + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            row = Bad("malformed-csv", f"malformed CSV: {exc}")
+        raw = "".join(lines.taken).rstrip("\r\n")
+        if lines.oversize:
+            row = _oversize()
+        elif isinstance(row, list):
+            if not row:
+                continue  # a blank line
+            if len(row) != width:
+                row = Bad("column-count", f"expected {width} columns ({', '.join(header)}), got {len(row)}")
+            else:
+                row = {n: row[i] for n, i in columns.items()}
+        yield number, raw, row
+
+
+def _cut(lines: Lines):
+    """The lines for csv.reader; an oversize line is handed on as an empty record's line end."""
+    for line in lines:
+        yield "\n" if lines.oversize else line
+
+
+def identity_of(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def shown(path) -> str:
+    return display_path(Path(path))

@@ -1,0 +1,272 @@
+"""The usage reader: files in, each account's usage per period out, with every row accounted for.
+
+`UsageReader.read` names and sniffs each file (format, kind, columns; whole-file problems are raised
+there and then); the files are read together when a result is first asked for, by the compiled
+query on the chosen engine (`ratecard.usage.compile`), so a request id is counted once across every
+file of the run. Only when that query finds something not clean does the row-numbered diagnosing
+pass run over the same files, to name each bad row (`ratecard.usage.checks`).
+
+Memory: the engine works within `memory_limit` and spills to `spill_directory` past it; accounts
+stream out in order from the engine's sorted result, so Python holds one account at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from ..errors import RatecardError, UsageInvalid
+from ..model import RuleSet
+from ..periods import parse_period
+from ..rating import UsageItem
+from .files import CALLS, KINDS, STDIN_NAME, Source, copy_stdin, expand, identity_of, shown, sniff
+from .records import AccountUsage, Reconciliation, Rejected
+
+ENGINES = ("duckdb", "spark")
+_BATCH = 20_000  # result rows fetched at a time
+
+
+class UsageReader:
+    """Reads usage files against one rule set; counts every row; yields per-account totals.
+
+    `period` keeps only that period's rows: the others are counted as out of period. Bad rows go to
+    `on_reject` (e.g. a `RejectsWriter`) once the files are read; without it they are kept in
+    `rejected`, for `raise_for_rejects()`. `memory_limit` (e.g. ``"4GiB"``) caps the engine's
+    memory, `spill_directory` is where it spills (default: a fresh folder in the system's temporary
+    folder), `threads` its worker threads (default: one per core). `engine` is ``duckdb`` or
+    ``spark`` (with `master`, default ``local[*]``).
+    """
+
+    def __init__(self, rules: RuleSet, *, period: str | None = None,
+                 on_reject: Callable[[Rejected], object] | None = None, memory_limit: str | None = None,
+                 spill_directory: str | os.PathLike | None = None, threads: int | None = None,
+                 engine: str = "duckdb", master: str | None = None, spark=None):
+        if period is not None:
+            parse_period(period)
+        if engine not in ENGINES:
+            raise RatecardError(f"unknown usage engine {engine!r}; expected one of: {', '.join(ENGINES)}")
+        self.rules, self.period, self.on_reject = rules, period, on_reject
+        self.memory_limit, self.threads, self.engine, self.master, self.spark = memory_limit, threads, engine, master, spark
+        self._rejected: list[Rejected] = []
+        self.sources: list[Source] = []
+        try:
+            if spill_directory is not None:
+                os.makedirs(spill_directory, exist_ok=True)
+            self._scratch = tempfile.mkdtemp(prefix="ratecard-usage-", dir=spill_directory)
+        except OSError as exc:
+            raise RatecardError(f"{spill_directory or tempfile.gettempdir()}: cannot make the spill directory: "
+                                f"{exc.strerror or exc}") from None
+        self._con = None
+        self._done = False
+        self._counts: dict[str, int] = {}
+        self._identities: dict[tuple, str] = {}
+        self._stdin_read = False
+        self.diagnosed = False  # whether the row-numbered pass had to run (something was not clean)
+
+    # -- input ----------------------------------------------------------------------------------
+
+    def read(self, source, *, stdin=None, format: str | None = None, kind: str | None = None,
+             name: str | None = None) -> UsageReader:
+        """Add a file (a path, a glob pattern, or ``-`` for the binary stream `stdin`) to the run;
+        standard input is named `name` in problems (e.g. "request body"; default <stdin>)."""
+        if self._done:
+            raise RatecardError("usage was already read: add every file before asking for the results")
+        for path in expand(source):
+            if path == "-":
+                if self._stdin_read:
+                    raise RatecardError("-: standard input is given twice; it can be read once")
+                name, real, identity = name or STDIN_NAME, copy_stdin(stdin, self._scratch), None
+                self._stdin_read = True
+            else:
+                name, real = shown(path), str(path)  # noqa: PLW2901 - one name per file
+                if os.path.isdir(real):
+                    raise RatecardError(f"{name}: cannot read the usage file: Is a directory")
+                identity = identity_of(real)
+                if identity is not None and identity in self._identities:
+                    raise RatecardError(f"{name}: this usage file is given twice (also as "
+                                        f"{self._identities[identity]}); each file is read once, or its calls "
+                                        "would count twice")
+                if identity is not None:
+                    self._identities[identity] = name
+            found = sniff(real, name, format=format, kind=kind, identity=identity)
+            if found.format == "parquet":
+                from .duck import parquet_source
+
+                found, _ = parquet_source(self._connection(), found, kind)
+            self.sources.append(found)
+        return self
+
+    # -- results ----------------------------------------------------------------------------------
+
+    def accounts(self) -> Iterator[AccountUsage]:
+        """Every (account, period) read, in that order, with its usage per API and outcome."""
+        self._run()
+        cursor = self._con.cursor()
+        cursor.execute("SELECT account, period, api, outcome, calls FROM usage_result "
+                       "ORDER BY account, period, api, coalesce(outcome, '')")
+        key, items = None, []
+        while batch := cursor.fetchmany(_BATCH):
+            for account, period, api, outcome, calls in batch:
+                if (account, period) != key:
+                    if key is not None:
+                        yield AccountUsage(key[0], key[1], tuple(items))
+                    key, items = (account, period), []
+                items.append(UsageItem(api, int(calls), outcome))
+        if key is not None:
+            yield AccountUsage(key[0], key[1], tuple(items))
+
+    @property
+    def rejected(self) -> list[Rejected]:
+        """The bad rows, in file and row order (when no `on_reject` takes them)."""
+        self._run()
+        return self._rejected
+
+    @property
+    def account_periods(self) -> int:
+        self._run()
+        return self._con.execute("SELECT count(*) FROM (SELECT DISTINCT account, period FROM usage_result)").fetchone()[0]
+
+    @property
+    def reconciliation(self) -> Reconciliation:
+        self._run()
+        return Reconciliation(**self._counts, period=self.period)
+
+    def raise_for_rejects(self) -> None:
+        """Strict mode: raise UsageInvalid listing every bad row when there is any."""
+        self._run()
+        count = self._counts.get("rows_rejected", 0)
+        if count:
+            files = sorted({r.file for r in self.rejected})
+            raise UsageInvalid([r.problem() for r in self.rejected],
+                               f"{', '.join(files) or 'usage'}: {count:,} bad usage row(s); nothing was billed. "
+                               "Fix them, or write them to a rejects file and bill the rest")
+
+    def write_aggregated(self, target) -> int:
+        """Write the accepted usage as aggregated usage (account, period, api, calls, outcome), sorted;
+        Parquet, CSV or JSON Lines by the name's suffix. Returns the number of rows written."""
+        self._run()
+        name = str(target)
+        fmt = ("parquet" if name.endswith(".parquet") else "json" if name.endswith((".jsonl", ".json"))
+               else "csv" if name.endswith(".csv") else None)
+        if fmt is None:
+            raise RatecardError(f"{name}: expected a .parquet, .csv or .jsonl file name for the aggregated usage")
+        largest = self._con.execute("SELECT coalesce(max(calls), 0) FROM usage_result").fetchone()[0]
+        if largest > 2**63 - 1:
+            raise RatecardError(f"{name}: a total of {largest:,} calls does not fit a 64-bit count; split the period")
+        from .duck import lit
+
+        options = {"parquet": "FORMAT parquet", "json": "FORMAT json", "csv": "FORMAT csv, HEADER true"}[fmt]
+        try:
+            self._con.execute(f"COPY (SELECT account, period, api, CAST(calls AS BIGINT) AS calls, outcome "
+                              f"FROM usage_result ORDER BY account, period, api, coalesce(outcome, '')) "
+                              f"TO {lit(name)} ({options})")
+        except Exception as exc:  # noqa: BLE001 - duckdb's error types, reported with the file named
+            raise RatecardError(f"{name}: cannot write the aggregated usage: {str(exc).splitlines()[0]}") from None
+        return self._con.execute("SELECT count(*) FROM usage_result").fetchone()[0]
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def __enter__(self) -> UsageReader:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    def _connection(self):
+        if self._con is None:
+            from .duck import connect
+
+            self._con = connect(self.memory_limit, os.path.join(self._scratch, "spill"), self.threads)
+        return self._con
+
+    def run(self) -> UsageReader:
+        """Read every file added so far (done on first use of a result otherwise)."""
+        self._run()
+        return self
+
+    def _run(self) -> None:
+        if self._done:
+            return
+        from . import duck
+
+        con = self._connection()
+        counts = dict.fromkeys(("rows_read", "rows_accepted", "rows_rejected", "rows_duplicate", "rows_out_of_period",
+                                "calls_read", "calls_accepted", "calls_rejected", "calls_duplicate",
+                                "calls_out_of_period"), 0)
+        bad_rows: list[tuple[int, int, Rejected]] = []
+        results = []
+        for kind in KINDS:
+            chosen = [(i, s) for i, s in enumerate(self.sources) if s.kind == kind]
+            if not chosen:
+                continue
+            table = f"usage_{kind}"
+            sources = [s for _, s in chosen]
+            types = {j: (duck.parquet_schema(con, s) if s.format == "parquet" else {}) for j, s in enumerate(sources)}
+            projections = [duck.projection(s, types[j]) for j, s in enumerate(sources)]
+            if self._fast(con, kind, projections, sources, table):
+                found = duck.fast_counts(con, table, kind)
+            else:
+                self.diagnosed = True
+                found, bad = duck.run_rows(con, self.rules, kind, self.period, sources, types, self._scratch, table)
+                for src, line, reason, code, raw, who in bad:
+                    index = chosen[src][0]
+                    bad_rows.append((index, line, Rejected(sources[src].name, int(line), reason, raw or "", code,
+                                                           who or "")))
+            for k, v in found.items():
+                counts[k] += v
+            results.append(table)
+        union = " UNION ALL ".join(f"SELECT account, period, api, outcome, calls FROM {t} WHERE in_period"
+                                   for t in results) or ("SELECT NULL::VARCHAR AS account, NULL::VARCHAR AS period, "
+                                                         "NULL::VARCHAR AS api, NULL::VARCHAR AS outcome, "
+                                                         "NULL::HUGEINT AS calls WHERE false")
+        con.execute("CREATE OR REPLACE TABLE usage_result AS SELECT account, period, api, outcome, "
+                    f"CAST(sum(calls) AS HUGEINT) AS calls FROM ({union}) GROUP BY account, period, api, outcome")
+        for t in results:
+            con.execute(f"DROP TABLE IF EXISTS {t}")
+        self._counts = counts
+        self._done = True
+        bad_rows.sort(key=lambda b: (b[0], b[1]))
+        for _, _, rejected in bad_rows:
+            if self.on_reject is None:
+                self._rejected.append(rejected)
+            else:
+                self.on_reject(rejected)
+        Reconciliation(**counts, period=self.period).check()
+
+    def _fast(self, con, kind, projections, sources, table) -> bool:
+        if self.engine == "spark":
+            from .spark import run_fast as spark_fast
+
+            return spark_fast(self, con, kind, sources, table)
+        from .duck import run_fast
+
+        return run_fast(con, self.rules, kind, self.period, projections, table)
+
+
+def read_usage(sources: Iterable, rules: RuleSet, *, period: str | None = None, stdin=None,
+               format: str | None = None, kind: str | None = None,
+               on_reject: Callable[[Rejected], object] | None = None, **options) -> UsageReader:
+    """Read usage files (paths, globs, or ``-`` for `stdin`) into one reader; see `UsageReader`."""
+    reader = UsageReader(rules, period=period, on_reject=on_reject, **options)
+    for source in ([sources] if isinstance(sources, (str, Path)) else sources):
+        reader.read(source, stdin=stdin, format=format, kind=kind)
+    reader.run()
+    return reader
+
+
+__all__ = ["UsageReader", "read_usage", "ENGINES", "CALLS"]
