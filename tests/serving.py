@@ -31,6 +31,9 @@ def tokens():
 def copy_rules(tmp_path: Path, name: str = "face-recognition") -> Path:
     target = tmp_path / "rules" / name
     shutil.copytree(ROOT / "rules" / name, target)
+    # The schemas the rule files name on their first line (../../schemas/), as in a rules repository:
+    # without them `validate` rightly reports a missing editor schema copy.
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas", dirs_exist_ok=True)
     return target
 
 

@@ -33,8 +33,14 @@ _REFUSALS = {
 
 
 def document(endpoints: list[Endpoint]) -> dict:
-    from ..schemas import KINDS, load_schema
+    import json
+
+    from .. import resources
+    from ..schemas import KINDS
     from .routes.status import STATUS_SCHEMA
+
+    def load_schema(filename: str) -> dict:  # as JSON (the validators' copy reads numbers as Decimal)
+        return json.loads((resources.schemas_dir() / filename).read_text(encoding="utf-8"))
 
     schemas = {"Bill": load_schema("bill.schema.json"), "Status": STATUS_SCHEMA, "Problem": _PROBLEM,
                "Decimal": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$",

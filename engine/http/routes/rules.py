@@ -112,6 +112,7 @@ def _validate(specs, snapshot, with_lint: bool) -> dict:
     if with_lint:
         out["warnings"] = len(problems) - errors
         out["acknowledged"] = sum(acknowledged.values())
+    out["checked"] = "named"  # as the CLI says of rule sets named to it: a request names its rule sets
     out["rule_sets"] = [{"path": shown, "valid": rs is not None, "fingerprint": rs.fingerprint if rs else None}
                         | ({"acknowledged": acknowledged.get(shown, 0)} if with_lint else {})
                         for shown, rs, _ in results]
