@@ -61,7 +61,9 @@ def render_bill(bill: Bill, rules: RuleSet, fmt: str, meta=None) -> str:
     if fmt == "json":
         return json.dumps(bill.to_dict(), ensure_ascii=False, indent=2) + "\n"
     if fmt in TEMPLATE_FORMATS:
-        return render_invoice(bill, tariff(rules, bill.period).policy, fmt, meta=meta)
+        seller = rules.seller_at(bill.period)
+        return render_invoice(bill, tariff(rules, bill.period).policy, fmt, meta=meta,
+                              seller=seller.party if seller else None, paper=seller.paper if seller else "A4")
     raise ValueError(f"unknown output format {fmt!r}")
 
 

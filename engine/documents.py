@@ -14,6 +14,7 @@ from datetime import date
 from decimal import Decimal
 
 from .exact import EXACT
+from .model import Party
 
 INVOICE = "invoice"
 SUPPLEMENTARY = "supplementary-invoice"
@@ -118,6 +119,9 @@ class DocumentView:
     total_after: Decimal | None = None
     rules_name: str = ""
     rules_fingerprint: str = ""
+    seller: Party | None = None
+    buyer: Party | None = None
+    paper: str = "A4"
 
     @property
     def title(self) -> str:
@@ -132,7 +136,9 @@ class DocumentView:
                 "cause": self.cause, "reason": self.reason, "currency": self.currency, "amount": money(self.amount),
                 "total_before": money(self.total_before), "total_after": money(self.total_after),
                 "lines": [line.to_dict() for line in self.lines], "rules_name": self.rules_name,
-                "rules_fingerprint": self.rules_fingerprint}
+                "rules_fingerprint": self.rules_fingerprint,
+                "seller": self.seller.to_dict() if self.seller else None,
+                "buyer": self.buyer.to_dict() if self.buyer else None, "paper": self.paper}
 
     @classmethod
     def from_dict(cls, d: dict) -> DocumentView:
@@ -143,4 +149,5 @@ class DocumentView:
                    day(d["service_period"][1]), d["time_zone"], day(d["issue_date"]),
                    day(d["due_date"]) if d["due_date"] else None, d["refers_to"], d["cause"], d["reason"],
                    d["currency"], Decimal(d["amount"]), lines, dec(d["total_before"]), dec(d["total_after"]),
-                   d["rules_name"], d["rules_fingerprint"])
+                   d["rules_name"], d["rules_fingerprint"], Party.from_dict(d.get("seller")),
+                   Party.from_dict(d.get("buyer")), d.get("paper", "A4"))

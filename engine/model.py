@@ -130,6 +130,38 @@ class SettlementPolicy:
 
 
 @dataclass(frozen=True)
+class Party:
+    """A seller or a buyer as a document prints it."""
+
+    legal_name: str
+    address: tuple[str, ...] = ()
+    country: str = ""
+    tax_id: str = ""
+    payment_instructions: str = ""
+
+    def to_dict(self) -> dict:
+        return {"legal_name": self.legal_name, "address": list(self.address), "country": self.country,
+                "tax_id": self.tax_id, "payment_instructions": self.payment_instructions}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> Party | None:
+        if not d:
+            return None
+        return cls(d["legal_name"], tuple(d.get("address", ())), d.get("country", ""), d.get("tax_id", ""),
+                   d.get("payment_instructions", ""))
+
+
+@dataclass(frozen=True)
+class Seller:
+    """A version of the rule set's seller file: who issues its documents, and on what paper."""
+
+    effective_from: date
+    party: Party
+    paper: str = "A4"  # "A4" | "Letter"
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class RuleSet:
     """A validated rule set: every version of each rule file kind, oldest first."""
 
@@ -146,6 +178,13 @@ class RuleSet:
     # file → the canonical text of its meaning (see `ratecard.rules.canonical`), so that the
     # versions that priced a period have a fingerprint of their own (`fingerprint_of`).
     payloads: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    sellers: tuple[Seller, ...] = ()  # optional: the versions of the seller file, oldest first
+
+    def seller_at(self, period: str) -> Seller | None:
+        """The seller details in force for `period`, or None (the rule set names no seller then)."""
+        from .periods import parse_period
+
+        return version_at(self.sellers, parse_period(period)) if self.sellers else None
 
     def in_force(self, period: str):
         """The price book, API mapping and settlement policy that rate `period` (YYYY-MM)."""

@@ -210,22 +210,30 @@ def _template_location(exc: BaseException, env, fallback: str) -> str:
     return where
 
 
-def invoice_context(bill: Bill, policy, meta=None) -> dict:
-    return {"bill": bill, "invoice": meta or invoice_meta(bill, policy)}
+def invoice_context(bill: Bill, policy, meta=None, seller=None, buyer=None, paper: str = "A4") -> dict:
+    return {"bill": bill, "invoice": meta or invoice_meta(bill, policy), "seller": seller, "buyer": buyer,
+            "paper": paper}
 
 
-def render_invoice(bill: Bill, policy, fmt: str = "text", env=None, meta=None) -> str:
-    """`meta`: the recorded invoice's number and dates (`invoice.invoice_meta`); without it, a preview."""
+def render_invoice(bill: Bill, policy, fmt: str = "text", env=None, meta=None, seller=None, buyer=None,
+                   paper: str = "A4") -> str:
+    """`meta`: the recorded invoice's number and dates (`invoice.invoice_meta`); without it, a preview.
+    `seller` and `buyer` (`model.Party`) print when known; `paper` is the PDF's page size."""
     if fmt not in FORMATS:
         raise RatecardError(f"unknown invoice format {fmt!r}; expected one of: {', '.join(FORMATS)}")
-    return render(f"invoice.{FORMATS[fmt]}.j2", invoice_context(bill, policy, meta), env, policy.locale)
+    return render(f"invoice.{FORMATS[fmt]}.j2", invoice_context(bill, policy, meta, seller, buyer, paper), env,
+                  policy.locale)
 
 
 def render_document(view, fmt: str = "text", env=None, locale: str = DEFAULT_LOCALE) -> str:
     """A supplementary invoice or a credit note (`documents.DocumentView`)."""
     if fmt not in FORMATS:
         raise RatecardError(f"unknown document format {fmt!r}; expected one of: {', '.join(FORMATS)}")
-    return render(f"correction.{FORMATS[fmt]}.j2", {"doc": view}, env, locale)
+    return render(f"correction.{FORMATS[fmt]}.j2", document_context(view), env, locale)
+
+
+def document_context(view) -> dict:
+    return {"doc": view, "seller": view.seller, "buyer": view.buyer, "paper": view.paper}
 
 
 def rate_card_context(rules, period: str | None = None) -> dict:

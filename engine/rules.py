@@ -19,12 +19,13 @@ from .displaytext import unsafe_character
 from .formatting import counted
 from .errors import Location, Problem, RuleSetInvalid
 from .model import (ApiMapping, ApiRule, Category, PackOffer, PriceBook, Rounding, RuleSet,
-                    InvoiceNumbering, SettlementPolicy, Tier, digest, frozen_mapping, version_at)
+                    InvoiceNumbering, Party, Seller, SettlementPolicy, Tier, digest, frozen_mapping, version_at)
 from .periods import next_month
 from .yamlsource import Document
 
 RULE_SUFFIXES = (".yaml", ".yml")
-_KIND_LABEL = {"pricing": "price book", "api-mapping": "API mapping", "settlement": "settlement policy"}
+_KIND_LABEL = {"pricing": "price book", "api-mapping": "API mapping", "settlement": "settlement policy",
+               "seller": "seller file"}
 
 
 def display_path(path: Path) -> str:
@@ -105,7 +106,7 @@ def check_rule_files(files, *, name: str, shown: str) -> tuple[RuleSet | None, l
         problems += _unsafe_texts(doc)
         documents[kind].append(doc)
     for kind, docs in documents.items():
-        if not docs:
+        if not docs and kind not in schemas.OPTIONAL_KINDS:
             problems.append(Problem(Location(shown), f"no {_KIND_LABEL[kind]} in this rule set; "
                                     f"expected a file with `kind: {kind}`", code="missing-kind"))
 
@@ -115,6 +116,7 @@ def check_rule_files(files, *, name: str, shown: str) -> tuple[RuleSet | None, l
     pricing = builder.versions(documents["pricing"], builder.price_book)
     mappings = builder.versions(documents["api-mapping"], builder.api_mapping)
     policies = builder.versions(documents["settlement"], builder.policy)
+    sellers = builder.versions(documents["seller"], builder.seller)
     builder.first_versions((pricing, mappings, policies))
     builder.cross_check(pricing, mappings)
     problems = _dedupe(problems + builder.problems)
@@ -126,6 +128,7 @@ def check_rule_files(files, *, name: str, shown: str) -> tuple[RuleSet | None, l
         pricing=tuple(p for p, _ in pricing),
         mappings=tuple(m for m, _ in mappings),
         policies=tuple(p for p, _ in policies),
+        sellers=tuple(v for v, _ in sellers),
         fingerprint=fingerprint([d for docs in documents.values() for d in docs]),
         sources=frozen_mapping((d.file, d.source) for docs in documents.values() for d in docs),
         payloads=frozen_mapping((d.file, canonical(d)) for docs in documents.values() for d in docs),
@@ -444,6 +447,12 @@ class _Builder:
             locale=locale if isinstance(locale, str) else "en",
             numbering=self._numbering(doc, data.get("invoice_numbering")),
         )
+
+    def seller(self, doc: Document, start: date) -> Seller:
+        data = doc.data
+        party = Party(str(data["legal_name"]), tuple(str(line) for line in data["address"]), str(data["country"]),
+                      str(data["tax_id"]), str(data.get("payment_instructions", "")))
+        return Seller(start, party, str(data.get("paper", "A4")), doc.file)
 
     def _numbering(self, doc, raw) -> InvoiceNumbering:
         if not isinstance(raw, dict):

@@ -19,7 +19,10 @@ KINDS = {
     "pricing": "pricing.schema.json",
     "api-mapping": "api-mapping.schema.json",
     "settlement": "settlement.schema.json",
+    "seller": "seller.schema.json",
 }
+# Kinds a rule set may do without.
+OPTIONAL_KINDS = frozenset({"seller"})
 
 
 def _is_integer(checker, instance) -> bool:

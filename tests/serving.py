@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -31,9 +36,6 @@ def tokens():
 def copy_rules(tmp_path: Path, name: str = "face-recognition") -> Path:
     target = tmp_path / "rules" / name
     shutil.copytree(ROOT / "rules" / name, target)
-    # The schemas the rule files name on their first line (../../schemas/), as in a rules repository:
-    # without them `validate` rightly reports a missing editor schema copy.
-    shutil.copytree(ROOT / "schemas", tmp_path / "schemas", dirs_exist_ok=True)
     return target
 
 
@@ -75,3 +77,41 @@ def client(app):
         from starlette.testclient import TestClient
 
     return TestClient(app, raise_server_exceptions=False)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def server(args, env=None, timeout: float = 30.0):
+    """Start `ratecard serve ARGS` on a free port; yield its base URL; stop it however the test ends."""
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ratecard", "serve", "--port", str(port), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"the server exited with {proc.returncode}: {proc.stderr.read().decode()}")
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("the server did not answer /health in time")
+            time.sleep(0.1)
+        yield base, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -247,3 +247,70 @@ def test_invoice_show_prints_a_pdf_with_the_number_dates_and_totals(cli, tmp_pat
     (png,) = tmp_path.glob("page*.png")
     shutil.copy(png, tmp_path.parent / "invoice-page-1.png")  # to look at
     assert png.stat().st_size > 5000  # a page with something drawn on it
+
+
+# -- seller and buyer; every format of each kind of document, as snapshots ---------------------------
+
+SELLER = """\
+kind: seller
+effective_from: 2024-01-01
+legal_name: Toy Widgets GmbH
+address: [Musterstraße 1, 10115 Berlin]
+country: DE
+tax_id: DE123456789
+payment_instructions: Fees are taken from the prepaid balance; top up by transfer to IBAN DE00 1234 5678 9012 3456 78.
+paper: A4
+"""
+
+
+@pytest.fixture
+def documents_ledger(cli, tmp_path):
+    """An invoice, a supplementary invoice and a credit note, with seller and buyer details."""
+    rules = write_rule_set(tmp_path / "toy", settlement=NUMBERED, seller=SELLER)
+    cli("account", "create", "ada", "--currency", "EUR", "--legal-name", "Ada Analytics SARL", "--address",
+        "12 rue de l'Exemple", "--address", "75001 Paris", "--country", "FR", "--tax-id", "FR12345678901",
+        "--at", berlin(2024, 1, 1, 0, 0))
+    cli("account", "activate", "ada", "--service", "toy", "--terms", "1", "--at", berlin(2024, 1, 1, 0, 0))
+    cli("topup", "ada", "100", "--at", berlin(2024, 1, 1, 0, 0))
+    settle(cli, tmp_path, rules, [("ada", "RenderWidget", 100)], berlin(2024, 2, 6, 9, 0))
+    settle(cli, tmp_path, rules, [("ada", "RenderWidget", 100), ("ada", "LookupGadget", 4)],
+           berlin(2024, 2, 12, 9, 0), "late.csv")
+    cli("credit-note", "ada", "TOY-2024-0001", "--amount", "2.50", "--reason", "service outage on 12 January",
+        "--rules", rules, "--at", berlin(2024, 2, 14, 9, 0))
+    return cli
+
+
+@pytest.mark.parametrize("number", ["TOY-2024-0001", "TOY-2024-0002", "TOYC-2024-0001"])
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html", "json"])
+def test_every_document_in_every_format(documents_ledger, snapshot, number, fmt):
+    out = documents_ledger("invoice", "show", "ada", number, "--format", fmt)[1]
+    for expected in ("Toy Widgets GmbH", "DE123456789", "Ada Analytics SARL", "FR12345678901", "75001 Paris"):
+        assert expected in out, (number, fmt, expected)
+    assert out == snapshot
+
+
+def test_buyer_details_are_account_fields_and_issued_documents_keep_theirs(documents_ledger):
+    cli = documents_ledger
+    assert cli.json("account", "show", "ada")["buyer"] == {
+        "legal_name": "Ada Analytics SARL", "address": ["12 rue de l'Exemple", "75001 Paris"], "country": "FR",
+        "tax_id": "FR12345678901", "payment_instructions": ""}
+    before = cli("invoice", "show", "ada", "TOY-2024-0001")[1]
+    cli("account", "update", "ada", "--legal-name", "Ada Analytics SAS", "--country", "BE")
+    assert cli.json("account", "show", "ada")["buyer"]["legal_name"] == "Ada Analytics SAS"
+    assert cli("invoice", "show", "ada", "TOY-2024-0001")[1] == before  # a recorded document is never altered
+    code, _, err = cli("account", "update", "ada", "--country", "France", ok=False)
+    assert code == 1 and "ISO 3166-1 alpha-2" in err
+
+
+@needs_pdf
+def test_a_credit_note_pdf_names_seller_buyer_and_amount(documents_ledger, tmp_path):
+    pdf = tmp_path / "note.pdf"
+    documents_ledger("invoice", "show", "ada", "TOYC-2024-0001", "--format", "pdf", "--output", pdf)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    for expected in ("Credit note TOYC-2024-0001", "TOY-2024-0001", "Toy Widgets GmbH", "Ada Analytics SARL",
+                     "2024-02-14", "2.50 EUR"):
+        assert expected in text
+    subprocess.run(["pdftoppm", "-png", "-r", "70", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "note")],
+                   check=True)
+    shutil.copy(next(tmp_path.glob("note*.png")), tmp_path.parent / "credit-note-page-1.png")  # to look at

@@ -140,6 +140,8 @@ def check_complete(db: Path) -> None:
             assert sum(e.amount for e in entries if e.account == a) == account.balance
         assert [a for a in ACCOUNTS if not ledger.status(a, "toy").allowed] == ["a3"]
         assert sum(e.kind == "suspended" for e in entries) == 1
+        # Invoice numbers are gap-free, in the order issued, whatever run issued them.
+        assert [d.number for d in ledger.documents()] == [f"INV-{n:06d}" for n in range(1, 9)]
 
 
 def rerun(setup, db: Path, capsys) -> dict:
@@ -205,6 +207,112 @@ def test_two_runs_at_once_bill_and_debit_each_account_once(setup):
         assert settled == list(ACCOUNTS)  # each account settled by exactly one of the runs
         collected = sorted(c["account"] for r in reports for c in r["collected"] if c["applied"])
         assert collected == list(ACCOUNTS)  # and January's debit collected by exactly one
+
+
+# -- corrections: supplementary invoices and credit notes, killed at every checkpoint ----------------
+#
+# February settled (the complete ledger above), then February's usage corrected: a0 made 3 gadget
+# lookups more (1 → 4: 1.50 → 6.00, a supplementary invoice of 4.50), a2 made 2 fewer (4 → 2: 6.00 →
+# 3.00, a credit note of 3.00); a1 and a3 are unchanged.
+CORRECTED = {"a0": 4, "a1": 2, "a2": 2, "a3": 20}
+CORRECTED_FINAL = {"a0": D("22.50"), "a1": D("24.00"), "a2": D("21.00"), "a3": D("-20.00")}
+
+
+@pytest.fixture(scope="module")
+def settled(setup, tmp_path_factory):
+    root = tmp_path_factory.mktemp("corrections")
+    template = root / "february.db"
+    shutil.copy(setup["template"], template)
+    main(settle_args(setup, template))
+    check_complete(template)
+    usage = root / "corrected.csv"
+    usage.write_text("account,period,api,calls\n" + "".join(f"{a},2024-02,LookupGadget,{CORRECTED[a]}\n"
+                                                            for a in ACCOUNTS), encoding="utf-8")
+    return {**setup, "template": template, "usage": usage, "root": root}
+
+
+def check_corrected(db: Path) -> None:
+    with Ledger(db, readonly=True) as ledger:
+        assert ledger.verify() == []
+        later = [(d.number, d.kind, d.account, d.refers_to, d.amount) for d in ledger.documents()][8:]
+        assert later == [("INV-000009", "supplementary-invoice", "a0", "INV-000005", D("4.50")),
+                         ("CN-000001", "credit-note", "a2", "INV-000007", D("3.00"))]
+        assert {a: ledger.account(a).balance for a in ACCOUNTS} == CORRECTED_FINAL
+
+
+def test_corrections_killed_at_every_checkpoint_are_issued_exactly_once(settled, capsys):
+    # Per account: corrected (a0 and a2 only) inside the transaction, then committed.
+    steps = len(ACCOUNTS) + 2
+    partial = set()
+    for batch in (list(range(1, steps + 2))[i:i + 4] for i in range(0, steps + 1, 4)):
+        runs = [(k, fresh_db(settled, f"correct-{k}")) for k in batch]
+        procs = [(k, db, start(settled, db, f"kill:{k}")) for k, db in runs]
+        for k, db, proc in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == (-signal.SIGKILL if k <= steps else 0), (k, err)
+            with Ledger(db, readonly=True) as ledger:
+                assert ledger.verify() == []  # gap-free series, balances equal to their entries
+                partial.add(len(ledger.documents()))
+            report = rerun(settled, db, capsys)
+            assert {a["outcome"] for a in report["accounts"]} <= {"corrected", "already-settled"}
+            check_corrected(db)
+            again = rerun(settled, db, capsys)  # the same corrected usage once more: nothing
+            assert {a["outcome"] for a in again["accounts"]} == {"already-settled"}
+            check_corrected(db)
+    assert partial == {8, 9, 10}  # killed before either, between them, after both
+
+
+def test_two_correcting_runs_at_once_issue_each_document_once(settled):
+    for round_ in range(2):
+        db = fresh_db(settled, f"correct-race-{round_}")
+        procs = [start(settled, db, "pause:0.005") for _ in range(2)]
+        reports = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+            reports.append(json.loads(out))
+        check_corrected(db)
+        corrected = sorted(a["account"] for r in reports for a in r["accounts"] if a["outcome"] == "corrected")
+        assert corrected == ["a0", "a2"]
+
+
+def test_void_and_credit_note_killed_inside_their_transaction_change_nothing(settled, capsys, tmp_path):
+    db = fresh_db(settled, "void")
+    # January is settled and paid; February's invoices were debited at once, so none is unpaid: make
+    # one, settling March before its window (its debit is then scheduled).
+    march = tmp_path / "march.csv"
+    march.write_text("account,period,api,calls\na0,2024-03,LookupGadget,2\n", encoding="utf-8")
+    args = ["settle", "--period", "2024-03", "--usage", str(march), "--rules", str(settled["rules"]), "--at",
+            at(2024, 4, 2, 10).isoformat(), "--db", str(db)]
+    assert main(args) == 0
+    with Ledger(db, readonly=True) as ledger:
+        (invoice,) = [d.number for d in ledger.documents() if d.account == "a0" and d.period == "2024-03"]
+    commands = [
+        ["void", invoice, "--rules", str(settled["rules"]), "--at", at(2024, 4, 3, 10).isoformat()],
+        ["credit-note", "a1", "INV-000006", "--amount", "1.00", "--reason", "goodwill", "--rules",
+         str(settled["rules"]), "--at", at(2024, 4, 3, 11).isoformat()],
+    ]
+    for command in commands:
+        before = check_consistent(db)
+        env = dict(os.environ, LEDGER_FAULT="kill:1", PYTHONPATH=str(ROOT))
+        proc = subprocess.run([sys.executable, str(settled["driver"]), *command, "--db", str(db)], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        assert check_consistent(db) == before
+        with Ledger(db, readonly=True) as ledger:
+            count = len(ledger.documents())
+        for _ in range(2):  # the re-run issues it; running it again changes nothing
+            capsys.readouterr()
+            assert main([*command, "--db", str(db)]) == 0
+        with Ledger(db, readonly=True) as ledger:
+            assert len(ledger.documents()) == count + 1 and ledger.verify() == []
+    with Ledger(db, readonly=True) as ledger:
+        assert [d.number for d in ledger.documents()][-2:] == ["CN-000001", "CN-000002"]
+        main(["collect", "--at", at(2024, 4, 10, 10).isoformat(), "--db", str(db)])
+    with Ledger(db, readonly=True) as ledger:
+        # The voided invoice's debit was never taken; a1 got its 1.00 back.
+        assert [e for e in ledger.entries("a0") if e.kind == "debit" and e.period == "2024-03"] == []
+        assert ledger.account("a1").balance == D("25.00")
 
 
 def test_two_processes_creating_a_new_ledger_at_once(tmp_path):

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
-from contextlib import contextmanager
 
 import pytest
 
@@ -15,43 +12,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
 from conftest import ROOT  # noqa: E402
-from serving import READ, READ_TOKEN, WRITE_TOKEN, copy_rules, make_ledger  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def server(args, env=None, timeout: float = 30.0):
-    """Start `ratecard serve ARGS` on a free port; yield its base URL; stop it however the test ends."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ratecard", "serve", "--port", str(port), *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"the server exited with {proc.returncode}: {proc.stderr.read().decode()}")
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("the server did not answer /health in time")
-            time.sleep(0.1)
-        yield base, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+from serving import READ, READ_TOKEN, WRITE_TOKEN, copy_rules, free_port, make_ledger, server  # noqa: E402
 
 
 def test_the_real_server_answers_on_loopback(tmp_path):

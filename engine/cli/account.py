@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from ..errors import RatecardError
 from ..formatting import counted, format_count, format_money
 from .common import (
     applied_text,
@@ -17,9 +18,26 @@ from .common import (
 
 def cmd_account_create(args) -> int:
     with open_ledger(args, create=True) as ledger:
-        ledger.create_account(args.account, args.name or args.account, args.currency, at_arg(args.at))
+        ledger.create_account(args.account, args.name or args.account, args.currency, at_arg(args.at),
+                              **_buyer(args))
         account = ledger.account(args.account)
     print(f"created account {account.id} ({account.name}, {account.currency}) in {ledger.path}")
+    return 0
+
+
+def _buyer(args) -> dict:
+    return {"legal_name": args.legal_name, "address": args.address, "country": args.country, "tax_id": args.tax_id}
+
+
+def cmd_account_update(args) -> int:
+    buyer = {k: v for k, v in _buyer(args).items() if v is not None}
+    if not buyer:
+        raise RatecardError("nothing to update: give --legal-name, --address, --country or --tax-id")
+    with open_ledger(args) as ledger:
+        ledger.update_account(args.account, **buyer)
+        party = ledger.account(args.account).buyer
+    print(f"{args.account}: buyer details for documents issued from now on: {party.legal_name}"
+          + "".join(f", {x}" for x in (*party.address, party.country, party.tax_id and f"tax id {party.tax_id}") if x))
     return 0
 
 

@@ -10,6 +10,7 @@ from .account import (
     cmd_account_create,
     cmd_account_list,
     cmd_account_show,
+    cmd_account_update,
     cmd_pack_buy,
     cmd_pack_list,
     cmd_topup,
@@ -47,6 +48,13 @@ def _check_options(p) -> None:
                    "the next commit holds: deletions included, untracked files left out); used by the pre-commit "
                    "hooks")
     p.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def buyer_args(p) -> None:
+    p.add_argument("--legal-name", help="the buyer's legal name, as invoices print it")
+    p.add_argument("--address", action="append", metavar="LINE", help="a line of the buyer's address (repeatable)")
+    p.add_argument("--country", help="the buyer's country, ISO 3166-1 alpha-2, e.g. DE")
+    p.add_argument("--tax-id", help="the buyer's tax id (VAT id), as invoices print it")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,7 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("account", metavar="ACCOUNT", help="the account id, as usage files name it")
     a.add_argument("--name", help="the account holder's name (default: the id)")
     a.add_argument("--currency", required=True, help="ISO 4217 currency of the balance, e.g. EUR")
+    buyer_args(a)
     a.set_defaults(func=cmd_account_create)
+    a = actions.add_parser("update", parents=[db], help="set the buyer details invoices print from now on")
+    a.add_argument("account", metavar="ACCOUNT")
+    buyer_args(a)
+    a.set_defaults(func=cmd_account_update)
     a = actions.add_parser("activate", parents=[db, at], help="activate a service: accept its terms of service")
     a.add_argument("account", metavar="ACCOUNT")
     _rules_option(a, "; its folder name is the service activated, which must be a known rule set")
@@ -212,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("account", metavar="ACCOUNT")
     a.add_argument("ref", metavar="PERIOD|NUMBER", help="a period (YYYY-MM: its invoice) or a document's number")
     a.add_argument("--format", choices=DOCUMENT_FORMATS, default="text")
-    a.add_argument("--paper", choices=("A4", "Letter"), default="A4", help="the PDF's page size (default: A4)")
+    a.add_argument("--paper", choices=("A4", "Letter"), help="the PDF's page size (default: the rule set's seller "
+                   "file says, else A4)")
     a.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output (a PDF needs it "
                    "unless standard output is redirected)")
     a.set_defaults(func=cmd_invoice_show)

@@ -116,6 +116,25 @@ def bearer(header: str | None) -> str | None:
     return token.strip() or None
 
 
+def basic_password(header: str | None) -> str | None:
+    """The password of an ``Authorization: Basic`` header (RFC 7617): how a browser, prompted by the
+    server, sends a token for the pages it opens (the user name is ignored)."""
+    import base64
+    import binascii
+
+    if not header:
+        return None
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        text = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _, sep, password = text.partition(":")
+    return password or None if sep else None
+
+
 def allows(granted: str | None, needed: str) -> bool:
     """A write token may do whatever a read token may."""
     return granted == WRITE or (granted == READ and needed == READ)

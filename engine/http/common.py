@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import RatecardError
-from .auth import READ, WRITE, Tokens, allows, bearer
+from .auth import READ, WRITE, Tokens, allows, basic_password, bearer
 from .problems import HttpProblem, bad_request, from_error, problem_response
 from .state import LedgerAccess, RulesStore
 
@@ -41,12 +41,14 @@ class Endpoint:
     handler: Callable[[Request, Server], Awaitable[Response]]
     summary: str
     operation: dict  # the OpenAPI operation object, less what is derived (security, problem responses)
+    page: bool = False  # a page for a browser: the token may also come as a Basic password (see auth)
 
     def route(self) -> Route:
-        return Route(self.path, guarded(self.handler, self.scope), methods=[self.method], name=self.handler.__name__)
+        return Route(self.path, guarded(self.handler, self.scope, self.page), methods=[self.method],
+                     name=self.handler.__name__)
 
 
-def guarded(handler, scope: str | None):
+def guarded(handler, scope: str | None, page: bool = False):
     """The endpoint as Starlette calls it: the token checked first, every refusal a problem document,
     and nothing unexpected leaving the server but a 500 with a reference to the log."""
 
@@ -54,7 +56,7 @@ def guarded(handler, scope: str | None):
         server: Server = request.app.state.ratecard
         try:
             if scope is not None:
-                authorize(request, server.tokens, scope)
+                authorize(request, server.tokens, scope, page=page)
             return await handler(request, server)
         except HttpProblem as problem:
             return problem_response(problem, request.url.path)
@@ -84,26 +86,42 @@ def internal_error_document(method: str, path: str) -> bytes:
     return _internal_problem(method, path).body(path)
 
 
-def unauthorized(had_token: bool) -> HttpProblem:
+def unauthorized(had_token: bool, browser: bool = False) -> HttpProblem:
+    challenge: str | list[str] = 'Bearer realm="ratecard"' + (', error="invalid_token"' if had_token else "")
+    if browser:  # a browser asks its user for the token (as the password) and sends it as Basic
+        challenge = [challenge, 'Basic realm="ratecard", charset="UTF-8"']
     if not had_token:
         return HttpProblem(401, "unauthorized", "Unauthorized",
                            "this endpoint needs a bearer token: send Authorization: Bearer TOKEN",
-                           headers={"WWW-Authenticate": 'Bearer realm="ratecard"'})
+                           headers={"WWW-Authenticate": challenge})
     return HttpProblem(401, "unauthorized", "Unauthorized", "the bearer token is not valid",
-                       headers={"WWW-Authenticate": 'Bearer realm="ratecard", error="invalid_token"'})
+                       headers={"WWW-Authenticate": challenge})
 
 
-def authorize(request: Request, tokens: Tokens, needed: str) -> None:
-    token = bearer(request.headers.get("authorization"))
+def authorize(request: Request, tokens: Tokens, needed: str, *, page: bool = False) -> None:
+    header = request.headers.get("authorization")
+    token = bearer(header)
+    if token is None and page and request.method == "GET":
+        token = basic_password(header)
     granted = tokens.scope_of(token) if token is not None else None
     if granted is None:
-        raise unauthorized(token is not None)
+        raise unauthorized(token is not None, page and "text/html" in request.headers.get("accept", ""))
     if not allows(granted, needed):
         raise HttpProblem(403, "insufficient-scope", "Forbidden",
                           f"this endpoint changes the ledger and needs a token with the {WRITE} scope; "
                           f"this token has {granted}",
                           headers={"WWW-Authenticate": f'Bearer realm="ratecard", error="insufficient_scope", '
                                                        f'scope="{WRITE}"'})
+
+
+async def rules_now(server: Server):
+    """The rule sets for this request; a due reload (file reads, YAML, schemas) runs in a worker
+    thread, so that the event loop, and the status answers it serves, never wait for it."""
+    if server.rules.due():
+        from starlette.concurrency import run_in_threadpool
+
+        await run_in_threadpool(server.rules.reload)
+    return server.rules.current()
 
 
 def json_body(text: str, *, status: int = 200, fingerprint: str | None = None, headers=None) -> Response:

@@ -53,7 +53,8 @@ class StatusFastPath:
             status, body, headers = answer.status, answer.body, (_JSON if answer.status == 200 else _PROBLEM)
         except HttpProblem as problem:
             status, body = problem.status, problem.body(path)
-            headers = _PROBLEM + [(k.lower().encode(), v.encode()) for k, v in problem.headers.items()]
+            headers = _PROBLEM + [(k.lower().encode(), v.encode()) for k, v in problem.headers.items()
+                                  if isinstance(v, str)]
         except Exception as exc:  # noqa: BLE001 - as every endpoint: a problem, never a traceback
             from ..errors import RatecardError
 

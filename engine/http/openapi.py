@@ -39,7 +39,8 @@ def document(endpoints: list[Endpoint]) -> dict:
     from ..schemas import KINDS
     from .routes.status import STATUS_SCHEMA
 
-    def load_schema(filename: str) -> dict:  # as JSON (the validators' copy reads numbers as Decimal)
+    def load_schema(filename: str) -> dict:
+        # The files themselves, as JSON (the validator's copy holds Decimals, for exact enums).
         return json.loads((resources.schemas_dir() / filename).read_text(encoding="utf-8"))
 
     schemas = {"Bill": load_schema("bill.schema.json"), "Status": STATUS_SCHEMA, "Problem": _PROBLEM,
@@ -54,7 +55,7 @@ def document(endpoints: list[Endpoint]) -> dict:
         responses = dict(op.get("responses", {}))
         codes = ("400", "413", "415", "422", "500") if e.method == "POST" else ("400", "422", "500")
         if e.scope is not None:
-            op["security"] = [{"bearer": [e.scope]}]
+            op["security"] = [{"bearer": [e.scope]}] + ([{"browser": []}] if e.page else [])
             op["x-ratecard-scope"] = e.scope
             codes = ("401", "403") + codes
         else:
@@ -78,6 +79,9 @@ def document(endpoints: list[Endpoint]) -> dict:
             "responses": {"Problem": {"description": "a problem document (RFC 9457)",
                                       "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "tokens from --tokens FILE or $RATECARD_TOKENS"}},
+                                           "description": "tokens from --tokens FILE or $RATECARD_TOKENS"},
+                                "browser": {"type": "http", "scheme": "basic",
+                                            "description": "pages only (GET): any user name, a token as the "
+                                                           "password, as a browser sends it when prompted"}},
         },
     }

@@ -45,7 +45,11 @@ class HttpProblem(Exception):
 
 
 def problem_response(problem: HttpProblem, instance: str) -> Response:
-    return Response(problem.body(instance), status_code=problem.status, media_type=MEDIA_TYPE, headers=problem.headers)
+    response = Response(problem.body(instance), status_code=problem.status, media_type=MEDIA_TYPE)
+    for name, value in problem.headers.items():
+        for one in (value if isinstance(value, list) else [value]):  # a list: the header once per value
+            response.headers.append(name, one)
+    return response
 
 
 _KINDS = (  # the most specific first

@@ -135,9 +135,13 @@ class RulesStore:
 
     def current(self) -> RulesSnapshot:
         """The rule sets to use for one request: reloaded first when a file changed."""
-        if self.clock() - self._checked >= self.interval:
+        if self.due():
             self.reload()
         return self._snapshot
+
+    def due(self) -> bool:
+        """Whether the files should be looked at again (an async caller reloads in a worker thread)."""
+        return self.clock() - self._checked >= self.interval
 
     def reload(self) -> bool:
         """Look at the files now; True when some rule set was replaced. One reload at a time: a
@@ -194,8 +198,10 @@ class LedgerAccess:
     status_ttl: float = 1.0
     status_cache: int = 10_000
     clock: Callable[[], float] = time.monotonic
-    _reader: object = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Two read-only connections: one for status answers (the event loop's, never kept waiting by a
+    # long read), one for everything else (invoices, from worker threads).
+    _readers: dict = field(default_factory=dict, repr=False)
+    _locks: dict = field(default_factory=lambda: {"status": threading.Lock(), "other": threading.Lock()}, repr=False)
     _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _cache: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _cache_signature: tuple | None = field(default=None, repr=False)
@@ -204,19 +210,20 @@ class LedgerAccess:
     def _unavailable(self, detail: str) -> HttpProblem:
         return HttpProblem(503, "no-ledger", "No ledger", detail)
 
-    def read(self, fn):
-        """`fn(ledger)` on the server's read-only connection (one request at a time uses it)."""
+    def read(self, fn, *, connection: str = "other"):
+        """`fn(ledger)` on one of the server's read-only connections (one request at a time uses each)."""
         if self.path is None:
             raise self._unavailable("this server has no ledger (start it with --db PATH or $RATECARD_DB)")
         from ..ledger import Ledger
 
-        with self._lock:
-            if self._reader is None:
+        with self._locks[connection]:
+            reader = self._readers.get(connection)
+            if reader is None:
                 try:
-                    self._reader = Ledger(self.path, readonly=True)
+                    reader = self._readers[connection] = Ledger(self.path, readonly=True)
                 except RatecardError as exc:
                     raise self._unavailable(str(exc)) from None
-            return fn(self._reader)
+            return fn(reader)
 
     def write(self, fn):
         """`fn(ledger)` on a writable connection, one writer of this server at a time."""
@@ -258,7 +265,7 @@ class LedgerAccess:
         from .problems import from_error
 
         try:
-            status = self.read(lambda ledger: ledger.status(account, service))
+            status = self.read(lambda ledger: ledger.status(account, service), connection="status")
         except RatecardError as exc:
             problem = from_error(exc)
             if problem.status != 404:
@@ -268,7 +275,8 @@ class LedgerAccess:
         return StatusAnswer(200, (json.dumps(status.to_dict(), ensure_ascii=False) + "\n").encode())
 
     def close(self) -> None:
-        with self._lock:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
+        for name, lock in self._locks.items():
+            with lock:
+                reader = self._readers.pop(name, None)
+                if reader is not None:
+                    reader.close()

@@ -3,6 +3,7 @@ top-ups, and reading them back, including the one-query `status` check."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 
@@ -55,7 +56,9 @@ def _account(store, row) -> Account:
         ServiceInfo(r[0], moment(r[1]), r[2], moment(r[3]), r[4], moment(r[5]), r[6], Decimal(r[7]), as_decimal(r[9]))
         for r in store.read(f"SELECT {P.SERVICE_COLUMNS} FROM services WHERE account = ? ORDER BY service",
                             (row[0],)))
-    return Account(row[0], row[1], row[2], moment(row[3]), Decimal(row[4]), Decimal(row[5]), services)
+    return Account(row[0], row[1], row[2], moment(row[3]), Decimal(row[4]), Decimal(row[5]), services,
+                   _party(store.read("SELECT legal_name, address, country, tax_id FROM accounts WHERE id = ?",
+                                     (row[0],))[0], row[0]))
 
 
 def entries(store, account: str | None = None) -> list[Entry]:
@@ -66,7 +69,59 @@ def entries(store, account: str | None = None) -> list[Entry]:
     return [P.entry_of(r) for r in rows]
 
 
-def create_account(store, account: str, name: str, currency: str, at: datetime) -> Applied:
+BUYER_FIELDS = ("legal_name", "address", "country", "tax_id")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def _buyer_values(fields: dict) -> dict:
+    """Checked buyer details: `address` is a sequence of lines, `country` an ISO 3166-1 alpha-2 code."""
+    out = {}
+    for key, value in fields.items():
+        if key not in BUYER_FIELDS:
+            raise LedgerError(f"unknown account field {key!r}; expected one of: {', '.join(BUYER_FIELDS)}")
+        if value is None:
+            continue
+        if key == "address":
+            lines = [" ".join(str(line).split()) for line in (value if isinstance(value, (list, tuple)) else
+                                                               str(value).split("\n"))]
+            value = "\n".join(line for line in lines if line)
+        else:
+            value = " ".join(str(value).split())
+        if key == "country" and value and not _COUNTRY.match(value):
+            raise LedgerError(f"bad country {value!r}: expected an ISO 3166-1 alpha-2 code such as DE, FR or CN")
+        if len(value) > 1000:
+            raise LedgerError(f"the {key.replace('_', ' ')} is too long ({len(value)} characters; at most 1000)")
+        out[key] = value or None
+    return out
+
+
+def buyer_of(db, account: str):
+    """The account's buyer details as invoices print them, or None when it has none."""
+    return _party(db.execute("SELECT legal_name, address, country, tax_id FROM accounts WHERE id = ?",
+                             (account,)).fetchone(), account)
+
+
+def _party(row, account: str):
+    if row is None or not any(row):
+        return None
+    from ..model import Party
+
+    name, address, country, tax_id = row
+    return Party(name or account, tuple((address or "").split("\n")) if address else (), country or "", tax_id or "")
+
+
+def update_account(store, account: str, **fields) -> None:
+    """Set the account's buyer details (legal name, address, country, tax id) for the documents
+    issued from now on; those already issued keep the details they were issued with."""
+    values = _buyer_values(fields)
+    with store.write() as db:
+        if db.execute("SELECT 1 FROM accounts WHERE id = ?", (account,)).fetchone() is None:
+            raise UnknownAccount(account)
+        for key, value in values.items():
+            db.execute(f"UPDATE accounts SET {key} = ? WHERE id = ?", (value, account))
+
+
+def create_account(store, account: str, name: str, currency: str, at: datetime, **buyer) -> Applied:
     from .. import settlement as S
 
     if not ACCOUNT_ID.match(account or ""):
@@ -81,6 +136,8 @@ def create_account(store, account: str, name: str, currency: str, at: datetime) 
             raise LedgerError(f"account {account!r} already exists; nothing was changed")
         db.execute("INSERT INTO accounts (id, name, currency, created_at, balance, frozen, last_at) "
                    "VALUES (?, ?, ?, ?, '0', '0', ?)", (account, name, currency, when, when))
+        for key, value in _buyer_values(buyer).items():
+            db.execute(f"UPDATE accounts SET {key} = ? WHERE id = ?", (value, account))
         position = P.position(db, account)
         return P.record(db, account, position, when, [S.Change(
             S.ACCOUNT_OPENED, f"account {account} opened for {name}, in {currency}")], position)

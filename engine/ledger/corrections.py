@@ -22,6 +22,7 @@ from ..exact import EXACT
 from ..formatting import format_money
 from . import documents as docs
 from . import postings as P
+from .accounts import buyer_of
 from .records import Applied, Settled
 from .values import LedgerError, as_text, parse_amount, stamp, step
 
@@ -35,8 +36,8 @@ def _packs_used(bill: dict) -> list:
                   for u in line.get("packs_used", ()))
 
 
-def _view(kind, number, account, service, period, when_, issued, refers_to, cause, reason, currency, amount,
-          correction=None, rules_name="", fingerprint="") -> D.DocumentView:
+def _view(db, seller, kind, number, account, service, period, when_, issued, refers_to, cause, reason, currency,
+          amount, correction=None, rules_name="", fingerprint="") -> D.DocumentView:
     from datetime import timedelta
 
     return D.DocumentView(
@@ -48,7 +49,8 @@ def _view(kind, number, account, service, period, when_, issued, refers_to, caus
         lines=correction.lines if correction else (),
         total_before=correction.total_before if correction else None,
         total_after=correction.total_after if correction else None,
-        rules_name=rules_name, rules_fingerprint=fingerprint)
+        rules_name=rules_name, rules_fingerprint=fingerprint, seller=seller.party if seller else None,
+        buyer=buyer_of(db, account), paper=seller.paper if seller else "A4")
 
 
 def _issue(db, policy, view: D.DocumentView, position, at: datetime, *, bill_json, fingerprint, invoice,
@@ -76,7 +78,7 @@ def _issue(db, policy, view: D.DocumentView, position, at: datetime, *, bill_jso
     return view, applied
 
 
-def correct(store, policy, bill, service: str, when_, at: datetime) -> Settled:
+def correct(store, policy, bill, service: str, when_, at: datetime, seller=None) -> Settled:
     """Bring a settled period to `bill` (its usage rated again): a supplementary invoice or a credit
     note for the difference from what the period is billed at now, or nothing if that is `bill`."""
     account, period, currency = bill.account, bill.period, bill.currency
@@ -107,8 +109,8 @@ def correct(store, policy, bill, service: str, when_, at: datetime) -> Settled:
         issued = at.astimezone(when_.start.tzinfo).date()
         why = (f"usage rated again: {format_money(change.total_after, currency)} instead of "
                f"{format_money(change.total_before, currency)}")
-        view = _view(change.kind, "", account, service, period, when_, issued, invoice, D.CORRECTION, why,
-                     currency, change.amount, change, bill.rules_name, bill.rules_fingerprint)
+        view = _view(db, seller, change.kind, "", account, service, period, when_, issued, invoice, D.CORRECTION,
+                     why, currency, change.amount, change, bill.rules_name, bill.rules_fingerprint)
         view, applied = _issue(db, policy, view, position, at, bill_json=new_json,
                                fingerprint=_fingerprint(new_json), invoice=invoice, balance_change=change.amount,
                                why=why)
@@ -163,8 +165,8 @@ def credit_note(store, rules, account: str, invoice: str, amount, reason: str, a
         position = P.position(db, account, stamp(at))
         policy = tariff(rules, period).policy
         when_ = _schedule(policy, period)
-        view = _view(D.CREDIT_NOTE, "", account, service, period, when_, at.astimezone(when_.start.tzinfo).date(),
-                     invoice, D.MANUAL, reason, currency, value)
+        view = _view(db, rules.seller_at(period), D.CREDIT_NOTE, "", account, service, period, when_,
+                     at.astimezone(when_.start.tzinfo).date(), invoice, D.MANUAL, reason, currency, value)
         view, applied = _issue(db, policy, view, position, at, bill_json=None, fingerprint="", invoice=invoice,
                                balance_change=value, why=f"{format_money(value, currency)} credited: {reason}")
         step("credited")
@@ -205,8 +207,8 @@ def void(store, rules, invoice: str, at: datetime, reason: str = ""):
             why += f", and {format_money(abs(moved), currency)} its corrections moved is " + (
                 "credited back" if moved > 0 else "taken back")
         text = " ".join(str(reason or "").split()) or "invoice voided"
-        view = _view(D.CREDIT_NOTE, "", account, service, period, when_, at.astimezone(when_.start.tzinfo).date(),
-                     invoice, D.VOID, text, currency, charged)
+        view = _view(db, rules.seller_at(period), D.CREDIT_NOTE, "", account, service, period, when_,
+                     at.astimezone(when_.start.tzinfo).date(), invoice, D.VOID, text, currency, charged)
         view, applied = _issue(db, policy, view, position, at, bill_json=None, fingerprint="", invoice=invoice,
                                balance_change=moved, why=why)
         db.execute("INSERT INTO cancelled_debits (account, service, period, document) VALUES (?, ?, ?, ?)",

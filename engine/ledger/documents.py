@@ -129,3 +129,28 @@ def standing(db, account: str, service: str, period: str) -> tuple[str, str, Dec
             bill_json = json_
         voided = voided or cause == "void"
     return number, bill_json, charged, voided
+
+
+def verify_documents(store) -> list[str]:
+    """Every series is gap-free (1, 2, 3, … in the order issued); every document has its own entry of
+    its kind; every bill recorded since numbered documents is one of them."""
+    problems = []
+    series: dict[str, list[int]] = {}
+    for name, seq in store.read("SELECT series, seq FROM documents ORDER BY entry"):
+        series.setdefault(name, []).append(seq)
+    for name, seqs in sorted(series.items()):
+        if seqs != list(range(1, len(seqs) + 1)):
+            problems.append(f"series {name} is not gap-free in the order issued: {seqs[:20]}")
+    for number, kind, entry, entry_kind, ref in store.read(
+            "SELECT d.number, d.kind, d.entry, e.kind, e.ref FROM documents AS d LEFT JOIN entries AS e "
+            "ON e.seq = d.entry ORDER BY d.entry"):
+        expected = "bill-issued" if kind == "invoice" else kind
+        if (entry_kind, ref) != (expected, number):
+            problems.append(f"document {number} ({kind}) has entry {entry} of kind {entry_kind} for {ref}")
+    for (missing,) in store.read(
+            "SELECT b.invoice_number FROM bills AS b JOIN entries AS e ON e.kind = 'bill-issued' AND e.account = "
+            "b.account AND e.service = b.service AND e.period = b.period WHERE e.seq > coalesce((SELECT min(entry) "
+            "FROM documents WHERE kind = 'invoice'), (SELECT max(seq) + 1 FROM entries)) AND NOT EXISTS "
+            "(SELECT 1 FROM documents AS d WHERE d.number = b.invoice_number)"):
+        problems.append(f"invoice {missing} was recorded without its numbered document")
+    return problems

@@ -73,8 +73,13 @@ class Ledger:
     def entries(self, account: str | None = None) -> list[Entry]:
         return _accounts.entries(self._store, account)
 
-    def create_account(self, account: str, name: str, currency: str, at: datetime) -> Applied:
-        return _accounts.create_account(self._store, account, name, currency, at)
+    def create_account(self, account: str, name: str, currency: str, at: datetime, **buyer) -> Applied:
+        """Open an account; `buyer` may give its legal_name, address, country and tax_id."""
+        return _accounts.create_account(self._store, account, name, currency, at, **buyer)
+
+    @_as(_accounts.update_account)
+    def update_account(self, account: str, **buyer) -> None:
+        return _accounts.update_account(self._store, account, **buyer)
 
     @_as(_accounts.activate)
     def activate(self, account: str, service: str, terms_version: str, at: datetime) -> Applied:

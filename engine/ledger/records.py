@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from ..model import Party
 from .values import ACTIVE, as_text, subtract
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class Account:
     balance: Decimal
     frozen: Decimal
     services: tuple[ServiceInfo, ...] = ()
+    buyer: Party | None = None  # the legal details invoices print, once given
 
     @property
     def available(self) -> Decimal:
@@ -75,7 +77,8 @@ class Account:
         return {"id": self.id, "name": self.name, "currency": self.currency,
                 "created_at": self.created_at.isoformat(), "balance": as_text(self.balance),
                 "frozen": as_text(self.frozen), "available": as_text(self.available),
-                "services": [s.to_dict() for s in self.services]}
+                "services": [s.to_dict() for s in self.services],
+                "buyer": self.buyer.to_dict() if self.buyer else None}
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
 
     t = tariff(rules, period)
     policy, book = t.policy, t.book
+    seller = rules.seller_at(period)
     when_ = S.check_settleable(policy, period, at)
     service, end = rules.name, stamp(when_.end)
     by_account = {}
@@ -125,7 +126,7 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         if account in recorded:
             # A recorded bill is never altered: usage that now rates differently is billed (or
             # credited) by a supplementary invoice (or credit note) for the difference.
-            results.append(correct(store, policy, bill, service, when_, at))
+            results.append(correct(store, policy, bill, service, when_, at, seller))
             step("committed")
             continue
         if currencies[account] != bill.currency:
@@ -138,17 +139,18 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
 
         first = priced(bill, packs)
         step("rated")
-        done = _settle_one(store, first, service, when_, at, policy, again)
+        done = _settle_one(store, first, service, when_, at, policy, again, seller)
         if done is None:  # a concurrent run settled it after we looked: what it recorded stands
             before = pack_balances(store, account, service, when_, zone, before_bill=True)
             done = correct(store, policy, bill if before == packs else rate(
-                rules, items, period, account=account, packs=before, suspended=suspended), service, when_, at)
+                rules, items, period, account=account, packs=before, suspended=suspended), service, when_, at,
+                seller)
         results.append(done)
         step("committed")
     return SettleReport(period, service, t.fingerprint, at, when_, collected, tuple(results), tuple(unbilled))
 
 
-def _settle_one(store, priced: _Priced, service, when_, at, policy, again) -> Settled | None:
+def _settle_one(store, priced: _Priced, service, when_, at, policy, again, seller=None) -> Settled | None:
     """Record one account's bill, numbered in its series, the pack units it uses (and those its packs
     lose by expiring), and its debit, in one transaction. `again(packs)` prices the bill anew, should
     the account's packs have changed since it was priced (a purchase committed meanwhile). None: a
@@ -156,6 +158,7 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again) -> Se
     from .. import settlement as S
     from ..documents import INVOICE, SETTLEMENT
     from ..render import render_invoice
+    from .accounts import buyer_of
     from .documents import assign_number, insert_document
 
     bill = priced.bill
@@ -178,7 +181,9 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again) -> Se
         issued_on = at.astimezone(when_.start.tzinfo).date()
         number, series, seq = assign_number(db, policy.numbering, INVOICE, issued_on)
         meta = priced.meta(number, issued_on)
-        invoice_text = render_invoice(bill, policy, "text", meta=meta)
+        buyer, party = buyer_of(db, account), seller.party if seller else None
+        paper = seller.paper if seller else "A4"
+        invoice_text = render_invoice(bill, policy, "text", meta=meta, seller=party, buyer=buyer, paper=paper)
         currency, total, terms = bill.currency, bill.total, priced.terms
         db.execute("INSERT INTO bills (account, service, period, invoice_number, currency, total, list_cost, "
                    "rules_name, rules_fingerprint, bill_json, invoice_text, issued_at) "
@@ -192,7 +197,9 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again) -> Se
         insert_document(db, number=number, series=series, seq=seq, kind=INVOICE, account=account, service=service,
                         period=period, refers_to=None, cause=SETTLEMENT, reason="", currency=currency, amount=total,
                         fingerprint=priced.fingerprint, bill_json=priced.bill_json,
-                        document_json=json.dumps({"invoice": meta.to_dict(), "bill": bill.to_dict(), "locale": policy.locale},
+                        document_json=json.dumps({"invoice": meta.to_dict(), "bill": bill.to_dict(), "locale": policy.locale,
+                                                  "seller": party.to_dict() if party else None,
+                                                  "buyer": buyer.to_dict() if buyer else None, "paper": paper},
                                                  ensure_ascii=False, sort_keys=True),
                         document_text=invoice_text, issued_at=when,
                         entry=issued.entries[0].seq)

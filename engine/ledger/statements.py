@@ -110,4 +110,5 @@ def verify(store) -> list[str]:
     if bills != len(counts):
         problems.append(f"{bills} bills but {len(counts)} debits")
     problems += pk.verify_packs(store)
+    problems += docs.verify_documents(store)
     return problems

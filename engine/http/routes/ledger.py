@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...errors import RatecardError
-from ..common import READ, WRITE, Endpoint, Server, choice, field, json_body, only_members, text_body
+from ..common import READ, WRITE, Endpoint, Server, choice, field, json_body, only_members, rules_now, text_body
 from ..problems import HttpProblem, bad_request, not_found, read_json
 
 INVOICE_FORMATS = ("text", "markdown", "html", "json")
@@ -55,7 +55,8 @@ async def invoice(request: Request, server: Server) -> Response:
     p, q = request.path_params, request.query_params
     fmt = choice(q.get("format"), "format", INVOICE_FORMATS, "text")
     service = q.get("service") or server.default_service
-    text, media, fingerprint = await run_in_threadpool(_invoice, server, server.rules.current(), p["account"],
+    snapshot = await rules_now(server)
+    text, media, fingerprint = await run_in_threadpool(_invoice, server, snapshot, p["account"],
                                                        service, p["period"], fmt)
     if media == "application/json":
         return json_body(text, fingerprint=fingerprint)
@@ -141,7 +142,8 @@ ENDPOINTS = [
             "text/plain": {"schema": {"type": "string"}}, "text/markdown": {"schema": {"type": "string"}},
             "text/html": {"schema": {"type": "string"}},
             "application/json": {"schema": {"$ref": "#/components/schemas/Bill"}}}},
-            "404": {"$ref": "#/components/responses/Problem"}, "409": {"$ref": "#/components/responses/Problem"}}}),
+            "404": {"$ref": "#/components/responses/Problem"},
+            "409": {"$ref": "#/components/responses/Problem"}}}, page=True),
     Endpoint("/v1/accounts", "POST", WRITE, create_account, "Create an account (and the ledger, if new)", {
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["account", "currency"], "additionalProperties": False,

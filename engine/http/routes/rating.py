@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..common import READ, Endpoint, Server, field, json_body, only_members
+from ..common import READ, Endpoint, Server, field, json_body, only_members, rules_now
 from ..problems import BODY_NAME, bad_request, read_body, read_json
 
 _COUNT_MAX = 10 ** 18 - 1
@@ -69,7 +69,7 @@ async def quote(request: Request, server: Server) -> Response:
 
     body = await read_json(request, server.max_body, server.max_depth)
     only_members(body, ("rules", "period", "usage", "packs", "suspended", "explain"))
-    loaded = server.rules.current().get(field(body, "rules", str))
+    loaded = (await rules_now(server)).get(field(body, "rules", str))
     rules = loaded.rules
     period = field(body, "period", str) or _default_period(rules)
     items = usage_items(field(body, "usage", (dict, list), required=True))
@@ -108,7 +108,7 @@ async def bill_preview(request: Request, server: Server) -> Response:
     from ...periods import parse_period
 
     q = request.query_params
-    loaded = server.rules.current().get(q.get("rules"))
+    loaded = (await rules_now(server)).get(q.get("rules"))
     period = q.get("period")
     if period is not None:
         parse_period(period)

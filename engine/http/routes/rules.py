@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...errors import RuleSetInvalid
-from ..common import READ, Endpoint, Server, choice, field, json_body, only_members, text_body
+from ..common import READ, Endpoint, Server, choice, field, json_body, only_members, rules_now, text_body
 from ..problems import BODY_NAME, bad_request, read_json
 from ..state import check_files
 
@@ -70,7 +70,7 @@ def load_spec(spec, snapshot, where: str):
 
 
 async def rule_sets(request: Request, server: Server) -> Response:
-    snapshot = server.rules.current()
+    snapshot = await rules_now(server)
     out = {"default": snapshot.default, "reloads": snapshot.version, "rule_sets": [
         {"name": name, "path": s.rules.path, "fingerprint": s.rules.fingerprint, "files": sorted(s.files),
          "current": not s.pending_problems,
@@ -81,7 +81,7 @@ async def rule_sets(request: Request, server: Server) -> Response:
 async def rate_card(request: Request, server: Server) -> Response:
     from ...render import rate_card_document, render_rate_card
 
-    loaded = server.rules.current().get(request.path_params["name"])
+    loaded = (await rules_now(server)).get(request.path_params["name"])
     q = request.query_params
     accept = request.headers.get("accept", "")
     default = "json" if "application/json" in accept else "html"
@@ -112,7 +112,7 @@ def _validate(specs, snapshot, with_lint: bool) -> dict:
     if with_lint:
         out["warnings"] = len(problems) - errors
         out["acknowledged"] = sum(acknowledged.values())
-    out["checked"] = "named"  # as the CLI says of rule sets named to it: a request names its rule sets
+    out["checked"] = "named"
     out["rule_sets"] = [{"path": shown, "valid": rs is not None, "fingerprint": rs.fingerprint if rs else None}
                         | ({"acknowledged": acknowledged.get(shown, 0)} if with_lint else {})
                         for shown, rs, _ in results]
@@ -127,7 +127,8 @@ async def validate(request: Request, server: Server) -> Response:
     specs = field(body, "rule_sets", list, required=True)
     if not specs or len(specs) > 16:
         raise bad_request("request body: rule_sets must name 1 to 16 rule sets", "bad-body", "Bad request body")
-    out = await run_in_threadpool(_validate, specs, server.rules.current(), field(body, "lint", bool, default=False))
+    snapshot = await rules_now(server)
+    out = await run_in_threadpool(_validate, specs, snapshot, field(body, "lint", bool, default=False))
     return json_body(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -190,7 +191,7 @@ def _rejects(value) -> bool:
 async def diff_post(request: Request, server: Server) -> Response:
     body = await read_json(request, server.max_body, server.max_depth)
     only_members(body, ("base", "rules", "usage", "period", "alert_pct", "format", "rejects"))
-    snapshot = server.rules.current()
+    snapshot = await rules_now(server)
     fmt = choice(field(body, "format", str), "format", ("json", "html"), "json")
     usage = field(body, "usage", str)
     text = await run_in_threadpool(
@@ -205,7 +206,7 @@ async def diff_post(request: Request, server: Server) -> Response:
 async def diff_get(request: Request, server: Server) -> Response:
     """The analyst's page (or the diff JSON) of two served rule sets on the server's --usage files."""
     q = request.query_params
-    snapshot = server.rules.current()
+    snapshot = await rules_now(server)
     base = q.get("base")
     if not base:
         raise bad_request("base is required: the served rule set to compare against", "bad-parameter", "Bad parameter")
@@ -239,7 +240,7 @@ ENDPOINTS = [
                        {"name": "period", "in": "query", "schema": {"type": "string"}}],
         "responses": {"200": {"description": "the rate card", "content": {
             "text/html": {"schema": {"type": "string"}}, "text/markdown": {"schema": {"type": "string"}},
-            "application/json": {"schema": {"type": "object"}}}}}}),
+            "application/json": {"schema": {"type": "object"}}}}}}, page=True),
     Endpoint("/v1/validate", "POST", READ, validate, "Validate (and lint) served or posted rule sets", {
         "description": "The same document as `ratecard validate --format json` (`lint: true`: as `ratecard lint`).",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -268,5 +269,5 @@ ENDPOINTS = [
                        {"name": "format", "in": "query", "schema": {"enum": ["html", "json"]}},
                        {"name": "rejects", "in": "query", "schema": {"enum": ["refuse", "report"]}}],
         "responses": {"200": {"description": "the impact", "content": {
-            "text/html": {"schema": {"type": "string"}}, "application/json": {}}}}}),
+            "text/html": {"schema": {"type": "string"}}, "application/json": {}}}}}, page=True),
 ]
