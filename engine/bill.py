@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import decimal
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from decimal import Decimal
 
 from .exact import EXACT
 
-BILL_SCHEMA_VERSION = 1
+BILL_SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)  # version 1: no price models, no adjustments
 
 # Differences of exact amounts are exact too, whatever the caller's decimal context.
 _EXACT = EXACT
@@ -18,6 +19,18 @@ _EXACT = EXACT
 def money(value: Decimal) -> str:
     """Exact decimal text for JSON: never a float, never scientific notation."""
     return format(value, "f")
+
+
+def quantity(value):
+    """A count for JSON: whole numbers as JSON integers (as in version 1), decimal quantities
+    (GB, seconds) as exact decimal text."""
+    return value if type(value) is int else format(value, "f")
+
+
+def read_quantity(value):
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"a quantity must be a whole number or decimal text, got {value!r}")
+    return value if isinstance(value, int) else Decimal(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +45,44 @@ class ApiUsage:
 
 @dataclass(frozen=True, slots=True)
 class TierCharge:
-    tier: int  # 1-based
-    calls: int
-    unit_price: Decimal
-    amount: Decimal
+    """One priced part of a line: a tier of units (tiered, package) or of transaction value
+    (percentage), or a per-transaction fee or bound. The optional fields say which."""
+
+    tier: int  # 1-based; 0 for a part that belongs to no tier (free units, a per-transaction fee)
+    calls: int | Decimal  # units in the part (transactions for a percentage fee)
+    unit_price: Decimal  # per unit, per block (package) or per transaction (fixed fee); 0 for a rate
+    amount: Decimal  # exact, flat amount included
+    flat_amount: Decimal | None = None  # added once for the tier
+    blocks: int | None = None  # package: blocks billed
+    package_size: int | Decimal | None = None  # package: units per block
+    basis: Decimal | None = None  # percentage: the transaction amount the rate applies to
+    rate: Decimal | None = None  # percentage: percent of `basis`
+    note: str = ""  # what the part is, in words, for parts that are not a plain unit price
+
+    @property
+    def plain(self) -> bool:
+        return self.note == ""
+
+    def to_dict(self) -> dict:
+        out = {"tier": self.tier, "calls": quantity(self.calls), "unit_price": money(self.unit_price),
+               "amount": money(self.amount)}
+        for key in ("flat_amount", "basis", "rate"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = money(value)
+        if self.blocks is not None:
+            out["blocks"] = self.blocks
+            out["package_size"] = quantity(self.package_size)
+        if self.note:
+            out["note"] = self.note
+        return out
+
+    @classmethod
+    def from_dict(cls, c: dict) -> TierCharge:
+        dec = lambda key: None if c.get(key) is None else Decimal(c[key])  # noqa: E731
+        return cls(c["tier"], read_quantity(c["calls"]), Decimal(c["unit_price"]), Decimal(c["amount"]),
+                   dec("flat_amount"), c.get("blocks"), None if c.get("package_size") is None
+                   else read_quantity(c["package_size"]), dec("basis"), dec("rate"), c.get("note", ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,27 +108,64 @@ class BillLine:
     charges: tuple[TierCharge, ...]  # one per tier priced (one in volume mode)
     amount: Decimal  # exact
     charge: Decimal  # what the line adds to the total: rounded in per-line mode, else exact
+    model: str = "tiered"  # the category's price model
+    unit: str = ""  # the category's unit when it has its own (GB, second), else ""
 
-    def to_dict(self) -> dict:
-        return {
-            "category": self.category,
-            "name": self.name,
+    @property
+    def needs_version_2(self) -> bool:
+        """Whether the line says what bill schema version 1 cannot: another price model, its own
+        unit (decimal quantities), or priced parts beyond a plain unit price."""
+        return self.model != "tiered" or bool(self.unit) or any(c.flat_amount is not None or c.note
+                                                               for c in self.charges)
+
+    def to_dict(self, version: int = 2) -> dict:
+        head = {"category": self.category, "name": self.name}
+        if version >= 2:
+            head |= {"model": self.model, "unit": self.unit}
+        return head | {
             "tier_mode": self.tier_mode,
-            "calls": self.calls,
-            "free_calls": self.free_calls,
-            "free_quota_used": self.free_quota_used,
+            "calls": quantity(self.calls),
+            "free_calls": quantity(self.free_calls),
+            "free_quota_used": quantity(self.free_quota_used),
             "packs_used": [{"pack_id": p.pack_id, "units_used": p.units_used, "units_left": p.units_left}
                            for p in self.packs_used],
-            "payg_calls": self.payg_calls,
+            "payg_calls": quantity(self.payg_calls),
             "tier": self.tier,
             "unit_price": money(self.unit_price),
             "amount": money(self.amount),
             "charge": money(self.charge),
-            "tiers": [{"tier": c.tier, "calls": c.calls, "unit_price": money(c.unit_price),
-                       "amount": money(c.amount)} for c in self.charges],
-            "apis": [{"api": a.api, "billable_api": a.billable_api, "calls": a.calls,
-                      "billable_calls": a.billable_calls} for a in self.apis],
+            "tiers": [c.to_dict() for c in self.charges],
+            "apis": [{"api": a.api, "billable_api": a.billable_api, "calls": quantity(a.calls),
+                      "billable_calls": quantity(a.billable_calls)} for a in self.apis],
         }
+
+
+ADJUSTMENT_KINDS = ("discount", "maximum-spend", "minimum-spend", "commitment", "credit")
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """A line added after pricing (see `ratecard.adjust` for the order): a discount, a category's
+    spend limit, a minimum commitment's shortfall or a credit. `amount` is signed: negative takes
+    money off."""
+
+    kind: str  # one of ADJUSTMENT_KINDS
+    name: str  # as the rule names it
+    category: str | None  # the category it applies to; None for the whole bill
+    basis: Decimal  # the amount it was worked out from
+    amount: Decimal  # exact, signed
+    charge: Decimal  # what it adds to the total: rounded in per-line mode, else exact
+    note: str  # how it was worked out, in words
+    scope: str  # "list" (the price book's terms) or "account" (the account's negotiated terms)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "category": self.category, "basis": money(self.basis),
+                "amount": money(self.amount), "charge": money(self.charge), "note": self.note, "scope": self.scope}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Adjustment:
+        return cls(d["kind"], d["name"], d["category"], Decimal(d["basis"]), Decimal(d["amount"]),
+                   Decimal(d["charge"]), d["note"], d["scope"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +260,7 @@ class Bill:
     rule_versions: Mapping[str, str]  # kind -> effective_from (YYYY-MM-DD) (read-only)
     unrated: tuple[UnratedUsage, ...] = ()
     warnings: tuple[str, ...] = ()
+    adjustments: tuple[Adjustment, ...] = ()  # after the lines, in the order they were applied
 
     @property
     def rounding_adjustment(self) -> Decimal:
@@ -185,14 +270,27 @@ class Bill:
     def calls(self) -> int:
         return sum(a.calls for line in self.lines for a in line.apis) + sum(u.calls for u in self.unrated)
 
+    @property
+    def schema_version(self) -> int:
+        """The oldest bill schema version that says all this bill says: 1 for a bill of plain
+        per-unit tiered lines and no adjustments (as every bill was before price models, so those
+        bills are byte-for-byte what they were), else 2."""
+        return 2 if (self.adjustments or "account-terms" in self.rule_versions
+                     or any(line.needs_version_2 for line in self.lines)) else 1
+
     def to_dict(self) -> dict:
-        return {
-            "schema_version": BILL_SCHEMA_VERSION,
+        version = self.schema_version
+        out = {
+            "schema_version": version,
             "account": self.account,
             "period": self.period,
             "currency": self.currency,
             "unit": self.unit,
-            "lines": [line.to_dict() for line in self.lines],
+            "lines": [line.to_dict(version) for line in self.lines],
+        }
+        if version >= 2:
+            out["adjustments"] = [a.to_dict() for a in self.adjustments]
+        return out | {
             "subtotal": money(self.subtotal),
             "rounding": dict(self.rounding),
             "rounding_adjustment": money(self.rounding_adjustment),
@@ -208,24 +306,31 @@ class Bill:
         """The bill that `to_dict` gave, e.g. read back from stored JSON, so it can be re-rendered as it was."""
         from .errors import RatecardError
 
-        if not isinstance(data, dict) or data.get("schema_version") != BILL_SCHEMA_VERSION:
-            raise RatecardError(f"not a stored bill of schema version {BILL_SCHEMA_VERSION}")
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if type(version) is not int or version not in READABLE_SCHEMA_VERSIONS:
+            raise RatecardError(f"not a stored bill of schema version "
+                                f"{' or '.join(map(str, READABLE_SCHEMA_VERSIONS))}")
         try:
+            # Version 1 had whole-number counts only, tiered lines and no adjustments: the defaults.
+            q = read_quantity
             lines = tuple(BillLine(
                 category=d["category"], name=d["name"], tier_mode=d["tier_mode"],
-                apis=tuple(ApiUsage(a["api"], a["billable_api"], a["calls"], a["billable_calls"]) for a in d["apis"]),
-                calls=d["calls"], free_calls=d["free_calls"], free_quota_used=d["free_quota_used"],
+                apis=tuple(ApiUsage(a["api"], a["billable_api"], q(a["calls"]), q(a["billable_calls"]))
+                           for a in d["apis"]),
+                calls=q(d["calls"]), free_calls=q(d["free_calls"]), free_quota_used=q(d["free_quota_used"]),
                 packs_used=tuple(PackUse(p["pack_id"], p["units_used"], p["units_left"]) for p in d["packs_used"]),
-                payg_calls=d["payg_calls"], tier=d["tier"], unit_price=Decimal(d["unit_price"]),
-                charges=tuple(TierCharge(c["tier"], c["calls"], Decimal(c["unit_price"]), Decimal(c["amount"]))
-                              for c in d["tiers"]),
-                amount=Decimal(d["amount"]), charge=Decimal(d["charge"])) for d in data["lines"])
+                payg_calls=q(d["payg_calls"]), tier=d["tier"], unit_price=Decimal(d["unit_price"]),
+                charges=tuple(TierCharge.from_dict(c) for c in d["tiers"]),
+                amount=Decimal(d["amount"]), charge=Decimal(d["charge"]),
+                model=d.get("model", "tiered") if version > 1 else "tiered",
+                unit=d.get("unit", "") if version > 1 else "") for d in data["lines"])
+            adjustments = tuple(Adjustment.from_dict(a) for a in data["adjustments"]) if version > 1 else ()
             return cls(account=data["account"], period=data["period"], currency=data["currency"], unit=data["unit"],
                        lines=lines, subtotal=Decimal(data["subtotal"]), total=Decimal(data["total"]),
                        rounding=dict(data["rounding"]), rules_name=data["rules"]["name"],
                        rules_fingerprint=data["rules_fingerprint"], rule_versions=dict(data["rules"]["versions"]),
                        unrated=tuple(UnratedUsage(u["api"], u["calls"]) for u in data["unrated"]),
-                       warnings=tuple(data["warnings"]))
+                       warnings=tuple(data["warnings"]), adjustments=adjustments)
         except (KeyError, TypeError, decimal.InvalidOperation) as exc:
             raise RatecardError(f"not a stored bill: missing or bad field ({type(exc).__name__}: {exc})") from None
 
@@ -243,10 +348,12 @@ def builder(cls):
     if getattr(cls, "__slots__", None) != names or hasattr(cls, "__post_init__"):
         raise TypeError(f"builder() needs a slotted dataclass without __post_init__, not {cls.__name__}")
     twin = type(f"_{cls.__name__}Draft", (), {"__slots__": names})
-    params = ", ".join(names)
+    # Fields with defaults keep them (passed by name from the namespace, never as text).
+    defaults = {f"D_{f.name}": f.default for f in fields(cls) if f.default is not MISSING}
+    params = ", ".join(f"{n}=D_{n}" if f"D_{n}" in defaults else n for n in names)
     stores = "".join(f"    o.{n} = {n}\n" for n in names)
     source = (f"def build_{cls.__name__}({params}):\n    o = new(twin)\n{stores}"
               f"    setattr(o, '__class__', cls)\n    return o\n")
-    namespace = {"new": object.__new__, "twin": twin, "cls": cls, "setattr": object.__setattr__}
+    namespace = {"new": object.__new__, "twin": twin, "cls": cls, "setattr": object.__setattr__, **defaults}
     exec(source, namespace)  # noqa: S102 - generated from the dataclass's own field names
     return namespace[f"build_{cls.__name__}"]

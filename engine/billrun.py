@@ -106,7 +106,7 @@ def _bill_chunk(chunk: list[tuple]) -> list[tuple]:
 def _chunks(accounts: Iterable[AccountUsage], size: int) -> Iterator[list[tuple]]:
     it = iter(accounts)
     while chunk := list(islice(it, size)):
-        yield [(u.account, u.period, [(i.api, i.calls, i.outcome) for i in u.items]) for u in chunk]
+        yield [(u.account, u.period, [(i.api, i.calls, i.outcome, i.amount) for i in u.items]) for u in chunk]
 
 
 def bill_accounts(rules: RuleSet, accounts: Iterable[AccountUsage], fmt: str, *, jobs: int | None = None,

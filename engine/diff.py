@@ -27,7 +27,7 @@ from fractions import Fraction
 from typing import Iterable
 
 from .exact import EXACT
-from .bill import Bill, money
+from .bill import Bill, money, quantity
 from .errors import NoRulesInForce, RatecardError, UnknownApi
 from .model import RuleSet
 from .rating import rate
@@ -87,7 +87,8 @@ class Impact(_Change):
     new_total: Decimal
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "name": self.name, "base_calls": self.base_calls, "new_calls": self.new_calls,
+        return {"key": self.key, "name": self.name, "base_calls": quantity(self.base_calls),
+                "new_calls": quantity(self.new_calls),
                 "base_total": money(self.base_total), "new_total": money(self.new_total),
                 "change": money(self.change), "percent": _percent_text(self.percent)}
 
@@ -107,8 +108,8 @@ class TierChange:
 
     def to_dict(self) -> dict:
         return {"account": self.account, "period": self.period, "category": self.category, "name": self.name,
-                "base_tier": self.base_tier, "new_tier": self.new_tier, "base_calls": self.base_calls,
-                "new_calls": self.new_calls}
+                "base_tier": self.base_tier, "new_tier": self.new_tier, "base_calls": quantity(self.base_calls),
+                "new_calls": quantity(self.new_calls)}
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class NotBilled:
 
     def to_dict(self) -> dict:
         return {"side": self.side, "account": self.account, "period": self.period, "api": self.api,
-                "calls": self.calls}
+                "calls": quantity(self.calls)}
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,9 @@ class RulesDiff:
         }
 
 
+BILL_ADJUSTMENTS = "(bill adjustments)"  # the category-rows key of discounts, commitments and credits on a whole bill
+
+
 def _percent_text(value: Decimal | None) -> str:
     return "new" if value is None else format(value, "f")
 
@@ -238,6 +242,14 @@ def diff_rules(base: RuleSet, rules: RuleSet, usage: Iterable, *, alert_pct: Dec
                     row[0] = line.name  # as the new rules name it
                 row[1 + side] += line.calls
                 row[3 + side] = _EXACT.add(row[3 + side], line.charge)
+        for side, bill in ((0, old), (1, new)):
+            # A category's discounts and spend limits belong to it; bill-level adjustments get a row of their own.
+            for a in bill.adjustments:
+                key = a.category if a.category is not None else BILL_ADJUSTMENTS
+                row = categories.get(key)
+                if row is None:
+                    row = categories[key] = ["Adjustments on the whole bill", 0, 0, _ZERO, _ZERO]
+                row[3 + side] = _EXACT.add(row[3 + side], a.charge)
         row = accounts.setdefault(use.account, [0, 0, _ZERO, _ZERO])
         row[0] += sum(line.calls for line in old.lines)
         row[1] += sum(line.calls for line in new.lines)

@@ -65,7 +65,13 @@ class Correction:
 
 
 def _lines(bill: dict) -> dict[str, dict]:
-    return {line["category"]: line for line in bill.get("lines", ())}
+    lines = {line["category"]: line for line in bill.get("lines", ())}
+    # Adjustments (bill schema version 2: discounts, spend limits, a commitment's shortfall, credits)
+    # are lines of the bill too: a change in one of them is a changed line of the correction.
+    for a in bill.get("adjustments", ()):
+        key = f"{a['kind']}:{a['category'] or ''}:{a['name']}"
+        lines[key] = {"name": a["name"], "calls": 0, "charge": a["charge"]}
+    return lines
 
 
 def correction(before: dict, after: dict) -> Correction | None:

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from .bill import Bill, BillLine
 from .formatting import format_count as n
-from .formatting import format_money, format_price
+from .formatting import charge_label, format_money, format_price
 from .rating import _EXACT, Tariff, _graduated
 from .formatting import counted
 
@@ -30,7 +30,7 @@ def tier_cost(tiers, mode: str, calls: int) -> tuple[int, Decimal]:
 def explain_line(t: Tariff, line: BillLine, currency: str) -> list[str]:
     cat = next(c for c in t.categories if c.id == line.category)
     tiers = cat.tiers
-    unit = t.book.unit
+    unit = line.unit or t.book.unit
     money = lambda v: format_money(v, currency)  # noqa: E731
     out = []
     billed = ", ".join(f"{a.api} {n(a.billable_calls)}" for a in line.apis if a.billable_calls)
@@ -42,6 +42,8 @@ def explain_line(t: Tariff, line: BillLine, currency: str) -> list[str]:
         out.append(f"  {n(line.free_quota_used)} are covered by the free quota.")
     for use in line.packs_used:
         out.append(f"  {n(use.units_used)} are taken from pack {use.pack_id} ({n(use.units_left)} left in it).")
+    if cat.pricer is not None:
+        return out + _explain_model(cat, line, unit, money)
     i = line.tier - 1
     if line.tier_mode == "volume":
         out.append(f"  {counted(line.payg_calls, 'pay-as-you-go ' + unit)} {'falls' if line.payg_calls == 1 else 'fall'} in tier {line.tier} "
@@ -63,10 +65,32 @@ def explain_line(t: Tariff, line: BillLine, currency: str) -> list[str]:
     return out
 
 
+def _explain_model(cat, line: BillLine, unit: str, money) -> list[str]:
+    """A line priced by a model other than plain per-unit tiers: each priced part, and where the
+    next tier bound is (priced by the same pricer that priced the line)."""
+    out = [f"  {cat.model} ({line.tier_mode}): " + "; ".join(
+        f"{charge_label(c, line.tier_mode, line.unit)} = {money(c.amount)}" for c in line.charges)
+        + f"; together {money(line.amount)}."]
+    if cat.model == "percentage":
+        return out
+    bounds = [t.up_to for t in cat.pricer.category.tiers]
+    bound = next((b for b in bounds if b is not None and b >= line.payg_calls), None)
+    if bound is not None:
+        step = 1 if not line.unit else Decimal(1).scaleb(-cat.precision)
+        above = bound + step
+        out.append(f"  Next bound: above {n(bound)} ({n(above - line.payg_calls)} more) the next tier applies; "
+                   f"{n(above)} would cost {money(cat.pricer.cost(above))}.")
+    return out
+
+
 def explain(t: Tariff, bill: Bill) -> list[str]:
     out = []
     for line in bill.lines:
         out += explain_line(t, line, bill.currency)
+    for a in bill.adjustments:
+        where = f" on {a.category}" if a.category else " on the bill"
+        terms = "the account's terms" if a.scope == "account" else "the price book's terms"
+        out.append(f"{a.name} ({a.kind}{where}, {terms}): {a.note}: {format_money(a.amount, bill.currency)}.")
     if bill.total != bill.subtotal:
         r = bill.rounding
         out.append(f"Rounding {r['apply']} to {r['quantum']} ({r['mode']}): {format_money(bill.subtotal, bill.currency)}"

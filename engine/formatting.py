@@ -51,6 +51,35 @@ def format_count(value: int) -> str:
     return f"{value:,}"
 
 
+class _Plain:
+    """The engine's own number formatting, for `charge_label` outside a localised template."""
+
+    count = staticmethod(lambda value: format_count(value))
+    price = staticmethod(lambda value: format_price(value))
+    amount = staticmethod(lambda value, currency=None: format_amount(value, currency))
+
+
+def charge_label(charge, tier_mode: str, unit: str = "", fmt=_Plain) -> str:
+    """One priced part of a bill line in words (`bill.TierCharge`), the same on every invoice format:
+    `Tier 2 (volume): 1,500 x 0.008 + flat 20`, `Tier 1 (volume): 2,100 in 3 blocks of 1,000 x 4`,
+    `2.9% of 2,300`, `Fixed fee: 4 x 0.30`, `500 free`. `fmt` writes the numbers (a template's locale)."""
+    count = fmt.count(charge.calls) + (f" {unit}" if unit else "")
+    flat = f" + flat {fmt.price(charge.flat_amount)}" if charge.flat_amount is not None else ""
+    if charge.rate is not None:
+        tier = f"Tier {charge.tier}: " if charge.note.endswith("in this tier") else ""
+        return f"{tier}{fmt.price(charge.rate)}% of {fmt.amount(charge.basis)}{flat}"
+    if charge.blocks is not None:
+        blocks = f"{fmt.count(charge.blocks)} block{'' if charge.blocks == 1 else 's'} of {fmt.count(charge.package_size)}"
+        return f"Tier {charge.tier} ({tier_mode}): {count} in {blocks} x {fmt.price(charge.unit_price)}{flat}"
+    if charge.note == "free units":
+        return f"{count} free"
+    if charge.note == "fixed fee per transaction":
+        return f"Fixed fee: {fmt.count(charge.calls)} x {fmt.price(charge.unit_price)}"
+    if charge.note:
+        return f"{fmt.count(charge.calls)} transaction{'' if charge.calls == 1 else 's'} {charge.note}"
+    return f"Tier {charge.tier} ({tier_mode}): {count} x {fmt.price(charge.unit_price)}{flat}"
+
+
 def counted(count: int, singular: str, plural: str | None = None) -> str:
     """`1 invoice`, `200,000 invoices`: a count with thousands separators and the noun agreeing."""
     return f"{count:,} {singular if count == 1 else plural or singular + 's'}"

@@ -75,6 +75,9 @@ class DocumentFormat:
     def count(self, value: int) -> str:
         from babel.numbers import format_decimal
 
+        if type(value) is not int and value != int(value):  # a decimal quantity (GB): every digit, never rounded
+            with localcontext(ROUNDING):
+                return format_decimal(value, format="#,##0.#", locale=self.locale, decimal_quantization=False)
         return format_decimal(value, format="#,##0", locale=self.locale)
 
     def price(self, value) -> str:

@@ -120,7 +120,8 @@ def _curve(rule_sets, tariffs, category: str, name: str, period: str) -> Curve |
     hows, compiled = [], []
     for t in tariffs:
         cat = next((c for c in t.categories if c.id == category), None) if t is not None else None
-        how = _pricing_usage(t, category) if cat is not None else None
+        # A percentage is priced on transaction amounts, not counts: it has no cost curve over calls.
+        how = _pricing_usage(t, category) if cat is not None and cat.model != "percentage" else None
         hows.append(how)
         compiled.append(cat if how is not None else None)
     if all(c is None for c in compiled):

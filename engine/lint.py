@@ -8,7 +8,10 @@ Checks (the code of each warning in brackets):
 
 * [price-cliff] In volume ("all units") mode, a tier bound where one more unit makes the whole
   period cheaper: the bound's cost, the next count's cost, and every count that costs less than
-  the bound does.
+  the bound does. Flat amounts of tiers count: a tier's flat fee can make or hide a cliff.
+* [max-below-min] A category's maximum spend below its minimum spend (in the price book, or for
+  an account in its terms): the maximum is applied first, then the minimum raises it, so the
+  minimum wins and the maximum never applies.
 * [dearer-higher-tier] A tier priced above a lower tier: more volume pays more per unit.
 * [same-price-tier] A tier priced as the one before it: its bound changes nothing.
 * Reachability. Validation already rejects a priced category that no billable API reaches. What
@@ -128,8 +131,21 @@ def _findings(rule_set: RuleSet) -> list[Problem]:
     out = _Findings(rule_set)
     for book in rule_set.pricing:
         for category in book.categories.values():
-            _tiers(out, book, category)
+            if category.model == "tiered":
+                _tiers(out, book, category)
             _free_category(out, book, category)
+            _spend_limits(out, book.source, ("categories", category.id), category.name,
+                          category.minimum_spend, category.maximum_spend, book.currency)
+    for version in rule_set.account_terms:
+        book = rule_set.pricing[-1]
+        for account, terms in version.accounts.items():
+            for cid in sorted(set(terms.minimum_spend) | set(terms.maximum_spend)):
+                category = book.categories.get(cid)
+                low = terms.minimum_spend.get(cid, category.minimum_spend if category else None)
+                high = terms.maximum_spend.get(cid, category.maximum_spend if category else None)
+                _spend_limits(out, version.source, ("accounts", account, "maximum_spend" if cid in
+                              terms.maximum_spend else "minimum_spend", cid), f"{account}: {cid}", low, high,
+                              book.currency)
     for mapping in rule_set.mappings:
         _nothing_billed(out, mapping)
     for before, after in zip(rule_set.mappings, rule_set.mappings[1:]):
@@ -163,20 +179,24 @@ def _tiers(out: _Findings, book, category):
         # compare with the cheapest paid tier below, if any.
         paid = [j for j in range(i) if tiers[j].unit_price > 0]
         cheapest = min(paid, key=lambda j: tiers[j].unit_price) if paid else None
-        if cheapest is not None and tier.unit_price > tiers[cheapest].unit_price:
+        flat = any(t.flat_amount is not None for t in tiers[:i + 1])  # per-unit prices alone do not compare
+        if flat or cheapest is None:
+            pass
+        elif tier.unit_price > tiers[cheapest].unit_price:
             out.warn(book.source, path + (i, "unit_price"),
                      f"{category.name}: tier {i + 1} ({_range(tiers, i, book.unit)}) costs "
                      f"{format_price(tier.unit_price)} {book.currency} per {book.unit}, more than tier "
                      f"{cheapest + 1} ({format_price(tiers[cheapest].unit_price)} {book.currency}); a larger volume "
                      f"pays more per {book.unit}: check that the prices are not swapped",
                      "dearer-higher-tier")
-        elif tier.unit_price == lower.unit_price:
+        elif tier.unit_price == lower.unit_price and tier.flat_amount == lower.flat_amount:
             out.warn(book.source, path + (i, "unit_price"),
                      f"{category.name}: tier {i + 1} has the same price as tier {i} "
                      f"({format_price(tier.unit_price)} {book.currency}), so the bound {n(lower.up_to)} changes "
                      "nothing: merge the two tiers or correct the price", "same-price-tier")
         if category.tier_mode == "volume":
-            cliff = volume_cliff(lower.up_to, lower.unit_price, tier.unit_price, tier.up_to)
+            cliff = volume_cliff(lower.up_to, lower.unit_price, tier.unit_price, tier.up_to,
+                                 lower.flat_amount or 0, tier.flat_amount or 0)
             if cliff is not None:
                 sentence = _cliff_sentence(lower.up_to, *cliff, book.unit, money, i + 1, tier.up_to)
                 out.warn(book.source, path + (i - 1, "up_to"),
@@ -191,21 +211,23 @@ def _range(tiers, i: int, unit: str) -> str:
     return f"{n(lower + 1)} to {_units(bound, unit)}"
 
 
-def volume_cliff(bound: int, price: Decimal, next_price: Decimal, next_bound: int | None):
+def volume_cliff(bound: int, price: Decimal, next_price: Decimal, next_bound: int | None,
+                 flat=0, next_flat=0):
     """In volume mode, the cliff at `bound` or None: (cost of `bound` units, cost of one more, the
-    last count that costs less than `bound` units, None when every larger count does).
+    last count that costs less than `bound` units, None when every larger count does). `flat` and
+    `next_flat` are the two tiers' flat amounts.
 
-    The cliff ends at the smallest count m with m × next_price ≥ bound × price; it cannot run past
-    the next tier, where another price applies (the next bound gets its own check)."""
+    The cliff ends at the smallest count m with m × next_price + next_flat ≥ bound × price + flat;
+    it cannot run past the next tier, where another price applies (the next bound gets its own check)."""
     with decimal.localcontext(_EXACT):
-        at_bound = bound * price
-        above = (bound + 1) * next_price
+        at_bound = bound * price + flat
+        above = (bound + 1) * next_price + next_flat
     if above >= at_bound:
         return None
     if next_price == 0:
         last = next_bound
     else:
-        ratio = Fraction(at_bound) / Fraction(next_price)
+        ratio = (Fraction(at_bound) - Fraction(next_flat)) / Fraction(next_price)
         smallest = -(-ratio.numerator // ratio.denominator)  # exact ceiling: no float, no rounding
         last = smallest - 1 if next_bound is None else min(smallest - 1, next_bound)
     return at_bound, above, last
@@ -221,8 +243,19 @@ def _cliff_sentence(bound, at_bound, above, last, unit, money, next_tier, next_b
     return text + f", so every count from {n(bound + 1)} to {n(last)}{whole} is cheaper than {_units(bound, unit)}"
 
 
+def _spend_limits(out: _Findings, file, path, name, low, high, currency):
+    if low is not None and high is not None and high < low:
+        out.warn(file, path, f"{name}: the maximum spend {format_money(high, currency)} is below the minimum "
+                 f"spend {format_money(low, currency)}; the maximum is applied first and the minimum then raises "
+                 f"the category to {format_money(low, currency)}, so the maximum never applies: correct one of them",
+                 "max-below-min", key=True)
+
+
 def _free_category(out: _Findings, book, category):
-    if all(t.unit_price == 0 for t in category.tiers):
+    terms = category.percentage
+    if terms is not None and (terms.fixed_fee or (terms.per_transaction_min or 0)):
+        return
+    if all(not t.unit_price and not t.flat_amount and not t.rate for t in category.tiers):
         out.warn(book.source, ("categories", category.id),
                  f"{category.name}: every tier is priced 0, so the billable APIs that count here never cost "
                  f"anything (from {book.effective_from.isoformat()}); list them as free in the API mapping, "

@@ -27,8 +27,30 @@ ROUNDING_MODES = {
 
 @dataclass(frozen=True)
 class Tier:
-    up_to: int | None  # inclusive; None for the unbounded last tier
-    unit_price: Decimal
+    up_to: int | Decimal | None  # inclusive; None for the unbounded last tier
+    unit_price: Decimal  # per unit (tiered), per block (package); 0 when the tier is a flat amount only
+    flat_amount: Decimal | None = None  # added once for the tier (tiered, package and graduated percentage)
+    package_size: int | Decimal | None = None  # package model: units per block in this tier
+    rate: Decimal | None = None  # graduated percentage: percent of the transaction amount in this tier
+
+
+@dataclass(frozen=True)
+class PackageTerms:
+    """How a package category turns units into blocks (the sizes and prices are in its tiers)."""
+
+    rounding: str = "up"  # "up" | "down" | "nearest": a part block counts as a whole one, none, or the nearer
+    free_units: int | Decimal = 0  # units given before any block is counted
+
+
+@dataclass(frozen=True)
+class PercentageTerms:
+    """A rate on the transaction amount the usage carries, per category (flat form; the graduated
+    form has its rates in the category's tiers)."""
+
+    rate: Decimal | None = None  # percent, e.g. 2.5; None in the graduated form
+    fixed_fee: Decimal = Decimal(0)  # per transaction
+    per_transaction_min: Decimal | None = None
+    per_transaction_max: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +68,87 @@ class Category:
     description: str = ""
     free_quota: int = 0
     packs: tuple[PackOffer, ...] = ()
+    model: str = "tiered"  # one of ratecard.price.MODELS
+    package: PackageTerms | None = None
+    percentage: PercentageTerms | None = None
+    unit: str = ""  # the category's own unit (GB, second, token); "" for the book's
+    precision: int = 0  # decimal places a quantity may have; 0: whole numbers only
+    minimum_spend: Decimal | None = None
+    maximum_spend: Decimal | None = None
+
+    @property
+    def plain(self) -> bool:
+        """Per-unit tiered prices in whole units, nothing else: what the rating core's fast path prices."""
+        return (self.model == "tiered" and self.precision == 0
+                and all(t.flat_amount is None for t in self.tiers))
+
+
+@dataclass(frozen=True)
+class Window:
+    """The billing periods (YYYY-MM, both inclusive) an adjustment applies in; None: unbounded."""
+
+    first: str | None = None
+    last: str | None = None
+
+    def covers(self, period: str) -> bool:
+        return (self.first is None or self.first <= period) and (self.last is None or period <= self.last)
+
+    def overlaps(self, other: Window) -> bool:
+        return ((self.first is None or other.last is None or self.first <= other.last)
+                and (other.first is None or self.last is None or other.first <= self.last))
+
+
+@dataclass(frozen=True)
+class Discount:
+    name: str
+    percent: Decimal | None  # exactly one of percent and amount
+    amount: Decimal | None
+    category: str | None  # None: on the whole bill
+    window: Window = Window()
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """A minimum the bill must reach; the shortfall is billed as its own line."""
+
+    amount: Decimal
+    name: str = "Minimum commitment"
+    window: Window = Window()
+
+
+@dataclass(frozen=True)
+class Credit:
+    name: str
+    amount: Decimal  # positive: what is taken off
+    below_zero: bool = False  # may the credit take the bill below zero?
+    window: Window = Window()
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Adjustments applied after pricing, for one scope: the price book's list terms, or one
+    account's negotiated terms (which replace the list terms they name, see `ratecard.adjust`)."""
+
+    discounts: tuple[Discount, ...] = ()
+    commitments: tuple[Commitment, ...] = ()
+    credits: tuple[Credit, ...] = ()
+    minimum_spend: Mapping[str, Decimal] = field(default_factory=dict)  # category → amount
+    maximum_spend: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.discounts or self.commitments or self.credits or self.minimum_spend or self.maximum_spend)
+
+
+@dataclass(frozen=True)
+class AccountTerms:
+    """One version of an `account-terms` file: each account's negotiated terms."""
+
+    effective_from: date
+    accounts: Mapping[str, Terms]
+    source: str = ""
+
+
+NO_TERMS = Terms()
 
 
 @dataclass(frozen=True)
@@ -58,6 +161,7 @@ class PriceBook:
     free_quota_while_suspended: bool = False
     pack_validity_months: int | None = None
     source: str = ""
+    terms: Terms = NO_TERMS  # list terms for every account: discounts, commitment, credits, spend limits
 
 
 @dataclass(frozen=True)
@@ -179,12 +283,19 @@ class RuleSet:
     # versions that priced a period have a fingerprint of their own (`fingerprint_of`).
     payloads: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     sellers: tuple[Seller, ...] = ()  # optional: the versions of the seller file, oldest first
+    account_terms: tuple[AccountTerms, ...] = ()  # optional kind; oldest first
 
     def seller_at(self, period: str) -> Seller | None:
         """The seller details in force for `period`, or None (the rule set names no seller then)."""
         from .periods import parse_period
 
         return version_at(self.sellers, parse_period(period)) if self.sellers else None
+
+    def terms_in_force(self, period: str) -> AccountTerms | None:
+        """The account-terms version that applies to `period`, or None (no negotiated terms)."""
+        from .periods import parse_period
+
+        return version_at(self.account_terms, parse_period(period)) if self.account_terms else None
 
     def in_force(self, period: str):
         """The price book, API mapping and settlement policy that rate `period` (YYYY-MM)."""

@@ -10,15 +10,19 @@ from .errors import PeriodError
 
 # ASCII digits only: `\d` would also take "２０２０", a second spelling of the same month.
 _PERIOD = re.compile(r"([0-9]{4})-([0-9]{2})")
-# Periods whose bounds (and the month after, when bills are issued) are real dates.
-FIRST_YEAR, LAST_YEAR = 1, 9998
+# Periods whose bounds, in any time zone and in UTC (as the ledger stores times), and the month after
+# (when bills are issued) are real dates: year 1 begins before 0001-01-01 UTC east of Greenwich.
+FIRST_YEAR, LAST_YEAR = 2, 9998
 
 
 def parse_period(text: str) -> date:
     """The first day of the period. Raises PeriodError for anything but a real YYYY-MM."""
     m = _PERIOD.fullmatch(text) if isinstance(text, str) else None
-    if not m or not 1 <= int(m.group(2)) <= 12 or not FIRST_YEAR <= int(m.group(1)) <= LAST_YEAR:
+    if not m or not 1 <= int(m.group(2)) <= 12:
         raise PeriodError(f"bad period {text!r}: expected a month written YYYY-MM, e.g. 2020-09")
+    if not FIRST_YEAR <= int(m.group(1)) <= LAST_YEAR:
+        raise PeriodError(f"bad period {text!r}: it is out of the range that can be billed; expected a month "
+                          f"from {FIRST_YEAR:04d}-01 to {LAST_YEAR}-12")
     return date(int(m.group(1)), int(m.group(2)), 1)
 
 

@@ -15,13 +15,36 @@ from decimal import Decimal
 from typing import Iterable, Mapping
 
 from .formatting import counted
-from .exact import EXACT
+from .exact import EXACT, ROUNDING
 from .bill import ApiUsage, Bill, BillLine, FrozenDict, Lines, PackUse, TierCharge, UnratedUsage, builder
 from .errors import RatingError, UnknownApi
 from .model import ROUNDING_MODES, RuleSet
 from .periods import parse_period
+from .price import pricer_for
+from .adjust import Adjuster
+from .adjust import needed as adjustments_needed
 
 SUCCESS = "success"  # the outcome of a successful call; any other outcome is an error code
+
+
+def normalize_outcome(outcome) -> str | None:
+    """The one rule for reading a call's outcome, whatever the usage came from (a usage file, `quote
+    API:OUTCOME=N`, the Python API, HTTP), stated for users under `billable_outcomes` in docs/rules.md:
+
+    * surrounding whitespace is not part of it;
+    * nothing, or only whitespace, is an unknown outcome (None): the rules' `unknown_outcome` decides;
+    * ``success`` in any letter case is a successful call (logs disagree on ``SUCCESS``/``Success``);
+    * anything else is an error code, kept exactly as written: codes are case-sensitive, so a code
+      listed as billed in the rules bills only when written with the rules' letter case.
+    """
+    if outcome is None:
+        return None
+    if not isinstance(outcome, str):
+        raise RatingError(f"bad outcome {outcome!r}: expected text (success or an error code) or nothing")
+    text = outcome.strip()
+    if not text:
+        return None
+    return SUCCESS if text.lower() == SUCCESS else text
 
 # Exact arithmetic: a result that would need rounding raises instead of silently losing digits.
 # Amounts are computed with this context's methods rather than under `localcontext`, so rating
@@ -40,11 +63,17 @@ _new_bill = builder(Bill)
 
 @dataclass(frozen=True, slots=True)
 class UsageItem:
-    """Calls of one API with one outcome (None when the usage does not say)."""
+    """Calls of one API with one outcome (None when the usage does not say).
+
+    `calls` is a whole number, or a Decimal for an API whose category counts in a decimal unit
+    (GB, seconds) with at most the unit's declared decimal places. `amount` is the total
+    transaction amount of the calls, for categories priced as a percentage of it; None when the
+    usage carries none."""
 
     api: str
-    calls: int
+    calls: int | Decimal
     outcome: str | None = None
+    amount: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +87,10 @@ class PackBalance:
 
 
 class _Category:
-    """One category of the price book, compiled: `tiers` are (inclusive bound or None, unit price)."""
+    """One category of the price book, compiled: `tiers` are (inclusive bound or None, unit price).
+    A category that is not plain per-unit tiered pricing (`model.Category.plain`) has a `pricer`."""
 
-    __slots__ = ("id", "name", "mode", "volume", "tiers", "free_quota")
+    __slots__ = ("id", "name", "mode", "volume", "tiers", "free_quota", "pricer", "model", "unit", "precision")
 
     def __init__(self, category):
         self.id = category.id
@@ -69,6 +99,8 @@ class _Category:
         self.volume = category.tier_mode == "volume"
         self.tiers = tuple((t.up_to, t.unit_price) for t in category.tiers)
         self.free_quota = category.free_quota
+        self.model, self.unit, self.precision = category.model, category.unit, category.precision
+        self.pricer = None if category.plain else pricer_for(category)
 
 
 class Tariff:
@@ -77,10 +109,12 @@ class Tariff:
     __slots__ = ("book", "mapping", "policy", "categories", "index", "slot_position", "slot_api", "slot_billable",
                  "billable_pos", "free_pos", "keyed_billable_pos", "keyed_free_pos", "billed_outcomes",
                  "unknown_billable", "unknown_api", "no_usage", "free_while_suspended", "quantum", "quantize",
-                 "per_line", "rounding", "versions", "rules_name", "fingerprint", "price_lines")
+                 "per_line", "rounding", "versions", "rules_name", "fingerprint", "price_lines", "adjust",
+                 "account_terms", "basis_pos", "decimal_pos")
 
-    def __init__(self, rules: RuleSet, book, mapping, policy):
+    def __init__(self, rules: RuleSet, book, mapping, policy, account_terms=None):
         self.book, self.mapping, self.policy = book, mapping, policy
+        self.account_terms = account_terms
         self.categories = [_Category(c) for c in book.categories.values()]
         position = {c.id: i for i, c in enumerate(self.categories)}
         # Every API gets a slot; slots run in bill order (category as the book lists them, then API
@@ -114,11 +148,23 @@ class Tariff:
         self.per_line = r.apply == "per-line"
         # Read-only, so every bill of this tariff can share them.
         self.rounding = FrozenDict(quantum=format(r.quantum, "f"), mode=r.mode, apply=r.apply)
-        self.versions = FrozenDict({"pricing": book.effective_from.isoformat(),
-                                    "api-mapping": mapping.effective_from.isoformat(),
-                                    "settlement": policy.effective_from.isoformat()})
+        versions = {"pricing": book.effective_from.isoformat(), "api-mapping": mapping.effective_from.isoformat(),
+                    "settlement": policy.effective_from.isoformat()}
+        in_force = (book, mapping, policy)
+        if account_terms is not None:
+            versions["account-terms"] = account_terms.effective_from.isoformat()
+            in_force += (account_terms,)
+        self.versions = FrozenDict(versions)
         # The versions that price the period, not the whole set: a later version leaves old bills as they were.
-        self.rules_name, self.fingerprint = rules.name, rules.fingerprint_of(book, mapping, policy)
+        self.rules_name, self.fingerprint = rules.name, rules.fingerprint_of(*in_force)
+        # Categories whose model prices a transaction amount, and those counting in a decimal unit,
+        # by position; both empty for a book of plain tiered categories (the fast path).
+        self.basis_pos = frozenset(pos for pos, c in enumerate(self.categories)
+                                   if c.pricer is not None and c.pricer.needs_basis)
+        self.decimal_pos = {pos: c.precision for pos, c in enumerate(self.categories) if c.precision}
+        self.adjust = (Adjuster(book, tuple(book.categories.values()), account_terms,
+                                (lambda amount: self.quantize(amount, self.quantum)) if self.per_line else None)
+                       if adjustments_needed(book, account_terms) else None)
 
         self.price_lines = _compile_pricing(self)
 
@@ -130,10 +176,11 @@ def tariff(rules: RuleSet, period: str) -> Tariff:
     if found is None:
         parse_period(period)
         book, mapping, policy = rules.in_force(period)
-        key = (id(book), id(mapping), id(policy))
+        terms = rules.terms_in_force(period)
+        key = (id(book), id(mapping), id(policy), id(terms))
         found = cache.get(key)
         if found is None:
-            found = cache[key] = Tariff(rules, book, mapping, policy)
+            found = cache[key] = Tariff(rules, book, mapping, policy, terms)
         cache[period] = found
     return found
 
@@ -168,7 +215,7 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
         billable_pos, free_pos = t.keyed_billable_pos.get, t.keyed_free_pos.get
         for api, calls in snapshot:
             if type(calls) is not int or calls < 0:
-                raise _bad_calls(api, calls)
+                calls = _quantity(t, api, calls)
             pos = billable_pos(api)
             if pos is not None:
                 was = billed[pos]
@@ -192,7 +239,7 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
             else:
                 api, calls, outcome = _unpack(item)
             if type(calls) is not int or calls < 0:
-                raise _bad_calls(api, calls)
+                calls = _quantity(t, api, calls)
             pos = billable_pos(api)
             if pos is None:
                 pos = free_pos(api)
@@ -201,7 +248,7 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
                         unknown = {}
                     unknown[api] = unknown.get(api, 0) + calls
                     continue
-            elif outcome in billed_outcomes:
+            elif outcome in billed_outcomes or (outcome is not None and normalize_outcome(outcome) in billed_outcomes):
                 was = billed[pos]
                 billed[pos] = was + calls if was > 0 else calls
                 continue
@@ -220,8 +267,13 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
 
     pack_queues = _pack_queues(packs, parse_period(period)) if packs else None
     grant_free = not suspended or t.free_while_suspended
+    adjustments = ()
     try:
-        rated, subtotal, charged = t.price_lines(billed, grant_free, pack_queues)
+        basis = _basis(t, snapshot, keyed) if t.basis_pos else None
+        rated, subtotal, charged = t.price_lines(billed, grant_free, pack_queues, basis)
+        if t.adjust is not None:
+            adjustments, amount, charge = t.adjust(rated, account, period)
+            subtotal, charged = _add(subtotal, amount), _add(charged, charge)
         # Per-line: the sum of rounded charges is already on the quantum, so this only gives an
         # empty bill the quantum's exponent too.
         total = t.quantize(charged, t.quantum)
@@ -231,7 +283,52 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
 
     lines = Lines(_build_lines, (t, snapshot, keyed, rated)) if rated else ()
     return _new_bill(account, period, t.book.currency, t.book.unit, lines, subtotal, total,
-                     t.rounding, t.rules_name, t.fingerprint, t.versions, unrated, warnings)
+                     t.rounding, t.rules_name, t.fingerprint, t.versions, unrated, warnings, adjustments)
+
+
+def _quantity(t: Tariff, api, calls):
+    """A quantity that is not a whole number ≥ 0 (the fast path's check): a Decimal with at most the
+    decimal places of the API's category's unit, for a category counting in a decimal unit; else an error."""
+    entry = t.index.get(api)
+    places = t.decimal_pos.get(t.slot_position[entry[0]]) if entry is not None else None
+    if places is None or type(calls) is not Decimal:
+        raise _bad_calls(api, calls)
+    if not calls.is_finite() or calls.is_signed():
+        raise RatingError(f"the quantity of {api} must be a number of at least 0, got {calls}")
+    if calls.normalize(context=ROUNDING).as_tuple().exponent < -places:
+        raise RatingError(f"the quantity of {api} has more decimal places than its unit allows "
+                          f"({places}), got {calls}")
+    return calls
+
+
+def _basis(t: Tariff, snapshot: tuple, keyed: bool) -> list:
+    """What percentage-priced categories are priced on: per category position, the (calls,
+    transaction amount) of each billable usage item; amounts must come with the usage."""
+    out: list = [()] * len(t.categories)
+    billable_pos = t.billable_pos.get
+    for item in snapshot:
+        if keyed:
+            api, calls, outcome, amount = item[0], item[1], None, None
+        elif type(item) is UsageItem:
+            api, calls, outcome, amount = item.api, item.calls, item.outcome, item.amount
+        else:
+            api, calls, outcome = _unpack(item)
+            amount = getattr(item, "amount", None)
+        pos = billable_pos(api)
+        if pos is None or pos not in t.basis_pos:
+            continue
+        if not keyed and outcome not in t.billed_outcomes:
+            continue
+        if keyed and not t.unknown_billable:
+            continue
+        if amount is None:
+            raise RatingError(f"{api} is priced as a percentage of the transaction amount "
+                              f"({t.categories[pos].id}), but its usage carries no amount; give usage items "
+                              "with an amount")
+        if type(amount) is not Decimal or not amount.is_finite() or amount < 0:
+            raise RatingError(f"the transaction amount of {api} must be an exact decimal of at least 0, got {amount!r}")
+        out[pos] = out[pos] + ((calls, amount),)
+    return out
 
 
 def _compile_pricing(t: Tariff):
@@ -246,7 +343,7 @@ def _compile_pricing(t: Tariff):
     """
     env = {"ZERO": _ZERO, "mul": _mul, "add": _add, "quantize": t.quantize, "Q": t.quantum,
            "prepaid": _prepaid, "graduated": _graduated}
-    body = ["def price_lines(billed, grant_free, pack_queues):",
+    body = ["def price_lines(billed, grant_free, pack_queues, basis):",
             "    rated = []", "    append = rated.append",
             "    subtotal = charged = ZERO"]
     for pos, cat in enumerate(t.categories):
@@ -255,7 +352,11 @@ def _compile_pricing(t: Tariff):
         condition = "grant_free or pack_queues" if cat.free_quota else "pack_queues"
         body += [f"        if {condition}:",
                  f"            payg, free_used, packs_used = prepaid(C{pos}, n, grant_free, pack_queues)"]
-        if cat.volume:
+        if cat.pricer is not None:
+            env[f"M{pos}"] = cat.pricer.price
+            argument = f"basis[{pos}]" if pos in t.basis_pos else "None"
+            body += [f"        number, price, charges, amount = M{pos}(payg, {argument})"]
+        elif cat.volume:
             for i, (bound, price) in enumerate(cat.tiers):
                 env[f"P{pos}_{i}"] = price
                 keyword = "if" if i == 0 else "elif"
@@ -297,7 +398,8 @@ def _build_lines(t: Tariff, snapshot: tuple, keyed: bool, rated: list) -> tuple[
             if entry is not None:
                 slot = entry[0]
                 calls_of[slot] = calls_of.get(slot, 0) + calls
-                if entry[1] and outcome in billed_outcomes:
+                if entry[1] and (outcome in billed_outcomes
+                                 or (outcome is not None and normalize_outcome(outcome) in billed_outcomes)):
                     billed_of[slot] = billed_of.get(slot, 0) + calls
     slot_position, slot_api, slot_billable = t.slot_position, t.slot_api, t.slot_billable
     apis_of: dict[int, list] = {}
@@ -319,9 +421,12 @@ def _build_lines(t: Tariff, snapshot: tuple, keyed: bool, rated: list) -> tuple[
         cat = categories[pos]
         if charges is None:
             charges = (_new_tier_charge(number, payg, price, amount),)
+        free = seen_of[pos] - calls_billed
+        if type(free) is not int and not free:
+            free = 0  # a decimal unit's 0.0: no free units, shown as the whole-number 0
         lines.append(_new_line(cat.id, cat.name, cat.mode, tuple(apis_of[pos]), calls_billed,
-                               seen_of[pos] - calls_billed, free_used, packs_used, payg, number, price, charges,
-                               amount, charge))
+                               free, free_used, packs_used, payg, number, price, charges,
+                               amount, charge, cat.model, cat.unit))
     return tuple(lines)
 
 

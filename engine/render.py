@@ -22,8 +22,10 @@ from . import templatelimits as limits_module
 from .bill import Bill
 from .displaytext import visible
 from .errors import RatecardError
+from .formatting import charge_label
 from .i18n import DEFAULT_LOCALE, DocumentFormat, ljust, rjust, text_width, translations
 from .invoice import invoice_meta
+from .ratecard_terms import book_terms, category_terms, tier_price
 
 FORMATS = {"text": "txt", "markdown": "md", "html": "html"}
 
@@ -96,7 +98,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context, operator, left, right):
         limits_module.check_binop(self.limits, operator, left, right)
-        return super().call_binop(context, operator, left, right)
+        exact = limits_module.decimal_binop(operator, left, right)
+        return super().call_binop(context, operator, left, right) if exact is None else exact
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's own signature)
         limits_module.check_call(__obj, args, kwargs, __self.limits)
@@ -159,7 +162,8 @@ def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
     fmt = DocumentFormat(locale)
     filters = dict(money=fmt.money, amount=fmt.amount, count=fmt.count, price=fmt.price, date=fmt.date,
-                   month=fmt.month, ljust=ljust, rjust=rjust, width=text_width, md=_md, code=_code, plain=_plain)
+                   month=fmt.month, ljust=ljust, rjust=rjust, width=text_width, md=_md, code=_code, plain=_plain,
+                   part=lambda c, mode, unit="": charge_label(c, mode, unit, fmt))
     if sandboxed:
         env.finalize = env.finalize_output
         env.filters.update({name: limits_module.bounded_filter(name, f, limits) for name, f in env.filters.items()})
@@ -243,20 +247,22 @@ def rate_card_context(rules, period: str | None = None) -> dict:
         tiers = []
         lower = 1
         for number, tier in enumerate(cat.tiers, 1):
-            tiers.append({"number": number, "lower": lower, "up_to": tier.up_to, "unit_price": tier.unit_price})
+            tiers.append({"number": number, "lower": lower, "up_to": tier.up_to, "unit_price": tier.unit_price,
+                          "price_text": tier_price(cat, tier)})
             lower = (tier.up_to or 0) + 1
         categories.append({
             "id": cat.id, "name": cat.name, "description": cat.description, "tier_mode": cat.tier_mode,
             "tiers": tiers, "free_quota": cat.free_quota, "packs": cat.packs,
             "billable_apis": mapping.apis_of(cat.id, billable=True),
             "free_apis": mapping.apis_of(cat.id, billable=False),
+            "model": cat.model, "terms": category_terms(cat, book.currency),
         })
     max_tiers = max(len(c["tiers"]) for c in categories)
     same_bounds = len({tuple(t["up_to"] for t in c["tiers"]) for c in categories}) == 1
     return {"rules": rules, "book": book, "mapping": mapping, "policy": policy, "categories": categories,
             # of the versions shown, as a bill records it: a later version does not change this card
             "fingerprint": rules.fingerprint_of(book, mapping, policy),
-            "max_tiers": max_tiers, "same_bounds": same_bounds,
+            "max_tiers": max_tiers, "same_bounds": same_bounds, "book_terms": book_terms(book),
             "billable_error_codes": sorted(mapping.billable_error_codes)}
 
 

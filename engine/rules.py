@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import currencies, schemas, yamlsource
+from . import currencies, rules_models, rules_terms, schemas, yamlsource
 from .displaytext import unsafe_character
 from .formatting import counted
 from .errors import Location, Problem, RuleSetInvalid
@@ -25,7 +25,7 @@ from .yamlsource import Document
 
 RULE_SUFFIXES = (".yaml", ".yml")
 _KIND_LABEL = {"pricing": "price book", "api-mapping": "API mapping", "settlement": "settlement policy",
-               "seller": "seller file"}
+               "seller": "seller file", "account-terms": "account terms"}
 
 
 def display_path(path: Path) -> str:
@@ -117,8 +117,10 @@ def check_rule_files(files, *, name: str, shown: str) -> tuple[RuleSet | None, l
     mappings = builder.versions(documents["api-mapping"], builder.api_mapping)
     policies = builder.versions(documents["settlement"], builder.policy)
     sellers = builder.versions(documents["seller"], builder.seller)
+    account_terms = builder.versions(documents["account-terms"], builder.account_terms)
     builder.first_versions((pricing, mappings, policies))
     builder.cross_check(pricing, mappings)
+    builder.check_terms(pricing, account_terms)
     problems = _dedupe(problems + builder.problems)
     if any(p.severity == "error" for p in problems):
         return None, problems
@@ -129,6 +131,7 @@ def check_rule_files(files, *, name: str, shown: str) -> tuple[RuleSet | None, l
         mappings=tuple(m for m, _ in mappings),
         policies=tuple(p for p, _ in policies),
         sellers=tuple(v for v, _ in sellers),
+        account_terms=tuple(t for t, _ in account_terms),
         fingerprint=fingerprint([d for docs in documents.values() for d in docs]),
         sources=frozen_mapping((d.file, d.source) for docs in documents.values() for d in docs),
         payloads=frozen_mapping((d.file, canonical(d)) for docs in documents.values() for d in docs),
@@ -324,16 +327,47 @@ class _Builder:
             category = _guarded(lambda: self._category(doc, cid, cat, book_mode, free, packs_terms))
             if category is not None:
                 categories.append((cid, category))
+        written = raw_categories if isinstance(raw_categories, dict) else {}
+        terms = rules_terms.terms(self, doc, data, (), written)
         return PriceBook(
             effective_from=start, currency=currency, unit=data.get("unit", "call"), tier_mode=book_mode,
-            categories=frozen_mapping(categories),
+            categories=frozen_mapping(categories), terms=terms,
             free_quota_while_suspended=bool(free.get("while_suspended", False)),
             pack_validity_months=_guarded(lambda: int(packs_terms["valid_for_months"])) if packs_terms else None,
             source=doc.file,
         )
 
     def _category(self, doc, cid, cat, book_mode, free, packs_terms) -> Category:
-        tiers = self._tiers(doc, cid, cat["tiers"])
+        model = cat.get("model", "tiered")
+        unit, precision = rules_models.unit_of(cat)
+        mode = cat.get("tier_mode", book_mode)
+        package = percentage = None
+        if model == "package":
+            package, tiers = rules_models.package(self, doc, cid, cat, precision)
+        elif model == "percentage":
+            percentage, tiers = rules_models.percentage(self, doc, cid, cat)
+            mode = "graduated"  # a percentage's tiers split the transaction amount: graduated by nature
+            if precision:
+                self.problem(doc, ("categories", cid, "unit", "precision"), "a percentage category counts "
+                             "transactions, which are whole: expected precision 0", code="percentage-terms")
+            for key in ("packs", "free_quota"):
+                if key in cat:
+                    self.problem(doc, ("categories", cid, key), f"a percentage category cannot have `{key}`: "
+                                 "it prices transaction amounts, not units", key=True, code="percentage-terms")
+        else:
+            for key in ("package", "percentage"):
+                if key in cat:
+                    self.problem(doc, ("categories", cid, key), f"`{key}` terms belong to `model: {key}`; this "
+                                 f"category is {model}: set `model: {key}` or remove them", key=True,
+                                 code="model-terms")
+            if "tiers" not in cat:
+                self.problem(doc, ("categories", cid), "a tiered category needs `tiers`; a flat fee is a tier "
+                             "too: write `tiers: [{flat_amount: 10}]`", key=True, code="no-tiers")
+                tiers = ()
+            else:
+                tiers = rules_models.tiers(self, doc, cid, cat["tiers"], "tiered", precision)
+        if (model == "package" and package is None) or (model == "percentage" and percentage is None):
+            raise ValueError("the model's terms are missing (reported)")
         packs = tuple(PackOffer(int(p["units"]), _decimal(p["price"])) for p in cat.get("packs", ()))
         seen = {}
         for i, pack in enumerate(packs):
@@ -347,40 +381,23 @@ class _Builder:
                          "packs are on sale but the book has no `resource_packs` terms; "
                          "expected `resource_packs: {valid_for_months: N}` at the top level",
                          key=True, code="pack-terms")
+        if not tiers:
+            raise ValueError("no tiers (reported)")
+        low, high = _decimal(cat.get("minimum_spend")), _decimal(cat.get("maximum_spend"))
         return Category(
-            id=cid, name=cat["name"], tier_mode=cat.get("tier_mode", book_mode), tiers=tiers,
+            id=cid, name=cat["name"], tier_mode=mode, tiers=tiers,
             description=cat.get("description", ""),
-            free_quota=int(cat.get("free_quota", free.get("units", 0))), packs=packs,
+            free_quota=0 if model == "percentage" else int(cat.get("free_quota", free.get("units", 0))),
+            packs=packs, model=model, package=package, percentage=percentage, unit=unit, precision=precision,
+            minimum_spend=low if isinstance(low, Decimal) else None,
+            maximum_spend=high if isinstance(high, Decimal) else None,
         )
 
-    def _tiers(self, doc, cid, raw) -> tuple[Tier, ...]:
-        tiers = []
-        previous = 0
-        last = len(raw) - 1
-        for i, tier in enumerate(raw):
-            path = ("categories", cid, "tiers", i)
-            bound = tier.get("up_to") if isinstance(tier, dict) else None
-            bound = int(bound) if isinstance(bound, (int, Decimal)) and not isinstance(bound, bool) else None
-            if isinstance(tier, dict) and "up_to" not in tier and i != last:
-                self.problem(doc, path, f"tier {i + 1} has no `up_to` but is not the last tier; only the last "
-                             "tier may be unbounded: give this tier an upper bound", code="unbounded-middle-tier")
-            if bound is not None and i == last:
-                self.problem(doc, path + ("up_to",),
-                             f"the last tier must be unbounded, or calls above {bound:,} would have no price; "
-                             "remove its `up_to` or add a last tier without one", key=True, code="bounded-last-tier")
-            if bound is not None:
-                if bound <= previous:
-                    self.problem(doc, path + ("up_to",),
-                                 f"tier bounds must be strictly ascending: {bound:,} is not above the previous "
-                                 f"bound {previous:,}; expected a bound greater than {previous:,}",
-                                 code="tiers-not-ascending")
-                previous = max(previous, bound)
-            price = _decimal(tier["unit_price"])
-            if isinstance(price, Decimal) and price.is_signed() and not price:  # the schema's minimum lets -0 through; invoices would show -0.00
-                self.problem(doc, path + ("unit_price",), f"a unit price must not be negative, got {price}; "
-                             "write 0", code="negative-price")
-            tiers.append(Tier(bound, price))
-        return tuple(tiers)
+    def account_terms(self, doc: Document, start: date):
+        return rules_terms.account_terms(self, doc, start)
+
+    def check_terms(self, pricing, account_terms):
+        rules_terms.check_categories(self, pricing, account_terms)
 
     # -- API mapping ----------------------------------------------------------------------------
 

@@ -322,7 +322,9 @@ def _anchor(kind: str, path: str) -> str:
 
 
 def generate() -> str:
-    lines = [INTRO]
+    from .docs_pricing import TEXT
+
+    lines = [INTRO, TEXT]
     for kind, filename in schemas.KINDS.items():
         lines += kind_section(kind, filename)
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -20,9 +20,10 @@ KINDS = {
     "api-mapping": "api-mapping.schema.json",
     "settlement": "settlement.schema.json",
     "seller": "seller.schema.json",
+    "account-terms": "account-terms.schema.json",
 }
 # Kinds a rule set may do without.
-OPTIONAL_KINDS = frozenset({"seller"})
+OPTIONAL_KINDS = frozenset({"seller", "account-terms"})
 
 
 def _is_integer(checker, instance) -> bool:

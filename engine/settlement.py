@@ -155,6 +155,10 @@ def check_settleable(policy: SettlementPolicy, period: str, at: datetime) -> Sch
 
 def payg_cost(category, units: int) -> Decimal:
     """`units` of one category priced pay-as-you-go by its tiers (no free quota, no packs)."""
+    if not category.plain:
+        from .price import pricer_for
+
+        return pricer_for(category).cost(units)
     if category.tier_mode == "volume":
         for tier in category.tiers:
             if tier.up_to is None or units <= tier.up_to:
@@ -176,7 +180,9 @@ def list_price_cost(book: PriceBook, bill) -> Decimal:
     book, as if there were no free quota and no packs. Exact (not rounded)."""
     total = ZERO
     for line in bill.lines:
-        total = add(total, payg_cost(book.categories[line.category], line.calls))
+        category = book.categories[line.category]
+        # A percentage is priced on transaction amounts, not units: its list price is what the bill priced.
+        total = add(total, line.amount if category.model == "percentage" else payg_cost(category, line.calls))
     return total
 
 

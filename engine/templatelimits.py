@@ -15,6 +15,7 @@ sizes of what it holds (shared parts counted each time they appear, as printing 
 from __future__ import annotations
 
 import contextvars
+import decimal
 import re
 import string
 import time
@@ -144,7 +145,22 @@ def _is_int(value) -> bool:
 
 # -- operators ------------------------------------------------------------------------------------
 
-INTERCEPTED_BINOPS = frozenset({"*", "**", "%", "+"})
+INTERCEPTED_BINOPS = frozenset({"*", "**", "%", "+", "-", "/"})
+
+# Money shown on a document is computed (`balance - frozen`) in a context as wide as the engine's,
+# never in Python's default 28 digits, which would round a large amount without a word.
+_WIDE = decimal.Context(prec=200, traps=[decimal.InvalidOperation, decimal.Overflow, decimal.DivisionByZero])
+_DECIMAL_OPS = {"+": _WIDE.add, "-": _WIDE.subtract, "*": _WIDE.multiply, "/": _WIDE.divide}
+
+
+def decimal_binop(operator: str, left, right):
+    """The result of a template's arithmetic on Decimals, in the wide context; None for other operands."""
+    op = _DECIMAL_OPS.get(operator)
+    if op is None or not (isinstance(left, decimal.Decimal) or isinstance(right, decimal.Decimal)):
+        return None
+    if not all(isinstance(x, (decimal.Decimal, int)) and not isinstance(x, bool) for x in (left, right)):
+        return None  # a float or text: Python's own operator says what it says
+    return op(left, right)
 
 
 def check_binop(limits: TemplateLimits, operator: str, left, right) -> None:

@@ -100,12 +100,15 @@ def versions_of(rules: RuleSet, bill: Bill):
     them would not reproduce it.
     """
     found = rules.in_force(bill.period)
+    terms = rules.terms_in_force(bill.period)  # optional kind: part of the bill only when the rule set has it
     recorded = dict(bill.rule_versions)
     have = {kind: v.effective_from.isoformat() for kind, v in zip(("pricing", "api-mapping", "settlement"), found)}
+    if terms is not None:
+        have["account-terms"] = terms.effective_from.isoformat()
     if recorded != have:
         raise RatecardError(f"the bill of {bill.account} for {bill.period} was priced by the versions {recorded}, "
                             f"but rule set {rules.path} has {have} for that period")
-    fingerprint = rules.fingerprint_of(*found)
+    fingerprint = rules.fingerprint_of(*found, *((terms,) if terms is not None else ()))
     if fingerprint != bill.rules_fingerprint:
         raise RatecardError(f"the bill of {bill.account} for {bill.period} was priced by rules with fingerprint "
                             f"{bill.rules_fingerprint}, but the versions of rule set {rules.path} for that period "

@@ -118,3 +118,17 @@ def snapshot_md(snapshot):
 @pytest.fixture
 def snapshot_html(snapshot):
     return snapshot.use_extension(HtmlSnapshot)
+
+
+@pytest.fixture(scope="session")
+def spark_session():
+    """One local SparkSession for the whole run: starting the JVM is the slow part."""
+    pytest.importorskip("pyspark")
+    import shutil
+
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java")
+    from ratecard.usage.spark import session
+
+    spark = session("local[2]")
+    yield spark

@@ -18,6 +18,8 @@ from decimal import Decimal as D
 
 import pytest
 
+from ratecard.ledger import LATEST
+
 from conftest import ROOT, TOY_SETTLEMENT, write_rule_set
 from test_ledger import berlin, cli, dump, write_usage  # noqa: F401  (cli is a fixture)
 
@@ -77,6 +79,11 @@ def test_settlement_numbers_invoices_in_one_gap_free_series_per_year(cli, tmp_pa
     text = cli("invoice", "show", "ada", "2024-01")[1]
     assert text.startswith("INVOICE TOY-2024-0001\n")
     assert "Issued           2024-02-06\n" in text and "Due              2024-02-09\n" in text
+    # The same dates on the settlement's JSON and the statement.
+    (ada,) = [a for a in report["accounts"] if a["account"] == "ada"]
+    assert (ada["issue_date"], ada["due_date"]) == ("2024-02-06", "2024-02-09")
+    statement = cli("statement", "ada", "--period", "2024-01", "--rules", rules)[1]
+    assert "invoice TOY-2024-0001 (issued 2024-02-06, debit applied)" in statement
     shown = json.loads(cli("invoice", "show", "ada", "TOY-2024-0001", "--format", "json")[1])
     assert shown["invoice"]["number"] == "TOY-2024-0001" and shown["invoice"]["issue_date"] == "2024-02-06"
     assert shown["invoice"]["fingerprint"].startswith("202401-") and shown["bill"]["total"] == "10.00"
@@ -207,7 +214,7 @@ def test_a_version_2_ledger_opens_migrates_and_then_numbers_documents(cli, tmp_p
 
     with pytest.raises(Exception, match="ratecard ledger migrate"):
         Ledger(cli.db, readonly=True)
-    assert "schema version 3" in cli("ledger", "migrate")[1]
+    assert f"schema version {LATEST}" in cli("ledger", "migrate")[1]
     sound(cli)
     assert balance(cli) == D("90.00")
     # The old invoice keeps its number; it can be reprinted as issued, and corrected.
@@ -314,3 +321,22 @@ def test_a_credit_note_pdf_names_seller_buyer_and_amount(documents_ledger, tmp_p
     subprocess.run(["pdftoppm", "-png", "-r", "70", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "note")],
                    check=True)
     shutil.copy(next(tmp_path.glob("note*.png")), tmp_path.parent / "credit-note-page-1.png")  # to look at
+
+
+@needs_pdf
+def test_a_china_site_pdf_has_its_chinese_text_and_a_missing_cjk_font_is_refused(tmp_path, monkeypatch):
+    import ratecard
+    import ratecard.pdf as pdf
+    from ratecard.billrun import render_bill
+
+    rules = ratecard.load_rules(ROOT / "rules" / "face-recognition-cn")
+    bill = ratecard.rate(rules, {"DetectFace": 120000}, "2020-10", account="bamboo")
+    html = render_bill(bill, rules, "html")
+    out = tmp_path / "cn.pdf"
+    out.write_bytes(pdf.html_to_pdf(html))
+    text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    assert "发票" in text or "账单" in text  # drawn with a CJK font, so extractable as Chinese
+    # Without a CJK font the PDF is refused with what to install, not drawn as empty boxes.
+    monkeypatch.setattr(pdf, "_cjk_font_installed", lambda: False)
+    with pytest.raises(pdf.PdfError, match="fonts-noto-cjk"):
+        pdf.html_to_pdf(html)

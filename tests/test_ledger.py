@@ -147,8 +147,12 @@ def test_a_year_of_monthly_settlements(cli, tmp_path):
                    ("bob", "5", berlin(2024, 4, 20, 12, 0)), ("bob", "100", berlin(2024, 4, 25, 12, 0))]}
     reports = {}
     for month in range(1, 13):
-        reports[month] = cli.json("settle", "--period", f"2024-{month:02d}", "--usage", year_usage(tmp_path, month),
-                                  "--rules", rules, "--at", settle_time(month))
+        code, out, _ = cli("settle", "--period", f"2024-{month:02d}", "--usage", year_usage(tmp_path, month),
+                           "--rules", rules, "--at", settle_time(month), "--format", "json", ok=False)
+        reports[month] = json.loads(out)
+        # Usage left unbilled (dee is never in the ledger; cy uses the service before activating it) is
+        # exit status 3, for a cron job to see.
+        assert code == (3 if reports[month]["unbilled"] else 0), month
         if month <= 5:
             year, after = (2024, month + 1)
             cli("collect", "--at", berlin(year, after, 5, 10, 0))
@@ -212,14 +216,18 @@ def test_a_year_of_monthly_settlements(cli, tmp_path):
     # A second settlement of every period changes nothing, whatever the time.
     before = dump(cli.db)
     for month in range(1, 13):
-        report = cli.json("settle", "--period", f"2024-{month:02d}", "--usage", year_usage(tmp_path, month),
-                          "--rules", rules, "--at", berlin(2025, 6, 1, 0, 0))
+        code, out, _ = cli("settle", "--period", f"2024-{month:02d}", "--usage", year_usage(tmp_path, month),
+                           "--rules", rules, "--at", berlin(2025, 6, 1, 0, 0), "--format", "json", ok=False)
+        report = json.loads(out)
+        assert code == (3 if report["unbilled"] else 0)
         assert {a["outcome"] for a in report["accounts"]} == {"already-settled"}
         assert all(a["problem"] is None for a in report["accounts"])
     assert dump(cli.db) == before
     # cy's usage of March stays listed as not billed, with the reason.
-    again = cli.json("settle", "--period", "2024-03", "--usage", year_usage(tmp_path, 3), "--rules", rules,
-                     "--at", berlin(2025, 6, 1, 0, 0))
+    code, out, _ = cli("settle", "--period", "2024-03", "--usage", year_usage(tmp_path, 3), "--rules", rules,
+                       "--at", berlin(2025, 6, 1, 0, 0), "--format", "json", ok=False)
+    again = json.loads(out)
+    assert code == 3
     assert again["unbilled"][0]["account"] == "cy"
     assert "after the period ended" in again["unbilled"][0]["reason"]
     assert cli("ledger", "check")[1].startswith(f"{cli.db}: sound")
@@ -360,7 +368,8 @@ def test_status_answers_active_suspended_or_not_activated_with_the_reason(cli, t
         "balance": "0", "frozen": "0", "available": "0"}
     cli("account", "activate", "ada", "--service", "toy", "--terms", "v1", "--at", at)
     text = cli("status", "ada", "--service", "toy")[1]
-    assert text == ("ada toy: active since 2023-12-31T23:00:00+00:00 — service toy activated; terms of service "
+    # In the time zone of the toy rule set's policy (Europe/Berlin), to the second, as its invoices print.
+    assert text == ("ada toy: active since 2024-01-01T00:00:00+01:00 — service toy activated; terms of service "
                     "version v1 accepted\n")
     with Ledger(cli.db, readonly=True) as ledger:
         status = ledger.status("ada", "toy")
@@ -404,8 +413,9 @@ def test_accounts_services_and_terms(cli, tmp_path):
     shown = cli.json("account", "show", "ada")
     assert shown["name"] == "Ada Ltd" and shown["currency"] == "EUR"
     assert shown["services"][0]["terms_version"] == "v2"
-    assert shown["services"][0]["activated_at"].startswith("2023-12-31T23:00:00")
-    assert shown["services"][0]["terms_accepted_at"].startswith("2024-01-02T23:00:00")
+    # Times in the policy's time zone (Europe/Berlin), to the second.
+    assert shown["services"][0]["activated_at"] == "2024-01-01T00:00:00+01:00"
+    assert shown["services"][0]["terms_accepted_at"] == "2024-01-03T00:00:00+01:00"
     listed = cli("account", "list")[1]
     assert "Ada Ltd" in listed and "toy active" in listed and "2 accounts" in listed
     assert "no service activated" in listed
@@ -514,9 +524,9 @@ def test_with_a_rejects_file_an_account_with_a_bad_row_waits_and_the_rest_is_set
     usage.write_text("account,period,api,calls\nada,2024-01,RenderWidget,10\nbob,2024-01,RenderWidget,5\n"
                      "bob,2024-01,RenderWidget,ten\n", encoding="utf-8")
     rejects = tmp_path / "rejects.csv"
-    code, out, _ = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules, "--rejects", rejects,
-                       "--at", berlin(2024, 2, 6, 0, 0))
-    assert code == 0
+    code, out, err = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules, "--rejects", rejects,
+                         "--at", berlin(2024, 2, 6, 0, 0), ok=False)
+    assert code == 3 and "bob: not settled: has rejected usage rows" in err  # a cron job sees it
     assert "bob" in out and "has rejected usage rows: settled once they are fixed" in out
     assert "1 bad row written to" in out and "mixed.csv,4," in rejects.read_text(encoding="utf-8")
     with Ledger(cli.db, readonly=True) as ledger:
@@ -530,6 +540,46 @@ def test_with_a_rejects_file_an_account_with_a_bad_row_waits_and_the_rest_is_set
     assert bills == {"ada": D("1.00"), "bob": D("1.50")}
 
 
+@pytest.mark.parametrize("row", ["bob,2024-01,RenderWidget,5,extra\n",  # a column too many: whose row is it?
+                                 '"bob,2024-01,RenderWidget,5\n'])  # an unclosed quote swallows the row
+def test_a_bad_row_whose_account_cannot_be_read_holds_the_whole_run(cli, small_ledger, tmp_path, row):
+    # Issue 11 item 1: bob's row is unreadable, so bob cannot be told to wait; settling him (or anyone,
+    # since the account is unknown) would record a short bill that a fixed file could never correct.
+    rules, _ = small_ledger
+    at = berlin(2024, 1, 1, 0, 0)
+    cli("account", "create", "bob", "--currency", "EUR", "--at", at)
+    cli("account", "activate", "bob", "--service", "toy", "--terms", "v1", "--at", at)
+    usage = tmp_path / "mixed.csv"
+    usage.write_text("account,period,api,calls\nada,2024-01,RenderWidget,10\nbob,2024-01,RenderWidget,5\n" + row,
+                     encoding="utf-8")
+    before = dump(cli.db)
+    code, _, err = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules, "--rejects",
+                       tmp_path / "rejects.csv", "--at", berlin(2024, 2, 6, 0, 0), ok=False)
+    assert code == 1
+    assert "mixed.csv:4" in err and "account cannot be read" in err
+    assert dump(cli.db) == before  # nothing settled: not ada, and above all not bob, short
+
+
+def test_settle_exit_status_says_whether_every_account_was_settled(cli, small_ledger, tmp_path):
+    # issue 11 item 7: usage of accounts not in the ledger, or not activated, was settled "fine" (exit 0).
+    rules, _ = small_ledger
+    at = berlin(2024, 1, 1, 0, 0)
+    cli("account", "create", "idle", "--currency", "EUR", "--at", at)  # never activates the service
+    usage = write_usage(tmp_path / "u3.csv", [("ada", "2024-01", "RenderWidget", 10, ""),
+                                               ("ghost", "2024-01", "RenderWidget", 4, ""),
+                                               ("idle", "2024-01", "RenderWidget", 6, "")])
+    code, out, err = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules,
+                         "--at", berlin(2024, 2, 6, 0, 0), ok=False)
+    assert code == 3
+    assert err.splitlines() == ["ghost: not settled: is not in the ledger", "idle: not settled: has not activated toy"]
+    with Ledger(cli.db, readonly=True) as ledger:
+        assert [b.account for b in ledger.bills()] == ["ada"]  # the others are settled all the same
+    only_ada = write_usage(tmp_path / "u4.csv", [("ada", "2024-01", "RenderWidget", 10, "")])
+    assert cli("settle", "--period", "2024-01", "--usage", only_ada, "--rules", rules,
+               "--at", berlin(2024, 2, 7, 0, 0), ok=False)[0] == 0
+    assert cli("settle", "--period", "2024-13", "--usage", only_ada, "--rules", rules, ok=False)[0] == 1
+
+
 def test_an_account_in_another_currency_is_not_settled_and_the_rest_is(cli, small_ledger, tmp_path):
     rules, _ = small_ledger
     at = berlin(2024, 1, 1, 0, 0)
@@ -539,7 +589,7 @@ def test_an_account_in_another_currency_is_not_settled_and_the_rest_is(cli, smal
                                                ("yen", "2024-01", "RenderWidget", 10, "")])
     code, out, err = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules,
                          "--at", berlin(2024, 2, 6, 0, 0), ok=False)
-    assert code == 1
+    assert code == 3  # not 1: the input was good and ada was settled
     assert "yen: not settled: the account is in JPY but toy bills in EUR" in err
     with Ledger(cli.db, readonly=True) as ledger:
         assert [b.account for b in ledger.bills()] == ["ada"]
@@ -684,3 +734,77 @@ def test_the_python_api_records_and_reads_without_the_cli(tmp_path):
         assert settled.applied.balance == D("0.00") and ledger.status("ada", "toy").allowed
         with pytest.raises(LedgerError, match="not a plain decimal"):
             ledger.top_up("ada", "1,000", at)
+
+
+# -- issue 11: names, references, amounts, an interrupted settlement ----------------------------------
+
+@pytest.mark.parametrize("name, shown", [
+    ("Evil\n  2024-01-02 00:00  top-up  1,000,000.00", "U+000A (LINE FEED)"),  # a forged statement row
+    ("Acme\x1b[2J", "U+001B (ESCAPE"),
+    ("Acme \u2066Corp\u2069", "U+2066 (LEFT-TO-RIGHT ISOLATE)"),  # bidi isolates
+    ("Acme\u202eproC", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+])
+def test_an_account_name_with_control_or_bidi_characters_is_refused(cli, name, shown):
+    code, _, err = cli("account", "create", "acme", "--name", name, "--currency", "EUR", ok=False)
+    assert code == 1 and f"bad account name" in err and f"it holds {shown}" in err
+    assert not cli.db.exists() or cli.json("account", "list") == []
+
+
+def test_an_account_id_with_bidi_controls_is_refused(cli):
+    code, _, err = cli("account", "create", "acme\u2067", "--currency", "EUR", ok=False)
+    assert code == 1 and "bad account id" in err
+
+
+def test_an_empty_reference_is_refused(cli, small_ledger):
+    code, _, err = cli("topup", "ada", "10", "--reference", "", ok=False)
+    assert code == 1 and "the top-up reference is empty" in err
+    assert cli("topup", "ada", "10", "--reference", "  ", ok=False)[0] == 1
+    with Ledger(cli.db) as ledger:
+        with pytest.raises(LedgerError, match="the pack purchase reference is empty"):
+            ledger.buy_pack(None, "ada", "widgets", 100, berlin(2024, 1, 3, 0, 0), reference="")
+        assert ledger.account("ada").balance == D("10")  # nothing was credited
+
+
+def test_amounts_are_bounded_to_what_every_display_shows_exactly(cli, small_ledger):
+    # issue 11 item 16: a 40-character amount was accepted, and "available" then showed another number.
+    code, _, err = cli("topup", "ada", "1" + "0" * 15, ok=False)
+    assert code == 1 and "amounts in the ledger are below 1,000,000,000,000,000" in err
+    assert cli("topup", "ada", "1" + "0" * 39, ok=False)[0] == 1
+    cli("topup", "ada", "999999999999989.99")  # ada had 10: the balance is now just below the bound
+    code, _, err = cli("topup", "ada", "0.01", ok=False)
+    assert code == 1 and "past the ledger's bound" in err
+    with Ledger(cli.db, readonly=True) as ledger:
+        assert ledger.account("ada").balance == D("999999999999999.99")
+
+
+def test_a_settlement_stopped_by_a_full_disk_says_what_was_recorded(cli, small_ledger, tmp_path, monkeypatch):
+    # issue 11 item 17: it said "nothing was changed" although the accounts before were committed.
+    import sqlite3
+
+    rules, _ = small_ledger
+    at = berlin(2024, 1, 1, 0, 0)
+    for account in ("bob", "cy"):
+        cli("account", "create", account, "--currency", "EUR", "--at", at)
+        cli("account", "activate", account, "--service", "toy", "--terms", "v1", "--at", at)
+    usage = write_usage(tmp_path / "u5.csv", [(a, "2024-01", "RenderWidget", 10, "") for a in ("ada", "bob", "cy")])
+    billed = []
+
+    def disk_full_at_the_second_bill(name):
+        if name == "billed":
+            billed.append(name)
+            if len(billed) == 2:
+                raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(ledger_module, "_checkpoint_hook", disk_full_at_the_second_bill)
+    code, _, err = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules,
+                       "--at", berlin(2024, 2, 6, 0, 0), ok=False)
+    assert code == 1 and "nothing was changed" not in err
+    assert "settling 2024-01 of toy stopped at account bob" in err and "database or disk is full" in err
+    assert "Recorded before it, and kept: 1 account(s): ada. Not recorded: 2 account(s): bob, cy." in err
+    with Ledger(cli.db, readonly=True) as ledger:
+        assert [b.account for b in ledger.bills()] == ["ada"]
+    monkeypatch.setattr(ledger_module, "_checkpoint_hook", None)
+    cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules, "--at", berlin(2024, 2, 6, 1, 0))
+    with Ledger(cli.db, readonly=True) as ledger:
+        assert [b.account for b in ledger.bills()] == ["ada", "bob", "cy"]
+        assert ledger.verify() == []

@@ -475,7 +475,7 @@ def test_bill_json_validates_and_money_is_exact_text(tmp_path, shipped_rules):
 
 def test_the_schema_rejects_what_the_bill_must_not_be(shipped_rules):
     data = rate(shipped_rules, {"SearchFaces": 3_000_001}, "2020-09").to_dict()
-    for broken in ({**data, "total": 1800.0}, {**data, "total": "1.8E+3"}, {**data, "schema_version": 2},
+    for broken in ({**data, "total": 1800.0}, {**data, "total": "1.8E+3"}, {**data, "schema_version": 3},
                    {**data, "surprise": True}, {k: v for k, v in data.items() if k != "rules_fingerprint"},
                    {**data, "lines": [{**data["lines"][0], "amount": "1,800.0006"}]}):
         with pytest.raises(jsonschema.ValidationError):
@@ -641,3 +641,36 @@ def test_no_product_fact_anywhere_in_engine_text():
             for match in _pattern(fact).finditer(text):
                 found.append(f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}: {fact}")
     assert not found, "\n".join(sorted(found))
+
+
+# -- outcomes: one rule for every surface (issue 11 item 5) ------------------------------------------
+
+@pytest.mark.parametrize("written", ["SUCCESS", "Success", " success ", "success"])
+def test_success_is_success_in_any_case_on_every_surface(written, tmp_path, capsys, monkeypatch):
+    from ratecard.cli import main
+
+    rules = ratecard.load_rules(SHIPPED)
+    # The Python API
+    bill = rate(rules, [UsageItem("SearchFaces", 3_000_000, written)], "2020-09")
+    assert bill.total == D("2400.00")
+    assert rate(rules, [("SearchFaces", 3_000_000, written)], "2020-09").total == D("2400.00")
+    # quote, as a user writes it (it quoted 0.00 for SUCCESS: an unknown error code)
+    assert main(["quote", f"SearchFaces:{written.strip()}=3000000", "--period", "2020-09"]) == 0
+    assert "2,400.00" in capsys.readouterr().out
+    # a usage file
+    monkeypatch.chdir(tmp_path)
+    Path("u.csv").write_text(f"account,period,api,calls,outcome\nacme,2020-09,SearchFaces,3000000,{written}\n")
+    assert main(["bill", "--usage", "u.csv", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["total"] == "2400.00"
+
+
+def test_an_error_code_is_case_sensitive_and_blank_is_unknown():
+    rules = ratecard.load_rules(SHIPPED)
+    billed = rate(rules, [("SearchFaces", 1000, "InvalidParameterValue.NoFaceInPhoto")], "2020-09").total
+    free = rate(rules, [("SearchFaces", 1000, "invalidparametervalue.nofaceinphoto")], "2020-09").total
+    assert (billed, free) == (D("0.80"), D("0.00"))
+    assert rate(rules, [("SearchFaces", 1000, " InvalidParameterValue.NoFaceInPhoto ")], "2020-09").total == D("0.80")
+    # The shipped rules bill unknown outcomes: nothing and blanks are unknown, not an error code.
+    assert rate(rules, [("SearchFaces", 1000, "  ")], "2020-09").total == D("0.80")
+    with pytest.raises(RatingError, match="bad outcome 7"):
+        rate(rules, [("SearchFaces", 1000, 7)], "2020-09")

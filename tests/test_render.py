@@ -172,3 +172,13 @@ def test_control_characters_in_data_show_as_replacement_characters_in_every_form
         text = render_invoice(bill, rules.in_force("2024-01")[2], fmt)
         assert "\x1b" not in text and "\u202e" not in text, fmt
         assert "acme\ufffd[2J\ufffd" in text.replace("\\[", "["), fmt
+
+
+def test_template_arithmetic_on_money_is_exact_past_28_digits(tmp_path):
+    # issue 11 item 16: `closing_balance - closing_frozen` ran in Python's default 28-digit context,
+    # so "available" showed a different number from balance less deposits.
+    from decimal import Decimal
+
+    env = _env(tmp_path, "{{ balance - frozen }} {{ balance + frozen }} {{ frozen * 3 }}")
+    text = render("evil.txt.j2", {"balance": Decimal("1" + "0" * 30 + ".01"), "frozen": Decimal("0.02")}, env)
+    assert text == "first line\n" + "9" * 30 + ".99 1" + "0" * 30 + ".03 0.06\n"

@@ -4,6 +4,7 @@ silently wrong bill."""
 from __future__ import annotations
 
 import decimal
+import os
 from decimal import Decimal as D
 
 import pytest
@@ -64,8 +65,68 @@ def test_a_rejects_file_that_is_also_the_usage_is_refused_untouched(tmp_path, ca
     usage = tmp_path / "u.csv"
     usage.write_bytes(EXAMPLE.read_bytes())
     code, _, err = run(capsys, "bill", "--usage", usage, "--rejects", usage)
-    assert code == 1 and "is also a --usage file" in err
+    assert code == 1 and "is the same file as --usage" in err
     assert usage.read_bytes() == EXAMPLE.read_bytes()
+
+
+@pytest.mark.parametrize("how", ["hard link", "symbolic link", "stdin"])
+def test_a_rejects_file_that_is_the_usage_under_another_name_is_refused_untouched(tmp_path, capsys, monkeypatch,
+                                                                                 how):
+    # issue 11 item 3: a hard link to the usage file, or --usage - with the usage file as standard
+    # input, passed the path comparison and the usage file was emptied.
+    usage = tmp_path / "u.csv"
+    usage.write_bytes(EXAMPLE.read_bytes())
+    other = tmp_path / "other.csv"
+    if how == "hard link":
+        other.hardlink_to(usage)
+        args = ("--usage", usage, "--rejects", other)
+    elif how == "symbolic link":
+        other.symlink_to(usage)
+        args = ("--usage", other, "--rejects", usage)
+    else:
+        monkeypatch.setattr("sys.stdin", open(usage, encoding="utf-8"))
+        args = ("--usage", "-", "--rejects", usage)
+    for command in ("bill", "settle"):
+        extra = ("--period", "2020-09", "--db", tmp_path / "l.db") if command == "settle" else ()
+        code, _, err = run(capsys, command, *args, *extra)
+        assert code == 1 and "is the same file as" in err and "nothing was read" in err, err
+        assert usage.read_bytes() == EXAMPLE.read_bytes()
+
+
+def test_a_rejects_path_that_is_not_a_regular_file_is_refused(tmp_path, capsys):
+    usage = tmp_path / "u.csv"
+    usage.write_bytes(EXAMPLE.read_bytes())
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # as /dev/stdin is when the usage is piped in: opening it would block or eat the input
+    code, _, err = run(capsys, "bill", "--usage", usage, "--rejects", fifo)
+    assert code == 1 and f"--rejects {fifo} is not a regular file" in err
+    code, _, err = run(capsys, "bill", "--usage", usage, "--rejects", tmp_path)
+    assert code == 1 and "is a folder" in err
+    assert run(capsys, "bill", "--usage", usage, "--rejects", os.devnull)[0] == 0  # keep no rejects
+
+
+def test_usage_from_a_closed_standard_input_is_refused_plainly(capsys, monkeypatch):
+    # issue 11 item 12: `bill --usage - <&-` ended in AttributeError ('NoneType' has no 'buffer').
+    monkeypatch.setattr("sys.stdin", None)
+    code, _, err = run(capsys, "bill", "--usage", "-")
+    assert (code, err) == (1, "--usage -: standard input is closed; pipe the usage in, or name a file\n")
+
+
+def test_a_statement_of_year_one_is_a_period_error_not_an_overflow(tmp_path, capsys):
+    # issue 11 item 12: `statement acme --period 0001-01` raised OverflowError (before 0001-01-01 UTC).
+    db = tmp_path / "l.db"
+    assert run(capsys, "account", "create", "acme", "--currency", "USD", "--db", db)[0] == 0
+    code, _, err = run(capsys, "statement", "acme", "--period", "0001-01", "--db", db, "--time-zone", "Asia/Tokyo")
+    assert code == 1 and "bad period '0001-01': it is out of the range that can be billed" in err
+    assert run(capsys, "statement", "acme", "--period", "0002-01", "--db", db, "--time-zone", "Asia/Tokyo")[0] == 0
+
+
+def test_an_argument_that_is_not_utf8_is_refused_without_a_traceback(capsys):
+    # issue 11 item 12: bytes such as 0xff arrive as lone surrogates, which no output can print.
+    word = b"\xff=1".decode("utf-8", "surrogateescape")
+    code, out, err = run(capsys, "quote", word)
+    assert (code, out) == (2, "")
+    assert err == "ratecard: error: the argument '\\xff=1' is not UTF-8 text; write it in UTF-8\n"
 
 
 def test_odd_counts_and_timestamps_are_bad_rows(tmp_path, capsys):

@@ -131,9 +131,17 @@ def test_unknown_key_points_at_the_key():
 
 
 def test_missing_required_key_points_at_its_parent():
+    problem = only_problem(pricing=TOY_PRICING.replace("    name: Gadget lookups\n", ""))
+    assert where(problem)[:2] == ("rs/pricing.yaml", 13) and where(problem)[3] == "categories.gadgets"
+    assert "missing required key `name`" in problem.message
+
+
+def test_a_tier_without_a_price_points_at_the_tier():
+    # A tier may be a flat amount only (issue 12), so `unit_price` is no longer required by the
+    # schema: a tier with neither is a semantic error, at the same place the schema reported it.
     problem = only_problem(pricing=TOY_PRICING.replace("{ up_to: 1000, unit_price: 0.05 }", "{ up_to: 1000 }"))
     assert where(problem) == ("rs/pricing.yaml", 11, 9, "categories.widgets.tiers[1]")
-    assert "missing required key `unit_price`" in problem.message
+    assert "has no price; expected a `unit_price`, a `flat_amount` or both" in problem.message
 
 
 def test_negative_price():

@@ -17,7 +17,22 @@ from .parser import build_parser
 __all__ = ["build_parser", "main"]
 
 
+def _is_text(word: str) -> bool:
+    try:
+        word.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    for word in argv:
+        if isinstance(word, str) and not _is_text(word):
+            # Python gives bytes that are not UTF-8 as lone surrogates, which no output can print.
+            shown = word.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            print(f"ratecard: error: the argument '{shown}' is not UTF-8 text; write it in UTF-8", file=sys.stderr)
+            return 2
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -9,6 +9,8 @@ from ..formatting import counted, format_count, format_money
 from .common import (
     applied_text,
     at_arg,
+    chosen_rules,
+    load_rules,
     rules_of,
     service_of,
     open_ledger,
@@ -23,6 +25,19 @@ def cmd_account_create(args) -> int:
         account = ledger.account(args.account)
     print(f"created account {account.id} ({account.name}, {account.currency}) in {ledger.path}")
     return 0
+
+
+def _time_zone(args) -> str | None:
+    """The time zone of the activated rule set's policy (times are shown in it), if it can be read."""
+    from ..discovery import resolve
+    from ..errors import RatecardError as Problem
+
+    spec = getattr(args, "rules", None) or getattr(args, "service", None)
+    try:
+        chosen = resolve(spec, "--rules") if spec else chosen_rules(args)
+        return load_rules(chosen.path).latest[2].time_zone
+    except Problem:
+        return None
 
 
 def _buyer(args) -> dict:
@@ -44,7 +59,7 @@ def cmd_account_update(args) -> int:
 def cmd_account_activate(args) -> int:
     service = service_of(args, known=True)
     with open_ledger(args) as ledger:
-        applied = ledger.activate(args.account, service, args.terms, at_arg(args.at))
+        applied = ledger.activate(args.account, service, args.terms, at_arg(args.at), _time_zone(args))
     print(applied.note if not applied.changed else f"{args.account}: {applied.entries[-1].reason}")
     return 0
 

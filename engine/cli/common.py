@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import stat
 import sys
 from pathlib import Path
 
@@ -47,18 +49,64 @@ def rules_note(args) -> str | None:
     return None if chosen.explicit else chosen.note()
 
 
-def same_file(a, b) -> bool:
+# ASCII digits (str.isdigit() takes "²" and "١٢"), and few enough of them to be a real count.
+COUNT = re.compile(r"[0-9]{1,18}")
+QUANTITY = re.compile(r"[0-9]{1,18}(\.[0-9]{1,12})?")
+
+
+def _identity(path) -> tuple[int, int] | None:
+    """(device, inode) of a usage input, "-" being standard input; None when it cannot be known
+    (the reader reports a missing file itself)."""
     try:
-        return a != "-" and Path(a).resolve() == Path(b).resolve()
+        st = os.fstat(sys.stdin.fileno()) if path == "-" else os.stat(path)
+    except (OSError, ValueError, AttributeError):  # no such file; standard input closed or replaced
+        return None
+    return st.st_dev, st.st_ino
+
+
+def stdin_bytes(args):
+    """Standard input as bytes, for `--usage -`; refused plainly when there is none to read (closed
+    with `<&-`, or detached), rather than failing inside the reader."""
+    if "-" not in (getattr(args, "usage", None) or ()):
+        return None
+    stream = getattr(sys.stdin, "buffer", None)  # None when Python started with file descriptor 0 closed
+    if stream is None or getattr(stream, "closed", False):
+        raise RatecardError("--usage -: standard input is closed; pipe the usage in, or name a file")
+    return stream
+
+
+def _is_null_device(st) -> bool:
+    """/dev/null: a way to bill the good rows and keep no rejects, and never an input's contents."""
+    try:
+        null = os.stat(os.devnull)
     except OSError:
         return False
+    return stat.S_ISCHR(st.st_mode) and (st.st_dev, st.st_ino, st.st_rdev) == (null.st_dev, null.st_ino, null.st_rdev)
 
 
 def check_rejects_path(args) -> None:
-    """A rejects file that is also an input would be emptied before it is read."""
-    if getattr(args, "rejects", None) and any(same_file(u, args.rejects) for u in args.usage):
-        raise RatecardError(f"--rejects {args.rejects} is also a --usage file; it would be overwritten before "
-                            "it is read: write the rejects somewhere else")
+    """A rejects file is opened for writing, which empties it, before the usage is read: it must be a
+    regular file (new or existing), or /dev/null, that is none of the inputs, compared as the file
+    system sees them (device and inode), so neither a hard link, a symbolic link nor /dev/stdin can
+    empty an input."""
+    rejects = getattr(args, "rejects", None)
+    if not rejects:
+        return
+    try:
+        st = os.stat(rejects)
+    except FileNotFoundError:
+        return  # a new file (the folder missing, or a dangling link, is reported when it is opened)
+    except OSError:
+        return  # the rejects writer reports why it cannot be opened
+    if not stat.S_ISREG(st.st_mode) and not _is_null_device(st):
+        what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a pipe, terminal or device)"
+        raise RatecardError(f"--rejects {rejects} is {what}; expected a new or existing file to write the bad rows "
+                            "to (or /dev/null to keep none): nothing was read")
+    for source in args.usage:
+        if _identity(source) == (st.st_dev, st.st_ino):
+            also = "standard input" if source == "-" else f"--usage {source}"
+            raise RatecardError(f"--rejects {rejects} is the same file as {also}; it would be emptied before it "
+                                "is read: write the rejects somewhere else; nothing was read")
 
 
 def jobs_arg(text: str) -> int:
@@ -67,22 +115,41 @@ def jobs_arg(text: str) -> int:
     return int(text)
 
 
-def usage_args(pairs) -> list:
-    """`API=CALLS` or `API:OUTCOME=CALLS` words → usage items; CALLS as `ratecard.counts` says."""
+def usage_args(pairs, t=None) -> list:
+    """`API=CALLS` or `API:OUTCOME=CALLS` words → usage items. CALLS is a count as `ratecard.counts`
+    writes it (3000000, 3,000,000, 1.5M), or a decimal quantity (`StoreObject=150.5`, for a category
+    with a decimal unit), and may end in `@AMOUNT`, the total transaction amount of the calls
+    (`Charge=3@300.00`, for a category priced as a percentage). A mistake is a command-line one (exit 2)."""
+    from decimal import Decimal
+
     from ..counts import CountError, parse_count
     from ..rating import UsageItem
 
     items = []
     for word in pairs:
-        name, sep, calls = word.rpartition("=")
+        name, sep, value = word.rpartition("=")
         api, _, outcome = name.partition(":")
-        if not sep or not api:
-            raise CommandLineError(f"bad usage {word!r}: expected API=CALLS or API:OUTCOME=CALLS, e.g. "
-                                   "RenderWidget=1000000")
+        calls, at, amount = value.partition("@")
         try:
-            items.append(UsageItem(api, parse_count(calls), outcome or None))
+            count, why = parse_count(calls), ""
         except CountError as exc:
-            raise CommandLineError(f"bad usage {word!r}: {exc}") from None
+            count, why = None, f": {exc}"
+        digits = calls.replace("_", "")
+        decimal = count is None and "." in digits and QUANTITY.fullmatch(digits) is not None
+        if (not sep or not api or (count is None and not decimal)
+                or (at and not QUANTITY.fullmatch(amount.replace("_", "").replace(",", "")))):
+            raise CommandLineError(f"bad usage {word!r}: expected API=CALLS or API:OUTCOME=CALLS, e.g. "
+                                   "RenderWidget=1000000 (a decimal quantity for a category with a decimal unit; "
+                                   f"API=CALLS@AMOUNT for a transaction amount){why}")
+        if decimal and t is not None:
+            entry = t.index.get(api)
+            places = t.decimal_pos.get(t.slot_position[entry[0]]) if entry is not None else None
+            if places is None or len(digits.partition(".")[2].rstrip("0")) > places:
+                raise CommandLineError(f"bad usage {word!r}: expected API=CALLS with a whole number of calls"
+                                       + (f" (or at most {places} decimal places for {api})" if places else "")
+                                       + f", e.g. RenderWidget=1000000{why}")
+        items.append(UsageItem(api, Decimal(digits) if decimal else count, outcome or None,
+                               Decimal(amount.replace("_", "").replace(",", "")) if at else None))
     return items
 
 

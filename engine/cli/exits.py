@@ -6,7 +6,7 @@ checks every row against the commands).
 | 0 | done; for `status`: the account may use the service now |
 | 1 | bad input: rules, usage, ledger state or a refused operation (the message says which) |
 | 2 | a mistake on the command line: unknown option, missing argument, unparsable value |
-| 3 | `status` only: the service is suspended (arrears) |
+| 3 | `status`: the service is suspended (arrears); `settle`: some accounts were not settled, each named on standard error |
 | 4 | `status` only: the service is not activated for the account |
 | 130 | interrupted (Ctrl-C) |
 """
@@ -17,6 +17,7 @@ OK = 0
 BAD_INPUT = 1
 COMMAND_LINE = 2  # argparse's own status for a usage error
 SUSPENDED = 3
+NOT_ALL_SETTLED = 3  # `settle`: the others were settled (a monthly job can tell "look at these")
 NOT_ACTIVATED = 4
 INTERRUPTED = 130
 

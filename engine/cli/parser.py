@@ -74,9 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("quote", help="price one month of usage for one account")
     p.add_argument("usage", nargs="*", metavar="API=CALLS",
-                   help="calls per API, e.g. RenderWidget=1000000; API:OUTCOME=CALLS for an outcome or error code. "
-                        "A count is plain digits (2000000), grouped by threes with , or _ (2,000,000), or with a k "
-                        "or M suffix (500k, 1.5M); ambiguous forms such as 1.000 or 10m are refused")
+                   help="calls per API, e.g. RenderWidget=1000000; API:OUTCOME=CALLS for an outcome or error code; "
+                   "API=CALLS@AMOUNT for the calls' total transaction amount (percentage-priced categories). "
+                   "A count is plain digits (2000000), grouped by threes with , or _ (2,000,000), or with a k "
+                   "or M suffix (500k, 1.5M); ambiguous forms such as 1.000 or 10m are refused")
     _rules_option(p)
     p.add_argument("--period", type=period_arg, metavar="YYYY-MM", help="billing period (default: the current month in the "
                    "policy's time zone)")

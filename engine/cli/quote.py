@@ -21,14 +21,15 @@ def cmd_quote(args) -> int:
     if unknown_packs:
         raise RatecardError(f"--pack names unknown category {', '.join(unknown_packs)}; expected one of: "
                             f"{', '.join(c.id for c in t.categories)}")
+    usage = usage_args(args.usage, t)
     if args.format == "json":
         from ..quote import dumps, quote_document
 
         # The same function and bytes as `POST /v1/quote` of `ratecard serve`.
-        sys.stdout.write(dumps(quote_document(rules, usage_args(args.usage), period, packs=packs,
+        sys.stdout.write(dumps(quote_document(rules, usage, period, packs=packs,
                                               suspended=args.suspended, explain=args.explain)))
         return 0
-    bill = rate(rules, usage_args(args.usage), period, packs=packs, suspended=args.suspended)
+    bill = rate(rules, usage, period, packs=packs, suspended=args.suspended)
     print("\n".join(quote_text(bill)))
     if args.explain:
         print()
@@ -53,6 +54,10 @@ def quote_text(bill) -> list[str]:
     out += [fmt(rows[0]), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in rows[1:]]
     label = len(fmt(rows[0])) - widths[-1] - 2
     r = bill.rounding
+    if bill.adjustments:
+        out.append("")
+    for a in bill.adjustments:  # after pricing, in the order applied
+        out.append(f"{a.name.rjust(label)}  {format_amount(a.amount, cur).rjust(widths[-1])}  ({a.note})")
     out += ["",
             f"{'Subtotal'.rjust(label)}  {format_amount(bill.subtotal, cur).rjust(widths[-1])}",
             f"{('Rounding (' + r['quantum'] + ', ' + r['mode'] + ')').rjust(label)}  "

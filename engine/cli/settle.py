@@ -17,6 +17,11 @@ from .common import (
 )
 
 
+# The exit status of a settlement that left accounts without a recorded bill: distinct from 1 (bad
+# input, nothing settled) so that a monthly job can tell "some accounts need a look" (README).
+NOT_ALL_SETTLED = 3
+
+
 def _settle_text(report) -> list[str]:
 
     when = report.schedule
@@ -67,10 +72,13 @@ def cmd_settle(args) -> int:
     from .usage import open_reader
 
     held: set[str] = set()  # accounts with a rejected row: settled once their rows are fixed
+    unowned = []  # rejected rows whose account cannot be read: nobody can be told apart to wait
     rejects = RejectsWriter(args.rejects) if args.rejects else None
 
     def reject(row) -> None:
         held.add(row.account)
+        if not row.account:
+            unowned.append(row)
         rejects(row)
 
     with open_ledger(args) as ledger:
@@ -84,6 +92,14 @@ def cmd_settle(args) -> int:
         # a settled period cannot take a corrected row later (its bill is immutable).
         if rejects is None:
             reader.raise_for_rejects()
+        if unowned:
+            # Its account could be any: settling the others might record a short bill for it.
+            from ..errors import UsageInvalid
+
+            raise UsageInvalid([r.problem() for r in unowned],
+                               f"{len(unowned):,} bad usage row(s) whose account cannot be read "
+                               f"(first: {unowned[0]}); nothing was settled, since any account could be the "
+                               "one they belong to. Fix them and settle again")
         report = ledger.settle(rules, reader.accounts(), args.period, at, hold=held)
     if args.format == "json":
         held_out = {"rejects": {"file": args.rejects, "rows": rejects.count,
@@ -96,7 +112,9 @@ def cmd_settle(args) -> int:
         print(f"{counted(rejects.count, 'bad row')} written to {args.rejects}")
     for failed in report.failed:
         print(f"{failed.account}: not settled: {failed.problem}", file=sys.stderr)
-    return 1 if report.failed else 0
+    for unbilled in report.unbilled:
+        print(f"{unbilled.account}: not settled: {unbilled.reason}", file=sys.stderr)
+    return 0 if report.complete else NOT_ALL_SETTLED
 
 
 def cmd_collect(args) -> int:

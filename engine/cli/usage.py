@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 
 from .. import resources
 from ..errors import RatecardError
-from .common import check_rejects_path, load_rules
+from .common import check_rejects_path, load_rules, stdin_bytes
 
 _SIZE = re.compile(r"[0-9]{1,6}(\.[0-9]{1,3})?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
@@ -53,7 +52,7 @@ def open_reader(args, rules, *, on_reject=None, period=None):
                          spill_directory=args.spill_dir, threads=args.threads, engine=args.engine,
                          master=args.master)
     for source in args.usage:
-        reader.read(source, stdin=sys.stdin.buffer, format=getattr(args, "input_format", None),
+        reader.read(source, stdin=stdin_bytes(args), format=getattr(args, "input_format", None),
                     kind=getattr(args, "kind", None))
     return reader.run()
 

@@ -92,7 +92,9 @@ def cmd_lint(args) -> int:
 def summary(rule_set) -> str:
     book, mapping, policy = rule_set.latest
     billable = sum(r.billable for r in mapping.apis.values())
-    versions = len(rule_set.pricing) + len(rule_set.mappings) + len(rule_set.policies)
+    versions = len(rule_set.pricing) + len(rule_set.mappings) + len(rule_set.policies) + len(rule_set.account_terms)
+    models = sorted({c.model for c in book.categories.values()} - {"tiered"})
     return (f"{rule_set.path}: valid — {counted(len(book.categories), 'category', 'categories')}, "
             f"{billable:,} billable and {counted(len(mapping.apis) - billable, 'free API')}, {book.currency}, "
-            f"{book.tier_mode} tiers, {counted(versions, 'rule file version')}, {rule_set.fingerprint[:19]}")
+            f"{book.tier_mode} tiers{''.join(f', {m}' for m in models)}, "
+            f"{counted(versions, 'rule file version')}, {rule_set.fingerprint[:19]}")

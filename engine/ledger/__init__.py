@@ -47,7 +47,8 @@ from .records import (Account, Applied, BillRecord, Charge, Collected, Entry, Pa
                       ServiceInfo, Settled, SettleReport, Statement, Status, Unbilled)
 from .schema import LATEST, MIGRATIONS, Migration
 from .values import (ACTIVE, APPLICATION_ID, BUSY_TIMEOUT_S, DB_ENV, DEFAULT_DB, NOT_ACTIVATED, SUSPENDED, LedgerError,
-                     NotALedger, UnknownAccount, default_path, moment, parse_amount, parse_pack_size, stamp)
+                     NotALedger, SettleInterrupted, UnknownAccount, default_path, moment, parse_amount,
+                     parse_pack_size, stamp)
 
 # A seam for fault-injection tests (see `values.step`): called with a step name at each point where a
 # crash would leave a different state. Never set in production.
@@ -56,7 +57,7 @@ _checkpoint_hook = None
 __all__ = [
     "ACTIVE", "APPLICATION_ID", "BUSY_TIMEOUT_S", "DB_ENV", "DEFAULT_DB", "LATEST", "MIGRATIONS", "NOT_ACTIVATED",
     "SUSPENDED", "Account", "Applied", "BillRecord", "Charge", "Collected", "Entry", "Ledger", "LedgerError",
-    "Migration", "NotALedger", "Pack", "PackBought", "PackUnits", "ServiceInfo", "SettleReport", "Settled",
-    "Statement", "Status", "Unbilled", "UnknownAccount", "default_path", "moment", "parse_amount",
+    "Migration", "NotALedger", "Pack", "PackBought", "PackUnits", "ServiceInfo", "SettleInterrupted", "SettleReport",
+    "Settled", "Statement", "Status", "Unbilled", "UnknownAccount", "default_path", "moment", "parse_amount",
     "parse_pack_size", "stamp",
 ]

@@ -8,13 +8,15 @@ from datetime import datetime
 from decimal import Decimal
 
 from ..currencies import is_currency
+from ..displaytext import unsafe_character
 from . import postings as P
 from .records import Account, Applied, Entry, ServiceInfo, Status
-from .values import ACCOUNT_ID, NOT_ACTIVATED, LedgerError, UnknownAccount, as_decimal, moment, parse_amount, stamp
+from .values import (ACCOUNT_ID, MAX_AMOUNT, NOT_ACTIVATED, LedgerError, UnknownAccount, as_decimal, check_reference,
+                     moment, parse_amount, stamp)
 
-_STATUS_ONE = ("SELECT a.currency, a.balance, a.frozen, s.service, s.state, s.since, s.reason, s.terms_version "
+_STATUS_ONE = ("SELECT a.currency, a.balance, a.frozen, s.service, s.state, s.since, s.reason, s.time_zone "
                "FROM accounts AS a LEFT JOIN services AS s ON s.account = a.id AND s.service = ? WHERE a.id = ?")
-_STATUS_ANY = ("SELECT a.currency, a.balance, a.frozen, s.service, s.state, s.since, s.reason, s.terms_version "
+_STATUS_ANY = ("SELECT a.currency, a.balance, a.frozen, s.service, s.state, s.since, s.reason, s.time_zone "
                "FROM accounts AS a LEFT JOIN services AS s ON s.account = a.id WHERE a.id = ? ORDER BY s.service")
 
 
@@ -30,12 +32,21 @@ def status(store, account: str, service: str | None = None) -> Status:
         rows = store.read(_STATUS_ONE, (service, account))
     if not rows:
         raise UnknownAccount(account)
-    currency, balance, frozen, svc, state, since, reason, terms = rows[0]
+    currency, balance, frozen, svc, state, since, reason, zone = rows[0]
     if svc is None:
         what = f"service {service}" if service else "any service"
         return Status(account, service, NOT_ACTIVATED, f"account {account} has not activated {what}", None,
                       currency, Decimal(balance), Decimal(frozen))
-    return Status(account, svc, state, reason, moment(since), currency, Decimal(balance), Decimal(frozen))
+    return Status(account, svc, state, reason, local(moment(since), zone), currency, Decimal(balance), Decimal(frozen))
+
+
+def local(moment_: datetime, zone: str | None) -> datetime:
+    """A stored moment as shown: in the service's policy time zone when known, to the second."""
+    if zone:
+        from zoneinfo import ZoneInfo
+
+        moment_ = moment_.astimezone(ZoneInfo(zone))
+    return moment_.replace(microsecond=0)
 
 
 def account(store, account: str) -> Account:
@@ -53,8 +64,9 @@ def accounts(store) -> list[Account]:
 
 def _account(store, row) -> Account:
     services = tuple(
-        ServiceInfo(r[0], moment(r[1]), r[2], moment(r[3]), r[4], moment(r[5]), r[6], Decimal(r[7]), as_decimal(r[9]))
-        for r in store.read(f"SELECT {P.SERVICE_COLUMNS} FROM services WHERE account = ? ORDER BY service",
+        ServiceInfo(r[0], local(moment(r[1]), r[13]), r[2], local(moment(r[3]), r[13]), r[4],
+                    local(moment(r[5]), r[13]), r[6], Decimal(r[7]), as_decimal(r[9]))
+        for r in store.read(f"SELECT {P.SERVICE_COLUMNS}, time_zone FROM services WHERE account = ? ORDER BY service",
                             (row[0],)))
     return Account(row[0], row[1], row[2], moment(row[3]), Decimal(row[4]), Decimal(row[5]), services,
                    _party(store.read("SELECT legal_name, address, country, tax_id FROM accounts WHERE id = ?",
@@ -124,9 +136,14 @@ def update_account(store, account: str, **fields) -> None:
 def create_account(store, account: str, name: str, currency: str, at: datetime, **buyer) -> Applied:
     from .. import settlement as S
 
-    if not ACCOUNT_ID.match(account or ""):
+    if not ACCOUNT_ID.match(account or "") or unsafe_character(account):
         raise LedgerError(f"bad account id {account!r}: expected 1 to 200 characters without spaces or "
                           "control characters")
+    bad = unsafe_character(name or "")
+    if bad:
+        # A name is printed on statements: a line break or ANSI escape could forge a row of one.
+        raise LedgerError(f"bad account name {name!r}: it holds {bad}; expected one line of printable "
+                          "text; nothing was changed")
     if not is_currency(currency):
         raise LedgerError(f"unknown currency {currency!r}: expected an ISO 4217 code such as EUR or USD")
     name = name or account
@@ -143,7 +160,8 @@ def create_account(store, account: str, name: str, currency: str, at: datetime, 
             S.ACCOUNT_OPENED, f"account {account} opened for {name}, in {currency}")], position)
 
 
-def activate(store, account: str, service: str, terms_version: str, at: datetime) -> Applied:
+def activate(store, account: str, service: str, terms_version: str, at: datetime,
+             time_zone: str | None = None) -> Applied:
     """Activate a service for an account that accepts its terms of service (version `terms_version`).
     Accepting a newer version later records it; accepting the same version again changes nothing."""
     from .. import settlement as S
@@ -169,6 +187,9 @@ def activate(store, account: str, service: str, terms_version: str, at: datetime
                        "AND service = ?", (terms_version, when, account, service))
             change = S.Change(S.TERMS_ACCEPTED, f"terms of service of {service} version {terms_version} "
                               f"accepted (was {row[0]})", service, ref=terms_version)
+        if time_zone is not None:
+            db.execute("UPDATE services SET time_zone = ? WHERE account = ? AND service = ?",
+                       (time_zone, account, service))
         position = P.position(db, account)
         return P.record(db, account, position, when, [change], position)
 
@@ -178,10 +199,15 @@ def top_up(store, account: str, amount, at: datetime, reference: str | None = No
     `reference` (e.g. the payment id), recording the same top-up again changes nothing."""
     from .. import settlement as S
 
+    check_reference(reference, "top-up")
     when = stamp(at)
     with store.write() as db:
         position = P.position(db, account)
         value = parse_amount(amount, position.currency)
+        if position.balance + value >= MAX_AMOUNT:
+            raise LedgerError(f"a top-up of {value} would take the balance of {account} to "
+                              f"{position.balance + value}, past the ledger's bound of {MAX_AMOUNT:,f}; "
+                              "nothing was changed")
         if reference is not None:
             seen = db.execute(f"SELECT {P.ENTRY_COLUMNS} FROM entries WHERE account = ? AND kind = 'top-up' "
                               "AND ref = ?", (account, reference)).fetchone()

@@ -116,7 +116,8 @@ def correct(store, policy, bill, service: str, when_, at: datetime, seller=None)
                                why=why)
         step("corrected")
     return Settled(account, "corrected", view.number, currency, change.amount, "applied", None, applied,
-                   problem=f"{view.title.lower()} {view.number} to invoice {invoice}: {why}")
+                   problem=f"{view.title.lower()} {view.number} to invoice {invoice}: {why}",
+                   issue_date=view.issue_date, due_date=view.due_date)
 
 
 def _fingerprint(bill_json: str) -> str:

@@ -82,8 +82,9 @@ class Ledger:
         return _accounts.update_account(self._store, account, **buyer)
 
     @_as(_accounts.activate)
-    def activate(self, account: str, service: str, terms_version: str, at: datetime) -> Applied:
-        return _accounts.activate(self._store, account, service, terms_version, at)
+    def activate(self, account: str, service: str, terms_version: str, at: datetime,
+                 time_zone: str | None = None) -> Applied:
+        return _accounts.activate(self._store, account, service, terms_version, at, time_zone)
 
     @_as(_accounts.top_up)
     def top_up(self, account: str, amount, at: datetime, reference: str | None = None) -> Applied:

@@ -11,8 +11,8 @@ from ..formatting import format_money
 from . import accounts
 from . import postings as P
 from .records import Applied, Pack, PackBought, PackUnits
-from .values import LedgerError, as_text, moment, parse_pack_size, stamp
 from ..formatting import counted
+from .values import LedgerError, as_text, check_reference, moment, parse_pack_size, stamp
 
 PACK_COLUMNS = ("id, account, service, category, units, unit, price, currency, bought_at, expires_at, time_zone, "
                  "rules_name, rules_fingerprint, reference")
@@ -48,6 +48,7 @@ def buy_pack(store, rules, account: str, category: str, size, at: datetime,
     from ..periods import period_of
     from ..rating import tariff
 
+    check_reference(reference, "pack purchase")
     period = period_of(at, rules.latest[2].time_zone)
     t = tariff(rules, period)
     book, policy, service = t.book, t.policy, rules.name

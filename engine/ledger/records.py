@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -260,9 +260,13 @@ class Settled:
     due_at: datetime | None = None
     applied: Applied | None = None
     problem: str = ""  # why it failed, or how a re-rating differs from the recorded bill
+    issue_date: date | None = None  # the document's, in the policy's time zone, as it prints them
+    due_date: date | None = None
 
     def to_dict(self) -> dict:
         out = {"account": self.account, "outcome": self.outcome, "invoice": self.invoice or None,
+               "issue_date": self.issue_date.isoformat() if self.issue_date else None,
+               "due_date": self.due_date.isoformat() if self.due_date else None,
                "currency": self.currency or None, "total": None if self.total is None else as_text(self.total),
                "debit": self.debit or None, "due_at": self.due_at.isoformat() if self.due_at else None,
                "problem": self.problem or None}
@@ -282,7 +286,9 @@ class Unbilled:
     reason: str
 
     def to_dict(self) -> dict:
-        return {"account": self.account, "calls": self.calls, "reason": self.reason}
+        from ..bill import quantity  # a decimal unit's calls (GB) as exact text, as bills write them
+
+        return {"account": self.account, "calls": quantity(self.calls), "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -299,6 +305,13 @@ class SettleReport:
     @property
     def failed(self) -> tuple[Settled, ...]:
         return tuple(a for a in self.accounts if a.outcome == "failed")
+
+    @property
+    def complete(self) -> bool:
+        """Whether every account with usage (or an activated service) has a recorded bill: none
+        failed (e.g. a currency mismatch), none left unbilled (not in the ledger, not activated,
+        held for rejected rows)."""
+        return not self.failed and not self.unbilled
 
     def to_dict(self) -> dict:
         return {"period": self.period, "service": self.service, "rules_fingerprint": self.rules_fingerprint,

@@ -220,5 +220,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE accounts ADD COLUMN country TEXT",
         "ALTER TABLE accounts ADD COLUMN tax_id TEXT",
     )),
+    # The time zone of the service's settlement policy, so that `status` and `account show` print
+    # times as the invoices do, without loading any rules. Set on activation (when the rule set is
+    # at hand) and by every settlement.
+    Migration(4, "the time zone each service's times are shown in", (
+        "ALTER TABLE services ADD COLUMN time_zone TEXT",
+    )),
 )
 LATEST = MIGRATIONS[-1].version

@@ -17,7 +17,7 @@ from . import postings as P
 from .corrections import correct
 from .packs import pack_balances, take_packs
 from .records import Applied, Collected, Settled, SettleReport, Unbilled
-from .values import LedgerError, as_decimal, as_text, moment, stamp, step
+from .values import LedgerError, SettleInterrupted, as_decimal, as_text, moment, stamp, step
 
 if TYPE_CHECKING:
     from .. import settlement as S
@@ -115,7 +115,7 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
                        S.Terms.of(policy, freeze, basis), packs,
                        lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued))
 
-    for account in billable:
+    def settle_account(account: str) -> Settled:
         items = by_account[account].items if account in by_account else ()
         suspended = _suspended_at(store, account, service, end)
         # An account already settled is re-rated with its packs as they were before its bill, to
@@ -126,13 +126,12 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         if account in recorded:
             # A recorded bill is never altered: usage that now rates differently is billed (or
             # credited) by a supplementary invoice (or credit note) for the difference.
-            results.append(correct(store, policy, bill, service, when_, at, seller))
+            done = correct(store, policy, bill, service, when_, at, seller)
             step("committed")
-            continue
+            return done
         if currencies[account] != bill.currency:
-            results.append(Settled(account, "failed", number, bill.currency, bill.total, problem=(
-                f"the account is in {currencies[account]} but {rules.name} bills in {bill.currency}")))
-            continue
+            return Settled(account, "failed", number, bill.currency, bill.total, problem=(
+                f"the account is in {currencies[account]} but {rules.name} bills in {bill.currency}"))
 
         def again(fresh, account=account, items=items, suspended=suspended) -> _Priced:
             return priced(rate(rules, items, period, account=account, packs=fresh, suspended=suspended), fresh)
@@ -145,8 +144,16 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
             done = correct(store, policy, bill if before == packs else rate(
                 rules, items, period, account=account, packs=before, suspended=suspended), service, when_, at,
                 seller)
-        results.append(done)
         step("committed")
+        return done
+
+    for index, account in enumerate(billable):
+        try:
+            results.append(settle_account(account))
+        except LedgerError as exc:
+            # Each account is settled in its own transaction: those before this one are recorded and
+            # stay so, and saying "nothing was changed" would be wrong (a full disk, a lost lock).
+            raise SettleInterrupted(period, service, exc, tuple(results), tuple(billable[index:])) from None
     return SettleReport(period, service, t.fingerprint, at, when_, collected, tuple(results), tuple(unbilled))
 
 
@@ -181,6 +188,8 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
         issued_on = at.astimezone(when_.start.tzinfo).date()
         number, series, seq = assign_number(db, policy.numbering, INVOICE, issued_on)
         meta = priced.meta(number, issued_on)
+        db.execute("UPDATE services SET time_zone = ? WHERE account = ? AND service = ?",
+                   (policy.time_zone, account, service))
         buyer, party = buyer_of(db, account), seller.party if seller else None
         paper = seller.paper if seller else "A4"
         invoice_text = render_invoice(bill, policy, "text", meta=meta, seller=party, buyer=buyer, paper=paper)
@@ -197,9 +206,10 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
         insert_document(db, number=number, series=series, seq=seq, kind=INVOICE, account=account, service=service,
                         period=period, refers_to=None, cause=SETTLEMENT, reason="", currency=currency, amount=total,
                         fingerprint=priced.fingerprint, bill_json=priced.bill_json,
-                        document_json=json.dumps({"invoice": meta.to_dict(), "bill": bill.to_dict(), "locale": policy.locale,
+                        document_json=json.dumps({"invoice": meta.to_dict(), "bill": bill.to_dict(),
+                                                  "locale": policy.locale, "paper": paper,
                                                   "seller": party.to_dict() if party else None,
-                                                  "buyer": buyer.to_dict() if buyer else None, "paper": paper},
+                                                  "buyer": buyer.to_dict() if buyer else None},
                                                  ensure_ascii=False, sort_keys=True),
                         document_text=invoice_text, issued_at=when,
                         entry=issued.entries[0].seq)
@@ -221,7 +231,8 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
                                                  when, closes))
             debit = "applied"
         step("debited")
-    return Settled(account, "settled", number, currency, total, debit, when_.deduction_opens, applied)
+    return Settled(account, "settled", number, currency, total, debit, when_.deduction_opens, applied,
+                   issue_date=issued_on, due_date=meta.due_date)
 
 
 def _debit(db, account, service, period, amount, terms, invoice, position, when, closes) -> Applied:

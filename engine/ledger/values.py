@@ -13,6 +13,7 @@ from pathlib import Path
 from ..counts import CountError, parse_count
 from ..currencies import minor_units
 from ..errors import RatecardError
+from ..displaytext import unsafe_character
 from ..exact import EXACT
 
 DB_ENV = "RATECARD_DB"
@@ -25,6 +26,30 @@ ACTIVE, SUSPENDED, NOT_ACTIVATED = "active", "suspended", "not-activated"
 
 class LedgerError(RatecardError):
     """A ledger operation that cannot be done; nothing was changed."""
+
+
+class SettleInterrupted(LedgerError):
+    """A settlement that stopped part-way (a full disk, a lost lock): the accounts settled before
+    the failure are recorded, and stay so; the rest are not. Settling again records the rest."""
+
+    def __init__(self, period: str, service: str, cause: Exception, done: tuple, left: tuple):
+        self.period, self.service, self.done, self.left = period, service, done, left
+        reason = str(cause)
+        for tail in ("; nothing was changed", "; Nothing was changed"):
+            reason = reason.removesuffix(tail)
+        recorded = [r.account for r in done if getattr(r, "outcome", "") != "failed"]
+        super().__init__(
+            f"settling {period} of {service} stopped at account {left[0]}: {reason}. Recorded before it, and "
+            f"kept: {_some(recorded) or 'no account'}. Not recorded: {_some(left)}. Settle again once the "
+            "cause is fixed: it records what is missing and changes nothing already recorded")
+
+
+def _some(names, shown: int = 10) -> str:
+    names = list(names)
+    if not names:
+        return ""
+    head = ", ".join(names[:shown])
+    return f"{len(names):,} account(s): {head}" + (f" and {len(names) - shown:,} more" if len(names) > shown else "")
 
 
 class NotALedger(LedgerError):
@@ -73,8 +98,15 @@ def as_decimal(text: str | None) -> Decimal | None:
 _AMOUNT = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
 
+# Money in the ledger stays below 10**15 (a quadrillion) in any currency: with a currency's few
+# decimals that is at most 19 significant digits, which every sum, difference and display of two
+# amounts holds exactly even in Python's default 28-digit decimal context (and a JSON reader that
+# takes numbers as binary doubles still reads whole units exactly).
+MAX_AMOUNT = Decimal(10) ** 15
+
+
 def parse_amount(text, currency: str | None = None) -> Decimal:
-    """A positive amount of money written as plain decimal digits, e.g. 100 or 25.50."""
+    """A positive amount of money written as plain decimal digits, e.g. 100 or 25.50, below MAX_AMOUNT."""
     raw = str(text).strip()
     if len(raw) > 40:
         raise LedgerError(f"bad amount {raw[:20]}…: too many digits; expected an amount such as 100 or 25.50")
@@ -87,6 +119,9 @@ def parse_amount(text, currency: str | None = None) -> Decimal:
         raise LedgerError(f"bad amount {raw!r}: expected a positive amount such as 100 or 25.50") from None
     if value <= 0:
         raise LedgerError(f"bad amount {raw!r}: a top-up must be more than zero")
+    if value >= MAX_AMOUNT:
+        raise LedgerError(f"bad amount {raw!r}: amounts in the ledger are below {MAX_AMOUNT:,f}; "
+                          "expected an amount such as 100 or 25.50")
     if currency is not None:
         places = minor_units(currency)
         if -value.as_tuple().exponent > places and value != round(value, places):
@@ -98,6 +133,17 @@ def parse_amount(text, currency: str | None = None) -> Decimal:
 subtract = EXACT.subtract
 
 ACCOUNT_ID = re.compile(r"^[^\x00-\x20\x7f]{1,200}$")
+
+
+def check_reference(reference: str | None, what: str) -> None:
+    """A reference (a payment's or purchase's id) is what makes recording twice change nothing: an
+    empty one would make every later empty reference "the same" payment."""
+    if reference is not None and (not isinstance(reference, str) or not reference.strip()):
+        raise LedgerError(f"the {what} reference is empty; give the payment's or purchase's id, or no "
+                          "reference at all; nothing was changed")
+    bad = unsafe_character(reference) if reference else ""
+    if bad:
+        raise LedgerError(f"the {what} reference holds {bad}; expected printable text; nothing was changed")
 
 def parse_pack_size(size) -> int:
     """A pack size: a whole number of units, written as `ratecard.counts` says (1000000, 1,000,000, 1M)."""

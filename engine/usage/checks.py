@@ -25,6 +25,7 @@ from .files import CALLS, Bad
 
 _INTEGER = re.compile(r"[+-]?[0-9]+(?:\.0+)?")  # ASCII digits only; a zero fraction is how pandas writes a whole number
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")  # incl. invisible marks
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # JSON can spell one ("\ud800"); UTF-8 cannot hold it
 MAX_CALLS = 10**15  # in one row: far beyond any real month, and small enough to price exactly
 
 OK, OUT, BAD = "ok", "out", "bad"
@@ -131,7 +132,8 @@ class RowChecker:
 
 
 def _shown(value) -> str:
-    return str(value) if isinstance(value, Decimal) else json.dumps(value)
+    # Parquet gives dates, bytes, timestamps...: each shown as text, never a traceback.
+    return str(value) if isinstance(value, Decimal) else json.dumps(value, default=str)
 
 
 def text(values: dict, name: str) -> str:
@@ -143,6 +145,14 @@ def text(values: dict, name: str) -> str:
     value = value.strip()
     if not value:
         raise Bad("missing-field", f"missing field {name!r}")
+    return unicode_text(name, value)
+
+
+def unicode_text(name: str, value: str) -> str:
+    """`value`, when it is text UTF-8 can hold: a lone surrogate would make a document unwritable."""
+    if _SURROGATE.search(value):
+        shown = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise Bad("bad-field", f"{name} {shown!r} is not valid Unicode text (a lone surrogate); expected UTF-8 text")
     return value
 
 
@@ -186,7 +196,7 @@ def calls_or_zero(values) -> int:
 def read_outcome(values: dict) -> str | None:
     outcome = values.get("outcome")
     if isinstance(outcome, str) and outcome.strip():
-        outcome = outcome.strip()
+        outcome = unicode_text("outcome", outcome.strip())
         # Logs disagree on the case of "success"; an error code keeps its case, which is significant.
         return SUCCESS if outcome.lower() == SUCCESS else outcome
     if outcome is not None and not isinstance(outcome, str):
@@ -197,5 +207,5 @@ def read_outcome(values: dict) -> str | None:
             return SUCCESS
         if not isinstance(code, str):
             raise Bad("bad-field", f"error_code must be text, got {_shown(code)}")
-        return code.strip()
+        return unicode_text("error_code", code.strip())
     return None

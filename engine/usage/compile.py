@@ -50,6 +50,7 @@ class Dialect:
 
     name = "duckdb"
     count_type = "HUGEINT"
+    materialized = "MATERIALIZED "  # read twice: computed once
 
     def lit(self, text: str) -> str:
         return "'" + text.replace("'", "''") + "'"
@@ -97,6 +98,7 @@ class Dialect:
 class SparkDialect(Dialect):
     name = "spark"
     count_type = "DECIMAL(38,0)"
+    materialized = ""
 
     def lit(self, text: str) -> str:
         return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -240,16 +242,19 @@ def compile_usage(rules: RuleSet, kind: str, *, period: str | None = None, diale
     refused = _unknown_refused(rules, "r.v")
     sql = f"""WITH
 {stages},
+trimmed AS (  -- values trimmed as Python's str.strip() does
+  SELECT {d.trim('account')} AS account, {d.trim('api')} AS api, period, {d.trim('outcome')} AS outcome,
+         {d.trim('error_code')} AS error_code, calls, copies, ok
+  FROM groups),
 norm AS (
-  SELECT {d.trim('account')} AS account, {d.trim('api')} AS api, period,
-         CASE WHEN {d.trim('outcome')} <> '' THEN
-                CASE WHEN lower({d.trim('outcome')}) = {d.lit(SUCCESS)} THEN {d.lit(SUCCESS)} ELSE {d.trim('outcome')} END
-              WHEN error_code IS NOT NULL THEN coalesce(nullif({d.trim('error_code')}, ''), {d.lit(SUCCESS)})
+  SELECT account, api, period,
+         CASE WHEN outcome <> '' THEN CASE WHEN lower(outcome) = {d.lit(SUCCESS)} THEN {d.lit(SUCCESS)} ELSE outcome END
+              WHEN error_code IS NOT NULL THEN coalesce(nullif(error_code, ''), {d.lit(SUCCESS)})
          END AS outcome,
          calls, copies,
-         ok AND account IS NOT NULL AND {d.trim('account')} <> '' AND NOT {d.search(d.trim('account'), _CONTROL)}
-            AND api IS NOT NULL AND {d.trim('api')} <> '' AS ok
-  FROM groups),
+         ok AND account IS NOT NULL AND account <> '' AND NOT {d.search('account', _CONTROL)}
+            AND api IS NOT NULL AND api <> '' AS ok
+  FROM trimmed),
 versioned AS (
   SELECT norm.*, {_version_case(d, 'period', rules.mappings)} AS v, {in_period} AS in_period
   FROM norm),
@@ -276,17 +281,17 @@ def _calls_stages(d: Dialect, head: str, rules: RuleSet, zones: list[str]) -> st
     keys = ", ".join(f"m{i}" for i in range(len(zones)))
     years = " AND ".join(f"{d.year(f'm{i}')} BETWEEN 1 AND 9998" for i in range(len(zones)))
     return f"""src AS (SELECT * FROM {head} AS input),
-ids AS (  -- one count per request id; its copies must agree, or the rows are read one by one
-  SELECT request_id, any_value(account) AS account, any_value(api) AS api, any_value(ts) AS ts,
-         any_value(outcome) AS outcome, any_value(error_code) AS error_code, count(*) AS copies,
-         {d.same(['account', 'api', 'ts', 'outcome', 'error_code'])} AND bool_and(input_ok) AS ok
+tuples AS {d.materialized}(  -- copies of a call logged twice are one row here, with the number of copies
+  SELECT request_id, account, api, ts, outcome, error_code, count(*) AS copies, bool_and(input_ok) AS ok
   FROM src
-  GROUP BY request_id),
+  GROUP BY request_id, account, api, ts, outcome, error_code),
+unique_ids AS (  -- copies of one request id that differ: the rows are read one by one
+  SELECT count(DISTINCT request_id) = count(*) AS unique_ids FROM tuples),
 instants AS (
   SELECT account, api, outcome, error_code, copies,
          CASE WHEN {d.full_match('ts', _TIMESTAMP)} THEN {d.instant('ts')} END AS instant,
          ok AND request_id IS NOT NULL AND request_id <> '' AS ok
-  FROM ids),
+  FROM tuples),
 months AS (
   SELECT account, api, outcome, error_code, copies, ok AND instant IS NOT NULL AS ok, {months}
   FROM instants),
@@ -296,8 +301,8 @@ local AS (
   GROUP BY account, api, outcome, error_code, {keys}),
 groups AS (
   SELECT account, api, outcome, error_code, {_period_of_months(d, rules, zones)} AS period, calls, copies,
-         ok AND {years} AS ok
-  FROM local)"""
+         ok AND {years} AND unique_ids AS ok
+  FROM local CROSS JOIN unique_ids)"""
 
 
 def _aggregated_stages(d: Dialect, head: str) -> str:

@@ -6,6 +6,7 @@ Imported only on the paths that read usage (duckdb is a large library).
 from __future__ import annotations
 
 import csv
+import json
 import os
 
 import duckdb
@@ -20,6 +21,7 @@ DEFAULT_MEMORY = "2GiB"  # fits a 2-core / 8 GiB machine beside the rating worke
 _D = Dialect()
 _NESTING = 200  # brackets in a line beyond which the row pass decides (Python's parser stops near 1,000 levels)
 _TEXT_TYPES = ("VARCHAR",)
+_INSTANT_TYPES = ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ_NS")  # pandas writes nanoseconds
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                   "UBIGINT", "UHUGEINT")
 
@@ -63,8 +65,28 @@ def _csv_projection(s: Source) -> str:
               f"compression = '{'gzip' if s.gzip else 'none'}', max_line_size = 131072)")
     outcome = col.get("outcome", "CAST(NULL AS VARCHAR)")
     error_code = f"coalesce({col['error_code']}, '')" if "error_code" in col else "CAST(NULL AS VARCHAR)"
-    return _select(s.kind, {k: col.get(k) for k in REQUIRED[s.kind]}, outcome, error_code, "true", reader,
-                   calls_text=True)
+    return _select(s.kind, {k: col.get(k) for k in REQUIRED[s.kind]}, outcome, error_code,
+                   f"({_csv_plain(s)})", reader, calls_text=True)
+
+
+_FIELD = r'([^",\r\n]*|"([^"]|"")*")'
+
+
+def _csv_plain(s: Source) -> str:
+    """Whether every line of the file is plainly one record of the header's width.
+
+    DuckDB's reader forgives what the row checks refuse (and Python's csv module reads otherwise): it
+    drops empty fields past the header's width ("a,b,c,") and the spaces around a quoted field
+    (a, "b"). So the file is read as lines too, and any line that is not exactly `width` plain fields
+    (quoted fields included) sends the file to the row checks, whose verdict then stands."""
+    width = len(s.columns)
+    lines = (f"read_csv({lit(s.path)}, header = false, auto_detect = false, delim = '\x01', quote = '', "
+             f"escape = '', columns = {{'line': 'VARCHAR'}}, compression = '{'gzip' if s.gzip else 'none'}', "
+             "max_line_size = 131072, strict_mode = true)")
+    record = _FIELD + "(," + _FIELD + "){" + str(width - 1) + "}"
+    plain = (f"CASE WHEN strpos(line, '\"') = 0 THEN length(line) - length(replace(line, ',', '')) = {width - 1} "
+             f"AND strpos(line, chr(13)) = 0 ELSE regexp_full_match(line, {lit(record)}) END")
+    return f"SELECT coalesce(bool_and({plain}), true) FROM {lines} WHERE line IS NOT NULL AND line <> ''"
 
 
 def _select(kind: str, col: dict, outcome: str, error_code: str, ok: str, reader: str, *, calls_text: bool,
@@ -113,7 +135,27 @@ def parquet_schema(con, source: Source) -> dict[str, str]:
         described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({lit(source.path)})").fetchall()
     except duckdb.Error as exc:
         raise RatecardError(f"{source.name}: cannot read the Parquet file: {_first_line(exc)}") from None
-    return {name.strip().lower(): str(kind) for name, kind, *_ in described}
+    types = ParquetTypes({name.strip().lower(): str(kind) for name, kind, *_ in described})
+    types.real = {name.strip().lower(): name for name, *_ in described}
+    return types
+
+
+class ParquetTypes(dict):
+    """Column name (lowercased, stripped) → type; `real` keeps each column's name as the file spells it."""
+
+    real: dict[str, str]
+
+
+def _parquet_relation(source: Source, types: dict, *, row_number: bool = False) -> str:
+    """The file's known columns under their names as the checks know them (a header-like name such as
+    " Account " is matched as a CSV header is: spaces and case aside)."""
+    real = getattr(types, "real", {})
+    renamed = [f"{_D.ident(real.get(n, n).replace(chr(34), chr(34) * 2))} AS {_D.ident(n)}"
+               for n in types if n in KNOWN]
+    if row_number:
+        renamed.append("file_row_number")
+    options = ", file_row_number = true" if row_number else ""
+    return f"(SELECT {', '.join(renamed)} FROM read_parquet({lit(source.path)}{options}))"
 
 
 def parquet_source(con, source: Source, kind: str | None) -> tuple[Source, dict]:
@@ -144,8 +186,8 @@ def _parquet_column(types: dict, name: str) -> tuple[str, str]:
         return "CAST(NULL AS VARCHAR)", "true"
     if kind in _TEXT_TYPES:
         return q, "true"
-    if kind == "TIMESTAMP WITH TIME ZONE":
-        return f"strftime(timezone('UTC', {q}), '%Y-%m-%dT%H:%M:%S.%fZ')", "true"
+    if kind in _INSTANT_TYPES:
+        return _instant_text(q), "true"
     return f"CAST({q} AS VARCHAR)", f"{q} IS NULL"  # not text: the diagnosing pass names it
 
 
@@ -162,8 +204,14 @@ def parquet_calls(types: dict) -> str:
     return "CAST(NULL AS HUGEINT)"
 
 
+def _instant_text(q: str) -> str:
+    # strftime truncates nanoseconds to microseconds; a cast to TIMESTAMPTZ would round 15:59:59.9999999
+    # up into the next second, and so a call at a month's last instant into the next month.
+    return f"strftime(timezone('UTC', {q}), '%Y-%m-%dT%H:%M:%S.%fZ')"
+
+
 def _parquet_projection(s: Source, types: dict) -> str:
-    reader = f"read_parquet({lit(s.path)})"
+    reader = _parquet_relation(s, types)
     fields = [f for f in REQUIRED[s.kind] if f != "calls"] + ["outcome"]
     text, oks = {}, []
     for f in fields:
@@ -186,14 +234,14 @@ def parquet_rows(con, source: Source, types: dict):
     exprs = []
     for n in names:
         q = _D.ident(n)
-        if types[n] == "TIMESTAMP WITH TIME ZONE":
-            exprs.append(f"strftime(timezone('UTC', {q}), '%Y-%m-%dT%H:%M:%S.%fZ')")
+        if types[n] in _INSTANT_TYPES:
+            exprs.append(_instant_text(q))
         elif types[n] in ("DOUBLE", "FLOAT"):
             exprs.append(f"CAST({q} AS VARCHAR)")  # as text: the value as written, never a Python float
         else:
             exprs.append(q)
-    sql = (f"SELECT file_row_number + 1, {', '.join(exprs)} FROM read_parquet({lit(source.path)}, "
-           "file_row_number = true) ORDER BY file_row_number")
+    sql = (f"SELECT file_row_number + 1, {', '.join(exprs)} FROM {_parquet_relation(source, types, row_number=True)} "
+           "ORDER BY file_row_number")
     cursor = con.cursor()
     cursor.execute(sql)
     while batch := cursor.fetchmany(10_000):
@@ -247,6 +295,17 @@ def fast_counts(con, table: str, kind: str) -> dict:
                 calls_accepted=calls_in, calls_out_of_period=calls - calls_in)
 
 
+def _texts(*values) -> tuple:
+    """Text values as JSON strings for the scratch file: no raw line break or carriage return reaches
+    DuckDB's CSV reader, which cannot read one inside a quoted field reliably; NULL stays empty."""
+    return tuple(None if v is None else json.dumps(_valid(v)) for v in values)
+
+
+def _valid(text: str) -> str:
+    # A lone surrogate (JSON's "\ud800") cannot be written as UTF-8: shown escaped, never a traceback.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def run_rows(con, rules, kind: str, period, sources: list[Source], parquet_types: dict, scratch: str,
              table: str) -> tuple[dict, list[tuple]]:
     """Pass 2: every row checked in order, with its line number; SQL settles duplicates and sums.
@@ -256,7 +315,7 @@ def run_rows(con, rules, kind: str, period, sources: list[Source], parquet_types
     path = os.path.join(scratch, f"{table}.csv")
     pos = 0
     with open(path, "w", encoding="utf-8", newline="") as out:
-        write = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC).writerow
+        write = csv.writer(out, quoting=csv.QUOTE_MINIMAL, lineterminator="\n").writerow
         for index, source in enumerate(sources):
             rows = (parquet_rows(con, source, parquet_types[index]) if source.format == "parquet"
                     else records(source))
@@ -264,18 +323,21 @@ def run_rows(con, rules, kind: str, period, sources: list[Source], parquet_types
                 pos += 1
                 status, rid, account, p, api, outcome, calls, bad = checker.check(kind, values)
                 if bad is None:
-                    write((pos, index, line, rid, status, account, p, api, outcome, calls, None, None, None, None))
+                    write((pos, index, line, *_texts(rid, status, account, p, api, outcome), calls,
+                           *_texts(None, None, None, None)))
                 else:
                     shown = values.get("account") if isinstance(values, dict) else None
                     shown = shown.strip() if isinstance(shown, str) else ""
-                    write((pos, index, line, rid, BAD, None, None, None, None,
-                           calls if kind != CALLS else 1, bad.code, bad.reason, raw, shown))
-    columns = ("{'pos': 'BIGINT', 'src': 'BIGINT', 'line': 'BIGINT', 'rid': 'VARCHAR', 'status': 'VARCHAR', "
-               "'account': 'VARCHAR', 'period': 'VARCHAR', 'api': 'VARCHAR', 'outcome': 'VARCHAR', "
-               "'calls': 'HUGEINT', 'code': 'VARCHAR', 'reason': 'VARCHAR', 'raw': 'VARCHAR', 'who': 'VARCHAR'}")
-    con.execute(f"CREATE OR REPLACE TABLE {table}_rows AS SELECT * FROM read_csv({lit(path)}, header = false, "
-                f"auto_detect = false, delim = ',', quote = '\"', escape = '\"', columns = {columns}, "
-                "max_line_size = 4194304)")
+                    write((pos, index, line, *_texts(rid, BAD, None, None, None, None),
+                           calls if kind != CALLS else 1, *_texts(bad.code, bad.reason, raw, shown)))
+    texts = ("rid", "status", "account", "period", "api", "outcome", "code", "reason", "raw", "who")
+    columns = ("{'pos': 'BIGINT', 'src': 'BIGINT', 'line': 'BIGINT', "
+               + ", ".join(f"'{t}': 'VARCHAR'" for t in texts[:6]) + ", 'calls': 'HUGEINT', "
+               + ", ".join(f"'{t}': 'VARCHAR'" for t in texts[6:]) + "}")
+    decoded = ", ".join(f"CAST({t} AS JSON) ->> '$' AS {t}" for t in texts)
+    con.execute(f"CREATE OR REPLACE TABLE {table}_rows AS SELECT pos, src, line, calls, {decoded} "
+                f"FROM read_csv({lit(path)}, header = false, auto_detect = false, delim = ',', quote = '\"', "
+                f"escape = '\"', new_line = '\\n', columns = {columns}, max_line_size = {8 * MAX_ROW_BYTES})")
     os.unlink(path)
     # A row repeating a request id that an earlier counted row (accepted or out of period) claimed
     # is a duplicate, whatever else is wrong with it; a rejected row claims nothing.

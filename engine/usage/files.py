@@ -31,6 +31,7 @@ REQUIRED = {AGGREGATED: ("account", "period", "api", "calls"),
             CALLS: ("request_id", "account", "api", "timestamp")}
 OPTIONAL = ("outcome", "error_code")
 KNOWN = frozenset(OPTIONAL).union(*REQUIRED.values())
+VALUED = frozenset({"amount"})  # read row by row only, by the `valued` path (issue 12)
 EXPECTED = ("expected the columns account, period, api, calls[, outcome] (aggregated usage) or "
             "request_id, account, api, timestamp[, outcome | error_code] (call records)")
 STDIN_NAME = "<stdin>"
@@ -237,12 +238,21 @@ def records(source: Source):
             yield from _csv_records(source, lines)
 
 
+class _Repeated(dict):
+    """A JSON object naming a key twice (the key in `repeated`)."""
+
+    repeated: str
+
+
 def _unique_keys(pairs):
-    """object_pairs_hook: a JSON record naming a field twice is ambiguous (which account pays?)."""
+    """object_pairs_hook: marks an object naming a key twice. Only the record's own fields matter
+    (which account pays?): an object nested in a field ratecard ignores is the exporter's business,
+    and the fast pass, which checks the record's keys only, must reach the same verdict."""
     record = {}
     for key, value in pairs:
-        if key in record:
-            raise ValueError(f"field {key!r} appears twice")
+        if key in record and not isinstance(record, _Repeated):
+            record = _Repeated(record)
+            record.repeated = key
         record[key] = value
     return record
 
@@ -260,6 +270,8 @@ def _json_line(lines: Lines, line: str):
     except ValueError as exc:
         values = Bad("malformed-json", f"malformed JSON: {exc.msg} (column {exc.colno})"
                      if isinstance(exc, json.JSONDecodeError) else f"malformed JSON: {exc}")
+    if isinstance(values, _Repeated):
+        values = Bad("malformed-json", f"malformed JSON: field {values.repeated!r} appears twice")
     if not isinstance(values, (dict, Bad)):
         values = Bad("malformed-json", f"malformed JSON: expected an object {{...}}, got {type(values).__name__}")
     yield lines.number, raw, values
@@ -272,7 +284,7 @@ def _oversize() -> Bad:
 
 def _csv_records(source: Source, lines: Lines):
     header = list(source.columns)
-    columns = {n: i for i, n in enumerate(header) if n in KNOWN}
+    columns = {n: i for i, n in enumerate(header) if n in KNOWN or n in VALUED}
     width = len(header)
     reader = csv.reader(_cut(lines), strict=True)
     while True:

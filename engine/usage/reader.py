@@ -21,12 +21,14 @@ from typing import Callable, Iterable, Iterator
 from ..errors import RatecardError, UsageInvalid
 from ..model import RuleSet
 from ..periods import parse_period
+from ..bill import builder
 from ..rating import UsageItem
 from .files import CALLS, KINDS, STDIN_NAME, Source, copy_stdin, expand, identity_of, shown, sniff
 from .records import AccountUsage, Reconciliation, Rejected
 
 ENGINES = ("duckdb", "spark")
-_BATCH = 20_000  # result rows fetched at a time
+_BATCH = 50_000  # result rows fetched at a time
+_item = builder(UsageItem)  # the frozen record, built without its slow __init__
 
 
 class UsageReader:
@@ -65,6 +67,7 @@ class UsageReader:
         self._identities: dict[tuple, str] = {}
         self._stdin_read = False
         self.diagnosed = False  # whether the row-numbered pass had to run (something was not clean)
+        self._valued = None  # the groups read by the `valued` path, when the rules need it
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -104,17 +107,25 @@ class UsageReader:
     def accounts(self) -> Iterator[AccountUsage]:
         """Every (account, period) read, in that order, with its usage per API and outcome."""
         self._run()
+        if self._valued is not None:
+            from .valued import accounts
+
+            yield from accounts(self._valued)
+            return
+        if self._largest > 2**63 - 1:
+            raise RatecardError(f"a total of {self._largest:,} calls of one API in one account's month is beyond "
+                                "what can be billed exactly; check the usage")
         cursor = self._con.cursor()
-        cursor.execute("SELECT account, period, api, outcome, calls FROM usage_result "
+        cursor.execute("SELECT account, period, api, outcome, CAST(calls AS BIGINT) FROM usage_result "
                        "ORDER BY account, period, api, coalesce(outcome, '')")
         key, items = None, []
         while batch := cursor.fetchmany(_BATCH):
             for account, period, api, outcome, calls in batch:
-                if (account, period) != key:
+                if account != key[0] or period != key[1] if key else True:
                     if key is not None:
                         yield AccountUsage(key[0], key[1], tuple(items))
                     key, items = (account, period), []
-                items.append(UsageItem(api, int(calls), outcome))
+                items.append(_item(api, calls, outcome))
         if key is not None:
             yield AccountUsage(key[0], key[1], tuple(items))
 
@@ -127,6 +138,8 @@ class UsageReader:
     @property
     def account_periods(self) -> int:
         self._run()
+        if self._valued is not None:
+            return len(self._valued)
         return self._con.execute("SELECT count(*) FROM (SELECT DISTINCT account, period FROM usage_result)").fetchone()[0]
 
     @property
@@ -148,6 +161,9 @@ class UsageReader:
         """Write the accepted usage as aggregated usage (account, period, api, calls, outcome), sorted;
         Parquet, CSV or JSON Lines by the name's suffix. Returns the number of rows written."""
         self._run()
+        if self._valued is not None:
+            raise RatecardError(f"{target}: usage with transaction amounts or decimal quantities is not written as "
+                                "aggregated usage")
         name = str(target)
         fmt = ("parquet" if name.endswith(".parquet") else "json" if name.endswith((".jsonl", ".json"))
                else "csv" if name.endswith(".csv") else None)
@@ -202,6 +218,11 @@ class UsageReader:
     def _run(self) -> None:
         if self._done:
             return
+        from . import valued
+
+        if valued.needed(self.rules):
+            self._run_valued()
+            return
         from . import duck
 
         con = self._connection()
@@ -238,6 +259,7 @@ class UsageReader:
                     f"CAST(sum(calls) AS HUGEINT) AS calls FROM ({union}) GROUP BY account, period, api, outcome")
         for t in results:
             con.execute(f"DROP TABLE IF EXISTS {t}")
+        self._largest = int(con.execute("SELECT coalesce(max(calls), 0) FROM usage_result").fetchone()[0])
         self._counts = counts
         self._done = True
         bad_rows.sort(key=lambda b: (b[0], b[1]))
@@ -246,6 +268,19 @@ class UsageReader:
                 self._rejected.append(rejected)
             else:
                 self.on_reject(rejected)
+        Reconciliation(**counts, period=self.period).check()
+
+    def _run_valued(self) -> None:
+        from . import valued
+
+        counts, rejected, self._valued = valued.run(self.rules, self.period, self.sources)
+        self._counts = counts
+        self._done = True
+        for bad in rejected:
+            if self.on_reject is None:
+                self._rejected.append(bad)
+            else:
+                self.on_reject(bad)
         Reconciliation(**counts, period=self.period).check()
 
     def _fast(self, con, kind, projections, sources, table) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, fields
+from decimal import Decimal
 from pathlib import Path
 from typing import Iterable
 
@@ -85,7 +86,10 @@ class Reconciliation:
                 f"rejected + {self.calls_duplicate:,} duplicate + {self.calls_out_of_period:,} {other}"]
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)} | {"balanced": self.balanced}
+        from ..bill import quantity  # calls of a decimal unit (GB) add up to a Decimal: exact text, as bills write them
+
+        return {f.name: quantity(v) if isinstance(v, Decimal) else v
+                for f in fields(self) for v in (getattr(self, f.name),)} | {"balanced": self.balanced}
 
 
 # -- bad rows out --------------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """The usage reader ratecard had before the compiled query (kept as the differential tests' oracle).
 
-One deliberate change since: a whole number written with a zero fraction (``1000.0``, as pandas
-writes it; JSON numbers parsed as Decimal, never float) is accepted.
+Deliberate changes since: a whole number written with a zero fraction (``1000.0``, as pandas
+writes it; JSON numbers parsed as Decimal, never float) is accepted; a key repeated inside an object
+nested in a field ratecard ignores no longer refuses the row (only the record's own fields must be
+unique: the compiled query checks those alone, and both passes must agree); a lone surrogate in JSON
+text (``"\ud800"``) is a bad row, since no document could be written with it.
 
 Usage in: streaming readers for usage files, bad rows, and the reconciliation of a bill run.
 
@@ -290,6 +293,8 @@ class UsageReader:
         except ValueError as exc:
             values = _Bad("malformed-json", f"malformed JSON: {exc.msg} (column {exc.colno})"
                           if isinstance(exc, json.JSONDecodeError) else f"malformed JSON: {exc}")
+        if isinstance(values, _Repeated):
+            values = _Bad("malformed-json", f"malformed JSON: field {values.repeated!r} appears twice")
         if not isinstance(values, (dict, _Bad)):
             values = _Bad("malformed-json", f"malformed JSON: expected an object {{...}}, got {type(values).__name__}")
         yield kind, number, raw, values
@@ -471,6 +476,13 @@ def _text(values: dict, name: str) -> str:
     value = value.strip()
     if not value:
         raise _Bad("missing-field", f"missing field {name!r}")
+    return _unicode(name, value)
+
+
+def _unicode(name: str, value: str) -> str:
+    if re.search(r"[\ud800-\udfff]", value):
+        shown = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise _Bad("bad-field", f"{name} {shown!r} is not valid Unicode text (a lone surrogate); expected UTF-8 text")
     return value
 
 
@@ -484,12 +496,18 @@ def _account(values: dict) -> str:
     return account
 
 
+class _Repeated(dict):
+    repeated: str
+
+
 def _unique_keys(pairs):
-    """object_pairs_hook: a JSON record naming a field twice is ambiguous (which account pays?)."""
+    """object_pairs_hook: a JSON record naming a field twice is ambiguous (which account pays?);
+    the record is checked for it, never the objects nested in its fields."""
     record = {}
     for key, value in pairs:
-        if key in record:
-            raise ValueError(f"field {key!r} appears twice")
+        if key in record and not isinstance(record, _Repeated):
+            record = _Repeated(record)
+            record.repeated = key
         record[key] = value
     return record
 
@@ -524,7 +542,7 @@ def _calls_or_zero(values) -> int:
 def _outcome(values: dict) -> str | None:
     outcome = values.get("outcome")
     if isinstance(outcome, str) and outcome.strip():
-        outcome = outcome.strip()
+        outcome = _unicode("outcome", outcome.strip())
         # Logs disagree on the case of "success"; an error code keeps its case, which is significant.
         return SUCCESS if outcome.lower() == SUCCESS else outcome
     if outcome is not None and not isinstance(outcome, str):
@@ -535,7 +553,7 @@ def _outcome(values: dict) -> str | None:
             return SUCCESS
         if not isinstance(code, str):
             raise _Bad("bad-field", f"error_code must be text, got {_dumps(code)}")
-        return code.strip()
+        return _unicode("error_code", code.strip())
     return None
 
 

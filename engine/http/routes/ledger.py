@@ -1,8 +1,8 @@
-"""The ledger over HTTP: stored invoices (read) and the changes a console makes (write scope).
+"""The ledger over HTTP: stored invoices and credit notes (read) and the changes a console makes (write scope).
 
-A stored invoice is given as it was recorded: ``text`` is the recorded document itself, ``json`` the
-recorded bill; ``markdown`` and ``html`` are rendered again from the recorded bill with the served
-rule set's versions that priced it, and refused (409) when the served rules no longer have them.
+A stored document is given as `ratecard invoice show` gives it (`ratecard.reprint`): ``text`` is the
+recorded document itself; the other formats are rendered from what the ledger recorded with it, so
+they do not depend on the rules served today.
 """
 
 from __future__ import annotations
@@ -15,52 +15,41 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...errors import RatecardError
-from ..common import READ, WRITE, Endpoint, Server, choice, field, json_body, only_members, rules_now, text_body
-from ..problems import HttpProblem, bad_request, not_found, read_json
+from ..common import READ, WRITE, Endpoint, Server, choice, field, json_body, only_members, text_body
+from ..problems import bad_request, not_found, read_json
 
-INVOICE_FORMATS = ("text", "markdown", "html", "json")
+INVOICE_FORMATS = ("text", "markdown", "html", "json", "pdf")
+_MEDIA = {"text": "text/plain", "markdown": "text/markdown", "html": "text/html", "json": "application/json",
+          "pdf": "application/pdf"}
 
 
-def _invoice(server: Server, snapshot, account: str, service: str, period: str, fmt: str):
-    from ...bill import Bill
-    from ...periods import parse_period
-    from ...render import render_invoice
-    from ...versions import versions_of
+def _invoice(server: Server, account: str, ref: str, fmt: str):
+    from ...reprint import rendered
 
-    parse_period(period)
-    found = server.ledger.read(lambda ledger: ledger.invoice(account, service, period))
-    if found is None:
-        raise not_found(f"no invoice of {account} for {service} in {period} is recorded in the ledger", "no-invoice")
-    text, bill_json = found
-    fingerprint = bill_json.get("rules_fingerprint")
-    if fmt == "text":
-        return text, "text/plain", fingerprint
-    if fmt == "json":
-        return json.dumps(bill_json, indent=2, ensure_ascii=False) + "\n", "application/json", fingerprint
-    bill = Bill.from_dict(bill_json)
-    loaded = snapshot.sets.get(service)
-    if loaded is None:
-        raise HttpProblem(409, "rules-not-served", "The rules of this invoice are not served",
-                          f"the invoice was priced by rule set {service!r}, which this server does not serve; "
-                          "its text and json formats are available")
     try:
-        _, _, policy = versions_of(loaded.rules, bill)
+        number, document, data, text = server.ledger.read(lambda ledger: ledger.document(account, ref))
     except RatecardError as exc:
-        raise HttpProblem(409, "rules-changed", "The served rules no longer price this invoice", str(exc)) from None
-    media = "text/html" if fmt == "html" else "text/markdown"
-    return render_invoice(bill, policy, fmt), media, fingerprint
+        if type(exc).__name__ == "UnknownAccount" or "has no invoice or credit note" in str(exc):
+            raise not_found(str(exc), "no-invoice") from None
+        raise
+    bill = data.get("bill") or {}
+    fingerprint = bill.get("rules_fingerprint") if isinstance(bill, dict) else None
+    out = text if fmt == "text" else rendered(number, document, data, fmt)
+    return out, fingerprint
 
 
 async def invoice(request: Request, server: Server) -> Response:
     p, q = request.path_params, request.query_params
     fmt = choice(q.get("format"), "format", INVOICE_FORMATS, "text")
-    service = q.get("service") or server.default_service
-    snapshot = await rules_now(server)
-    text, media, fingerprint = await run_in_threadpool(_invoice, server, snapshot, p["account"],
-                                                       service, p["period"], fmt)
-    if media == "application/json":
-        return json_body(text, fingerprint=fingerprint)
-    return text_body(text, media, fingerprint=fingerprint)
+    out, fingerprint = await run_in_threadpool(_invoice, server, p["account"], p["ref"], fmt)
+    if fmt == "json":
+        return json_body(out, fingerprint=fingerprint)
+    if fmt == "pdf":
+        headers = {"Content-Disposition": f'inline; filename="{p["ref"]}.pdf"'}
+        if fingerprint:
+            headers["Ratecard-Rules-Fingerprint"] = fingerprint
+        return Response(out, media_type="application/pdf", headers=headers)
+    return text_body(out, _MEDIA[fmt], fingerprint=fingerprint)
 
 
 def _at(body) -> datetime:
@@ -134,16 +123,16 @@ _APPLIED = {"200": {"description": "what the write did (changed: false when it w
                     "content": {"application/json": {}}}}
 
 ENDPOINTS = [
-    Endpoint("/v1/accounts/{account}/invoices/{period}", "GET", READ, invoice, "A stored invoice, in any format", {
-        "parameters": [_ACCOUNT, {"name": "period", "in": "path", "required": True, "schema": {"type": "string"}},
-                       {"name": "service", "in": "query", "schema": {"type": "string"}},
-                       {"name": "format", "in": "query", "schema": {"enum": list(INVOICE_FORMATS)}}],
-        "responses": {"200": {"description": "the invoice", "content": {
-            "text/plain": {"schema": {"type": "string"}}, "text/markdown": {"schema": {"type": "string"}},
-            "text/html": {"schema": {"type": "string"}},
-            "application/json": {"schema": {"$ref": "#/components/schemas/Bill"}}}},
-            "404": {"$ref": "#/components/responses/Problem"},
-            "409": {"$ref": "#/components/responses/Problem"}}}, page=True),
+    Endpoint("/v1/accounts/{account}/invoices/{ref}", "GET", READ, invoice,
+             "A stored invoice or credit note, in any format (as `ratecard invoice show`)", {
+                 "parameters": [_ACCOUNT, {"name": "ref", "in": "path", "required": True, "schema": {"type": "string"},
+                                           "description": "a document number, or a period (YYYY-MM) for its invoice"},
+                                {"name": "format", "in": "query", "schema": {"enum": list(INVOICE_FORMATS)}}],
+                 "responses": {"200": {"description": "the document", "content": {
+                     "text/plain": {"schema": {"type": "string"}}, "text/markdown": {"schema": {"type": "string"}},
+                     "text/html": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}},
+                     "application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
+                     "404": {"$ref": "#/components/responses/Problem"}}}, page=True),
     Endpoint("/v1/accounts", "POST", WRITE, create_account, "Create an account (and the ledger, if new)", {
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["account", "currency"], "additionalProperties": False,

@@ -24,6 +24,16 @@ def _calls(value, where: str) -> int:
     return value
 
 
+def _amount(value, where: str):
+    """A usage item's transaction amount (percentage-priced categories): exact decimal text, or absent."""
+    from ...usage_values import amount
+
+    if value is None:
+        return None
+    return amount({"amount": value}, lambda code, reason: bad_request(f"request body: {where}: {reason}", "bad-body",
+                                                                      "Bad request body"))
+
+
 def usage_items(usage) -> list:
     """`{"API": calls, "API:OUTCOME": calls}` (the words of `ratecard quote`) or a list of
     `{"api", "calls", "outcome"}` objects → usage items, in the order given."""
@@ -41,13 +51,14 @@ def usage_items(usage) -> list:
         for i, item in enumerate(usage):
             where = f"usage[{i}]"
             if not isinstance(item, dict) or not isinstance(item.get("api"), str) or not item["api"] \
-                    or set(item) - {"api", "calls", "outcome"}:
-                raise bad_request(f"request body: {where} must be an object with api, calls and optionally outcome",
-                                  "bad-body", "Bad request body")
+                    or set(item) - {"api", "calls", "outcome", "amount"}:
+                raise bad_request(f"request body: {where} must be an object with api, calls and optionally outcome "
+                                  "and amount", "bad-body", "Bad request body")
             outcome = item.get("outcome")
             if outcome is not None and not (isinstance(outcome, str) and _OUTCOME.fullmatch(outcome)):
                 raise bad_request(f"request body: {where}.outcome must be a string", "bad-body", "Bad request body")
-            items.append(UsageItem(item["api"], _calls(item.get("calls"), f"{where}.calls"), outcome))
+            items.append(UsageItem(item["api"], _calls(item.get("calls"), f"{where}.calls"), outcome,
+                                   _amount(item.get("amount"), f"{where}.amount")))
     else:
         raise bad_request("request body: usage must be an object of API → calls or an array of {api, calls, outcome}",
                           "bad-body", "Bad request body")
