@@ -180,9 +180,9 @@ def _tiers(out: _Findings, book, category):
         paid = [j for j in range(i) if tiers[j].unit_price > 0]
         cheapest = min(paid, key=lambda j: tiers[j].unit_price) if paid else None
         flat = any(t.flat_amount is not None for t in tiers[:i + 1])  # per-unit prices alone do not compare
-        if flat or cheapest is None:
+        if flat:
             pass
-        elif tier.unit_price > tiers[cheapest].unit_price:
+        elif cheapest is not None and tier.unit_price > tiers[cheapest].unit_price:
             out.warn(book.source, path + (i, "unit_price"),
                      f"{category.name}: tier {i + 1} ({_range(tiers, i, book.unit)}) costs "
                      f"{format_price(tier.unit_price)} {book.currency} per {book.unit}, more than tier "

@@ -117,7 +117,7 @@ def jobs_arg(text: str) -> int:
 
 def usage_args(pairs, t=None) -> list:
     """`API=CALLS` or `API:OUTCOME=CALLS` words → usage items. CALLS is a count as `ratecard.counts`
-    writes it (3000000, 3,000,000, 1.5M), or a decimal quantity (`StoreObject=150.5`, for a category
+    writes it (2000000, 2,000,000, 1.5M), or a decimal quantity (`StoreObject=150.5`, for a category
     with a decimal unit), and may end in `@AMOUNT`, the total transaction amount of the calls
     (`Charge=3@300.00`, for a category priced as a percentage). A mistake is a command-line one (exit 2)."""
     from decimal import Decimal
