@@ -53,12 +53,19 @@ class RatecardError(Exception):
         return [str(self)]
 
 
+class CommandLineError(RatecardError):
+    """A mistake on the command line found after parsing (a value argparse could not check alone)."""
+
+    exit_status = 2
+
+
 class ProblemsError(RatecardError):
     """Carries every problem found, so that all of them are reported in one run."""
 
     def __init__(self, problems, summary: str = ""):
         self.problems = tuple(sorted(problems))
-        super().__init__(summary or f"{len(self.problems)} problem(s)")
+        count = len(self.problems)
+        super().__init__(summary or f"{count:,} problem{'' if count == 1 else 's'}")
 
     def lines(self) -> list[str]:
         return [str(p) for p in self.problems] + [str(self)]

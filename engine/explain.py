@@ -8,6 +8,7 @@ from .bill import Bill, BillLine
 from .formatting import format_count as n
 from .formatting import charge_label, format_money, format_price
 from .rating import _EXACT, Tariff, _graduated
+from .formatting import counted
 
 
 def _range(tiers, i) -> str:
@@ -34,7 +35,7 @@ def explain_line(t: Tariff, line: BillLine, currency: str) -> list[str]:
     out = []
     billed = ", ".join(f"{a.api} {n(a.billable_calls)}" for a in line.apis if a.billable_calls)
     free = ", ".join(f"{a.api} {n(a.calls - a.billable_calls)}" for a in line.apis if a.calls > a.billable_calls)
-    out.append(f"{line.name} ({line.category}): {n(line.calls)} billable {unit}(s)"
+    out.append(f"{line.name} ({line.category}): {counted(line.calls, 'billable ' + unit)}"
                + (f" ({billed})" if billed else "")
                + (f"; {n(line.free_calls)} free ({free})" if line.free_calls else "") + ".")
     if line.free_quota_used:
@@ -45,7 +46,7 @@ def explain_line(t: Tariff, line: BillLine, currency: str) -> list[str]:
         return out + _explain_model(cat, line, unit, money)
     i = line.tier - 1
     if line.tier_mode == "volume":
-        out.append(f"  {n(line.payg_calls)} pay-as-you-go {unit}(s) fall in tier {line.tier} "
+        out.append(f"  {counted(line.payg_calls, 'pay-as-you-go ' + unit)} {'falls' if line.payg_calls == 1 else 'fall'} in tier {line.tier} "
                    f"({_range(tiers, i)}), so all of them are priced at {format_price(line.unit_price)}: "
                    f"{money(line.amount)}.")
     else:

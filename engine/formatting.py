@@ -78,3 +78,8 @@ def charge_label(charge, tier_mode: str, unit: str = "", fmt=_Plain) -> str:
     if charge.note:
         return f"{fmt.count(charge.calls)} transaction{'' if charge.calls == 1 else 's'} {charge.note}"
     return f"Tier {charge.tier} ({tier_mode}): {count} x {fmt.price(charge.unit_price)}{flat}"
+
+
+def counted(count: int, singular: str, plural: str | None = None) -> str:
+    """`1 invoice`, `200,000 invoices`: a count with thousands separators and the noun agreeing."""
+    return f"{count:,} {singular if count == 1 else plural or singular + 's'}"

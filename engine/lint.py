@@ -22,27 +22,112 @@ Checks (the code of each warning in brackets):
     call, by any API, reaches any category's prices;
   - [dropped-api] an API listed in one API mapping version and missing from the next: from that
     date its calls no longer reach any category and are handled as unknown-API usage.
+
+Acknowledging a finding. An intended finding is acknowledged in the rule file itself, with a comment
+on the line the warning points at, naming its code and saying why:
+
+    - { up_to: 5000, unit_price: 0.02 }  # lint: allow price-cliff -- the product's volume discount
+
+An acknowledged finding is not reported (`lint --strict` passes), but counted. The comment is checked
+like the rules: [unknown-lint-code] for a code lint does not have, [acknowledgement-without-reason]
+when nothing says why, [unused-acknowledgement] when no finding of that code is on that line any
+more (the rule it excused has changed: remove the comment, or look again).
 """
 
 from __future__ import annotations
 
 import decimal
+import re
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
 
 from .exact import EXACT
 from .errors import Location, Problem
+from .formatting import counted
 from .formatting import format_count as n
 from .formatting import format_money, format_price
 from .model import RuleSet
+
+CODES = ("price-cliff", "dearer-higher-tier", "same-price-tier", "free-category", "nothing-billed", "dropped-api")
 
 # Counts × prices must be exact: a cliff stated with rounded money would be a wrong statement.
 _EXACT = EXACT
 
 
+@dataclass(frozen=True)
+class LintReport:
+    warnings: list[Problem]  # to report: findings not acknowledged, and problems of the acknowledgements
+    acknowledged: list[Problem]  # findings excused by a `# lint: allow CODE` comment on their line
+
+
 def lint(rule_set: RuleSet) -> list[Problem]:
-    """Every warning about a validated rule set, sorted by file and position."""
+    """Every warning about a validated rule set that its files do not acknowledge, sorted by position."""
+    return lint_report(rule_set).warnings
+
+
+def lint_report(rule_set: RuleSet) -> LintReport:
+    findings = _findings(rule_set)
+    acks = [ack for file, source in rule_set.sources.items() for ack in _acknowledgements(file, source)]
+    by_line = {(a.where.file, a.where.line): a for a in acks}
+    warnings, acknowledged, used = [], [], set()
+    for finding in findings:
+        ack = by_line.get((finding.location.file, finding.location.line))
+        if ack is not None and finding.code in ack.codes:
+            acknowledged.append(finding)
+            used.add((id(ack), finding.code))
+        else:
+            warnings.append(finding)
+    for ack in acks:
+        warnings += ack.problems(used)
+    return LintReport(sorted(warnings), sorted(acknowledged))
+
+
+_ACK = re.compile(r"(?:^|\s)(#\s*lint:\s*allow\b)(?P<rest>.*)$")
+_ACK_CODES = re.compile(r"\s*(?P<codes>[A-Za-z0-9_-]+(?:\s*,\s*[A-Za-z0-9_-]+)*)\s*(?:(?:--|—|–|:)\s*)?(?P<reason>.*)$")
+
+
+@dataclass(frozen=True)
+class _Ack:
+    where: Location
+    codes: tuple[str, ...]
+    reason: str
+
+    def problems(self, used: set) -> list[Problem]:
+        out = []
+        unknown = [c for c in self.codes if c not in CODES]
+        if unknown or not self.codes:
+            out.append(Problem(self.where, f"`# lint: allow` names {', '.join(unknown) or 'no code'}, which lint "
+                               f"does not report; expected one or more of: {', '.join(CODES)}", "warning",
+                               "unknown-lint-code"))
+        if not self.reason:
+            out.append(Problem(self.where, f"`# lint: allow {', '.join(self.codes)}` does not say why the finding "
+                               f"is intended; add the reason after the code, e.g. `# lint: allow "
+                               f"{self.codes[0] if self.codes else 'price-cliff'} -- intended by the product`",
+                               "warning", "acknowledgement-without-reason"))
+        for code in self.codes:
+            if code in CODES and (id(self), code) not in used:
+                out.append(Problem(self.where, f"`# lint: allow {code}` acknowledges no finding: lint reports no "
+                                   f"{code} on this line; remove the comment, or check the rule it was "
+                                   "written for", "warning", "unused-acknowledgement"))
+        return out
+
+
+def _acknowledgements(file: str, source) -> list[_Ack]:
+    out = []
+    for number, line in enumerate(getattr(source, "text", "").splitlines(), 1):
+        found = _ACK.search(line)
+        if found is None:
+            continue
+        parts = _ACK_CODES.match(found.group("rest"))
+        codes = tuple(c.strip() for c in parts.group("codes").split(",")) if parts else ()
+        reason = parts.group("reason").strip() if parts else found.group("rest").strip()
+        out.append(_Ack(Location(file, number, found.start(1) + 1, ""), codes, reason))
+    return out
+
+
+def _findings(rule_set: RuleSet) -> list[Problem]:
     out = _Findings(rule_set)
     for book in rule_set.pricing:
         for category in book.categories.values():
@@ -81,7 +166,7 @@ class _Findings:
 
 
 def _units(count: int, unit: str) -> str:
-    return f"{n(count)} {unit}{'' if count == 1 else 's'}"
+    return counted(count, unit)
 
 
 def _tiers(out: _Findings, book, category):
@@ -90,11 +175,14 @@ def _tiers(out: _Findings, book, category):
     for i in range(1, len(tiers)):
         lower, tier = tiers[i - 1], tiers[i]
         path = ("categories", category.id, "tiers")
-        cheapest = min(range(i), key=lambda j: tiers[j].unit_price)
+        # A free tier below is an allowance (the first N units cost nothing), not a price to undercut:
+        # compare with the cheapest paid tier below, if any.
+        paid = [j for j in range(i) if tiers[j].unit_price > 0]
+        cheapest = min(paid, key=lambda j: tiers[j].unit_price) if paid else None
         flat = any(t.flat_amount is not None for t in tiers[:i + 1])  # per-unit prices alone do not compare
         if flat:
             pass
-        elif tier.unit_price > tiers[cheapest].unit_price:
+        elif cheapest is not None and tier.unit_price > tiers[cheapest].unit_price:
             out.warn(book.source, path + (i, "unit_price"),
                      f"{category.name}: tier {i + 1} ({_range(tiers, i, book.unit)}) costs "
                      f"{format_price(tier.unit_price)} {book.currency} per {book.unit}, more than tier "
@@ -148,11 +236,11 @@ def volume_cliff(bound: int, price: Decimal, next_price: Decimal, next_bound: in
 def _cliff_sentence(bound, at_bound, above, last, unit, money, next_tier, next_bound) -> str:
     text = f"{_units(bound, unit)} cost {money(at_bound)} but {n(bound + 1)} cost {money(above)}"
     if last is None:
-        return text + f", and every larger count costs less than {n(bound)} do"
+        return text + f", so every larger count is cheaper than {_units(bound, unit)}"
     if last == bound + 1:
         return text
     whole = f" (all of tier {next_tier})" if last == next_bound else ""
-    return text + f", and every count from {n(bound + 1)} to {n(last)}{whole} costs less than {n(bound)} do"
+    return text + f", so every count from {n(bound + 1)} to {n(last)}{whole} is cheaper than {_units(bound, unit)}"
 
 
 def _spend_limits(out: _Findings, file, path, name, low, high, currency):

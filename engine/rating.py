@@ -14,6 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Iterable, Mapping
 
+from .formatting import counted
 from .exact import EXACT, ROUNDING
 from .bill import ApiUsage, Bill, BillLine, FrozenDict, Lines, PackUse, TierCharge, UnratedUsage, builder
 from .errors import RatingError, UnknownApi
@@ -262,7 +263,7 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
         names = sorted(unknown)
         unrated = tuple(UnratedUsage(api, unknown[api]) for api in names)
         if t.unknown_api == "report":
-            warnings = tuple(f"{unknown[api]:,} call(s) of unknown API {api} were not billed" for api in names)
+            warnings = tuple(f"{counted(unknown[api], 'call')} of unknown API {api} {'was' if unknown[api] == 1 else 'were'} not billed" for api in names)
 
     pack_queues = _pack_queues(packs, parse_period(period)) if packs else None
     grant_free = not suspended or t.free_while_suspended

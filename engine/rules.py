@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import currencies, rules_models, rules_terms, schemas, yamlsource
 from .displaytext import unsafe_character
+from .formatting import counted
 from .errors import Location, Problem, RuleSetInvalid
 from .model import (ApiMapping, ApiRule, Category, PackOffer, PriceBook, Rounding, RuleSet,
                     InvoiceNumbering, Party, Seller, SettlementPolicy, Tier, digest, frozen_mapping, version_at)
@@ -41,7 +42,7 @@ def load_rules(path, *, shown_as: str | None = None) -> RuleSet:
     errors = [p for p in problems if p.severity == "error"]
     if errors or rule_set is None:
         shown = shown_as or display_path(Path(path))
-        raise RuleSetInvalid(errors, f"rule set {shown} is invalid: {len(errors)} problem(s)")
+        raise RuleSetInvalid(errors, f"rule set {shown} is invalid: {counted(len(errors), 'problem')}")
     return rule_set
 
 

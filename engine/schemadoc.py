@@ -100,6 +100,25 @@ rules/my-product/pricing.yaml:14:39: error: categories.image-tagging.tiers[0].un
 files are reported in one run; `--format json` gives them as data (file, line, column, path,
 message, severity). Errors make `ratecard validate` exit with status 1; warnings from
 `ratecard lint` do not, unless `--strict` is given.
+
+## Acknowledging a lint finding
+
+Some findings are intended: a volume price book *means* its price cliffs. Say so in the rule file,
+with a comment on the line the warning points at (`LINE` of `FILE:LINE:COL`), naming the warning's
+code and saying why:
+
+```yaml
+tiers:
+  - {{ up_to: 5000, unit_price: 0.02 }}  # lint: allow price-cliff -- intended volume discount
+```
+
+The form is `# lint: allow CODE[, CODE...] -- REASON` (`—` or `:` may stand for `--`). An
+acknowledged finding is no longer reported, so `ratecard lint --strict` passes; the summary counts
+it (`0 warnings (14 acknowledged)`). The comment is checked in turn, as a warning: a code lint does
+not have (`unknown-lint-code`), no reason (`acknowledgement-without-reason`), and no finding of that
+code left on that line (`unused-acknowledgement`: the rule changed, so remove the comment or look
+again). Codes: `price-cliff`, `dearer-higher-tier`, `same-price-tier`, `free-category`,
+`nothing-billed`, `dropped-api`. A comment changes no bill and no rule set fingerprint.
 """
 
 _TYPE_WORDS = {

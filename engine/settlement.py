@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 
 from .exact import EXACT
 from .errors import PeriodError
-from .formatting import format_money
+from .formatting import counted, format_money
 from .model import PriceBook, SettlementPolicy
 from .periods import LAST_YEAR, next_month, parse_period
 
@@ -434,14 +434,14 @@ def apply_pack_purchase(position: Position, service: str, period: str, price: De
 
 def pack_use(service: str, period: str, pack_id: str, category: str, used: int, left: int, unit: str) -> Change:
     """The entry of a pack's units used by a period's bill (no money moves: the pack was paid for)."""
-    return Change(PACK_USE, f"pack {pack_id} ({category}): {used:,} {unit}(s) used for {period}; {left:,} left",
+    return Change(PACK_USE, f"pack {pack_id} ({category}): {counted(used, unit)} used for {period}; {left:,} left",
                   service, period, ref=pack_id)
 
 
 def pack_expired(service: str, period: str, pack_id: str, category: str, left: int, unit: str,
                  expired: str) -> Change:
     """The entry of the units a pack still held when it expired, now lost."""
-    return Change(PACK_EXPIRED, f"pack {pack_id} ({category}) expired {expired}: {left:,} unused {unit}(s) "
+    return Change(PACK_EXPIRED, f"pack {pack_id} ({category}) expired {expired}: {left:,} unused {unit}{'' if left == 1 else 's'} "
                   "lost", service, period, ref=pack_id)
 
 

@@ -80,6 +80,7 @@ class SourceMap:
     values: dict = field(default_factory=dict)
     keys: dict = field(default_factory=dict)
     nodes: int = 0  # values built so far, aliases counted each time they are expanded
+    text: str = ""  # the document as written, for what YAML drops: comments (`ratecard.lint` reads them)
 
     def locate(self, path: Path, *, key: bool = False) -> Location:
         path = tuple(path)
@@ -237,6 +238,6 @@ def parse(text: str, file: str) -> tuple[Document | None, list[Problem]]:
     if len(nodes) > 1:
         problems.append(Problem(Location(file, *_mark(nodes[1])),
                                 "more than one YAML document (`---`); expected one per file"))
-    source = SourceMap(file)
+    source = SourceMap(file, text=text)
     data = _build(nodes[0], file, (), source, problems)
     return Document(file, data, source, text), problems

@@ -229,7 +229,7 @@ def test_lint_price_cliff_counts_flat_amounts(tmp_path):
            "    - { unit_price: 0.01 }\n"
     (cliff,) = [p for p in lint(rules(tmp_path / "a", cats)) if p.code == "price-cliff"]
     assert "1,000 calls cost 30.00 USD but 1,001 cost 10.01 USD" in cliff.message
-    assert "every count from 1,001 to 2,999 costs less than 1,000 do" in cliff.message
+    assert "so every count from 1,001 to 2,999 is cheaper than 1,000 calls" in cliff.message
     # a flat amount on the higher tier can close the cliff a lower unit price opens
     closed = "alpha:\n  name: Alpha\n  tiers:\n    - { up_to: 1000, unit_price: 0.02 }\n" \
              "    - { unit_price: 0.01, flat_amount: 15 }\n"

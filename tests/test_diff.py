@@ -172,13 +172,13 @@ def test_the_text_report(tmp_path, capsys, monkeypatch):
     assert main(["diff", "--base", "rules/face-recognition", "--rules", str(new), "--usage", str(EXAMPLE),
                  "--rejects", str(tmp_path / "bad.csv"), "--alert-pct", "10"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[1] == "13 bill(s) in 2020-09, USD"
+    assert out[1] == "13 bills in 2020-09, USD"
     total = next(line for line in out if line.startswith("Total "))
     assert total.split() == ["Total", "129,005,502", "129,005,502", "61,503.80", "67,654.18", "+6,150.38", "+10.00%"]
     umbrella = next(line for line in out if line.startswith("umbrella "))
     assert umbrella.split()[-4:] == ["15,000.00", "16,500.00", "+1,500.00", "+10.00%"]
     assert "Tier changes: none" in out
-    assert out[-1] == "1 bad row(s) written to " + str(tmp_path / "bad.csv")
+    assert out[-1] == "1 bad row written to " + str(tmp_path / "bad.csv")
 
 
 def test_bad_usage_rows_stop_the_diff_unless_written_to_a_rejects_file(capsys, monkeypatch):

@@ -57,7 +57,7 @@ def test_a_nested_rule_set_beside_a_valid_one_is_checked(here, capsys):
     status, out, err = run(capsys, "validate")
     assert status == 1
     assert "rules/ocr: valid" in out and "rules/ocr/intl/pricing.yaml:10:35: error" in out
-    assert "checked 2 rule set(s): every rule set under rules" in err
+    assert "checked 2 rule sets: every rule set under rules" in err
 
 
 def test_a_rules_folder_with_nothing_recognisable_is_an_error_not_a_fall_back(here, capsys):

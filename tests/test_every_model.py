@@ -59,7 +59,7 @@ def test_it_validates_and_lints_clean(capsys):
     code, out, _ = run(capsys, "validate", RULES)
     assert code == 0 and "valid — 7 categories" in out and "package, percentage" in out
     code, out, _ = run(capsys, "lint", RULES)
-    assert code == 0 and "0 warning(s)" in out
+    assert code == 0 and "0 warnings" in out
 
 
 def test_every_model_and_adjustment_priced_as_worked_out_by_hand(bills):

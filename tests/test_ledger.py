@@ -47,7 +47,8 @@ class Cli:
         return code, out, err
 
     def json(self, *args):
-        return json.loads(self(*args, "--format", "json")[1])
+        # `status` exits 3 (suspended) or 4 (not activated) with its answer: calls are not allowed then.
+        return json.loads(self(*args, "--format", "json", ok=args[0] != "status")[1])
 
 
 def dump(db: Path) -> dict:
@@ -393,7 +394,7 @@ def test_status_does_not_import_the_rule_loader_or_templates(tmp_path):
              "print(heavy)\nsys.exit(code)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parent.parent)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 4, result.stderr  # not activated
     assert result.stdout.splitlines()[-1] == "[]"
 
 
@@ -416,7 +417,7 @@ def test_accounts_services_and_terms(cli, tmp_path):
     assert shown["services"][0]["activated_at"] == "2024-01-01T00:00:00+01:00"
     assert shown["services"][0]["terms_accepted_at"] == "2024-01-03T00:00:00+01:00"
     listed = cli("account", "list")[1]
-    assert "Ada Ltd" in listed and "toy active" in listed and "2 account(s)" in listed
+    assert "Ada Ltd" in listed and "toy active" in listed and "2 accounts" in listed
     assert "no service activated" in listed
     with Ledger(cli.db, readonly=True) as ledger:
         assert kinds_of(ledger.entries("ada")) == ["account-opened", "service-activated", "terms-accepted"]
@@ -450,14 +451,8 @@ def small_ledger(cli, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (("topup", "ghost", "10"), "unknown account 'ghost'"),
-    (("topup", "ada", "ten"), "bad amount 'ten': it is not a plain decimal number"),
-    (("topup", "ada", "-5"), "bad amount '-5': it is negative"),
     (("topup", "ada", "0"), "a top-up must be more than zero"),
-    (("topup", "ada", "1.001"), "EUR has 2 decimal place(s)"),
-    (("topup", "ada", "NaN"), "not a plain decimal number"),
-    (("topup", "ada", "1e3"), "not a plain decimal number"),
-    (("topup", "ada", "5", "--at", "yesterday"), "bad --at 'yesterday'"),
-    (("topup", "ada", "5", "--at", "2024-03-01T10:00:00"), "with a UTC offset"),
+    (("topup", "ada", "1.001"), "EUR has 2 decimal places"),
     (("topup", "ada", "5", "--at", "2023-12-01T00:00:00Z"), "its entries are recorded in time order"),
     (("account", "activate", "ghost", "--service", "toy", "--terms", "v1"), "unknown account 'ghost'"),
     (("account", "create", "ada", "--currency", "EUR"), "account 'ada' already exists"),
@@ -465,7 +460,6 @@ def small_ledger(cli, tmp_path):
     (("account", "create", "has space", "--currency", "EUR"), "bad account id"),
     (("account", "show", "ghost"), "unknown account 'ghost'"),
     (("statement", "ghost", "--time-zone", "UTC"), "unknown account 'ghost'"),
-    (("statement", "ada", "--time-zone", "Mars/Olympus"), "unknown time zone 'Mars/Olympus'"),
 ])
 def test_bad_input_is_refused_and_changes_nothing(cli, small_ledger, args, message):
     before = dump(cli.db)
@@ -473,6 +467,26 @@ def test_bad_input_is_refused_and_changes_nothing(cli, small_ledger, args, messa
     assert code == 1
     assert message in err
     assert "Traceback" not in err
+    assert dump(cli.db) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (("topup", "ada", "ten"), "argument AMOUNT: expected a positive amount in plain digits, e.g. 100 or 25.50, "
+                              "got 'ten'"),
+    (("topup", "ada", "-5"), "got '-5'"),
+    (("topup", "ada", "NaN"), "got 'NaN'"),
+    (("topup", "ada", "1e3"), "got '1e3'"),
+    (("topup", "ada", "5", "--at", "yesterday"), "argument --at: expected an ISO 8601 date and time with a UTC "
+                                                 "offset"),
+    (("topup", "ada", "5", "--at", "2024-03-01T10:00:00"), "with a UTC offset"),
+    (("statement", "ada", "--time-zone", "Mars/Olympus"), "argument --time-zone: expected an IANA time zone"),
+    (("statement", "ada", "--period", "2024-13"), "argument --period: expected a month written YYYY-MM"),
+])
+def test_command_line_mistakes_exit_2_and_change_nothing(cli, small_ledger, args, message):
+    before = dump(cli.db)
+    code, out, err = cli(*args, ok=False)
+    assert code == 2 and out == ""
+    assert message in err and "Traceback" not in err
     assert dump(cli.db) == before
 
 
@@ -486,7 +500,7 @@ def test_a_period_that_has_not_ended_is_refused(cli, small_ledger):
     code, _, err = cli("settle", "--period", "2999-01", "--usage", usage, "--rules", rules, ok=False)
     assert code == 1 and "period 2999-01 has not ended yet" in err  # default --at: now
     code, _, err = cli("settle", "--period", "2024-13", "--usage", usage, "--rules", rules, ok=False)
-    assert code == 1 and "bad period '2024-13'" in err
+    assert code == 2 and "argument --period: expected a month written YYYY-MM" in err
     assert dump(cli.db) == before
 
 
@@ -514,7 +528,7 @@ def test_with_a_rejects_file_an_account_with_a_bad_row_waits_and_the_rest_is_set
                          "--at", berlin(2024, 2, 6, 0, 0), ok=False)
     assert code == 3 and "bob: not settled: has rejected usage rows" in err  # a cron job sees it
     assert "bob" in out and "has rejected usage rows: settled once they are fixed" in out
-    assert "1 bad row(s) written to" in out and "mixed.csv,4," in rejects.read_text(encoding="utf-8")
+    assert "1 bad row written to" in out and "mixed.csv,4," in rejects.read_text(encoding="utf-8")
     with Ledger(cli.db, readonly=True) as ledger:
         assert [b.account for b in ledger.bills()] == ["ada"]  # bob has no bill yet, not even a zero one
     # The row fixed, bob is settled with all his usage (15 × 0.10), and ada is left as she was.
@@ -563,7 +577,7 @@ def test_settle_exit_status_says_whether_every_account_was_settled(cli, small_le
     only_ada = write_usage(tmp_path / "u4.csv", [("ada", "2024-01", "RenderWidget", 10, "")])
     assert cli("settle", "--period", "2024-01", "--usage", only_ada, "--rules", rules,
                "--at", berlin(2024, 2, 7, 0, 0), ok=False)[0] == 0
-    assert cli("settle", "--period", "2024-13", "--usage", only_ada, "--rules", rules, ok=False)[0] == 1
+    assert cli("settle", "--period", "2024-13", "--usage", only_ada, "--rules", rules, ok=False)[0] == 2  # a command-line mistake
 
 
 def test_an_account_in_another_currency_is_not_settled_and_the_rest_is(cli, small_ledger, tmp_path):
@@ -760,7 +774,7 @@ def test_amounts_are_bounded_to_what_every_display_shows_exactly(cli, small_ledg
     # issue 11 item 16: a 40-character amount was accepted, and "available" then showed another number.
     code, _, err = cli("topup", "ada", "1" + "0" * 15, ok=False)
     assert code == 1 and "amounts in the ledger are below 1,000,000,000,000,000" in err
-    assert cli("topup", "ada", "1" + "0" * 39, ok=False)[0] == 1
+    assert cli("topup", "ada", "1" + "0" * 39, ok=False)[0] == 2  # not even an amount: a command-line mistake
     cli("topup", "ada", "999999999999989.99")  # ada had 10: the balance is now just below the bound
     code, _, err = cli("topup", "ada", "0.01", ok=False)
     assert code == 1 and "past the ledger's bound" in err

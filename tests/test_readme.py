@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -49,10 +50,16 @@ def test_python_api_example_runs(monkeypatch):
 
 def test_the_ledger_walkthrough_runs_as_written(tmp_path, monkeypatch, capsys):
     (block,) = [b for b in _sh_blocks() if "ratecard settle" in b]
-    shutil.copytree(ROOT / "examples", tmp_path / "examples")
-    monkeypatch.chdir(tmp_path)
+    work, demo = tmp_path / "checkout", tmp_path / "demo"
+    shutil.copytree(ROOT / "examples", work / "examples")
+    demo.mkdir()
+    monkeypatch.chdir(work)
     states = []
     for line in block.splitlines():
+        if re.fullmatch(r"\w+=\$\(mktemp -d\)(\s+#.*)?", line):
+            monkeypatch.setenv(line.split("=")[0], str(demo))
+            continue
+        line = os.path.expandvars(line)
         if line.startswith("export "):
             name, _, value = line[len("export "):].partition("=")
             monkeypatch.setenv(name, value)
@@ -60,9 +67,13 @@ def test_the_ledger_walkthrough_runs_as_written(tmp_path, monkeypatch, capsys):
         words = shlex.split(line, comments=True)
         assert words[0] == "ratecard"
         expected = re.search(r"# exit status ([0-9]+)", line)  # a line may say it ends otherwise than 0
-        assert main(words[1:]) == (int(expected.group(1)) if expected else 0), line
+        code = main(words[1:])
+        assert code == (int(expected.group(1)) if expected else 0), line
         out = capsys.readouterr().out
         if words[1] == "status":
-            states.append(out.split(":")[1].split()[0])
-    assert states == ["suspended"]
+            states.append((out.split(":")[1].split()[0], code))
+    assert states == [("suspended", 3)]  # as the README's exit status table says
     assert "face-recognition: active" in out  # the statement ends with the service's state now
+    # Nothing was written where the walkthrough was run: only in the temporary folder it made.
+    assert sorted(p.name for p in work.iterdir()) == ["examples"]
+    assert {p.name for p in demo.iterdir()} >= {"demo.db", "rejects.csv"}

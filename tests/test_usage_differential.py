@@ -240,3 +240,13 @@ class _chdir:
         import os
 
         os.chdir(self.old)
+
+
+def test_a_call_in_the_first_year_no_period_can_have_is_refused_by_both_readers(shipped_rules, tmp_path):
+    """Found by the generated test above: the query checked local years from 1, the row checks from
+    periods.FIRST_YEAR; one bound, in one place, for both."""
+    path = tmp_path / "a.csv"
+    path.write_text("request_id,account,api,timestamp,outcome\nr0,acme,DetectFace,0001-01-01T00:00:00Z,\n"
+                    "r1,acme,DetectFace,2020-09-10T00:00:00Z,\n", encoding="utf-8")
+    for period in (None, "2020-09"):
+        compare(shipped_rules, [path], period)

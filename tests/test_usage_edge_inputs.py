@@ -182,10 +182,6 @@ def test_json_keys_repeated_in_a_nested_extra_field_do_not_refuse_the_row(shippe
 # -- timestamps at the edge of the calendar ------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the fast pass checks the local year of a call (1..9998) but not its UTC "
-                   "instant: 0001-01-01T00:00:00+08:00 is year 0 in UTC, which the row checks refuse as out of "
-                   "range, while the fast pass counts it out of period; fix in compile.py's `months` stage "
-                   "(year(instant) BETWEEN 1 AND 9998), which the issue-10 engineer is rewriting for Spark")
 def test_a_timestamp_before_year_one_in_utc_is_refused_by_both_passes(shipped_rules, tmp_path):
     rows = ('{"request_id": "r1", "account": "acme", "api": "DetectFace", "timestamp": "0001-01-01T00:00:00+08:00"}\n')
     bad = '{"request_id": "r2", "account": "acme", "api": "DetectFace", "timestamp": "soon"}\n'

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import RatecardError
+from .exits import INTERRUPTED
 from .parser import build_parser
 
 __all__ = ["build_parser", "main"]
@@ -33,7 +34,10 @@ def main(argv=None) -> int:
             print(f"ratecard: error: the argument '{shown}' is not UTF-8 text; write it in UTF-8", file=sys.stderr)
             return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) or a command-line mistake (2): a status, not an exit
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
     except RatecardError as exc:
@@ -43,7 +47,7 @@ def main(argv=None) -> int:
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED
     except OSError as exc:
         # A file or folder the command was told to use cannot be read or written (missing folder,
         # no permission, disk full): the user's to fix, so said plainly, without a traceback.

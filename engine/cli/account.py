@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ..errors import RatecardError
-from ..formatting import format_count, format_money
+from ..formatting import counted, format_count, format_money
 from .common import (
     applied_text,
     at_arg,
@@ -107,7 +107,7 @@ def cmd_account_list(args) -> int:
     for r in rows:
         print("  ".join(c.rjust(w) if i in (2, 3) else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
               + "  " + r[4])
-    print(f"{len(accounts)} account(s) in {ledger.path}")
+    print(f"{counted(len(accounts), 'account')} in {ledger.path}")
     return 0
 
 
@@ -165,6 +165,6 @@ def cmd_pack_list(args) -> int:
         print("  ".join(c.rjust(w) if 3 <= i <= 6 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
     for p in packs:
         if p.expired and p.left:
-            print(f"{p.id}: expired; its {format_count(p.left)} {p.unit}(s) left still serve the calls of "
+            print(f"{p.id}: expired; its {counted(p.left, p.unit)} left still serve the calls of "
                   f"{p.last_period}, the month it expired in, until that month is settled; then they are lost")
     return 0

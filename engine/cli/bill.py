@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..formatting import format_money
+from ..formatting import counted, format_money
 from .common import Progress, check_rejects_path, ledger_currency_check, rules_note, rules_of
 from .usage import open_reader
 
@@ -33,11 +33,20 @@ def cmd_bill(args) -> int:
     accounts = reader.accounts()  # made one at a time, as they are billed: not all held at once
     out_dir = Path(args.out) if args.out else None
     folder = InvoiceFolder(out_dir, args.format) if out_dir is not None else None
-    machine = args.format in ("json", "jsonl")
-    report = sys.stdout if out_dir is not None or not machine else sys.stderr
+    # Standard output holds one document (the invoices, or one HTML book of them, or one JSON array),
+    # so the run's summary goes to standard error then; with --out it is all standard output shows.
+    report = sys.stdout if out_dir is not None else sys.stderr
     totals = RunTotals()
     progress = Progress(count, not args.quiet)
     complete = False
+    book = None
+    if out_dir is None and args.format == "html" and count > 1:
+        from ..htmlbook import HtmlBook
+        from ..i18n import translations
+
+        # Translators: the title of several invoices printed as one HTML document.
+        title = translations(rules.latest[2].locale).gettext("Invoices — %(name)s") % {"name": rules.name}
+        book = HtmlBook(sys.stdout, title)
     try:
         if out_dir is None and args.format == "json":
             print("[")
@@ -47,11 +56,15 @@ def cmd_bill(args) -> int:
                 folder.write(item)
             elif args.format == "json":
                 sys.stdout.write(("," if i else "") + item.text.rstrip("\n") + "\n")
+            elif book is not None:
+                book.add(item.text)
             else:
                 sys.stdout.write(("\n" if i and args.format != "jsonl" else "") + item.text)
             progress.update(i + 1)
         if out_dir is None and args.format == "json":
             print("]")
+        if book is not None:
+            book.close()
         complete = True
     finally:
         progress.close()
@@ -59,7 +72,7 @@ def cmd_bill(args) -> int:
             folder.close(complete)
     sys.stdout.flush()
     money = ", ".join(format_money(v, c) for c, v in sorted(totals.by_currency.items())) or "nothing"
-    print(f"{'' if machine or out_dir else chr(10)}billed {totals.invoices:,} invoice(s): {money}"
+    print(f"billed {counted(totals.invoices, 'invoice')}: {money}"
           + (f", written to {out_dir}" if out_dir else ""), file=report)
     note = rules_note(args)
     if note:
@@ -67,7 +80,7 @@ def cmd_bill(args) -> int:
     for line in reconciliation.lines():
         print(line, file=report)
     if rejects is not None:
-        print(f"{rejects.count:,} bad row(s) written to {args.rejects}", file=report)
+        print(f"{counted(rejects.count, 'bad row')} written to {args.rejects}", file=report)
     return 0
 
 

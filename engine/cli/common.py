@@ -9,7 +9,7 @@ import stat
 import sys
 from pathlib import Path
 
-from ..errors import RatecardError
+from ..errors import CommandLineError, RatecardError
 from ..formatting import format_money
 
 
@@ -116,11 +116,13 @@ def jobs_arg(text: str) -> int:
 
 
 def usage_args(pairs, t=None) -> list:
-    """`API=CALLS` or `API:OUTCOME=CALLS` words → usage items. CALLS may be a decimal quantity
-    (`StoreObject=150.5`, for a category with a decimal unit) and may end in `@AMOUNT`, the total
-    transaction amount of the calls (`Charge=3@300.00`, for a category priced as a percentage)."""
+    """`API=CALLS` or `API:OUTCOME=CALLS` words → usage items. CALLS is a count as `ratecard.counts`
+    writes it (2000000, 2,000,000, 1.5M), or a decimal quantity (`StoreObject=150.5`, for a category
+    with a decimal unit), and may end in `@AMOUNT`, the total transaction amount of the calls
+    (`Charge=3@300.00`, for a category priced as a percentage). A mistake is a command-line one (exit 2)."""
     from decimal import Decimal
 
+    from ..counts import CountError, parse_count
     from ..rating import UsageItem
 
     items = []
@@ -128,35 +130,42 @@ def usage_args(pairs, t=None) -> list:
         name, sep, value = word.rpartition("=")
         api, _, outcome = name.partition(":")
         calls, at, amount = value.partition("@")
-        digits = calls.replace("_", "").replace(",", "")
-        if (not sep or not api or not QUANTITY.fullmatch(digits)
+        try:
+            count, why = parse_count(calls), ""
+        except CountError as exc:
+            count, why = None, f": {exc}"
+        digits = calls.replace("_", "")
+        decimal = count is None and "." in digits and QUANTITY.fullmatch(digits) is not None
+        if (not sep or not api or (count is None and not decimal)
                 or (at and not QUANTITY.fullmatch(amount.replace("_", "").replace(",", "")))):
-            raise RatecardError(f"bad usage {word!r}: expected API=CALLS or API:OUTCOME=CALLS with a whole "
-                                "number of calls, e.g. RenderWidget=1000000 (a decimal quantity for a category "
-                                "with a decimal unit; API=CALLS@AMOUNT for a transaction amount)")
-        decimal = "." in digits
+            raise CommandLineError(f"bad usage {word!r}: expected API=CALLS or API:OUTCOME=CALLS, e.g. "
+                                   "RenderWidget=1000000 (a decimal quantity for a category with a decimal unit; "
+                                   f"API=CALLS@AMOUNT for a transaction amount){why}")
         if decimal and t is not None:
             entry = t.index.get(api)
             places = t.decimal_pos.get(t.slot_position[entry[0]]) if entry is not None else None
             if places is None or len(digits.partition(".")[2].rstrip("0")) > places:
-                raise RatecardError(f"bad usage {word!r}: expected API=CALLS with a whole number of calls"
-                                    + (f" (or at most {places} decimal places for {api})" if places else "")
-                                    + ", e.g. RenderWidget=1000000")
-        items.append(UsageItem(api, Decimal(digits) if decimal else int(digits), outcome or None,
+                raise CommandLineError(f"bad usage {word!r}: expected API=CALLS with a whole number of calls"
+                                       + (f" (or at most {places} decimal places for {api})" if places else "")
+                                       + f", e.g. RenderWidget=1000000{why}")
+        items.append(UsageItem(api, Decimal(digits) if decimal else count, outcome or None,
                                Decimal(amount.replace("_", "").replace(",", "")) if at else None))
     return items
 
 
 def pack_args(pairs) -> list:
+    from ..counts import CountError, parse_count
     from ..rating import PackBalance
 
     packs = []
     for i, word in enumerate(pairs, 1):
         category, sep, units = word.partition("=")
-        digits = units.replace("_", "").replace(",", "")
-        if not sep or not category or not COUNT.fullmatch(digits):
-            raise RatecardError(f"bad pack {word!r}: expected CATEGORY=UNITS, e.g. widgets=500000")
-        packs.append(PackBalance(f"what-if-{i}", category, int(digits)))
+        if not sep or not category:
+            raise CommandLineError(f"bad pack {word!r}: expected CATEGORY=UNITS, e.g. widgets=500000")
+        try:
+            packs.append(PackBalance(f"what-if-{i}", category, parse_count(units)))
+        except CountError as exc:
+            raise CommandLineError(f"bad pack {word!r}: {exc}") from None
     return packs
 
 
@@ -204,22 +213,70 @@ def pct_arg(text: str):
     return value
 
 
-def at_arg(text):
-    """The moment a ledger command acts at: --at, else now. The only place the ledger reads the clock."""
-    from datetime import datetime, timezone
+def moment_arg(text: str):
+    """`--at`: an ISO 8601 date and time with a UTC offset; anything else is a command-line mistake."""
+    from datetime import datetime
 
-    if text is None:
-        return datetime.now(timezone.utc)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         moment = None
     if moment is not None and not 1970 <= moment.year <= 9998:
-        raise RatecardError(f"bad --at {text!r}: expected a date between 1970 and 9998")
+        raise argparse.ArgumentTypeError(f"expected a date between 1970 and 9998, got {text!r}")
     if moment is None or moment.tzinfo is None or moment.utcoffset() is None:
-        raise RatecardError(f"bad --at {text!r}: expected an ISO 8601 date and time with a UTC offset, "
-                            "e.g. 2024-04-05T09:00:00+02:00 or 2024-04-05T07:00:00Z")
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 date and time with a UTC offset, e.g. "
+                                         f"2024-04-05T09:00:00+02:00 or 2024-04-05T07:00:00Z, got {text!r}")
     return moment
+
+
+def at_arg(value):
+    """The moment a ledger command acts at: --at (parsed by `moment_arg`), else now. The only place
+    the ledger reads the clock."""
+    from datetime import datetime, timezone
+
+    if value is None:
+        return datetime.now(timezone.utc)
+    return moment_arg(value) if isinstance(value, str) else value
+
+
+def period_arg(text: str) -> str:
+    """`--period`: a real month written YYYY-MM (2020-13 is a command-line mistake, exit 2)."""
+    from ..errors import PeriodError
+    from ..periods import parse_period
+
+    try:
+        parse_period(text)
+    except PeriodError:
+        raise argparse.ArgumentTypeError(f"expected a month written YYYY-MM, e.g. 2020-09, got {text!r}") from None
+    return text
+
+
+def count_arg(text: str) -> int:
+    """A count of units, written as `ratecard.counts` says (2000000, 2,000,000, 1.5M)."""
+    from ..counts import CountError, parse_count
+
+    try:
+        return parse_count(text)
+    except CountError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def amount_arg(text: str) -> str:
+    """A positive amount of money in plain digits (100, 25.50); its currency's decimals are the ledger's check."""
+    if not re.fullmatch(r"[0-9]{1,30}(\.[0-9]{1,30})?", text):
+        raise argparse.ArgumentTypeError(f"expected a positive amount in plain digits, e.g. 100 or 25.50, got {text!r}")
+    return text
+
+
+def zone_arg(text: str) -> str:
+    """An IANA time zone name (Europe/Berlin, UTC)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected an IANA time zone such as Europe/Berlin or UTC, got {text!r}") from None
+    return text
 
 
 def open_ledger(args, **options):

@@ -6,6 +6,7 @@ import json
 import sys
 
 from ..formatting import format_amount, format_count
+from ..formatting import counted
 from .common import check_rejects_path, chosen_rules
 
 
@@ -36,7 +37,7 @@ def diff_text(result) -> list[str]:
     base, new = result.base, result.rules
     periods = ", ".join(result.periods) or "no period"
     out = [f"Impact of {new.path} ({new.fingerprint[:19]}) against base {base.path} ({base.fingerprint[:19]})",
-           f"{format_count(result.bills)} bill(s) in {periods}, {cur}", ""]
+           f"{counted(result.bills, 'bill')} in {periods}, {cur}", ""]
     for v in result.versions:
         shown = lambda versions: ", ".join(f"{kind} {since}" for kind, since in versions)  # noqa: E731
         same = " (the same)" if v.base == v.new else f"; new: {shown(v.new)}"
@@ -97,9 +98,9 @@ def cmd_diff(args) -> int:
         # One self-contained page (charts as inline SVG), the same `ratecard serve` gives at /v1/diff.
         sys.stdout.write(render_impact(impact_report(result, base, rules, period=args.period)))
         if rejects is not None:
-            print(f"{rejects.count:,} bad row(s) written to {args.rejects}", file=sys.stderr)
+            print(f"{counted(rejects.count, 'bad row')} written to {args.rejects}", file=sys.stderr)
     else:
         print("\n".join(diff_text(result)))
         if rejects is not None:
-            print(f"{rejects.count:,} bad row(s) written to {args.rejects}")
+            print(f"{counted(rejects.count, 'bad row')} written to {args.rejects}")
     return 0

@@ -16,7 +16,7 @@ from .account import (
     cmd_topup,
 )
 from .bill import cmd_bill, cmd_ratecard
-from .common import jobs_arg, pct_arg
+from .common import amount_arg, count_arg, jobs_arg, moment_arg, pct_arg, period_arg, zone_arg
 from .diff import cmd_diff
 from .documents import FORMATS as DOCUMENT_FORMATS
 from .documents import cmd_credit_note, cmd_invoice_show, cmd_void
@@ -75,9 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quote", help="price one month of usage for one account")
     p.add_argument("usage", nargs="*", metavar="API=CALLS",
                    help="calls per API, e.g. RenderWidget=1000000; API:OUTCOME=CALLS for an outcome or error code; "
-                   "API=CALLS@AMOUNT for the calls' total transaction amount (percentage-priced categories)")
+                   "API=CALLS@AMOUNT for the calls' total transaction amount (percentage-priced categories). "
+                   "A count is plain digits (2000000), grouped by threes with , or _ (2,000,000), or with a k "
+                   "or M suffix (500k, 1.5M); ambiguous forms such as 1.000 or 10m are refused")
     _rules_option(p)
-    p.add_argument("--period", metavar="YYYY-MM", help="billing period (default: the current month in the "
+    p.add_argument("--period", type=period_arg, metavar="YYYY-MM", help="billing period (default: the current month in the "
                    "policy's time zone)")
     p.add_argument("--pack", action="append", default=[], metavar="CATEGORY=UNITS",
                    help="what-if resource pack units available (repeatable)")
@@ -90,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--usage", action="append", required=True, metavar="FILE",
                    help="usage file: aggregated usage or call records, CSV or JSON Lines (plain or gzip) or Parquet; "
                         "a glob pattern reads every file it matches; - reads standard input (repeatable)")
-    p.add_argument("--period", metavar="YYYY-MM", help="bill only this period; rows of others are counted "
+    p.add_argument("--period", type=period_arg, metavar="YYYY-MM", help="bill only this period; rows of others are counted "
                    "as out of period")
     _rules_option(p)
     p.add_argument("--format", choices=("text", "markdown", "html", "json", "jsonl"), default="text")
@@ -108,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ratecard", help="render the public rate card from the rules")
     _rules_option(p)
-    p.add_argument("--period", metavar="YYYY-MM", help="the rules in force in this period (default: the latest)")
+    p.add_argument("--period", type=period_arg, metavar="YYYY-MM", help="the rules in force in this period (default: the latest)")
     p.add_argument("--format", choices=("markdown", "html"), default="markdown")
     p.set_defaults(func=cmd_ratecard)
 
@@ -120,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: as for every command, see `ratecard bill --help`)")
     p.add_argument("--usage", action="append", required=True, metavar="FILE",
                    help="usage file, as for `ratecard bill`; - reads standard input (repeatable)")
-    p.add_argument("--period", metavar="YYYY-MM", help="compare only this period's bills")
+    p.add_argument("--period", type=period_arg, metavar="YYYY-MM", help="compare only this period's bills")
     p.add_argument("--alert-pct", type=pct_arg, metavar="N",
                    help="list the bills whose total rises by more than N percent")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here and compare the rest "
@@ -162,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--db", metavar="PATH", help="the ledger file (default: $RATECARD_DB, else `db` in "
                     "./ratecard.toml, else ./ratecard.db)")
     at = argparse.ArgumentParser(add_help=False)
-    at.add_argument("--at", metavar="DATETIME", help="when it happens: ISO 8601 with a UTC offset (default: now)")
+    at.add_argument("--at", type=moment_arg, metavar="DATETIME", help="when it happens: ISO 8601 with a UTC offset (default: now)")
 
     p = sub.add_parser("account", help="create, activate, show and list accounts in the ledger")
     actions = p.add_subparsers(dest="account_command", metavar="ACTION")
@@ -193,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("settle", parents=[db, at], help="settle a period: record each account's bill, debit it, "
                        "hold deposits and suspend in arrears, as the settlement policy says")
-    p.add_argument("--period", required=True, metavar="YYYY-MM", help="the period to settle; it must have ended")
+    p.add_argument("--period", required=True, type=period_arg, metavar="YYYY-MM", help="the period to settle; it must have ended")
     p.add_argument("--usage", action="append", required=True, metavar="FILE",
                    help="usage file, as for `ratecard bill`; - reads standard input (repeatable)")
     _rules_option(p, "; its folder name is the service settled")
@@ -239,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("topup", parents=[db, at], help="credit an account; resumes its service when the "
                        "policy's resume condition then holds")
     p.add_argument("account", metavar="ACCOUNT")
-    p.add_argument("amount", metavar="AMOUNT", help="a positive amount in the account's currency, e.g. 100.00")
+    p.add_argument("amount", type=amount_arg, metavar="AMOUNT", help="a positive amount in the account's currency, e.g. 100.00")
     p.add_argument("--reference", metavar="REF", help="the payment's id: recording it twice credits once")
     p.set_defaults(func=cmd_topup)
 
@@ -251,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("account", metavar="ACCOUNT")
     a.add_argument("category", metavar="CATEGORY", help="the category the pack serves, e.g. as `ratecard ratecard` "
                    "lists it")
-    a.add_argument("size", metavar="SIZE", help="units in the pack: one of the sizes on sale, e.g. 1000000, "
-                   "1,000,000 or 1M")
+    a.add_argument("size", type=count_arg, metavar="SIZE", help="units in the pack: one of the sizes on sale, "
+                   "e.g. 1000000, 1,000,000 or 1M (see `ratecard quote --help` for how counts are written)")
     _rules_option(a, "; its folder name is the service the pack serves")
     a.add_argument("--reference", metavar="REF", help="the purchase's id: recording it twice buys once")
     a.add_argument("--format", choices=("text", "json"), default="text")
@@ -275,9 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("statement", parents=[db], help="an account's ledger entries, rendered by a template")
     p.add_argument("account", metavar="ACCOUNT")
-    p.add_argument("--period", metavar="YYYY-MM", help="only the entries dated in this month (default: all)")
+    p.add_argument("--period", type=period_arg, metavar="YYYY-MM", help="only the entries dated in this month (default: all)")
     _rules_option(p, "; months are in its time zone")
-    p.add_argument("--time-zone", metavar="ZONE", help="months in this IANA time zone instead")
+    p.add_argument("--time-zone", type=zone_arg, metavar="ZONE", help="months in this IANA time zone instead")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     p.set_defaults(func=cmd_statement)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ..formatting import format_count, format_money
+from ..formatting import counted, format_count, format_money
+from .exits import BAD_INPUT, STATUS_EXIT
 from .common import (
     applied_text,
     at_arg,
@@ -49,13 +50,13 @@ def _settle_text(report) -> list[str]:
             out.append(f"{head}  debited; {applied_text(a.applied, a.currency)}")
     counts = {k: sum(a.outcome == k for a in report.accounts)
               for k in ("settled", "corrected", "already-settled", "failed")}
-    corrected = f"{counts['corrected']} corrected, " if counts["corrected"] else ""
-    out += ["", f"{len(report.accounts)} account(s): {counts['settled']} settled, {corrected}"
-            f"{counts['already-settled']} already settled, {counts['failed']} not settled"]
+    corrected = f"{counts['corrected']:,} corrected, " if counts["corrected"] else ""
+    out += ["", f"{counted(len(report.accounts), 'account')}: {counts['settled']:,} settled, {corrected}"
+            f"{counts['already-settled']:,} already settled, {counts['failed']:,} not settled"]
     if report.unbilled:
-        out.append(f"Usage not billed ({len(report.unbilled)} account(s); settle again once they are set up):")
+        out.append(f"Usage not billed ({counted(len(report.unbilled), 'account')}; settle again once they are set up):")
         width = max(len(u.account) for u in report.unbilled)
-        out += [f"  {u.account.ljust(width)}  {format_count(u.calls)} call(s): {u.reason}" for u in report.unbilled]
+        out += [f"  {u.account.ljust(width)}  {counted(u.calls, 'call')}: {u.reason}" for u in report.unbilled]
     return out
 
 
@@ -108,7 +109,7 @@ def cmd_settle(args) -> int:
     else:
         print("\n".join(_settle_text(report) + reconciliation.lines()))
     if rejects is not None and args.format != "json":
-        print(f"{rejects.count:,} bad row(s) written to {args.rejects}")
+        print(f"{counted(rejects.count, 'bad row')} written to {args.rejects}")
     for failed in report.failed:
         print(f"{failed.account}: not settled: {failed.problem}", file=sys.stderr)
     for unbilled in report.unbilled:
@@ -122,7 +123,7 @@ def cmd_collect(args) -> int:
     for c in collected:
         state = applied_text(c.applied, c.currency) if c.applied else f"not collected: {c.problem}"
         print(f"{c.account} {c.period} ({c.service}): {format_money(c.amount, c.currency)}; {state}")
-    print(f"collected {sum(c.applied is not None for c in collected)} scheduled debit(s)")
+    print(f"collected {counted(sum(c.applied is not None for c in collected), 'scheduled debit')}")
     return 1 if any(c.applied is None for c in collected) else 0
 
 
@@ -135,4 +136,5 @@ def cmd_status(args) -> int:
     else:
         since = f" since {status.since.isoformat()}" if status.since else ""
         print(f"{status.account} {status.service}: {status.state}{since} — {status.reason}")
-    return 0
+    # A gateway's shell script needs no JSON: 0 only when calls are allowed (see exits.py).
+    return STATUS_EXIT.get(status.state, BAD_INPUT)

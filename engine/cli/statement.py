@@ -7,6 +7,7 @@ import sys
 
 from ..errors import RatecardError
 from .account import _pack_time
+from ..formatting import counted
 from .common import rules_of, open_ledger
 
 
@@ -76,9 +77,9 @@ def cmd_ledger_check(args) -> int:
     for p in problems:
         print(p)
     if problems:
-        print(f"{len(problems)} problem(s) in {ledger.path}", file=sys.stderr)
+        print(f"{counted(len(problems), 'problem')} in {ledger.path}", file=sys.stderr)
         return 1
-    print(f"{ledger.path}: sound — {accounts} account(s), {entries} entries; every balance and deposit equals "
+    print(f"{ledger.path}: sound — {counted(accounts, 'account')}, {counted(entries, 'entry', 'entries')}; every balance and deposit equals "
           "the sum of its entries, one bill and at most one debit per account, service and period")
     return 0
 

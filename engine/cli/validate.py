@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..formatting import counted
 from .common import check_rules
 
 
@@ -27,19 +28,20 @@ def _check_rule_sets(args, *, with_lint: bool) -> int:
     """validate and lint: every problem of every rule set, as text or JSON."""
     from ..scaffold import schema_drift
 
-    lint = None
+    lint_report = None
     if with_lint:
-        from ..lint import lint as lint_rules
-
-        lint = lint_rules
+        from ..lint import lint_report
     targets, problems, source, cleanup = _targets(args)
     results = []
+    acknowledged: dict[str, int] = {}
     try:
         for path, shown in targets:
             rule_set, found = check_rules(path, shown_as=shown)
             # Lint only what validates: its warnings assume a consistent rule set, and errors come first.
-            if lint is not None and rule_set is not None:
-                found = found + lint(rule_set)
+            if lint_report is not None and rule_set is not None:
+                report = lint_report(rule_set)
+                found = found + report.warnings
+                acknowledged[shown or str(path)] = len(report.acknowledged)
             found = found + schema_drift(path, shown)
             results.append((shown or str(path), rule_set, found))
     finally:
@@ -52,9 +54,11 @@ def _check_rule_sets(args, *, with_lint: bool) -> int:
         out: dict = {"valid": not errors}
         if with_lint:
             out["warnings"] = warnings
+            out["acknowledged"] = sum(acknowledged.values())
         out["checked"] = source
-        out["rule_sets"] = [{"path": path, "valid": rs is not None,
-                             "fingerprint": rs.fingerprint if rs else None} for path, rs, _ in results]
+        out["rule_sets"] = [{"path": path, "valid": rs is not None, "fingerprint": rs.fingerprint if rs else None}
+                            | ({"acknowledged": acknowledged.get(path, 0)} if with_lint else {})
+                            for path, rs, _ in results]
         out["problems"] = [p.to_dict() for p in problems]
         print(json.dumps(out, indent=2))
     else:
@@ -64,13 +68,16 @@ def _check_rule_sets(args, *, with_lint: bool) -> int:
             if rule_set is None:
                 continue
             if with_lint:
-                print(f"{rule_set.path}: valid, {sum(p.severity == 'warning' for p in found)} warning(s)")
+                excused = acknowledged.get(path, 0)
+                print(f"{rule_set.path}: valid, {counted(sum(p.severity == 'warning' for p in found), 'warning')}"
+                      + (f" ({excused:,} acknowledged)" if excused else ""))
             else:
                 print(summary(rule_set))
         if source != "named":
-            print(f"checked {len(results)} rule set(s): {source}", file=sys.stderr)
+            print(f"checked {counted(len(results), 'rule set')}: {source}", file=sys.stderr)
         if errors:
-            print(f"{errors} error(s) found" + ("; fix them before linting" if with_lint else ""), file=sys.stderr)
+            print(f"{counted(errors, 'error')} found" + ("; fix them before linting" if with_lint else ""),
+                  file=sys.stderr)
     return 1 if errors or (with_lint and args.strict and warnings) else 0
 
 
@@ -87,7 +94,7 @@ def summary(rule_set) -> str:
     billable = sum(r.billable for r in mapping.apis.values())
     versions = len(rule_set.pricing) + len(rule_set.mappings) + len(rule_set.policies) + len(rule_set.account_terms)
     models = sorted({c.model for c in book.categories.values()} - {"tiered"})
-    return (f"{rule_set.path}: valid — {len(book.categories)} categories, {billable} billable and "
-            f"{len(mapping.apis) - billable} free APIs, {book.currency}, {book.tier_mode} tiers"
-            f"{''.join(f', {m}' for m in models)}, "
-            f"{versions} rule file version(s), {rule_set.fingerprint[:19]}")
+    return (f"{rule_set.path}: valid — {counted(len(book.categories), 'category', 'categories')}, "
+            f"{billable:,} billable and {counted(len(mapping.apis) - billable, 'free API')}, {book.currency}, "
+            f"{book.tier_mode} tiers{''.join(f', {m}' for m in models)}, "
+            f"{counted(versions, 'rule file version')}, {rule_set.fingerprint[:19]}")

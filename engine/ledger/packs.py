@@ -11,6 +11,7 @@ from ..formatting import format_money
 from . import accounts
 from . import postings as P
 from .records import Applied, Pack, PackBought, PackUnits
+from ..formatting import counted
 from .values import LedgerError, as_text, check_reference, moment, parse_pack_size, stamp
 
 PACK_COLUMNS = ("id, account, service, category, units, unit, price, currency, bought_at, expires_at, time_zone, "
@@ -64,7 +65,7 @@ def buy_pack(store, rules, account: str, category: str, size, at: datetime,
                 old = pack_of(row, (), None)
                 if (old.service, old.category, old.units) != (service, category, offer.units):
                     raise LedgerError(f"pack purchase {reference!r} of {account} was recorded as pack {old.id}, "
-                                      f"{old.units:,} {old.unit}(s) of {old.service} {old.category}, not "
+                                      f"{counted(old.units, old.unit)} of {old.service} {old.category}, not "
                                       f"{offer.units:,} of {service} {category}; nothing was changed")
                 recorded = next(p for p in packs(store, account) if p.id == old.id)
                 return PackBought(recorded, P.unchanged(account, position, f"pack purchase {reference} was "
@@ -86,7 +87,7 @@ def buy_pack(store, rules, account: str, category: str, size, at: datetime,
         number = db.execute("SELECT count(*) FROM packs").fetchone()[0] + 1
         pack_id = f"PK-{number:06d}"
         local_expiry = expires.isoformat(timespec="seconds")
-        what = f"{category} pack {pack_id} of {offer.units:,} {book.unit}(s)"
+        what = f"{category} pack {pack_id} of {counted(offer.units, book.unit)}"
         note = f"; valid until {local_expiry}" + (f" (reference {reference})" if reference else "")
         outcome = S.apply_pack_purchase(position, service, period, price, pack_id, what, note)
         applied = P.record(db, account, position, when, outcome.changes, outcome.position)
@@ -194,7 +195,7 @@ def pack_offer(book, service: str, category: str, size):
         if offer.units == units:
             return offer
     sizes = ", ".join(f"{o.units:,} ({format_money(Decimal(o.price), book.currency)})" for o in cat.packs)
-    raise LedgerError(f"no {category} pack of {units:,} {book.unit}(s) is on sale in {where}; the sizes on sale "
+    raise LedgerError(f"no {category} pack of {counted(units, book.unit)} is on sale in {where}; the sizes on sale "
                       f"are: {sizes}")
 
 

@@ -12,6 +12,7 @@ from . import packs as pk
 from . import postings as P
 from .records import Charge, Entry, Statement
 from .values import ACTIVE, SUSPENDED, stamp
+from ..formatting import counted
 
 
 def statement(store, account: str, *, period: str | None = None, time_zone: str = "UTC") -> Statement:
@@ -47,7 +48,7 @@ def statement(store, account: str, *, period: str | None = None, time_zone: str 
             if e.kind == S.PACK_PURCHASE:
                 p = bought[e.ref]
                 charges.append(Charge(S.PACK_PURCHASE, e.service, p.id, f"pack {p.id}: {p.category}, "
-                                      f"{p.units:,} {p.unit}(s)", -e.amount))
+                                      f"{counted(p.units, p.unit)}", -e.amount))
         charges += [Charge("invoice", b.service, b.invoice_number, f"invoice {b.invoice_number} (issued "
                            f"{b.issued_at.astimezone(ZoneInfo(time_zone)).date()}, debit {b.debit_status})",
                            b.total)

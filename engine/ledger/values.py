@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from ..counts import CountError, parse_count
 from ..currencies import minor_units
 from ..errors import RatecardError
 from ..displaytext import unsafe_character
@@ -124,7 +125,7 @@ def parse_amount(text, currency: str | None = None) -> Decimal:
     if currency is not None:
         places = minor_units(currency)
         if -value.as_tuple().exponent > places and value != round(value, places):
-            raise LedgerError(f"bad amount {raw!r}: {currency} has {places} decimal place(s)")
+            raise LedgerError(f"bad amount {raw!r}: {currency} has {places} decimal place{'' if places == 1 else 's'}")
     return value
 
 
@@ -144,15 +145,11 @@ def check_reference(reference: str | None, what: str) -> None:
     if bad:
         raise LedgerError(f"the {what} reference holds {bad}; expected printable text; nothing was changed")
 
-_SIZE = re.compile(r"^([0-9][0-9,_]*)([kKmM]?)$")
-
-
 def parse_pack_size(size) -> int:
-    """A pack size: a whole number of units, e.g. 1000000, 1,000,000, 1_000_000, 1000k or 1M."""
+    """A pack size: a whole number of units, written as `ratecard.counts` says (1000000, 1,000,000, 1M)."""
     if isinstance(size, int) and not isinstance(size, bool):
         return size
-    m = _SIZE.match(str(size).strip())
-    if not m or len(m.group(1)) > 24:
-        raise LedgerError(f"bad pack size {str(size)!r}: expected a whole number of units, e.g. 1000000, "
-                          "1,000,000 or 1M")
-    return int(m.group(1).replace(",", "").replace("_", "")) * {"": 1, "k": 1000, "m": 1_000_000}[m.group(2).lower()]
+    try:
+        return parse_count(str(size).strip())
+    except CountError as exc:
+        raise LedgerError(f"bad pack size: {exc}") from None

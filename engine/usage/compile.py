@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from ..model import RuleSet, version_at
-from ..periods import next_month
+from ..periods import FIRST_YEAR, LAST_YEAR, next_month
 from ..rating import SUCCESS
 from .checks import MAX_CALLS
 from .files import AGGREGATED, CALLS
@@ -279,7 +279,8 @@ GROUP BY account, period, api, outcome, category, in_period"""
 def _calls_stages(d: Dialect, head: str, rules: RuleSet, zones: list[str]) -> str:
     months = ", ".join(f"{d.local_month('instant', z)} AS m{i}" for i, z in enumerate(zones))
     keys = ", ".join(f"m{i}" for i in range(len(zones)))
-    years = " AND ".join(f"{d.year(f'm{i}')} BETWEEN 1 AND 9998" for i in range(len(zones)))
+    # The years a period can have (periods.py): the row checks refuse the others, and so must the query.
+    years = " AND ".join(f"{d.year(f'm{i}')} BETWEEN {FIRST_YEAR} AND {LAST_YEAR}" for i in range(len(zones)))
     return f"""src AS (SELECT * FROM {head} AS input),
 tuples AS {d.materialized}(  -- copies of a call logged twice are one row here, with the number of copies
   SELECT request_id, account, api, ts, outcome, error_code, count(*) AS copies, bool_and(input_ok) AS ok
@@ -314,7 +315,7 @@ raw AS (
   GROUP BY account, api, outcome, error_code, {d.trim('period')}),
 groups AS (
   SELECT account, api, outcome, error_code, CASE WHEN {d.full_match('period', _PERIOD)} THEN period END AS period,
-         calls, copies, ok AND {d.full_match('period', _PERIOD)} AND period BETWEEN '0001-01' AND '9998-12' AS ok
+         calls, copies, ok AND {d.full_match('period', _PERIOD)} AND period BETWEEN '{FIRST_YEAR:04d}-01' AND '{LAST_YEAR:04d}-12' AS ok
   FROM raw)"""
 
 

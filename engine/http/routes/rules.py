@@ -65,7 +65,7 @@ def load_spec(spec, snapshot, where: str):
     shown, rules, problems = check_spec(spec, snapshot, where)
     if rules is None:
         errors = [p for p in problems if p.severity == "error"]
-        raise RuleSetInvalid(errors, f"rule set {shown} is invalid: {len(errors)} problem(s)")
+        raise RuleSetInvalid(errors, f"rule set {shown} is invalid: {len(errors):,} problem{'' if len(errors) == 1 else 's'}")
     return rules
 
 
@@ -95,21 +95,26 @@ async def rate_card(request: Request, server: Server) -> Response:
 
 
 def _validate(specs, snapshot, with_lint: bool) -> dict:
-    from ...lint import lint
+    from ...lint import lint_report
 
     results = []
+    acknowledged: dict[str, int] = {}
     for i, spec in enumerate(specs):
         shown, rules, problems = check_spec(spec, snapshot, f"rule_sets[{i}]")
         if with_lint and rules is not None:
-            problems = problems + lint(rules)
+            report = lint_report(rules)
+            problems = problems + report.warnings
+            acknowledged[shown] = len(report.acknowledged)
         results.append((shown, rules, problems))
     problems = [p for _, _, found in results for p in found]
     errors = sum(p.severity == "error" for p in problems)
     out = {"valid": not errors}  # as `ratecard validate --format json` (and lint) print it
     if with_lint:
         out["warnings"] = len(problems) - errors
+        out["acknowledged"] = sum(acknowledged.values())
     out["checked"] = "named"
     out["rule_sets"] = [{"path": shown, "valid": rs is not None, "fingerprint": rs.fingerprint if rs else None}
+                        | ({"acknowledged": acknowledged.get(shown, 0)} if with_lint else {})
                         for shown, rs, _ in results]
     out["problems"] = [p.to_dict() for p in problems]
     return out
