@@ -56,7 +56,7 @@ the value `ratecard validate` checks. No value is silently read as something you
 
 - `true` and `false` are booleans. `yes`, `no`, `on` and `off` stay text, so where a boolean is
   expected they are reported instead of `no` silently becoming false.
-- `1000000` is a whole number; so is `03000000` (three million: leading zeros do not make an octal
+- `1000000` is a whole number; so is `0250` (two hundred and fifty: leading zeros do not make an octal
   number in YAML 1.2); `0o17` and `0x1F` are octal and hexadecimal.
 - `1_000_000` and `3,000,000` are text, in YAML 1.2 as in the editor: where a number is expected
   they are reported, with the hint to write `1000000`.

@@ -6,7 +6,7 @@ scalars become (documented for analysts in docs/rules.md):
 
 * ``true``/``false`` are booleans. ``yes``/``no``/``on``/``off`` stay text, so a schema that
   wants a boolean reports them instead of silently reading ``no`` as false.
-* ``1000000`` is an integer, and so is ``03000000`` (three million: YAML 1.2 has no octal
+* ``1000000`` is an integer, and so is ``0250`` (two hundred and fifty: YAML 1.2 has no octal
   without ``0o``); ``0o17`` and ``0x1F`` are octal and hexadecimal integers.
 * ``1_000_000`` and ``3,000,000`` are text (in YAML 1.2 as in the editor), reported where a number
   is expected with the hint to write ``1000000``.

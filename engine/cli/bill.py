@@ -7,26 +7,17 @@ from pathlib import Path
 
 from ..formatting import counted, format_money
 from .common import Progress, check_rejects_path, ledger_currency_check, rules_note, rules_of
-from .usage import open_reader
+from .usage import read_checked
 
 
 def cmd_bill(args) -> int:
     check_rejects_path(args)
     from ..billrun import InvoiceFolder, RunTotals, bill_accounts
-    from ..usage import RejectsWriter
 
     rules = rules_of(args, say=False)
-    rejects = RejectsWriter(args.rejects) if args.rejects else None
-    try:
-        # The engine holds the rows within its memory limit (spilling past it); accounts come out
-        # of it one at a time, in order, as they are billed.
-        reader = open_reader(args, rules, on_reject=rejects, period=args.period)
-    finally:
-        if rejects is not None:
-            rejects.close()
-    reconciliation = reader.reconciliation.check()
-    if rejects is None:
-        reader.raise_for_rejects()  # strict: list every bad row, bill nothing
+    # The engine holds the rows within its memory limit (spilling past it); accounts come out of it
+    # one at a time, in order, as they are billed.
+    reader, reconciliation, rejects = read_checked(args, rules)
     ledger_currency_check(rules, reader.account_ids(), args.db)
 
     count = reader.account_periods

@@ -66,8 +66,7 @@ def diff_text(result) -> list[str]:
 def cmd_diff(args) -> int:
     check_rejects_path(args)
     from ..diff import diff_rules
-    from ..usage import RejectsWriter
-    from .usage import open_reader
+    from .usage import read_checked
     from ..discovery import choose, resolve
     from ..versions import is_git_spec, load_rule_spec
 
@@ -78,17 +77,9 @@ def cmd_diff(args) -> int:
     folder = next((s for s in (new_spec, args.base) if not is_git_spec(s)), None) or str(choose(None).path)
     rules = load_rule_spec(new_spec, folder=folder)
     base = load_rule_spec(args.base, folder=folder)
-    rejects = RejectsWriter(args.rejects) if args.rejects else None
-    try:
-        # Usage is read as a bill run with the new rules would read it; what the base rules do not
-        # know is listed as not billed by them.
-        reader = open_reader(args, rules, on_reject=rejects, period=args.period)
-    finally:
-        if rejects is not None:
-            rejects.close()
-    reader.reconciliation.check()
-    if rejects is None:
-        reader.raise_for_rejects()
+    # Usage is read as a bill run with the new rules would read it; what the base rules do not know
+    # is listed as not billed by them.
+    reader, _, rejects = read_checked(args, rules)
     result = diff_rules(base, rules, reader.accounts(), alert_pct=args.alert_pct)
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import re
+from decimal import Decimal
 import sys
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def depth_arg(text: str) -> int:
 
 
 def seconds_arg(text: str) -> float:
-    if not re.fullmatch(r"[0-9]{1,4}(\.[0-9]{1,3})?", text) or float(text) > 3600:
+    if not re.fullmatch(r"[0-9]{1,4}(\.[0-9]{1,3})?", text) or Decimal(text) > 3600:
         raise argparse.ArgumentTypeError(f"expected seconds from 0 to 3600, e.g. 1 or 0.25, got {text!r}")
     return float(text)  # a duration for the server's clock, not money
 

@@ -68,30 +68,20 @@ def cmd_settle(args) -> int:
     at = at_arg(args.at)
     rules = rules_of(args)
     check_settleable(tariff(rules, args.period).policy, args.period, at)  # before reading any usage
-    from ..usage import RejectsWriter
-    from .usage import open_reader
+    from .usage import read_checked
 
     held: set[str] = set()  # accounts with a rejected row: settled once their rows are fixed
     unowned = []  # rejected rows whose account cannot be read: nobody can be told apart to wait
-    rejects = RejectsWriter(args.rejects) if args.rejects else None
 
-    def reject(row) -> None:
+    def hold(row) -> None:
         held.add(row.account)
         if not row.account:
             unowned.append(row)
-        rejects(row)
 
     with open_ledger(args) as ledger:
-        try:
-            reader = open_reader(args, rules, on_reject=reject if rejects else None, period=args.period)
-        finally:
-            if rejects is not None:
-                rejects.close()
-        reconciliation = reader.reconciliation.check()
         # Without a rejects file a bad row stops everything; with one, only its account waits, since
         # a settled period cannot take a corrected row later (its bill is immutable).
-        if rejects is None:
-            reader.raise_for_rejects()
+        reader, reconciliation, rejects = read_checked(args, rules, also=hold)
         if unowned:
             # Its account could be any: settling the others might record a short bill for it.
             from ..errors import UsageInvalid

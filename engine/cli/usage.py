@@ -56,6 +56,30 @@ def open_reader(args, rules, *, on_reject=None, period=None):
     return reader.run()
 
 
+def read_checked(args, rules, *, also=None):
+    """Every --usage file read for a command that bills from it: bad rows go to the --rejects file
+    (and to `also`, when given), or, without one, stop the run listing every bad row; the
+    reconciliation is proved either way. Returns the reader, its reconciliation and the rejects
+    writer (None without --rejects)."""
+    from ..usage import RejectsWriter
+
+    rejects = RejectsWriter(args.rejects) if args.rejects else None
+    def both(row) -> None:
+        also(row)
+        rejects(row)
+
+    try:
+        reader = open_reader(args, rules, on_reject=both if rejects is not None and also is not None else rejects,
+                             period=args.period)
+    finally:
+        if rejects is not None:
+            rejects.close()
+    reconciliation = reader.reconciliation.check()
+    if rejects is None:
+        reader.raise_for_rejects()  # strict: list every bad row, bill nothing
+    return reader, reconciliation, rejects
+
+
 def cmd_usage(args) -> int:
     from ..usage.compile import compile_usage
 
@@ -73,17 +97,7 @@ def cmd_usage(args) -> int:
     if not args.usage or not args.out:
         raise RatecardError("give --sql to print the query, or --usage FILE and --out FILE to aggregate usage")
     check_rejects_path(args)
-    from ..usage import RejectsWriter
-
-    rejects = RejectsWriter(args.rejects) if args.rejects else None
-    try:
-        reader = open_reader(args, rules, on_reject=rejects, period=args.period)
-    finally:
-        if rejects is not None:
-            rejects.close()
-    reconciliation = reader.reconciliation.check()
-    if rejects is None:
-        reader.raise_for_rejects()
+    reader, reconciliation, rejects = read_checked(args, rules)
     rows = reader.write_aggregated(args.out)
     print(f"wrote {rows:,} aggregated usage row(s) to {args.out}")
     for line in reconciliation.lines():

@@ -263,7 +263,7 @@ def _json_line(lines: Lines, line: str):
         yield lines.number, raw, _oversize()
         return
     try:
-        # Decimal, not float: 1000.000000000000001 must not become the whole number 1000.
+        # Decimal, not float: 7.000000000000000001 must not become the whole number 7.
         values = json.loads(line, object_pairs_hook=_unique_keys, parse_float=Decimal)
     except RecursionError:
         values = Bad("malformed-json", "malformed JSON: nested too deeply")
