@@ -26,6 +26,7 @@ from .settle import cmd_collect, cmd_settle, cmd_status
 from .usage import add_usage_command, add_usage_options
 from .statement import cmd_ledger_check, cmd_ledger_migrate, cmd_statement
 from .init import cmd_init
+from .completion import SHELLS, cmd_completion
 from .validate import cmd_lint, cmd_validate
 
 
@@ -302,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schemas", action="store_true", help="only bring the schema copy in DIR/schemas up to date "
                    "with this ratecard's")
     p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("completion", help="print a shell completion script: commands, options, formats and rule "
+                       "set names (see the README for how to install it)")
+    p.add_argument("shell", nargs="?", choices=SHELLS, help=choices_help("the shell", SHELLS))
+    p.add_argument("--rule-sets", action="store_true", help="list the rule set names --rules accepts here instead "
+                   "(what the scripts complete --rules with)")
+    p.set_defaults(func=cmd_completion)
 
     p = sub.add_parser("ledger", help="check or migrate the ledger file")
     actions = p.add_subparsers(dest="ledger_command", metavar="ACTION")
