@@ -134,6 +134,26 @@ SNIPPETS = [
          "error_code": "FailedOperation.ImageDecodeFailed"},
         {"request_id": 4, "account": "acme", "api": "DetectFace", "timestamp": "2020-09-10T00:00:00Z"},
         {"request_id": "r1", "account": "acme", "api": "DetectFace", "timestamp": "2020-09-10T00:00:00Z"}]),
+    # Issue 14's everyday inputs: other separators, counts with separators, Unix times, a JSON array.
+    AGG.replace(",", ";") + "acme;2020-09;DetectFace;5;success\nacme;2020-09;DetectFace;1,000;\n"
+    "acme;2020-09;DetectFace;1_000;\n\"a;b\";2020-09;DetectFace;2;\nacme,2020-09,DetectFace,5,\n"
+    "acme;2020-09;DetectFace;1.000;\nacme;2020-09;Nope;1,5;\n",
+    AGG.replace(",", "\t") + "acme\t2020-09\tDetectFace\t5\tsuccess\nacme\t2020-09\tDetectFace\t\"1,000\"\t\n",
+    AGG + 'acme,2020-09,DetectFace,"1,000",\nacme,2020-09,DetectFace,"1,5",\nacme,2020-09,DetectFace,5k,\n'
+    "acme,2020-09,DetectFace,1.5M,\nacme,2020-09,DetectFace,10m,\nacme,2020-09,DetectFace,1.000,\n"
+    'acme,2020-09,DetectFace,"12,34",\nacme,2020-09,Nope,"2,000",\nacme,2020-09,DetectFace,7.000000,\n',
+    CALLS + "r1,acme,DetectFace,1601481599,success\nr2,acme,DetectFace,1601481600,\nr3,acme,DetectFace,1601481599999,\n"
+    "r4,acme,DetectFace,1601481600000,\nr5,acme,DetectFace,20200930,\nr6,acme,DetectFace,16014816000,\n"
+    "r7,acme,DetectFace,999999999,\nr8,acme,DetectFace, 1601481600,\nr1,acme,DetectFace,1601481599,success\n",
+    "request_id;account;api;timestamp;error_code\nr1;acme;DetectFace;1601481599000;\nr2;acme;DetectFace;1601481599;x\n",
+    '\n[\n {"account": "acme", "period": "2020-09", "api": "DetectFace", "calls": 5},\n'
+    ' {"account": "acme",\n  "period": "2020-09", "api": "Nope", "calls": "1,000"},\n'
+    ' {"account": "acme", "period": "2020-09", "api": "DetectFace", "calls": -1}, [1], "x",\n'
+    ' {"account": "a", "account": "b", "period": "2020-09", "api": "DetectFace", "calls": 1}]\n',
+    '[{"request_id": "r1", "account": "acme", "api": "DetectFace", "timestamp": 1601481600},\n'
+    ' {"request_id": "r2", "account": "acme", "api": "DetectFace", "timestamp": 1601481599999},\n'
+    ' {"request_id": "r3", "account": "acme", "api": "DetectFace", "timestamp": -5},\n'
+    ' {"request_id": "r4", "account": "acme", "api": "DetectFace", "timestamp": "1601481600"}]',
 ]
 
 
@@ -146,7 +166,8 @@ def test_the_readers_own_test_inputs_read_the_same(shipped_rules, tmp_path, monk
     compare(shipped_rules, [Path(path.name)], period)
 
 
-@pytest.mark.parametrize("content", [b"", b"\n  \n", b"acct,month,api,count\nacme,2020-09,DetectFace,1\n",
+@pytest.mark.parametrize("content", [b"account;period,api;calls\n", b"[", b"[]", b'[{"account": "a"} x]',
+                                     b'[{"a": 1},\n{"b"\n]', b'[{"account": "a"}] tail', b"[\xff]", b"acct,month,api,count\nacme,2020-09,DetectFace,1\n",
                                      b"account,period,api,calls,calls\n", b'{"who": 1}\n', b"{oops\n",
                                      b"account,period,api,calls\nacme,2020-09,DetectFace,1\nacm\xe9,2020-09,X,1\n"])
 def test_whole_file_problems_are_the_same_errors(shipped_rules, tmp_path, monkeypatch, content):

@@ -9,7 +9,7 @@ import re
 from ..errors import RatecardError
 from .common import check_rejects_path, choices_help, rules_of, stdin_bytes
 
-INPUT_FORMATS = ("csv", "jsonl", "parquet")
+INPUT_FORMATS = ("csv", "jsonl", "json", "parquet")
 KINDS = ("aggregated", "calls")
 _SIZE = re.compile(r"[0-9]{1,6}(\.[0-9]{1,3})?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 

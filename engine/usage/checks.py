@@ -13,10 +13,11 @@ another period is out of period, never refused for its API); then the API and th
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 import json
 
+from ..counts import CountError, parse_count
 from ..errors import NoRulesInForce, PeriodError
 from ..model import RuleSet
 from ..periods import parse_period, period_of
@@ -27,6 +28,35 @@ _INTEGER = re.compile(r"[+-]?[0-9]+(?:\.0+)?")  # ASCII digits only; a zero frac
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")  # incl. invisible marks
 _SURROGATE = re.compile(r"[\ud800-\udfff]")  # JSON can spell one ("\ud800"); UTF-8 cannot hold it
 MAX_CALLS = 10**15  # in one row: far beyond any real month, and small enough to price exactly
+_EPOCH = re.compile(r"[0-9]{1,40}")  # digits only: a Unix time (see unix_time)
+# A count written with separators or a suffix (counts.py's rule), or with a dot before three digits.
+_COUNT_LIKE = re.compile(r"[0-9][0-9,_.]*[kKmM]|[0-9]+[,_][0-9,_.]*|[0-9]{1,3}(\.[0-9]{3})+")
+_EPOCH_SECONDS, _EPOCH_MILLIS = (9, 10), (12, 13)  # digits: from 1973 to 2286, in seconds or in milliseconds
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class EpochError(ValueError):
+    """Digits that are no Unix time under the rule of `unix_time`."""
+
+
+def _is_whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def unix_time(value: str | int) -> datetime:
+    """A timestamp written as digits only is a Unix time (UTC), told apart by its number of digits:
+    9 or 10 digits are seconds, 12 or 13 digits milliseconds (either way from 1973 to 2286). Any
+    other number of digits is refused, never guessed: 8 could be a date such as 20200930, 11 either
+    unit. A JSON or Parquet whole number follows the same rule."""
+    digits = str(value)
+    if len(digits) in _EPOCH_SECONDS:
+        return _UNIX_EPOCH + timedelta(seconds=int(digits))
+    if len(digits) in _EPOCH_MILLIS:
+        return _UNIX_EPOCH + timedelta(milliseconds=int(digits))
+    raise EpochError(f"bad timestamp {value!r}: digits only are a Unix time, 9 or 10 digits in seconds or 12 or 13 "
+                     f"in milliseconds, and {len(digits)} digits is neither; expected e.g. 1601508600, "
+                     "1601508600000 or 2020-09-30T23:30:00Z")
+
 
 OK, OUT, BAD = "ok", "out", "bad"
 
@@ -47,7 +77,8 @@ class RowChecker:
         # zone of the policy in force for that month (see _local_period).
         self._zones = tuple(dict.fromkeys(p.time_zone for p in reversed(rules.policies)))
 
-    def check(self, kind: str, values):
+    def check(self, kind: str, values, decimal_comma: bool = False):
+        """`decimal_comma`: the row is from a file whose decimal mark is `,` (see `read_calls`)."""
         request_id = account = period = api = outcome = None
         calls = 1 if kind == CALLS else 0
         try:
@@ -57,19 +88,20 @@ class RowChecker:
                 request_id = text(values, "request_id")
                 account = read_account(values)
                 api = text(values, "api")
-                period = self._call_period(text(values, "timestamp"))
+                stamp = values.get("timestamp")
+                period = self._call_period(stamp if _is_whole(stamp) else text(values, "timestamp"))
             else:
                 account = read_account(values)
                 period = self._period(text(values, "period"))
                 api = text(values, "api")
-                calls = read_calls(values.get("calls"))
+                calls = read_calls(values.get("calls"), decimal_comma)
             outcome = read_outcome(values)
             if self.period is not None and period != self.period:
                 return OUT, request_id, account, period, api, outcome, calls, None
             self._check_api(api, period)
         except Bad as bad:
             if kind != CALLS and not calls:
-                calls = calls_or_zero(values)
+                calls = calls_or_zero(values, decimal_comma)
             return BAD, request_id, account, period, api, outcome, calls, bad
         return OK, request_id, account, period, api, outcome, calls, None
 
@@ -84,10 +116,15 @@ class RowChecker:
             self._valid_periods.add(period)
         return period
 
-    def _call_period(self, value: str) -> str:
+    def _call_period(self, value: str | int) -> str:
         try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
+            if _EPOCH.fullmatch(str(value)):
+                moment = unix_time(value)
+            else:
+                moment = datetime.fromisoformat(str(value))
+        except ValueError as exc:
+            if isinstance(exc, EpochError):
+                raise Bad("bad-timestamp", str(exc)) from None
             raise Bad("bad-timestamp", f"bad timestamp {value!r}: expected ISO 8601 with a UTC offset, "
                       "e.g. 2020-09-30T23:30:00Z or 2020-10-01T07:30:00+08:00") from None
         if moment.tzinfo is None or moment.utcoffset() is None:
@@ -166,15 +203,29 @@ def read_account(values: dict) -> str:
     return account
 
 
-def read_calls(value) -> int:
+def read_calls(value, decimal_comma: bool = False) -> int:
+    """A row's calls: a whole number, or text written as counts.py's rule says (plain digits, digits
+    grouped by threes with `,` or `_`, a `k` or `M` suffix) or with a zero fraction (1000.0, as
+    pandas writes). Refused with a hint: what a reader could take two ways (1.000, 1,5), and, in a
+    file whose decimal mark is `,` (`decimal_comma`, a semicolon-separated file), any `,` at all."""
     if value is None or value == "":
         raise Bad("missing-field", "missing field 'calls'")
+    stripped = value.strip() if isinstance(value, str) else ""
     if isinstance(value, int) and not isinstance(value, bool):
         calls = value
     elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         calls = int(value)  # a JSON number written 1000.0: whole, exactly (parsed as Decimal, never float)
-    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()) and len(value.strip()) <= 40:
-        calls = int(value.strip().split(".")[0])
+    elif _COUNT_LIKE.fullmatch(stripped) and len(stripped) <= 40:
+        if decimal_comma and "," in stripped:
+            raise Bad("ambiguous-calls", f"calls {stripped!r} is ambiguous in a semicolon-separated file, where `,` "
+                      f"is the decimal mark: write plain digits ({re.sub('[,_]', '', stripped)}) or group "
+                      "thousands with _")
+        try:
+            calls = parse_count(stripped)
+        except CountError as exc:
+            raise Bad("bad-calls", f"calls {exc}") from None
+    elif isinstance(value, str) and _INTEGER.fullmatch(stripped) and len(stripped) <= 40:
+        calls = int(stripped.split(".")[0])
     else:
         shown = value if isinstance(value, str) else _shown(value)
         raise Bad("bad-calls", f"calls must be a whole number, got {shown!r}")
@@ -185,10 +236,10 @@ def read_calls(value) -> int:
     return calls
 
 
-def calls_or_zero(values) -> int:
+def calls_or_zero(values, decimal_comma: bool = False) -> int:
     """The calls of an aggregated row refused for another reason (0 when they cannot be read)."""
     try:
-        return read_calls(values.get("calls")) if isinstance(values, dict) else 0
+        return read_calls(values.get("calls"), decimal_comma) if isinstance(values, dict) else 0
     except Bad:
         return 0
 

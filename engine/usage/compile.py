@@ -41,6 +41,8 @@ _CONTROL = r"[\x{00}-\x{1f}\x{7f}-\x{9f}\x{200b}-\x{200f}\x{2028}-\x{202e}\x{fef
 # The timestamps the query reads itself; any other spelling goes to the diagnosing pass.
 _TIMESTAMP = (r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[T ]([01][0-9]|2[0-3]):[0-5][0-9]"
               r"(:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])")
+# A Unix time, in seconds or milliseconds by its number of digits (checks.unix_time says the rule).
+_EPOCH_SECONDS, _EPOCH_MILLIS = r"[0-9]{9,10}", r"[0-9]{12,13}"
 _PERIOD = r"[0-9]{4}-(0[1-9]|1[0-2])"
 _COUNT = r"[0-9]{1,16}"
 
@@ -77,6 +79,13 @@ class Dialect:
 
     def instant(self, x: str) -> str:
         return f"TRY_CAST({x} AS TIMESTAMPTZ)"
+
+    def epoch_seconds(self, digits: str) -> str:
+        return f"to_timestamp(CAST({digits} AS BIGINT))"
+
+    def epoch_millis(self, digits: str) -> str:
+        # Whole seconds plus the milliseconds as an interval: exact, and in no session's time zone.
+        return f"(to_timestamp(CAST({digits} AS BIGINT) // 1000) + to_milliseconds(CAST({digits} AS BIGINT) % 1000))"
 
     def local_month(self, instant: str, zone: str) -> str:
         return f"date_trunc('month', timezone({self.lit(zone)}, {instant}))"
@@ -120,6 +129,12 @@ class SparkDialect(Dialect):
 
     def instant(self, x: str) -> str:
         return f"try_cast({x} AS TIMESTAMP)"  # an instant in Spark; the session time zone is UTC
+
+    def epoch_seconds(self, digits: str) -> str:
+        return f"timestamp_seconds(CAST({digits} AS BIGINT))"
+
+    def epoch_millis(self, digits: str) -> str:
+        return f"timestamp_millis(CAST({digits} AS BIGINT))"
 
     def local_month(self, instant: str, zone: str) -> str:
         return f"date_trunc('MONTH', from_utc_timestamp({instant}, {self.lit(zone)}))"
@@ -290,7 +305,9 @@ unique_ids AS (  -- copies of one request id that differ: the rows are read one 
   SELECT count(DISTINCT request_id) = count(*) AS unique_ids FROM tuples),
 instants AS (
   SELECT account, api, outcome, error_code, copies,
-         CASE WHEN {d.full_match('ts', _TIMESTAMP)} THEN {d.instant('ts')} END AS instant,
+         CASE WHEN {d.full_match('ts', _TIMESTAMP)} THEN {d.instant('ts')}
+              WHEN {d.full_match('ts', _EPOCH_SECONDS)} THEN {d.epoch_seconds('ts')}
+              WHEN {d.full_match('ts', _EPOCH_MILLIS)} THEN {d.epoch_millis('ts')} END AS instant,
          ok AND request_id IS NOT NULL AND request_id <> '' AS ok
   FROM tuples),
 months AS (

@@ -60,7 +60,7 @@ def _csv_projection(s: Source) -> str:
     names = [f"c{i}" for i in range(len(s.columns))]
     col = {n: names[i] for i, n in enumerate(s.columns) if n in KNOWN}
     columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in names) + "}"
-    reader = (f"read_csv({lit(s.path)}, header = true, auto_detect = false, delim = ',', quote = '\"', "
+    reader = (f"read_csv({lit(s.path)}, header = true, auto_detect = false, delim = {lit(s.delimiter)}, quote = '\"', "
               f"escape = '\"', strict_mode = true, null_padding = false, columns = {columns}, "
               f"compression = '{'gzip' if s.gzip else 'none'}', max_line_size = 131072)")
     outcome = col.get("outcome", "CAST(NULL AS VARCHAR)")
@@ -69,7 +69,8 @@ def _csv_projection(s: Source) -> str:
                    f"({_csv_plain(s)})", reader, calls_text=True)
 
 
-_FIELD = r'([^",\r\n]*|"([^"]|"")*")'
+def _field(delimiter: str) -> str:
+    return '([^"' + delimiter + '\r\n]*|"([^"]|"")*")'
 
 
 def _csv_plain(s: Source) -> str:
@@ -83,8 +84,9 @@ def _csv_plain(s: Source) -> str:
     lines = (f"read_csv({lit(s.path)}, header = false, auto_detect = false, delim = '\x01', quote = '', "
              f"escape = '', columns = {{'line': 'VARCHAR'}}, compression = '{'gzip' if s.gzip else 'none'}', "
              "max_line_size = 131072, strict_mode = true)")
-    record = _FIELD + "(," + _FIELD + "){" + str(width - 1) + "}"
-    plain = (f"CASE WHEN strpos(line, '\"') = 0 THEN length(line) - length(replace(line, ',', '')) = {width - 1} "
+    sep, field = s.delimiter, _field(s.delimiter)
+    record = field + "(" + sep + field + "){" + str(width - 1) + "}"
+    plain = (f"CASE WHEN strpos(line, '\"') = 0 THEN length(line) - length(replace(line, {lit(sep)}, '')) = {width - 1} "
              f"AND strpos(line, chr(13)) = 0 ELSE regexp_full_match(line, {lit(record)}) END")
     return f"SELECT coalesce(bool_and({plain}), true) FROM {lines} WHERE line IS NOT NULL AND line <> ''"
 
@@ -321,7 +323,7 @@ def run_rows(con, rules, kind: str, period, sources: list[Source], parquet_types
                     else records(source))
             for line, raw, values in rows:
                 pos += 1
-                status, rid, account, p, api, outcome, calls, bad = checker.check(kind, values)
+                status, rid, account, p, api, outcome, calls, bad = checker.check(kind, values, source.decimal_comma)
                 if bad is None:
                     write((pos, index, line, *_texts(rid, status, account, p, api, outcome), calls,
                            *_texts(None, None, None, None)))

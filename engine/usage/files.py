@@ -14,24 +14,27 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import NoReturn
 
 from ..errors import RatecardError
 from ..rules import display_path
 
 AGGREGATED, CALLS = "aggregated", "calls"
-FORMATS = ("csv", "jsonl", "parquet")
+FORMATS = ("csv", "jsonl", "json", "parquet")  # json: one JSON array of records (read as JSON Lines)
 KINDS = (AGGREGATED, CALLS)
 REQUIRED = {AGGREGATED: ("account", "period", "api", "calls"),
             CALLS: ("request_id", "account", "api", "timestamp")}
 OPTIONAL = ("outcome", "error_code")
 KNOWN = frozenset(OPTIONAL).union(*REQUIRED.values())
 VALUED = frozenset({"amount"})  # read row by row only, by the `valued` path (issue 12)
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
 EXPECTED = ("expected the columns account, period, api, calls[, outcome] (aggregated usage) or "
             "request_id, account, api, timestamp[, outcome | error_code] (call records)")
 STDIN_NAME = "<stdin>"
@@ -60,6 +63,14 @@ class Source:
     gzip: bool
     columns: tuple[str, ...]  # CSV: every header name (lowercased, stripped), in order; else the known ones
     identity: tuple | None = None  # (device, inode): the same file given twice is refused
+    delimiter: str = ","  # CSV: what separates the fields, as the header line shows it
+    lines: tuple[int, ...] | None = None  # a JSON array read as JSON Lines: each record's line in the file
+
+    @property
+    def decimal_comma(self) -> bool:
+        """A semicolon-separated file comes from a locale whose decimal mark is `,`: in it, a count
+        such as 1,000 could be one thousand or one, and is refused."""
+        return self.delimiter == ";"
 
     def has(self, column: str) -> bool:
         return column in self.columns
@@ -79,14 +90,24 @@ def expand(source) -> list[str]:
     return matches
 
 
-def copy_stdin(stdin, directory: str) -> str:
-    """Standard input saved to a scratch file: the engines read files, and a pipe can be read once."""
+def copy_stdin(stdin, directory: str, file_name: str = "stdin", name: str = "-") -> str:
+    """Standard input (or any file object, text or binary) saved to a scratch file: the engines read
+    files, and a pipe can be read once."""
     if stdin is None:
         raise RatecardError("-: reading usage from standard input, but no input stream was given")
     stream = getattr(stdin, "buffer", stdin)
-    path = os.path.join(directory, "stdin")
-    with open(path, "wb") as out:
-        shutil.copyfileobj(stream, out, 1 << 20)
+    path = os.path.join(directory, file_name)
+    try:
+        with open(path, "wb") as out:
+            while chunk := stream.read(1 << 20):
+                if isinstance(chunk, str):
+                    chunk = chunk.encode("utf-8", "surrogateescape")  # a text stream: its text, as UTF-8
+                elif not isinstance(chunk, (bytes, bytearray, memoryview)):
+                    raise RatecardError(f"{name}: the stream gave {type(chunk).__name__}, not text or bytes; "
+                                        "expected a file opened for reading, e.g. open(path, 'rb') or io.StringIO")
+                out.write(chunk)
+    except (OSError, ValueError) as exc:  # a closed stream is a ValueError
+        raise RatecardError(f"{name}: cannot read the usage stream: {exc}") from None
     return path
 
 
@@ -150,8 +171,9 @@ class Lines:
 
 
 def sniff(path: str, name: str, *, format: str | None = None, kind: str | None = None,
-          identity: tuple | None = None) -> Source:
-    """Read a file's first bytes and first line: its format, kind and columns, or a clear error."""
+          identity: tuple | None = None, scratch: str | None = None) -> Source:
+    """Read a file's first bytes and first line: its format, kind and columns, or a clear error.
+    A JSON array is copied to `scratch` as JSON Lines, one record a line, remembering each record's line."""
     if format not in (None, *FORMATS):
         raise RatecardError(f"unknown usage format {format!r}; expected one of: {', '.join(FORMATS)}")
     if kind not in (None, *KINDS):
@@ -169,19 +191,45 @@ def sniff(path: str, name: str, *, format: str | None = None, kind: str | None =
         if first is None:
             raise RatecardError(f"{name}: the file is empty; {EXPECTED}")
         if format is None:
-            format = "jsonl" if first.lstrip().startswith("{") else "csv"
+            start = first.lstrip()[:1]
+            format = "jsonl" if start == "{" else "json" if start == "[" else "csv"
+        if format == "json":
+            if scratch is None:
+                raise RatecardError(f"{name}: a JSON array is read through a scratch folder, and none was given")
+            copy, lines_of = json_array_lines(path, name, scratch)
+            if not lines_of:
+                raise RatecardError(f"{name}: the JSON array holds no records; {EXPECTED} as the keys of each "
+                                    "record")
+            with open(copy, encoding="utf-8") as f:
+                first_record = f.readline()
+            return Source(name, copy, "jsonl", kind or json_kind(name, lines_of[0], first_record), False,
+                          tuple(OPTIONAL), identity, lines=lines_of)
         if format == "jsonl":
             return Source(name, path, format, kind or json_kind(name, lines.number, first), head[:2] == GZIP_MAGIC,
                           tuple(OPTIONAL), identity)
         header_line = lines.number
-    names = csv_header(name, header_line, first)
+    delimiter = csv_delimiter(name, header_line, first)
+    names = csv_header(name, header_line, first, delimiter)
     return Source(name, path, format, csv_kind(name, header_line, names, kind), head[:2] == GZIP_MAGIC,
-                  tuple(names), identity)
+                  tuple(names), identity, delimiter)
 
 
-def csv_header(name: str, line: int, first: str) -> list[str]:
+def csv_delimiter(name: str, line: int, first: str) -> str:
+    """What separates a CSV file's fields: the one of comma, semicolon and tab its header line holds
+    outside quotes (column names never hold one). Both a comma and a semicolon is a clear error,
+    never a guess; none (a header of one name) is a comma."""
+    outside = re.sub(r'"[^"]*"', "", first.rstrip("\r\n"))
+    found = [d for d in DELIMITERS if d in outside]
+    if len(found) > 1:
+        raise RatecardError(f"{name}:{line}: the header line holds {' and '.join(DELIMITERS[d] + 's' for d in found)}, "
+                            "so which one separates the columns is ambiguous; expected the column names separated "
+                            "by one of them only (comma, semicolon or tab)")
+    return found[0] if found else ","
+
+
+def csv_header(name: str, line: int, first: str, delimiter: str = ",") -> list[str]:
     try:
-        header = next(csv.reader([first], strict=True))
+        header = next(csv.reader([first], strict=True, delimiter=delimiter))
     except csv.Error as exc:
         raise RatecardError(f"{name}:{line}: unreadable CSV header: {exc}; {EXPECTED}") from None
     names = [h.strip().lower() for h in header]
@@ -228,14 +276,22 @@ def records(source: Source):
     with open_binary(source.path, source.name) as binary:
         lines = Lines(binary, source.name)
         first = next((line for line in lines if line.strip()), None)
-        if source.format == "jsonl":
-            yield from _json_line(lines, first)
-            for line in lines:
-                lines.taken.clear()  # only CSV records need the raw lines kept
-                if line.strip():
-                    yield from _json_line(lines, line)
+        if source.format == "jsonl" and source.lines is not None:
+            at = source.lines  # a JSON array's copy: record k is on line k of the copy
+            for number, raw, values in _json_lines(lines, first):
+                yield at[number - 1], raw, values
+        elif source.format == "jsonl":
+            yield from _json_lines(lines, first)
         else:
             yield from _csv_records(source, lines)
+
+
+def _json_lines(lines: Lines, first):
+    yield from _json_line(lines, first)
+    for line in lines:
+        lines.taken.clear()  # only CSV records need the raw lines kept
+        if line.strip():
+            yield from _json_line(lines, line)
 
 
 class _Repeated(dict):
@@ -286,7 +342,7 @@ def _csv_records(source: Source, lines: Lines):
     header = list(source.columns)
     columns = {n: i for i, n in enumerate(header) if n in KNOWN or n in VALUED}
     width = len(header)
-    reader = csv.reader(_cut(lines), strict=True)
+    reader = csv.reader(_cut(lines), strict=True, delimiter=source.delimiter)
     while True:
         lines.taken.clear()
         number = lines.number + 1
@@ -313,6 +369,75 @@ def _cut(lines: Lines):
     """The lines for csv.reader; an oversize line is handed on as an empty record's line end."""
     for line in lines:
         yield "\n" if lines.oversize else line
+
+
+_SPACE = re.compile(r"[ \t\r\n]*")
+
+
+def _skip(text: str, at: int) -> int:
+    """The index past JSON whitespace from `at`."""
+    found = _SPACE.match(text, at)
+    return found.end() if found else at
+
+
+def json_array_lines(path: str, name: str, scratch: str) -> tuple[str, tuple[int, ...]]:
+    """A file holding one JSON array of records, copied to `scratch` as JSON Lines: each record on
+    one line (the line breaks between its tokens made spaces, which JSON reads alike), and the line of
+    the file each record starts on, so that a bad record is named where it is. The array is read
+    whole: for files too large for memory, write JSON Lines."""
+    with open_binary(path, name) as binary:
+        try:
+            data = binary.read()
+        except (OSError, EOFError, zlib.error) as exc:
+            raise RatecardError(f"{name}: cannot read the usage file: {exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise RatecardError(f"{name}:{line}: the file is not UTF-8 text; save it as UTF-8") from None
+    text = text.removeprefix("\ufeff")
+    decoder = json.JSONDecoder()
+    out_path = os.path.join(scratch, f"array-{len(os.listdir(scratch))}.jsonl")
+    starts: list[int] = []
+    line, counted = 1, 0
+
+    def fail(at: int, what: str) -> NoReturn:
+        where = text.count("\n", 0, at) + 1
+        column = at - (text.rfind("\n", 0, at) + 1) + 1
+        raise RatecardError(f"{name}:{where}: malformed JSON array: {what} (column {column}); expected one array "
+                            "[{...}, {...}] of records")
+
+    at = _skip(text, 0)
+    if text[at:at + 1] != "[":
+        fail(at, "expected '['")
+    at = _skip(text, at + 1)
+    with open(out_path, "w", encoding="utf-8", newline="\n") as out:
+        if text[at:at + 1] == "]":
+            at += 1
+        else:
+            while True:
+                try:
+                    _, end = decoder.raw_decode(text, at)
+                except json.JSONDecodeError as exc:
+                    fail(exc.pos, exc.msg)
+                except RecursionError:
+                    fail(at, "nested too deeply")
+                line += text.count("\n", counted, at)
+                counted = at
+                starts.append(line)
+                out.write(text[at:end].replace("\r", " ").replace("\n", " ") + "\n")
+                at = _skip(text, end)
+                if text[at:at + 1] == ",":
+                    at = _skip(text, at + 1)
+                    continue
+                if text[at:at + 1] == "]":
+                    at += 1
+                    break
+                fail(at, "expected ',' or ']' after a record")
+    at = _skip(text, at)
+    if at < len(text):
+        fail(at, "text after the array's closing ']'")
+    return out_path, tuple(starts)
 
 
 def identity_of(path: str) -> tuple | None:

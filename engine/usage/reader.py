@@ -66,6 +66,7 @@ class UsageReader:
         self._counts: dict[str, int] = {}
         self._identities: dict[tuple, str] = {}
         self._stdin_read = False
+        self._streams = 0  # file objects read, to name each one
         self.diagnosed = False  # whether the row-numbered pass had to run (something was not clean)
         self._valued = None  # the groups read by the `valued` path, when the rules need it
 
@@ -73,10 +74,22 @@ class UsageReader:
 
     def read(self, source, *, stdin=None, format: str | None = None, kind: str | None = None,
              name: str | None = None) -> UsageReader:
-        """Add a file (a path, a glob pattern, or ``-`` for the binary stream `stdin`) to the run;
-        standard input is named `name` in problems (e.g. "request body"; default <stdin>)."""
+        """Add a file (a path, a glob pattern, ``-`` for the binary stream `stdin`, or an open file
+        object, text or binary, such as ``io.StringIO(text)``) to the run; standard input is named
+        `name` in problems (e.g. "request body"; default <stdin>), a file object by `name`, else its
+        own name, else ``<stream N>``."""
         if self._done:
             raise RatecardError("usage was already read: add every file before asking for the results")
+        if hasattr(source, "read"):
+            self._streams += 1
+            own = getattr(source, "name", None)
+            shown_as = name or (own if isinstance(own, str) and own else f"<stream {self._streams}>")
+            real = copy_stdin(source, self._scratch, f"stream-{self._streams}", shown_as)
+            self.sources.append(self._sniffed(real, shown_as, format, kind, None))
+            return self
+        if not isinstance(source, (str, os.PathLike)):
+            raise RatecardError(f"cannot read usage from a {type(source).__name__}: expected a path, a glob "
+                                "pattern, '-' or a file object opened for reading")
         for path in expand(source):
             if path == "-":
                 if self._stdin_read:
@@ -94,13 +107,16 @@ class UsageReader:
                                         "would count twice")
                 if identity is not None:
                     self._identities[identity] = name
-            found = sniff(real, name, format=format, kind=kind, identity=identity)
-            if found.format == "parquet":
-                from .duck import parquet_source
-
-                found, _ = parquet_source(self._connection(), found, kind)
-            self.sources.append(found)
+            self.sources.append(self._sniffed(real, name, format, kind, identity))
         return self
+
+    def _sniffed(self, real: str, name: str, format: str | None, kind: str | None, identity) -> Source:
+        found = sniff(real, name, format=format, kind=kind, identity=identity, scratch=self._scratch)
+        if found.format == "parquet":
+            from .duck import parquet_source
+
+            found, _ = parquet_source(self._connection(), found, kind)
+        return found
 
     # -- results ----------------------------------------------------------------------------------
 
@@ -303,9 +319,10 @@ class UsageReader:
 def read_usage(sources: Iterable, rules: RuleSet, *, period: str | None = None, stdin=None,
                format: str | None = None, kind: str | None = None,
                on_reject: Callable[[Rejected], object] | None = None, **options) -> UsageReader:
-    """Read usage files (paths, globs, or ``-`` for `stdin`) into one reader; see `UsageReader`."""
+    """Read usage files (paths, globs, ``-`` for `stdin`, or open file objects) into one reader; see
+    `UsageReader.read`."""
     reader = UsageReader(rules, period=period, on_reject=on_reject, **options)
-    for source in ([sources] if isinstance(sources, (str, Path)) else sources):
+    for source in ([sources] if isinstance(sources, (str, Path)) or hasattr(sources, "read") else sources):
         reader.read(source, stdin=stdin, format=format, kind=kind)
     reader.run()
     return reader

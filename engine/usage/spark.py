@@ -48,7 +48,7 @@ def _view(spark, source: Source, index: int, types: dict) -> str:
         from pyspark.sql.types import StringType, StructField, StructType
 
         schema = StructType([StructField(f"c{i}", StringType()) for i in range(len(source.columns))])
-        frame = spark.read.csv(source.path, schema=schema, header=True, quote='"', escape='"', multiLine=True,
+        frame = spark.read.csv(source.path, schema=schema, header=True, sep=source.delimiter, quote='"', escape='"', multiLine=True,
                                mode="FAILFAST", enforceSchema=True, ignoreLeadingWhiteSpace=False,
                                ignoreTrailingWhiteSpace=False, nullValue="\u0000\u0001", emptyValue="")
         frame.createOrReplaceTempView(f"{name}_raw")

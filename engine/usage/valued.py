@@ -46,7 +46,8 @@ def run(rules, period, sources):
                 decimal = usage_values.decimal_calls(values.get("calls"))
                 if decimal is not None:
                     values = {**values, "calls": "0"}  # checked below, against its category's unit
-            status, request_id, account, row_period, api, outcome, calls, bad = checker.check(source.kind, values)
+            status, request_id, account, row_period, api, outcome, calls, bad = checker.check(
+                source.kind, values, source.decimal_comma)
             if status == OK and source.kind == CALLS and request_id in seen:
                 counts["rows_duplicate"] += 1
                 counts["calls_read"] += 1

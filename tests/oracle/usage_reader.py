@@ -4,7 +4,12 @@ Deliberate changes since: a whole number written with a zero fraction (``1000.0`
 writes it; JSON numbers parsed as Decimal, never float) is accepted; a key repeated inside an object
 nested in a field ratecard ignores no longer refuses the row (only the record's own fields must be
 unique: the compiled query checks those alone, and both passes must agree); a lone surrogate in JSON
-text (``"\ud800"``) is a bad row, since no document could be written with it.
+text (``"\ud800"``) is a bad row, since no document could be written with it. Issue 14's everyday
+inputs: a CSV file's fields may be separated by semicolons or tabs (as its header line shows; a
+semicolon file's decimal mark is `,`, so no count in it may hold one); a file may hold one JSON array
+of records (each numbered by the line it starts on); a timestamp of digits only is a Unix time, in
+seconds (9 or 10 digits) or milliseconds (12 or 13); a count may be written as on the command line
+(ratecard.counts: 1,000, 1_000, 5k), and 1.000 is refused as ambiguous.
 
 Usage in: streaming readers for usage files, bad rows, and the reconciliation of a bill run.
 
@@ -40,11 +45,12 @@ import re
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from ratecard.counts import CountError, parse_count
 from ratecard.errors import Location, NoRulesInForce, PeriodError, Problem, RatecardError, UsageInvalid
 from ratecard.model import RuleSet
 from ratecard.periods import parse_period, period_of
@@ -52,7 +58,7 @@ from ratecard.rating import SUCCESS, Tariff, UsageItem, tariff
 from ratecard.rules import display_path
 
 AGGREGATED, CALLS = "aggregated", "calls"
-FORMATS = ("csv", "jsonl")
+FORMATS = ("csv", "jsonl", "json")
 KINDS = (AGGREGATED, CALLS)
 
 _REQUIRED = {AGGREGATED: ("account", "period", "api", "calls"),
@@ -66,6 +72,9 @@ _INTEGER = re.compile(r"[+-]?[0-9]+(?:\.0+)?")  # ASCII digits only: str.isdigit
 STDIN_NAME = "<stdin>"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")  # incl. invisible marks
 MAX_CALLS = 10**15  # in one row: far beyond any real month, and small enough to price exactly
+_SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
+_SEPARATED = re.compile(r"[0-9][0-9,_.]*[kKmM]|[0-9]+[,_][0-9,_.]*|[0-9]{1,3}(\.[0-9]{3})+")
+_WS = re.compile(r"[ \t\r\n]*")
 
 
 # -- results ----------------------------------------------------------------------------------------
@@ -271,8 +280,12 @@ class UsageReader:
         if first is None:
             raise RatecardError(f"{name}: the file is empty; {_EXPECTED}")
         if format is None:
-            format = "jsonl" if first.lstrip().startswith("{") else "csv"
-        if format == "jsonl":
+            start = first.lstrip()[:1]
+            format = "jsonl" if start == "{" else "json" if start == "[" else "csv"
+        self._decimal_comma = False
+        if format == "json":
+            records = self._array_records(name, lines, first, kind)
+        elif format == "jsonl":
             records = self._json_records(name, lines, first, kind)
         else:
             records = self._csv_records(name, lines, first, kind)
@@ -290,6 +303,52 @@ class UsageReader:
             if line.strip():
                 yield from self._json_line(kind, lines.number, line)
 
+    def _array_records(self, name, lines, first, kind):
+        before = lines.number - 1  # blank lines above the array
+        text = first + "".join(lines)
+        lines.taken.clear()
+        decoder = json.JSONDecoder()
+        found = []
+
+        def fail(at, what):
+            line = text.count("\n", 0, at) + 1 + before
+            column = at - (text.rfind("\n", 0, at) + 1) + 1
+            raise RatecardError(f"{name}:{line}: malformed JSON array: {what} (column {column}); expected one array "
+                                "[{...}, {...}] of records")
+
+        at = _WS.match(text, 0).end()
+        if text[at:at + 1] != "[":
+            fail(at, "expected '['")
+        at = _WS.match(text, at + 1).end()
+        if text[at:at + 1] == "]":
+            at += 1
+        else:
+            while True:
+                try:
+                    _, end = decoder.raw_decode(text, at)
+                except json.JSONDecodeError as exc:
+                    fail(exc.pos, exc.msg)
+                except RecursionError:
+                    fail(at, "nested too deeply")
+                found.append((before + 1 + text.count("\n", 0, at), text[at:end].replace("\r", " ").replace("\n", " ")))
+                at = _WS.match(text, end).end()
+                if text[at:at + 1] == ",":
+                    at = _WS.match(text, at + 1).end()
+                    continue
+                if text[at:at + 1] == "]":
+                    at += 1
+                    break
+                fail(at, "expected ',' or ']' after a record")
+        at = _WS.match(text, at).end()
+        if at < len(text):
+            fail(at, "text after the array's closing ']'")
+        if not found:
+            raise RatecardError(f"{name}: the JSON array holds no records; {_EXPECTED} as the keys of each record")
+        if kind is None:
+            kind = _json_kind(name, found[0][0], found[0][1])
+        for number, record in found:
+            yield from self._json_line(kind, number, record)
+
     def _json_line(self, kind, number, line):
         raw = line.rstrip("\r\n")
         try:
@@ -305,8 +364,17 @@ class UsageReader:
 
     def _csv_records(self, name, lines, first, kind):
         header_line = lines.number
+        outside = re.sub(r'"[^"]*"', "", first.rstrip("\r\n"))
+        seen = [s for s in _SEPARATORS if s in outside]
+        if len(seen) > 1:
+            raise RatecardError(f"{name}:{header_line}: the header line holds "
+                                f"{' and '.join(_SEPARATORS[s] + 's' for s in seen)}, so which one separates the "
+                                "columns is ambiguous; expected the column names separated by one of them only "
+                                "(comma, semicolon or tab)")
+        delimiter = seen[0] if seen else ","
+        self._decimal_comma = delimiter == ";"
         try:
-            header = next(csv.reader([first], strict=True))
+            header = next(csv.reader([first], strict=True, delimiter=delimiter))
         except csv.Error as exc:
             raise RatecardError(f"{name}:{header_line}: unreadable CSV header: {exc}; {_EXPECTED}") from None
         names = [h.strip().lower() for h in header]
@@ -317,7 +385,7 @@ class UsageReader:
                                     "expected each column once")
         columns = {n: i for i, n in enumerate(names) if n in _KNOWN}
         width = len(names)
-        reader = csv.reader(lines, strict=True)
+        reader = csv.reader(lines, strict=True, delimiter=delimiter)
         while True:
             lines.taken.clear()
             number = lines.number + 1
@@ -366,7 +434,7 @@ class UsageReader:
             self._check_api(row)
         except _Bad as bad:
             # Each call record is one call; a bad aggregated row adds its calls when they can be read.
-            calls = 1 if kind == CALLS else row.calls if row else _calls_or_zero(values)
+            calls = 1 if kind == CALLS else row.calls if row else _calls_or_zero(values, self._decimal_comma)
             counts["rows_rejected"] += 1
             counts["calls_read"] += calls
             counts["calls_rejected"] += calls
@@ -400,16 +468,19 @@ class UsageReader:
                 raise _Bad("bad-period", str(exc)) from None
             self._valid_periods.add(period)
         api = _text(values, "api")
-        calls = _calls(values.get("calls"))
+        calls = _calls(values.get("calls"), self._decimal_comma)
         outcome = _outcome(values)
         return UsageRow(name, number, account, period, api, calls, outcome)
 
     def _call_row(self, name, number, values, request_id) -> UsageRow:
         account = _account(values)
         api = _text(values, "api")
-        text = _text(values, "timestamp")
+        stamp = values.get("timestamp")
+        text = stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else _text(values, "timestamp")
         try:
-            moment = datetime.fromisoformat(text)
+            moment = _unix(text) if re.fullmatch(r"[0-9]+", str(text)) else datetime.fromisoformat(str(text))
+        except _Bad:
+            raise
         except ValueError:
             raise _Bad("bad-timestamp", f"bad timestamp {text!r}: expected ISO 8601 with a UTC offset, "
                        "e.g. 2020-09-30T23:30:00Z or 2020-10-01T07:30:00+08:00") from None
@@ -516,13 +587,35 @@ def _unique_keys(pairs):
     return record
 
 
-def _calls(value) -> int:
+def _unix(value) -> datetime:
+    digits = str(value)
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    if len(digits) in (9, 10):
+        return epoch + timedelta(seconds=int(digits))
+    if len(digits) in (12, 13):
+        return epoch + timedelta(milliseconds=int(digits))
+    raise _Bad("bad-timestamp", f"bad timestamp {value!r}: digits only are a Unix time, 9 or 10 digits in seconds "
+               f"or 12 or 13 in milliseconds, and {len(digits)} digits is neither; expected e.g. 1601508600, "
+               "1601508600000 or 2020-09-30T23:30:00Z")
+
+
+def _calls(value, decimal_comma: bool = False) -> int:
     if value is None or value == "":
         raise _Bad("missing-field", "missing field 'calls'")
+    stripped = value.strip() if isinstance(value, str) else ""
     if isinstance(value, int) and not isinstance(value, bool):
         calls = value
     elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         calls = int(value)
+    elif _SEPARATED.fullmatch(stripped) and len(stripped) <= 40:
+        if decimal_comma and "," in stripped:
+            raise _Bad("ambiguous-calls", f"calls {stripped!r} is ambiguous in a semicolon-separated file, where "
+                       f"`,` is the decimal mark: write plain digits ({re.sub('[,_]', '', stripped)}) or group "
+                       "thousands with _")
+        try:
+            calls = parse_count(stripped)
+        except CountError as exc:
+            raise _Bad("bad-calls", f"calls {exc}") from None
     elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()) and len(value.strip()) <= 40:
         calls = int(value.strip().split(".")[0])
     else:
@@ -535,10 +628,10 @@ def _calls(value) -> int:
     return calls
 
 
-def _calls_or_zero(values) -> int:
+def _calls_or_zero(values, decimal_comma: bool = False) -> int:
     """The calls of an aggregated row refused for another reason (0 when they cannot be read)."""
     try:
-        return _calls(values.get("calls")) if isinstance(values, dict) else 0
+        return _calls(values.get("calls"), decimal_comma) if isinstance(values, dict) else 0
     except _Bad:
         return 0
 
