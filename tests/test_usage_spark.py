@@ -100,3 +100,12 @@ def test_spark_sql_is_what_usage_sql_prints(shipped_rules, capsys):
     assert main(["usage", "--sql", "--dialect", "spark", "--period", "2020-09"]) == 0
     out = capsys.readouterr().out
     assert "{input}" in out and "from_utc_timestamp" in out and "'Asia/Shanghai'" in out
+
+
+def test_semicolon_and_tab_files_and_unix_times(spark_session, shipped_rules, tmp_path):
+    """Issue 14's everyday inputs run through the compiled query on Spark as on DuckDB."""
+    (tmp_path / "semi.csv").write_text("account;period;api;calls\nacme;2020-09;DetectFace;1000\n"
+                                       "\"a;b\";2020-09;SearchFaces;7\n")
+    (tmp_path / "tab.csv").write_text("request_id\taccount\tapi\ttimestamp\nr1\tacme\tDetectFace\t1601481599\n"
+                                      "r2\tacme\tDetectFace\t1601481600000\nr3\tglobex\tSearchFaces\t1601481599999\n")
+    _same(spark_session, shipped_rules, [tmp_path / "semi.csv", tmp_path / "tab.csv"])
