@@ -21,6 +21,9 @@ from .values import LedgerError, SettleInterrupted, as_decimal, as_text, moment,
 
 if TYPE_CHECKING:
     from .. import settlement as S
+    from ..bill import Bill
+    from ..invoice import InvoiceMeta
+    from ..rating import PackBalance
 
 
 def collect(store, at: datetime) -> list[Collected]:
@@ -138,14 +141,14 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
 
         first = priced(bill, packs)
         step("rated")
-        done = _settle_one(store, first, service, when_, at, policy, again, seller)
-        if done is None:  # a concurrent run settled it after we looked: what it recorded stands
+        settled = _settle_one(store, first, service, when_, at, policy, again, seller)
+        if settled is None:  # a concurrent run settled it after we looked: what it recorded stands
             before = pack_balances(store, account, service, when_, zone, before_bill=True)
-            done = correct(store, policy, bill if before == packs else rate(
+            settled = correct(store, policy, bill if before == packs else rate(
                 rules, items, period, account=account, packs=before, suspended=suspended), service, when_, at,
                 seller)
         step("committed")
-        return done
+        return settled
 
     for index, account in enumerate(billable):
         try:
@@ -261,13 +264,13 @@ class _Priced:
     """One account's bill for a period, priced, with the packs it was priced with. `meta(number,
     issued)` gives its invoice's number and dates once the settlement's transaction has numbered it."""
 
-    bill: object
+    bill: Bill
     bill_json: str
     fingerprint: str
     list_cost: Decimal
     terms: S.Terms
-    packs: tuple
-    meta: Callable[[str, date], object]  # (number, issue date) → its `invoice.InvoiceMeta`
+    packs: tuple[PackBalance, ...]
+    meta: Callable[[str, date], InvoiceMeta]  # (number, issue date) → the invoice's number and dates
 
 
 def _bill_json(bill) -> str:
