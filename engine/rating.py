@@ -59,6 +59,7 @@ _new_api_usage = builder(ApiUsage)
 _new_tier_charge = builder(TierCharge)
 _new_line = builder(BillLine)
 _new_bill = builder(Bill)
+_new_object = object.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,15 +207,15 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
     # Billable calls by category position; -1 for a category with no usage at all (no line).
     billed = t.no_usage.copy()
     unknown: dict[str, int] | None = None
-    snapshot: tuple[Any, ...]  # (api, calls) pairs or UsageItems, as the caller gave them
+    snapshot: dict[str, Any] | tuple[Any, ...]  # calls by API, or UsageItems, as the caller gave them
 
     if type(usage) is dict or (type(usage) is not list and isinstance(usage, Mapping)):
         # Outcomes unknown; keys are distinct APIs. The snapshot keeps the bill independent of
-        # later changes to the caller's mapping.
-        snapshot = tuple(usage.items())
-        keyed = True
+        # later changes to the caller's mapping (a dict's copy costs a fraction of a tuple of items).
+        by_api: dict[str, Any] = usage.copy() if type(usage) is dict else dict(usage)
+        snapshot, keyed = by_api, True
         billable_pos, free_pos = t.keyed_billable_pos.get, t.keyed_free_pos.get
-        for api, calls in snapshot:
+        for api, calls in by_api.items():
             if type(calls) is not int or calls < 0:
                 calls = _quantity(t, api, calls)
             pos = billable_pos(api)
@@ -282,7 +283,13 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
         raise RatingError(f"the bill's amounts are too large to compute exactly ({type(exc).__name__}); "
                           "check the usage counts") from None
 
-    lines = Lines(_build_lines, (t, snapshot, keyed, rated)) if rated else ()
+    lines: Lines | tuple[()]
+    if rated:
+        # Lines(_build_lines, args), without the cost of a Python __init__ call on every bill.
+        lines = _new_object(Lines)
+        lines._build, lines._args, lines._lines = _build_lines, (t, snapshot, keyed, rated), None
+    else:
+        lines = ()
     return _new_bill(account, period, t.book.currency, t.book.unit, lines, subtotal, total,
                      t.rounding, t.rules_name, t.fingerprint, t.versions, unrated, warnings, adjustments)
 
@@ -302,12 +309,12 @@ def _quantity(t: Tariff, api, calls):
     return calls
 
 
-def _basis(t: Tariff, snapshot: tuple, keyed: bool) -> list:
+def _basis(t: Tariff, snapshot, keyed: bool) -> list:
     """What percentage-priced categories are priced on: per category position, the (calls,
     transaction amount) of each billable usage item; amounts must come with the usage."""
     out: list = [()] * len(t.categories)
     billable_pos = t.billable_pos.get
-    for item in snapshot:
+    for item in (snapshot.items() if keyed else snapshot):
         if keyed:
             api, calls, outcome, amount = item[0], item[1], None, None
         elif type(item) is UsageItem:
@@ -378,14 +385,15 @@ def _compile_pricing(t: Tariff):
     return env["price_lines"]
 
 
-def _build_lines(t: Tariff, snapshot: tuple, keyed: bool, rated: list) -> tuple[BillLine, ...]:
-    """The bill's line records, from the rated figures and the usage they were rated from."""
+def _build_lines(t: Tariff, snapshot, keyed: bool, rated: list) -> tuple[BillLine, ...]:
+    """The bill's line records, from the rated figures and the usage they were rated from
+    (`snapshot`: a dict API → calls when `keyed`, else a tuple of usage items)."""
     index = t.index.get  # API → (slot, billable API); slots run in bill order: category, then API name
     calls_of: dict[int, int] = {}
     billed_of: dict[int, int] = {}
     if keyed:
         unknown_billable = t.unknown_billable
-        for api, calls in snapshot:
+        for api, calls in snapshot.items():
             entry = index(api)
             if entry is not None:
                 calls_of[entry[0]] = calls
@@ -464,7 +472,7 @@ def _pack_queues(packs, start: date) -> dict[str, list[PackBalance]]:
 
 
 def _prepaid(cat: _Category, billable: int, grant_free: bool, pack_queues) -> tuple[int, int, tuple[PackUse, ...]]:
-    """SPEC §4: billable units go to the free quota first, then to packs (soonest-expiring first),
+    """Billable units go to the free quota first, then to packs (soonest-expiring first),
     and what is left is pay-as-you-go; that remainder alone decides the tier.
     Returns (pay-as-you-go units, free quota used, packs used)."""
     payg = billable
