@@ -111,7 +111,7 @@ class Tariff:
                  "billable_pos", "free_pos", "keyed_billable_pos", "keyed_free_pos", "billed_outcomes",
                  "unknown_billable", "unknown_api", "no_usage", "free_while_suspended", "quantum", "quantize",
                  "per_line", "rounding", "versions", "rules_name", "fingerprint", "price_lines", "adjust",
-                 "account_terms", "basis_pos", "decimal_pos")
+                 "account_terms", "basis_pos", "decimal_pos", "free_outcomes")
 
     def __init__(self, rules: RuleSet, book, mapping, policy, account_terms=None):
         self.book, self.mapping, self.policy = book, mapping, policy
@@ -140,6 +140,9 @@ class Tariff:
         outcomes[SUCCESS] = mapping.success_billable
         outcomes[None] = outcomes[""] = self.unknown_billable
         self.billed_outcomes = frozenset(o for o, billed in outcomes.items() if billed)
+        # Outcomes seen to be free, as written (a dict kept as an insertion-ordered set, bounded):
+        # a memo of `_billed_after_normalizing`, the same for every account.
+        self.free_outcomes: dict[str, None] = {}
         self.unknown_api = mapping.unknown_api
         r = policy.rounding
         self.quantum = r.quantum
@@ -184,6 +187,19 @@ def tariff(rules: RuleSet, period: str) -> Tariff:
             found = cache[key] = Tariff(rules, book, mapping, policy, terms)
         cache[period] = found
     return found
+
+
+_FREE_OUTCOMES_KEPT = 1024  # distinct free outcomes a tariff remembers; past it, each is normalised again
+
+
+def _billed_after_normalizing(t: Tariff, outcome) -> bool:
+    """Whether an outcome not written as the rules write it is billed (`normalize_outcome`). Free
+    outcomes are remembered, so that the error codes a log repeats on every row cost one set lookup."""
+    if normalize_outcome(outcome) in t.billed_outcomes:
+        return True
+    if len(t.free_outcomes) < _FREE_OUTCOMES_KEPT:
+        t.free_outcomes[outcome] = None  # a text outcome: normalize_outcome raised for anything else
+    return False
 
 
 def _bad_calls(api, calls):
@@ -233,7 +249,7 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
     else:
         snapshot = usage if type(usage) is tuple else tuple(usage)
         keyed = False
-        billed_outcomes = t.billed_outcomes
+        billed_outcomes, free_outcomes = t.billed_outcomes, t.free_outcomes
         billable_pos, free_pos = t.billable_pos.get, t.free_pos.get
         for item in snapshot:
             if type(item) is UsageItem:
@@ -250,7 +266,8 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
                         unknown = {}
                     unknown[api] = unknown.get(api, 0) + calls
                     continue
-            elif outcome in billed_outcomes or (outcome is not None and normalize_outcome(outcome) in billed_outcomes):
+            elif outcome in billed_outcomes or (outcome is not None and outcome not in free_outcomes
+                                                and _billed_after_normalizing(t, outcome)):
                 was = billed[pos]
                 billed[pos] = was + calls if was > 0 else calls
                 continue
