@@ -139,12 +139,12 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         if waiting:
             # Settling now would take pack units an earlier period is owed, and a recorded bill is never
             # altered: the earlier period would pay for them instead, so the money would depend on the order.
-            first = sorted({q for _, q in waiting})[0]
+            earliest = sorted({q for _, q in waiting})[0]
             packs_ = ", ".join(sorted({p for p, _ in waiting}))
             periods = ", ".join(sorted({q for _, q in waiting}))
             return Settled(account, "failed", number, bill.currency, bill.total, problem=(
                 f"its bill would take units of resource pack {packs_}, which also serves {periods}, not settled "
-                f"yet for {account}: a pack's units go to the earlier period first; settle {first} first"))
+                f"yet for {account}: a pack's units go to the earlier period first; settle {earliest} first"))
 
         def again(fresh, account=account, items=items, suspended=suspended) -> _Priced:
             return priced(rate(rules, items, period, account=account, packs=fresh, suspended=suspended), fresh)
