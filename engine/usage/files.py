@@ -276,6 +276,8 @@ def records(source: Source):
     with open_binary(source.path, source.name) as binary:
         lines = Lines(binary, source.name)
         first = next((line for line in lines if line.strip()), None)
+        if source.format == "jsonl" and first is None:
+            return  # no line at all: refused when the file's kind was read (json_kind)
         if source.format == "jsonl" and source.lines is not None:
             at = source.lines  # a JSON array's copy: record k is on line k of the copy
             for number, raw, values in _json_lines(lines, first):
@@ -304,7 +306,7 @@ def _unique_keys(pairs):
     """object_pairs_hook: marks an object naming a key twice. Only the record's own fields matter
     (which account pays?): an object nested in a field ratecard ignores is the exporter's business,
     and the fast pass, which checks the record's keys only, must reach the same verdict."""
-    record = {}
+    record: dict[str, object] = {}
     for key, value in pairs:
         if key in record and not isinstance(record, _Repeated):
             record = _Repeated(record)
@@ -346,6 +348,7 @@ def _csv_records(source: Source, lines: Lines):
     while True:
         lines.taken.clear()
         number = lines.number + 1
+        row: list[str] | dict[str, str] | Bad
         try:
             row = next(reader)
         except StopIteration:
