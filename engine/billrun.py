@@ -55,34 +55,35 @@ class RunTotals:
         self.by_currency[item.currency] = self.by_currency.get(item.currency, Decimal(0)) + item.total
 
 
-def render_bill(bill: Bill, rules: RuleSet, fmt: str, meta=None) -> str:
+def render_bill(bill: Bill, rules: RuleSet, fmt: str, meta=None, buyer=None) -> str:
     if fmt == "jsonl":
         return json.dumps(bill.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
     if fmt == "json":
         return json.dumps(bill.to_dict(), ensure_ascii=False, indent=2) + "\n"
     if fmt in TEMPLATE_FORMATS:
         seller = rules.seller_at(bill.period)
-        return render_invoice(bill, tariff(rules, bill.period).policy, fmt, meta=meta,
+        return render_invoice(bill, tariff(rules, bill.period).policy, fmt, meta=meta, buyer=buyer,
                               seller=seller.party if seller else None, paper=seller.paper if seller else "A4")
     raise ValueError(f"unknown output format {fmt!r}")
 
 
-def _bill_one(rules: RuleSet, usage: AccountUsage, fmt: str) -> Rendered:
-    bill = rate(rules, usage.items, usage.period, account=usage.account)
-    return Rendered(usage.account, usage.period, bill.currency, bill.total, render_bill(bill, rules, fmt))
+def _bill_one(rules: RuleSet, usage: AccountUsage, fmt: str, buyers=None) -> Rendered:
+    buyer = buyers.get(usage.account) if buyers else None
+    bill = rate(rules, usage.items, usage.period, account=usage.account, buyer=buyer)
+    return Rendered(usage.account, usage.period, bill.currency, bill.total, render_bill(bill, rules, fmt, buyer=buyer))
 
 
 # Worker-process state: the rule set is loaded once per worker, not shipped with every chunk.
 _worker: dict = {}
 
 
-def _init_worker(rules_path: str, fmt: str, fingerprint: str) -> None:
+def _init_worker(rules_path: str, fmt: str, fingerprint: str, buyers=None) -> None:
     from .rules import load_rules
 
     rules = load_rules(rules_path)
     # A rule file edited while the run started its workers must not price part of the run.
     _worker["changed"] = rules.fingerprint != fingerprint
-    _worker["rules"], _worker["fmt"], _worker["path"] = rules, fmt, rules_path
+    _worker["rules"], _worker["fmt"], _worker["path"], _worker["buyers"] = rules, fmt, rules_path, buyers
 
 
 # Plain tuples cross the process boundary, both ways: frozen dataclasses are pickled and unpickled
@@ -98,7 +99,7 @@ def _bill_chunk(chunk: list[tuple]) -> list[tuple]:
     out = []
     for account, period, items in chunk:
         usage = _account_usage(account, period, tuple([_usage_item(*item) for item in items]))
-        r = _bill_one(rules, usage, fmt)
+        r = _bill_one(rules, usage, fmt, _worker["buyers"])
         out.append((r.account, r.period, r.currency, r.total, r.text))
     return out
 
@@ -110,19 +111,20 @@ def _chunks(accounts: Iterable[AccountUsage], size: int) -> Iterator[list[tuple]
 
 
 def bill_accounts(rules: RuleSet, accounts: Iterable[AccountUsage], fmt: str, *, jobs: int | None = None,
-                  count: int | None = None) -> Iterator[Rendered]:
+                  count: int | None = None, buyers=None) -> Iterator[Rendered]:
     """Rate and render every account's usage, in the order given.
 
     `jobs` worker processes are used (default: one per core when there are at least
-    PARALLEL_FROM accounts; `count` says how many there are when `accounts` is an iterator)."""
+    PARALLEL_FROM accounts; `count` says how many there are when `accounts` is an iterator).
+    `buyers` (account → `model.Party`) are whom tax rules tax by, and print on the invoices."""
     if jobs is None:
         jobs = (os.cpu_count() or 1) if (count or 0) >= PARALLEL_FROM else 1
     if jobs <= 1:
         for usage in accounts:
-            yield _bill_one(rules, usage, fmt)
+            yield _bill_one(rules, usage, fmt, buyers)
         return
     with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
-                             initargs=(str(Path(rules.path).resolve()), fmt, rules.fingerprint)) as pool:
+                             initargs=(str(Path(rules.path).resolve()), fmt, rules.fingerprint, buyers)) as pool:
         # A few chunks per worker in flight, not all of them (as pool.map would submit): the
         # accounts are made and the invoices kept only a window ahead of what has been written.
         chunks = _chunks(accounts, CHUNK)

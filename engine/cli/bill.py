@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..formatting import counted, format_money
-from .common import Progress, check_rejects_path, ledger_currency_check, rules_note, rules_of
+from .common import Progress, check_rejects_path, ledger_buyers, ledger_currency_check, rules_note, rules_of
 from .usage import read_checked
 
 
@@ -19,6 +19,7 @@ def cmd_bill(args) -> int:
     # one at a time, in order, as they are billed.
     reader, reconciliation, rejects = read_checked(args, rules)
     ledger_currency_check(rules, reader.account_ids(), args.db)
+    buyers = ledger_buyers(rules, args.db)
 
     count = reader.account_periods
     accounts = reader.accounts()  # made one at a time, as they are billed: not all held at once
@@ -41,7 +42,8 @@ def cmd_bill(args) -> int:
     try:
         if out_dir is None and args.format == "json":
             print("[")
-        for i, item in enumerate(bill_accounts(rules, accounts, args.format, jobs=args.jobs, count=count)):
+        for i, item in enumerate(bill_accounts(rules, accounts, args.format, jobs=args.jobs, count=count,
+                                                   buyers=buyers)):
             totals.add(item)
             if folder is not None:
                 folder.write(item)

@@ -53,7 +53,8 @@ def _check_options(p) -> None:
 def buyer_args(p) -> None:
     p.add_argument("--legal-name", help="the buyer's legal name, as invoices print it")
     p.add_argument("--address", action="append", metavar="LINE", help="a line of the buyer's address (repeatable)")
-    p.add_argument("--country", help="the buyer's country, ISO 3166-1 alpha-2, e.g. DE")
+    p.add_argument("--country", help="the buyer's country, ISO 3166-1 alpha-2, e.g. DE "
+                   "(or ISO 3166-2 with the region, e.g. US-CA, for regional tax rates)")
     p.add_argument("--tax-id", help="the buyer's tax id (VAT id), as invoices print it")
 
 

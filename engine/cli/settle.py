@@ -37,7 +37,8 @@ def _settle_text(report) -> list[str]:
         out.append("")
         width = max(len(a.account) for a in report.accounts)
     for a in report.accounts:
-        head = f"  {a.account.ljust(width)}  invoice {a.invoice}  {format_money(a.total, a.currency)}"
+        head = (f"  {a.account.ljust(width)}  invoice {a.invoice}  {format_money(a.total, a.currency)}"
+                if a.total is not None else f"  {a.account.ljust(width)}  no invoice")
         if a.outcome == "corrected":
             out.append(f"  {a.account.ljust(width)}  {a.problem}; {applied_text(a.applied, a.currency)}")
         elif a.outcome == "already-settled":
