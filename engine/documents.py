@@ -209,6 +209,7 @@ class DocumentView:
     buyer: Party | None = None
     paper: str = "A4"
     tax: TaxShare | None = None  # the tax in `amount`, when the invoice it refers to is taxed
+    locale: str = "en"  # the settlement policy's: the language the document is written in
 
     @property
     def title(self) -> str:
@@ -226,7 +227,8 @@ class DocumentView:
                 "rules_fingerprint": self.rules_fingerprint,
                 "seller": self.seller.to_dict() if self.seller else None,
                 "buyer": self.buyer.to_dict() if self.buyer else None, "paper": self.paper,
-                **({"tax": self.tax.to_dict()} if self.tax is not None else {})}
+                **({"tax": self.tax.to_dict()} if self.tax is not None else {}),
+                **({"locale": self.locale} if self.locale != "en" else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> DocumentView:
@@ -238,4 +240,5 @@ class DocumentView:
                    day(d["due_date"]) if d["due_date"] else None, d["refers_to"], d["cause"], d["reason"],
                    d["currency"], Decimal(d["amount"]), lines, dec(d["total_before"]), dec(d["total_after"]),
                    d["rules_name"], d["rules_fingerprint"], Party.from_dict(d.get("seller")),
-                   Party.from_dict(d.get("buyer")), d.get("paper", "A4"), TaxShare.from_dict(d.get("tax")))
+                   Party.from_dict(d.get("buyer")), d.get("paper", "A4"), TaxShare.from_dict(d.get("tax")),
+                   d.get("locale", "en"))

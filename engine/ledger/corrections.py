@@ -37,7 +37,7 @@ def _packs_used(bill: dict) -> list:
 
 
 def _view(db, seller, kind, number, account, service, period, when_, issued, refers_to, cause, reason, currency,
-          amount, correction=None, rules_name="", fingerprint="", tax=None) -> D.DocumentView:
+          amount, correction=None, rules_name="", fingerprint="", tax=None, locale="en") -> D.DocumentView:
     from datetime import timedelta
 
     return D.DocumentView(
@@ -51,7 +51,7 @@ def _view(db, seller, kind, number, account, service, period, when_, issued, ref
         total_after=correction.total_after if correction else None,
         rules_name=rules_name, rules_fingerprint=fingerprint, seller=seller.party if seller else None,
         buyer=buyer_of(db, account), paper=seller.paper if seller else "A4",
-        tax=correction.tax if correction else tax)
+        tax=correction.tax if correction else tax, locale=locale)
 
 
 def _issue(db, policy, view: D.DocumentView, position, at: datetime, *, bill_json, fingerprint, invoice,
@@ -75,7 +75,7 @@ def _issue(db, policy, view: D.DocumentView, position, at: datetime, *, bill_jso
         period=view.period, refers_to=invoice, cause=view.cause, reason=view.reason, currency=view.currency,
         amount=view.amount, fingerprint=fingerprint, bill_json=bill_json,
         document_json=json.dumps(view.to_dict(), ensure_ascii=False, sort_keys=True),
-        document_text=render_document(view, "text"), issued_at=when, entry=applied.entries[0].seq)
+        document_text=render_document(view, "text", locale=view.locale), issued_at=when, entry=applied.entries[0].seq)
     return view, applied
 
 
@@ -111,7 +111,8 @@ def correct(store, policy, bill, service: str, when_, at: datetime, seller=None)
         why = (f"usage rated again: {format_money(change.total_after, currency)} instead of "
                f"{format_money(change.total_before, currency)}")
         view = _view(db, seller, change.kind, "", account, service, period, when_, issued, invoice, D.CORRECTION,
-                     why, currency, change.amount, change, bill.rules_name, bill.rules_fingerprint)
+                     why, currency, change.amount, change, bill.rules_name, bill.rules_fingerprint,
+                     locale=policy.locale)
         view, applied = _issue(db, policy, view, position, at, bill_json=new_json,
                                fingerprint=_fingerprint(new_json), invoice=invoice, balance_change=change.amount,
                                why=why)
@@ -169,7 +170,7 @@ def credit_note(store, rules, account: str, invoice: str, amount, reason: str, a
         when_ = _schedule(policy, period)
         view = _view(db, rules.seller_at(period), D.CREDIT_NOTE, "", account, service, period, when_,
                      at.astimezone(when_.start.tzinfo).date(), invoice, D.MANUAL, reason, currency, value,
-                     tax=D.tax_share(json.loads(standing_json), value))
+                     tax=D.tax_share(json.loads(standing_json), value), locale=policy.locale)
         view, applied = _issue(db, policy, view, position, at, bill_json=None, fingerprint="", invoice=invoice,
                                balance_change=value, why=f"{format_money(value, currency)} credited: {reason}")
         step("credited")
@@ -212,7 +213,7 @@ def void(store, rules, invoice: str, at: datetime, reason: str = ""):
         text = " ".join(str(reason or "").split()) or "invoice voided"
         view = _view(db, rules.seller_at(period), D.CREDIT_NOTE, "", account, service, period, when_,
                      at.astimezone(when_.start.tzinfo).date(), invoice, D.VOID, text, currency, charged,
-                     tax=D.tax_share(json.loads(standing_json), charged))
+                     tax=D.tax_share(json.loads(standing_json), charged), locale=policy.locale)
         view, applied = _issue(db, policy, view, position, at, bill_json=None, fingerprint="", invoice=invoice,
                                balance_change=moved, why=why)
         db.execute("INSERT INTO cancelled_debits (account, service, period, document) VALUES (?, ?, ?, ?)",
