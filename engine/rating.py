@@ -476,7 +476,7 @@ def _pack_queues(packs, start: date) -> dict[str, list[PackBalance]]:
 
 
 def _prepaid(cat: _Category, billable: int, grant_free: bool, pack_queues) -> tuple[int, int, tuple[PackUse, ...]]:
-    """SPEC §4: billable units go to the free quota first, then to packs (soonest-expiring first),
+    """Billable units go to the free quota first, then to packs (soonest-expiring first),
     and what is left is pay-as-you-go; that remainder alone decides the tier.
     Returns (pay-as-you-go units, free quota used, packs used)."""
     payg = billable
