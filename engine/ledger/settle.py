@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from ..formatting import format_money
 from . import postings as P
 from .corrections import correct
-from .packs import pack_balances, take_packs
+from .packs import earlier_unsettled, pack_balances, take_packs
 from .records import Applied, Collected, Settled, SettleReport, Unbilled
 from .values import LedgerError, SettleInterrupted, as_decimal, as_text, moment, stamp, step
 
@@ -141,6 +141,16 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         if currencies[account] != bill.currency:
             return Settled(account, "failed", number, bill.currency, bill.total, problem=(
                 f"the account is in {currencies[account]} but {rules.name} bills in {bill.currency}"))
+        waiting = earlier_unsettled(store, bill, service)
+        if waiting:
+            # Settling now would take pack units an earlier period is owed, and a recorded bill is never
+            # altered: the earlier period would pay for them instead, so the money would depend on the order.
+            first = sorted({q for _, q in waiting})[0]
+            packs_ = ", ".join(sorted({p for p, _ in waiting}))
+            periods = ", ".join(sorted({q for _, q in waiting}))
+            return Settled(account, "failed", number, bill.currency, bill.total, problem=(
+                f"its bill would take units of resource pack {packs_}, which also serves {periods}, not settled "
+                f"yet for {account}: a pack's units go to the earlier period first; settle {first} first"))
 
         def again(fresh, account=account, items=items, suspended=suspended) -> _Priced:
             return priced(rate(rules, items, period, account=account, packs=fresh, suspended=suspended,
