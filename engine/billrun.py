@@ -29,8 +29,8 @@ from .render import FORMATS as TEMPLATE_FORMATS
 from .render import render_invoice
 from .usage import AccountUsage
 
-OUTPUT_FORMATS = ("text", "markdown", "html", "json", "jsonl")
-EXTENSIONS = {"text": "txt", "markdown": "md", "html": "html", "json": "json", "jsonl": "jsonl"}
+OUTPUT_FORMATS = ("text", "markdown", "html", "json", "jsonl", "pdf")
+EXTENSIONS = {"text": "txt", "markdown": "md", "html": "html", "json": "json", "jsonl": "jsonl", "pdf": "pdf"}
 PARALLEL_FROM = 2000  # accounts; below this a worker pool costs more than it saves
 CHUNK = 500
 WINDOW = 4  # chunks in flight per worker
@@ -42,7 +42,7 @@ class Rendered:
     period: str
     currency: str
     total: Decimal
-    text: str
+    text: str | bytes  # bytes for a PDF
 
 
 @dataclass
@@ -55,7 +55,12 @@ class RunTotals:
         self.by_currency[item.currency] = self.by_currency.get(item.currency, Decimal(0)) + item.total
 
 
-def render_bill(bill: Bill, rules: RuleSet, fmt: str, meta=None, buyer=None) -> str:
+def render_bill(bill: Bill, rules: RuleSet, fmt: str, meta=None, buyer=None) -> str | bytes:
+    """A bill in `fmt`: a document's text, or a PDF's bytes (from the HTML invoice, as `invoice show` prints it)."""
+    if fmt == "pdf":
+        from .pdf import html_to_pdf
+
+        return html_to_pdf(render_bill(bill, rules, "html", meta, buyer))
     if fmt == "jsonl":
         return json.dumps(bill.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
     if fmt == "json":
@@ -216,7 +221,7 @@ class InvoiceFolder:
             raise RatecardError(f"the invoices of {self._names[key]!r} and {item.account!r} would both be written "
                                 f"to {self.folder / name}; nothing was overwritten: report this as a bug")
         self._names[key] = item.account
-        pending = _Pending(self.folder / name)
+        pending = _Pending(self.folder / name, binary=isinstance(item.text, bytes))
         try:
             pending.write(item.text)
             pending.commit(durable=False)
@@ -243,14 +248,14 @@ class InvoiceFolder:
 class _Pending:
     """A file being written under a temporary name in its folder, renamed into place by `commit`."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, binary: bool = False):
         self.path = path
         try:
             fd, temp = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=".partial", dir=path.parent)
         except OSError as exc:
             raise RatecardError(f"{path}: cannot write the file: {exc.strerror or exc}") from None
         self.temp = Path(temp)
-        self.file = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        self.file = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="\n")
 
     def write(self, text: str) -> None:
         try:

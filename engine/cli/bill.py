@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..errors import RatecardError
 from ..formatting import counted, format_money
 from .common import Progress, check_rejects_path, ledger_buyers, ledger_currency_check, rules_note, rules_of
 from .usage import read_checked
@@ -14,6 +15,9 @@ def cmd_bill(args) -> int:
     check_rejects_path(args)
     from ..billrun import InvoiceFolder, RunTotals, bill_accounts
 
+    if args.format == "pdf" and not args.out and sys.stdout.isatty():
+        raise RatecardError("a PDF is not printed on a terminal: give --out DIR (one PDF per invoice), or redirect "
+                            "standard output to a file")
     rules = rules_of(args, say=False)
     # The engine holds the rows within its memory limit (spilling past it); accounts come out of it
     # one at a time, in order, as they are billed.
@@ -32,6 +36,10 @@ def cmd_bill(args) -> int:
     progress = Progress(count, not args.quiet)
     complete = False
     book = None
+    # Several invoices to standard output as one PDF: rendered as HTML, then printed as one document
+    # with a page break before each invoice, as `invoice show --format pdf` prints each.
+    run_format = "html" if out_dir is None and args.format == "pdf" else args.format
+    pages: list[str] = []
     if out_dir is None and args.format == "html" and count > 1:
         from ..htmlbook import HtmlBook
         from ..i18n import translations
@@ -42,11 +50,13 @@ def cmd_bill(args) -> int:
     try:
         if out_dir is None and args.format == "json":
             print("[")
-        for i, item in enumerate(bill_accounts(rules, accounts, args.format, jobs=args.jobs, count=count,
+        for i, item in enumerate(bill_accounts(rules, accounts, run_format, jobs=args.jobs, count=count,
                                                    buyers=buyers)):
             totals.add(item)
             if folder is not None:
                 folder.write(item)
+            elif args.format == "pdf":
+                pages.append(item.text)
             elif args.format == "json":
                 sys.stdout.write(("," if i else "") + item.text.rstrip("\n") + "\n")
             elif book is not None:
@@ -58,6 +68,11 @@ def cmd_bill(args) -> int:
             print("]")
         if book is not None:
             book.close()
+        if pages:
+            from ..pdf import htmls_to_pdf
+
+            sys.stdout.flush()
+            sys.stdout.buffer.write(htmls_to_pdf(pages))
         complete = True
     finally:
         progress.close()

@@ -103,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", type=period_arg, metavar="YYYY-MM", help="bill only this period; rows of others are counted "
                    "as out of period")
     _rules_option(p)
-    _format_option(p, ("text", "markdown", "html", "json", "jsonl"),
-                   notes={"jsonl": "one bill a line", "html": "one document, a page per invoice"})
+    _format_option(p, ("text", "markdown", "html", "json", "jsonl", "pdf"),
+                   notes={"jsonl": "one bill a line", "html": "one document, a page per invoice",
+                          "pdf": "one PDF, a page break before each invoice; with --out one PDF per invoice"})
     p.add_argument("--out", metavar="DIR", help="write one file per invoice here (jsonl: one bills.jsonl)")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here with their reasons and bill the rest "
                    "(default: list them and bill nothing)")
@@ -211,7 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here and settle every account that has "
                    "none (default: list them and settle nothing)")
     add_usage_options(p)
-    _format_option(p)
+    _format_option(p, ("text", "json", "pdf"),
+                   notes={"pdf": "the period's invoices and the corrections this run issued, as `invoice show` "
+                          "prints them: one PDF, a page break before each document (the report goes to standard "
+                          "error); with --out one PDF per document"})
+    p.add_argument("--out", metavar="DIR", help="with --format pdf: write one PDF per document here")
+    p.add_argument("--paper", choices=("A4", "Letter"), help="the PDFs' page size (default: the rule set's seller "
+                   "file, else A4)")
     p.set_defaults(func=cmd_settle)
 
     p = sub.add_parser("credit-note", parents=[db, at], help="issue a credit note to an invoice (a refund or "
