@@ -217,8 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "prints them: one PDF, a page break before each document (the report goes to standard "
                           "error); with --out one PDF per document"})
     p.add_argument("--out", metavar="DIR", help="with --format pdf: write one PDF per document here")
-    p.add_argument("--paper", choices=("A4", "Letter"), help="the PDFs' page size (default: the rule set's seller "
-                   "file, else A4)")
+    p.add_argument("--paper", choices=("A4", "Letter"), help=choices_help("with --format pdf: the PDFs' page size",
+                   ("A4", "Letter"), "as the rule set's seller file says, else A4"))
     p.set_defaults(func=cmd_settle)
 
     p = sub.add_parser("credit-note", parents=[db, at], help="issue a credit note to an invoice (a refund or "
