@@ -5,9 +5,13 @@ from __future__ import annotations
 import decimal
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
+from typing import TYPE_CHECKING
 from decimal import Decimal
 
 from .exact import EXACT
+
+if TYPE_CHECKING:
+    from .tax import BillTax
 
 BILL_SCHEMA_VERSION = 3
 READABLE_SCHEMA_VERSIONS = (1, 2, 3)  # version 1: no price models, no adjustments; version 2: no tax
@@ -261,7 +265,7 @@ class Bill:
     unrated: tuple[UnratedUsage, ...] = ()
     warnings: tuple[str, ...] = ()
     adjustments: tuple[Adjustment, ...] = ()  # after the lines, in the order they were applied
-    tax: object = None  # `ratecard.tax.BillTax` when tax rules are in force; `total` is then its gross
+    tax: BillTax | None = None  # when tax rules are in force; `total` is then its gross
 
     @property
     def pre_tax_total(self) -> Decimal:
@@ -307,7 +311,7 @@ class Bill:
             "rounding": dict(self.rounding),
             "rounding_adjustment": money(self.rounding_adjustment),
             "total": money(self.total),
-            **({"tax": self.tax.to_dict()} if version >= 3 else {}),
+            **({"tax": self.tax.to_dict()} if self.tax is not None else {}),
             "rules": {"name": self.rules_name, "versions": dict(self.rule_versions)},
             "rules_fingerprint": self.rules_fingerprint,
             "unrated": [{"api": u.api, "calls": u.calls} for u in self.unrated],

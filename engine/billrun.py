@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator, cast
 
 from .bill import Bill, builder
 from .errors import RatecardError
@@ -60,7 +60,7 @@ def render_bill(bill: Bill, rules: RuleSet, fmt: str, meta=None, buyer=None) -> 
     if fmt == "pdf":
         from .pdf import html_to_pdf
 
-        return html_to_pdf(render_bill(bill, rules, "html", meta, buyer))
+        return html_to_pdf(cast(str, render_bill(bill, rules, "html", meta, buyer)))
     if fmt == "jsonl":
         return json.dumps(bill.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
     if fmt == "json":
@@ -255,9 +255,9 @@ class _Pending:
         except OSError as exc:
             raise RatecardError(f"{path}: cannot write the file: {exc.strerror or exc}") from None
         self.temp = Path(temp)
-        self.file = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        self.file: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="\n")
 
-    def write(self, text: str) -> None:
+    def write(self, text: str | bytes) -> None:
         try:
             self.file.write(text)
         except OSError as exc:

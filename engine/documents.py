@@ -90,7 +90,7 @@ def tax_difference(before: dict, after: dict, sign: int) -> TaxShare | None:
     for _, _, amount in lines:
         tax = EXACT.add(tax, amount)
     gross = abs(EXACT.subtract(Decimal(after["total"]), Decimal(before["total"])))
-    prices = (after.get("tax") or before.get("tax"))["prices"]
+    prices = (after.get("tax") or before.get("tax") or {}).get("prices", "exclusive")
     return TaxShare(tuple(lines), EXACT.subtract(gross, tax), tax, prices)
 
 
@@ -106,7 +106,7 @@ def tax_share(bill: dict | None, amount: Decimal) -> TaxShare | None:
     from .model import ROUNDING_MODES
 
     gross = Decimal(tax["gross"])
-    quantum = Decimal(1).scaleb(Decimal(tax["tax"]).as_tuple().exponent)
+    quantum = Decimal(1).scaleb(int(Decimal(tax["tax"]).as_tuple().exponent))
     context = decimal.Context(prec=60)
     lines, taken = [], ZERO
     total_tax = Decimal(tax["tax"]) if amount == gross else (

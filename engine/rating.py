@@ -292,7 +292,7 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
 
     pack_queues = _pack_queues(packs, parse_period(period)) if packs else None
     grant_free = not suspended or t.free_while_suspended
-    adjustments = ()
+    adjustments: tuple = ()
     try:
         basis = _basis(t, snapshot, keyed) if t.basis_pos else None
         rated, subtotal, charged = t.price_lines(billed, grant_free, pack_queues, basis)

@@ -15,7 +15,8 @@ def _decimal(value):
 
 def tax_rules(b, doc, start: date) -> TaxRules:
     data = doc.data
-    rates, seen = [], {}
+    rates: list[TaxRate] = []
+    seen: dict[tuple, int] = {}
     for i, raw in enumerate(data.get("rates") or ()):
         if not isinstance(raw, dict):
             continue

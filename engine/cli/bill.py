@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import cast
 
 from ..errors import RatecardError
 from ..formatting import counted, format_money
@@ -55,14 +56,17 @@ def cmd_bill(args) -> int:
             totals.add(item)
             if folder is not None:
                 folder.write(item)
-            elif args.format == "pdf":
-                pages.append(item.text)
+                progress.update(i + 1)
+                continue
+            text = cast(str, item.text)  # only a PDF written to a folder is bytes
+            if args.format == "pdf":
+                pages.append(text)
             elif args.format == "json":
-                sys.stdout.write(("," if i else "") + item.text.rstrip("\n") + "\n")
+                sys.stdout.write(("," if i else "") + text.rstrip("\n") + "\n")
             elif book is not None:
-                book.add(item.text)
+                book.add(text)
             else:
-                sys.stdout.write(("\n" if i and args.format != "jsonl" else "") + item.text)
+                sys.stdout.write(("\n" if i and args.format != "jsonl" else "") + text)
             progress.update(i + 1)
         if out_dir is None and args.format == "json":
             print("]")

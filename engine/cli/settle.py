@@ -129,6 +129,7 @@ def _documents_pdf(ledger, report, out_dir, paper) -> int:
     prints them: one PDF per document in `out_dir`, else one PDF (a page break before each) to
     standard output. Returns how many documents were printed."""
     from pathlib import Path
+    from typing import cast
 
     from ..billrun import _Pending
     from ..pdf import htmls_to_pdf
@@ -137,7 +138,10 @@ def _documents_pdf(ledger, report, out_dir, paper) -> int:
     refs = [(a.account, a.invoice) for a in report.accounts if a.outcome != "failed" and a.invoice]
     if out_dir is None:
         if refs:
-            pages = [rendered(*ledger.document(account, ref)[:3], "html", paper) for account, ref in refs]
+            pages = []
+            for account, ref in refs:
+                number, document, data, _ = ledger.document(account, ref)
+                pages.append(cast(str, rendered(number, document, data, "html", paper)))
             sys.stdout.flush()
             sys.stdout.buffer.write(htmls_to_pdf(pages))
             sys.stdout.buffer.flush()
