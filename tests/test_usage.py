@@ -624,3 +624,18 @@ def test_the_example_calls_cross_the_beijing_month_boundary_with_one_duplicate(s
     assert calls == {"2020-09": 4, "2020-10": 5}
     october = read_usage(EXAMPLES / "calls-2020-09-30.jsonl", shipped_rules, period="2020-10").reconciliation
     assert (october.rows_accepted, october.rows_out_of_period, october.rows_duplicate) == (5, 4, 1)
+
+
+@pytest.mark.parametrize("blank", ["   ", "\t", " \t \r", "  \r"])
+def test_a_line_of_only_spaces_is_skipped_like_a_blank_line(shipped_rules, tmp_path, blank):
+    # issue 11 item 18: blank lines are skipped (files.py, README); one holding spaces or a tab was a
+    # bad row. Neither kind of line is a row: the reconciliation counts neither as read.
+    text = AGG_HEADER + GOOD + "\n" + blank + "\n\n" + GOOD.replace(",5,", ",7,") + "\n" + blank + "\n"
+    reader = read_text(shipped_rules, tmp_path, text)
+    assert list(reader.rejected) == []
+    r = reader.reconciliation.check()
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected, r.calls_accepted) == (2, 2, 0, 12)
+    calls = ('{"request_id":"r1","account":"acme","api":"DetectFace","timestamp":"2020-09-10T00:00:00Z"}\n'
+             + blank + '\n{"request_id":"r2","account":"acme","api":"DetectFace","timestamp":"2020-09-10T00:00:00Z"}\n')
+    reader = read_text(shipped_rules, tmp_path, calls, name="calls.jsonl")
+    assert list(reader.rejected) == [] and reader.reconciliation.check().rows_read == 2

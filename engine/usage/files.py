@@ -3,7 +3,7 @@ the row-numbered tokenizer the diagnosing pass uses.
 
 Row numbers are physical line numbers, the CSV header being line 1, so that ``FILE:LINE`` opens the
 row in an editor. A CSV record spanning lines (a quoted line break) is numbered by its first line.
-Blank lines are skipped and are not rows. Parquet has no lines: its rows are numbered from 1.
+Blank lines, and lines of only spaces and tabs, are skipped and are not rows (nor counted as read). Parquet has no lines: its rows are numbered from 1.
 """
 
 from __future__ import annotations
@@ -300,8 +300,8 @@ def _csv_records(source: Source, lines: Lines):
         if lines.oversize:
             row = _oversize()
         elif isinstance(row, list):
-            if not row:
-                continue  # a blank line
+            if not row or not raw.strip():
+                continue  # a blank line, or one of only spaces and tabs: not a row
             if len(row) != width:
                 row = Bad("column-count", f"expected {width} columns ({', '.join(header)}), got {len(row)}")
             else:
