@@ -639,3 +639,39 @@ def test_a_line_of_only_spaces_is_skipped_like_a_blank_line(shipped_rules, tmp_p
              + blank + '\n{"request_id":"r2","account":"acme","api":"DetectFace","timestamp":"2020-09-10T00:00:00Z"}\n')
     reader = read_text(shipped_rules, tmp_path, calls, name="calls.jsonl")
     assert list(reader.rejected) == [] and reader.reconciliation.check().rows_read == 2
+
+
+def test_a_file_that_is_not_line_structured_stops_with_an_error_naming_it(shipped_rules, tmp_path, monkeypatch):
+    # issue 11 item 13: `--usage /dev/zero` read on until memory ran out. A file whose first line is
+    # already past a row's length is refused at once; one whose later line runs on without a break
+    # past MAX_LINE_BYTES (4 GiB; lowered here) stops there, instead of being skipped to the end.
+    import ratecard.usage.files as files
+
+    zeros = tmp_path / "zeros.csv"
+    zeros.write_bytes(b"\0" * (3 * files.MAX_ROW_BYTES))
+    with pytest.raises(RatecardError, match=r"zeros\.csv:1: the line runs on past 1,048,576 bytes without a line "
+                                            r"break, so the file is not line-structured"):
+        read_usage(zeros, shipped_rules)
+    monkeypatch.setattr(files, "MAX_LINE_BYTES", 8 * files.MAX_ROW_BYTES)
+    runaway = tmp_path / "runaway.csv"
+    with runaway.open("wb") as out:
+        out.write((AGG_HEADER + GOOD + "\n").encode())
+        out.write(b"acme,2020-09," + b"x" * (10 * files.MAX_ROW_BYTES))
+    with pytest.raises(RatecardError, match=r"runaway\.csv:3: the line runs on past 8,388,608 bytes"):
+        read_usage(runaway, shipped_rules)
+    # A long line within the bound is one bad row, as before.
+    monkeypatch.setattr(files, "MAX_LINE_BYTES", 16 * files.MAX_ROW_BYTES)
+    reader = read_usage(runaway, shipped_rules)
+    assert [(r.line, r.code) for r in reader.rejected] == [(3, "oversize-row")]
+
+
+def test_usage_from_dev_zero_is_refused_quickly_with_a_clear_error(tmp_path):
+    # issue 11 item 13: `--usage /dev/zero` ended in MemoryError (or hung). A timeout keeps a hang
+    # from stalling the suite: it fails the test instead.
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "ratecard", "bill", "--usage", "/dev/zero", "--rules",
+                           str(ROOT / "rules" / "face-recognition")], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("/dev/zero:1: the line runs on past 1,048,576 bytes without a line break")
