@@ -675,3 +675,51 @@ def test_usage_from_dev_zero_is_refused_quickly_with_a_clear_error(tmp_path):
                            str(ROOT / "rules" / "face-recognition")], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("/dev/zero:1: the line runs on past 1,048,576 bytes without a line break")
+
+
+def test_the_same_content_under_two_names_is_warned_about_on_bill_and_refused_on_settle(shipped_rules, tmp_path,
+                                                                                        capsys):
+    # issue 11 item 4: a copy of the month's file billed 100,207.60 instead of 61,503.80 without a word,
+    # and `settle` would have recorded it for good. A hard link is refused by device and inode; a copy
+    # is found by its content (sha256 of files of equal size).
+    from ratecard.cli import main
+    from ratecard.ledger import Ledger
+
+    text = AGG_HEADER + GOOD + "\n"
+    a, b = write(tmp_path, "a.csv", text), write(tmp_path, "copy.csv", text)
+    other = write(tmp_path, "other.csv", AGG_HEADER + GOOD.replace("5", "6") + "\n")  # same size, not a copy
+    reader = read_usage([a, other, b], shipped_rules)
+    [(source, first, digest)] = reader.copies
+    assert (source.name, first) == ("copy.csv", "a.csv") and len(digest) == 64
+    assert reader.warnings == [f"copy.csv has the same content as a.csv (sha256 {digest[:12]}…): its usage is "
+                               "counted twice; if it is a copy, give each file once"]
+    capsys.readouterr()
+    assert main(["bill", "--usage", str(a), "--usage", str(b), "--format", "jsonl"]) == 0
+    assert "warning: copy.csv has the same content as a.csv" in capsys.readouterr().err
+
+    db = tmp_path / "ledger.db"
+    with Ledger(db, create=True) as ledger:
+        from datetime import datetime, timezone
+
+        ledger.create_account("acme", "Acme", "USD", datetime(2020, 9, 1, tzinfo=timezone.utc))
+        ledger.activate("acme", "face-recognition", "v1", datetime(2020, 9, 1, tzinfo=timezone.utc))
+    settle = ["settle", "--db", str(db), "--period", "2020-09", "--rules", str(ROOT / "rules" / "face-recognition"),
+              "--at", "2020-10-02T09:00:00+08:00", "--usage", str(a), "--usage", str(b)]
+    assert main(settle) == 1
+    err = capsys.readouterr().err
+    assert "copy.csv: the same content as a.csv: settling both would record its usage twice" in err
+    assert "--allow-identical-files" in err
+    with Ledger(db, readonly=True) as ledger:
+        assert ledger.bills() == []
+    assert main(settle + ["--allow-identical-files", "--format", "json"]) == 0
+    with Ledger(db, readonly=True) as ledger:
+        [bill] = ledger.bills()
+        assert bill.account == "acme"
+    # Call records given twice are counted once by request id: said, not refused.
+    calls = write(tmp_path, "calls.csv", "request_id,account,api,timestamp\nr1,acme,DetectFace,2020-09-10T00:00:00Z\n")
+    again = write(tmp_path, "calls-again.csv", calls.read_text(encoding="utf-8"))
+    reader = read_usage([calls, again], shipped_rules)
+    assert "calls-again.csv has the same content as calls.csv" in reader.warnings[0]
+    assert "counted once (by request id), so this changes no money" in reader.warnings[0]
+    assert reader.reconciliation.check().rows_duplicate == 1
+

@@ -81,7 +81,7 @@ def cmd_settle(args) -> int:
     with open_ledger(args) as ledger:
         # Without a rejects file a bad row stops everything; with one, only its account waits, since
         # a settled period cannot take a corrected row later (its bill is immutable).
-        reader, reconciliation, rejects = read_checked(args, rules, also=hold)
+        reader, reconciliation, rejects = read_checked(args, rules, also=hold, refuse_copies=True)
         if unowned:
             # Its account could be any: settling the others might record a short bill for it.
             from ..errors import UsageInvalid
