@@ -102,6 +102,8 @@ def cmd_settle(args) -> int:
         print(f"{counted(rejects.count, 'bad row')} written to {args.rejects}")
     for failed in report.failed:
         print(f"{failed.account}: not settled: {failed.problem}", file=sys.stderr)
+    for unrecorded in report.unrecorded:
+        print(f"{unrecorded.account}: usage not recorded: {unrecorded.unrecorded}", file=sys.stderr)
     for unbilled in report.unbilled:
         print(f"{unbilled.account}: not settled: {unbilled.reason}", file=sys.stderr)
     return 0 if report.complete else NOT_ALL_SETTLED
