@@ -21,6 +21,9 @@ from .values import LedgerError, SettleInterrupted, as_decimal, as_text, moment,
 
 if TYPE_CHECKING:
     from .. import settlement as S
+    from ..bill import Bill
+    from ..invoice import InvoiceMeta
+    from ..rating import PackBalance
 
 
 def collect(store, at: datetime) -> list[Collected]:
@@ -136,26 +139,26 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         if waiting:
             # Settling now would take pack units an earlier period is owed, and a recorded bill is never
             # altered: the earlier period would pay for them instead, so the money would depend on the order.
-            first = sorted({q for _, q in waiting})[0]
+            earliest = sorted({q for _, q in waiting})[0]
             packs_ = ", ".join(sorted({p for p, _ in waiting}))
             periods = ", ".join(sorted({q for _, q in waiting}))
             return Settled(account, "failed", number, bill.currency, bill.total, problem=(
                 f"its bill would take units of resource pack {packs_}, which also serves {periods}, not settled "
-                f"yet for {account}: a pack's units go to the earlier period first; settle {first} first"))
+                f"yet for {account}: a pack's units go to the earlier period first; settle {earliest} first"))
 
         def again(fresh, account=account, items=items, suspended=suspended) -> _Priced:
             return priced(rate(rules, items, period, account=account, packs=fresh, suspended=suspended), fresh)
 
         first = priced(bill, packs)
         step("rated")
-        done = _settle_one(store, first, service, when_, at, policy, again, seller)
-        if done is None:  # a concurrent run settled it after we looked: what it recorded stands
+        settled = _settle_one(store, first, service, when_, at, policy, again, seller)
+        if settled is None:  # a concurrent run settled it after we looked: what it recorded stands
             before = pack_balances(store, account, service, when_, zone, before_bill=True)
-            done = correct(store, policy, bill if before == packs else rate(
+            settled = correct(store, policy, bill if before == packs else rate(
                 rules, items, period, account=account, packs=before, suspended=suspended), service, when_, at,
                 seller)
         step("committed")
-        return done
+        return settled
 
     for index, account in enumerate(billable):
         try:
@@ -271,13 +274,13 @@ class _Priced:
     """One account's bill for a period, priced, with the packs it was priced with. `meta(number,
     issued)` gives its invoice's number and dates once the settlement's transaction has numbered it."""
 
-    bill: object
+    bill: Bill
     bill_json: str
     fingerprint: str
     list_cost: Decimal
     terms: S.Terms
-    packs: tuple
-    meta: Callable[[str, date], object]  # (number, issue date) → its `invoice.InvoiceMeta`
+    packs: tuple[PackBalance, ...]
+    meta: Callable[[str, date], InvoiceMeta]  # (number, issue date) → the invoice's number and dates
 
 
 def _bill_json(bill) -> str:
