@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import tracemalloc
 from collections import Counter
 from pathlib import Path
@@ -538,6 +539,9 @@ def test_a_file_given_twice_is_refused(shipped_rules, tmp_path):
         read_usage([path, tmp_path / "link.csv"], shipped_rules)
     with pytest.raises(RatecardError, match="given twice"):
         read_usage([path, "*.csv"], shipped_rules)  # a glob matching it again
+    os.link(path, tmp_path / "hard-link.txt")  # issue 11 item 4: the same file under another name
+    with pytest.raises(RatecardError, match=r"hard-link\.txt: this usage file is given twice \(also as usage\.csv\)"):
+        read_usage([path, tmp_path / "hard-link.txt"], shipped_rules)
 
 
 def test_a_glob_reads_every_file_it_matches_once(shipped_rules, tmp_path):
