@@ -220,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     _rules_option(p, "; its folder name is the service settled")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here and settle every account that has "
                    "none (default: list them and settle nothing)")
+    p.add_argument("--allow-identical-files", action="store_true",
+                   help="settle even when two usage files have the same content (default: refused, since "
+                   "aggregated usage given twice would be billed twice, for good)")
     add_usage_options(p)
     _format_option(p, ("text", "json", "pdf"),
                    notes={"pdf": "the period's invoices and the corrections this run issued, as `invoice show` "

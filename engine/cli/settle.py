@@ -89,7 +89,7 @@ def cmd_settle(args) -> int:
     with open_ledger(args) as ledger:
         # Without a rejects file a bad row stops everything; with one, only its account waits, since
         # a settled period cannot take a corrected row later (its bill is immutable).
-        reader, reconciliation, rejects = read_checked(args, rules, also=hold)
+        reader, reconciliation, rejects = read_checked(args, rules, also=hold, refuse_copies=True)
         if unowned:
             # Its account could be any: settling the others might record a short bill for it.
             from ..errors import UsageInvalid
@@ -119,6 +119,8 @@ def cmd_settle(args) -> int:
               file=sys.stderr if args.format == "pdf" and not out_dir else sys.stdout)
     for failed in report.failed:
         print(f"{failed.account}: not settled: {failed.problem}", file=sys.stderr)
+    for unrecorded in report.unrecorded:
+        print(f"{unrecorded.account}: usage not recorded: {unrecorded.unrecorded}", file=sys.stderr)
     for unbilled in report.unbilled:
         print(f"{unbilled.account}: not settled: {unbilled.reason}", file=sys.stderr)
     return 0 if report.complete else NOT_ALL_SETTLED

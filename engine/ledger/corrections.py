@@ -100,9 +100,12 @@ def correct(store, policy, bill, service: str, when_, at: datetime, seller=None)
                 "automatically: issue a supplementary invoice or credit note by hand"))
         change = D.correction(current, new)
         if change is None:
-            return Settled(account, "already-settled", invoice, currency, bill.total, problem=(
-                f"the usage now rates differently from invoice {invoice} but to the same total; nothing to "
-                "charge or credit"))
+            before, after = (sum(Decimal(str(line["calls"])) for line in b.get("lines", ())) for b in (current, new))
+            what = f"{after:,} calls instead of {before:,}" if after != before else "the same calls, rated otherwise"
+            problem = (f"the usage now rates differently from invoice {invoice} ({what}) but to the same total; "
+                       "nothing to charge or credit")
+            return Settled(account, "already-settled", invoice, currency, bill.total, problem=problem,
+                           unrecorded=f"{problem}, and no recorded document shows it: the invoice stands")
         try:
             position = P.position(db, account, stamp(at))
         except LedgerError as exc:
