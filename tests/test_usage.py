@@ -645,6 +645,23 @@ def test_a_line_of_only_spaces_is_skipped_like_a_blank_line(shipped_rules, tmp_p
     assert list(reader.rejected) == [] and reader.reconciliation.check().rows_read == 2
 
 
+def test_a_quote_left_open_rejects_every_line_it_swallows_and_their_calls(shipped_rules, tmp_path):
+    # issue 11 item 1: the unclosed quote on line 3 read lines 4 and 5 into one bad record, so the
+    # reconciliation said 2 rows read of 4, and the 9,000,007 calls of line 4 were counted nowhere.
+    text = (AGG_HEADER + "acme,2020-09,DetectFace,10,\n\"acme,2020-09,DetectFace,5,\n"
+            "acme,2020-09,DetectFace,9000007,\nacme,2020-09,DetectFace,3,\n")
+    reader = read_text(shipped_rules, tmp_path, text)
+    rejected = list(reader.rejected)
+    assert [(r.line, r.raw) for r in rejected] == [(3, '"acme,2020-09,DetectFace,5,'),
+                                                  (4, "acme,2020-09,DetectFace,9000007,"),
+                                                  (5, "acme,2020-09,DetectFace,3,")]
+    assert "runs on from line 3 to line 5" in rejected[0].reason
+    assert all("starts on line 3" in r.reason for r in rejected[1:])
+    r = reader.reconciliation.check()
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (4, 1, 3)  # every physical row
+    assert (r.calls_read, r.calls_accepted, r.calls_rejected) == (9_000_020, 10, 9_000_010)
+
+
 def test_a_file_that_is_not_line_structured_stops_with_an_error_naming_it(shipped_rules, tmp_path, monkeypatch):
     # issue 11 item 13: `--usage /dev/zero` read on until memory ran out. A file whose first line is
     # already past a row's length is refused at once; one whose later line runs on without a break

@@ -2,7 +2,8 @@
 the row-numbered tokenizer the diagnosing pass uses.
 
 Row numbers are physical line numbers, the CSV header being line 1, so that ``FILE:LINE`` opens the
-row in an editor. A CSV record spanning lines (a quoted line break) is numbered by its first line.
+row in an editor. A CSV record spanning lines (a quoted line break) is numbered by its first line;
+a broken one (a quote left open swallowing the lines after it) is rejected line by line.
 Blank lines, and lines of only spaces and tabs, are skipped and are not rows (nor counted as read). Parquet has no lines: its rows are numbered from 1.
 """
 
@@ -47,9 +48,10 @@ _GLOB = frozenset("*?[")
 class Bad(Exception):
     """A row fails a check: it becomes a Rejected record, never a traceback."""
 
-    def __init__(self, code: str, reason: str):
+    def __init__(self, code: str, reason: str, values: dict | None = None):
         super().__init__(reason)
         self.code, self.reason = code, reason
+        self.values = values  # the row's fields when they could still be read (for its calls)
 
 
 @dataclass(frozen=True)
@@ -328,7 +330,35 @@ def _csv_records(source: Source, lines: Lines):
                 row = Bad("column-count", f"expected {width} columns ({', '.join(header)}), got {len(row)}")
             else:
                 row = {n: row[i] for n, i in columns.items()}
+        if isinstance(row, Bad) and len(lines.taken) > 1:
+            yield from _runs_on(number, list(lines.taken), row, width, columns)
+            continue
         yield number, raw, row
+
+
+def _runs_on(number: int, taken: list[str], bad: Bad, width: int, columns: dict[str, int]):
+    """A bad CSV record spanning several lines (a quote not closed where it should be swallows the
+    lines after it) as one rejected row per line: the reconciliation counts the rows of the file,
+    and the calls of each swallowed line, when the line alone reads as a row, are counted rejected
+    instead of nowhere."""
+    last = number + len(taken) - 1
+    for offset, line in enumerate(taken):
+        raw = line.rstrip("\r\n")
+        if offset and not raw.strip():
+            continue  # a blank line inside the record: not a row, as anywhere else
+        reason = (f"{bad.reason} (the record runs on from line {number} to line {last}: a quote is not "
+                  "closed where it should be; each of its lines is rejected)" if offset == 0 else
+                  f"read into the record that starts on line {number}, whose quote is not closed where it "
+                  "should be; fix that line")
+        yield number + offset, raw, Bad(bad.code, reason, _alone(line, width, columns))
+
+
+def _alone(line: str, width: int, columns: dict[str, int]) -> dict | None:
+    try:
+        row = next(csv.reader([line], strict=True), None)
+    except csv.Error:
+        return None
+    return {n: row[i] for n, i in columns.items()} if row is not None and len(row) == width else None
 
 
 def _cut(lines: Lines):
