@@ -238,6 +238,8 @@ def read_calls(value, decimal_comma: bool = False) -> int:
 
 def calls_or_zero(values, decimal_comma: bool = False) -> int:
     """The calls of an aggregated row refused for another reason (0 when they cannot be read)."""
+    if isinstance(values, Bad):
+        values = values.values  # a line read into a broken record, read alone
     try:
         return read_calls(values.get("calls"), decimal_comma) if isinstance(values, dict) else 0
     except Bad:
