@@ -698,6 +698,30 @@ def test_usage_from_dev_zero_is_refused_quickly_with_a_clear_error(tmp_path):
     assert done.stderr.startswith("/dev/zero:1: the line runs on past 1,048,576 bytes without a line break")
 
 
+def test_standard_input_that_is_not_line_structured_is_refused_while_it_is_copied(tmp_path, monkeypatch):
+    # `--usage - < /dev/zero` copied standard input to a scratch file with no bound, filling the disk
+    # before the reader could refuse it. The copy checks the lines as they pass.
+    import subprocess
+    import sys
+
+    import ratecard.usage.files as files
+
+    with open("/dev/zero", "rb") as zero:
+        done = subprocess.run([sys.executable, "-m", "ratecard", "bill", "--usage", "-", "--rules",
+                               str(ROOT / "rules" / "face-recognition")], stdin=zero, capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("<stdin>:1: the line runs on past 1,048,576 bytes without a line break")
+    # A later line running on is stopped too (the bound lowered here), and good text is copied whole.
+    monkeypatch.setattr(files, "MAX_LINE_BYTES", 3 * files.MAX_ROW_BYTES)
+    runaway = io.BytesIO(AGG_HEADER.encode() + b"a,2020-09,X,1\n" + b"x" * (4 * files.MAX_ROW_BYTES))
+    with pytest.raises(RatecardError, match=r"<stdin>:3: the line runs on past 3,145,728 bytes"):
+        files.copy_stdin(runaway, str(tmp_path))
+    text = (AGG_HEADER + GOOD + "\n") * 200_000
+    copied = files.copy_stdin(io.BytesIO(text.encode()), str(tmp_path))
+    assert Path(copied).read_text(encoding="utf-8") == text
+
+
 def test_the_same_content_under_two_names_is_warned_about_on_bill_and_refused_on_settle(shipped_rules, tmp_path,
                                                                                         capsys):
     # issue 11 item 4: a copy of the month's file billed 100,207.60 instead of 61,503.80 without a word,

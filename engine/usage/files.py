@@ -91,8 +91,33 @@ def copy_stdin(stdin, directory: str) -> str:
     stream = getattr(stdin, "buffer", stdin)
     path = os.path.join(directory, "stdin")
     with open(path, "wb") as out:
-        shutil.copyfileobj(stream, out, 1 << 20)
+        head = stream.read(1 << 20)
+        out.write(head)
+        if head[:2] == GZIP_MAGIC or head[:4] == PARQUET_MAGIC:
+            shutil.copyfileobj(stream, out, 1 << 20)  # binary: its lines are checked as it is read
+        else:
+            _copy_lines(head, stream, out)
     return path
+
+
+def _copy_lines(head: bytes, stream, out) -> None:
+    """Copy text that must be line-structured, stopping as soon as it is not (`--usage - < /dev/zero`
+    would otherwise fill the scratch folder's disk before the reader could refuse it)."""
+    line, run, chunk = 1, 0, head
+    while chunk:
+        last = chunk.rfind(b"\n")
+        if last < 0:
+            run += len(chunk)
+        else:
+            line += chunk.count(b"\n")
+            run = len(chunk) - last - 1
+        if line == 1 and run > MAX_ROW_BYTES:
+            raise NotLines(STDIN_NAME, 1, MAX_ROW_BYTES)
+        if run > MAX_LINE_BYTES:
+            raise NotLines(STDIN_NAME, line, MAX_LINE_BYTES)
+        if chunk is not head:
+            out.write(chunk)
+        chunk = stream.read(1 << 20)
 
 
 @contextmanager
