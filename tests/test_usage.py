@@ -722,6 +722,27 @@ def test_standard_input_that_is_not_line_structured_is_refused_while_it_is_copie
     assert Path(copied).read_text(encoding="utf-8") == text
 
 
+def test_a_named_pipe_is_read_once_like_standard_input(shipped_rules, tmp_path):
+    # `--usage <(zcat logs.gz)` or a FIFO: sniffing, the query and the row checks each open the
+    # input, and a pipe gives its bytes once ("File or stream is not seekable"). It is copied first.
+    import threading
+
+    fifo = tmp_path / "calls.fifo"
+    os.mkfifo(fifo)
+    text = AGG_HEADER + GOOD + "\n" + GOOD.replace(",5,", ",x,") + "\n"
+
+    def feed():
+        with open(fifo, "w", encoding="utf-8") as out:
+            out.write(text)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    reader = read_usage(fifo, shipped_rules)
+    writer.join(10)
+    assert [(Path(r.file).name, r.line) for r in reader.rejected] == [("calls.fifo", 3)]  # the pipe's own name
+    assert reader.reconciliation.check().calls_accepted == 5
+
+
 def test_the_same_content_under_two_names_is_warned_about_on_bill_and_refused_on_settle(shipped_rules, tmp_path,
                                                                                         capsys):
     # issue 11 item 4: a copy of the month's file billed 100,207.60 instead of 61,503.80 without a word,

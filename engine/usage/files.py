@@ -88,19 +88,31 @@ def copy_stdin(stdin, directory: str) -> str:
     """Standard input saved to a scratch file: the engines read files, and a pipe can be read once."""
     if stdin is None:
         raise RatecardError("-: reading usage from standard input, but no input stream was given")
-    stream = getattr(stdin, "buffer", stdin)
-    path = os.path.join(directory, "stdin")
+    return copy_stream(getattr(stdin, "buffer", stdin), os.path.join(directory, "stdin"), STDIN_NAME)
+
+
+def copy_pipe(path: str, directory: str, name: str, number: int) -> str:
+    """A usage path that is not a regular file (a named pipe, `<(zcat …)` in a shell, a device) saved
+    to a scratch file, as standard input is: sniffing and the query each read the input."""
+    try:
+        with open(path, "rb") as stream:
+            return copy_stream(stream, os.path.join(directory, f"pipe-{number}"), name)
+    except OSError as exc:
+        raise RatecardError(f"{name}: cannot read the usage file: {exc.strerror or exc}") from None
+
+
+def copy_stream(stream, path: str, name: str) -> str:
     with open(path, "wb") as out:
         head = stream.read(1 << 20)
         out.write(head)
         if head[:2] == GZIP_MAGIC or head[:4] == PARQUET_MAGIC:
             shutil.copyfileobj(stream, out, 1 << 20)  # binary: its lines are checked as it is read
         else:
-            _copy_lines(head, stream, out)
+            _copy_lines(head, stream, out, name)
     return path
 
 
-def _copy_lines(head: bytes, stream, out) -> None:
+def _copy_lines(head: bytes, stream, out, name: str) -> None:
     """Copy text that must be line-structured, stopping as soon as it is not (`--usage - < /dev/zero`
     would otherwise fill the scratch folder's disk before the reader could refuse it)."""
     line, run, chunk = 1, 0, head
@@ -112,9 +124,9 @@ def _copy_lines(head: bytes, stream, out) -> None:
             line += chunk.count(b"\n")
             run = len(chunk) - last - 1
         if line == 1 and run > MAX_ROW_BYTES:
-            raise NotLines(STDIN_NAME, 1, MAX_ROW_BYTES)
+            raise NotLines(name, 1, MAX_ROW_BYTES)
         if run > MAX_LINE_BYTES:
-            raise NotLines(STDIN_NAME, line, MAX_LINE_BYTES)
+            raise NotLines(name, line, MAX_LINE_BYTES)
         if chunk is not head:
             out.write(chunk)
         chunk = stream.read(1 << 20)

@@ -25,7 +25,7 @@ from ..model import RuleSet
 from ..periods import parse_period
 from ..bill import builder
 from ..rating import UsageItem
-from .files import CALLS, KINDS, STDIN_NAME, Source, copy_stdin, expand, identity_of, shown, sniff
+from .files import CALLS, KINDS, STDIN_NAME, Source, copy_pipe, copy_stdin, expand, identity_of, shown, sniff
 from .records import AccountUsage, Reconciliation, Rejected
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ class UsageReader:
         self._digests: dict[str, str] = {}
         self.copies: list[tuple[Source, str, str]] = []  # (source, name of the earlier file, sha256)
         self._stdin_read = False
+        self._pipes = 0  # named pipes and devices copied to the scratch folder
         self.diagnosed = False  # whether the row-numbered pass had to run (something was not clean)
         self._valued = None  # the groups read by the `valued` path, when the rules need it
 
@@ -102,6 +103,9 @@ class UsageReader:
                                         "would count twice")
                 if identity is not None:
                     self._identities[identity] = name
+                if _is_stream(real):
+                    self._pipes += 1
+                    real = copy_pipe(real, self._scratch, name, self._pipes)
             found = sniff(real, name, format=format, kind=kind, identity=identity)
             if found.format == "parquet":
                 from .duck import parquet_source
@@ -369,3 +373,12 @@ def _aggregate(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     row = con.execute(sql).fetchone()
     assert row is not None
     return row[0]
+
+
+def _is_stream(path: str) -> bool:
+    """A path that exists but is not a regular file or folder: a pipe or a device, readable once."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False  # missing: sniffing says so, with the name
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
