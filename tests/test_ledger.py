@@ -560,6 +560,27 @@ def test_a_bad_row_whose_account_cannot_be_read_holds_the_whole_run(cli, small_l
     assert dump(cli.db) == before  # nothing settled: not ada, and above all not bob, short
 
 
+def test_copies_of_a_request_id_naming_two_accounts_hold_both_accounts(cli, small_ledger, tmp_path):
+    # The call is one account's, but which? Settling either could record it on the wrong bill for good.
+    rules, _ = small_ledger
+    at = berlin(2024, 1, 1, 0, 0)
+    for who in ("bob", "cy"):
+        cli("account", "create", who, "--currency", "EUR", "--at", at)
+        cli("account", "activate", who, "--service", "toy", "--terms", "v1", "--at", at)
+    usage = tmp_path / "calls.csv"
+    usage.write_text("request_id,account,api,timestamp\nr1,ada,RenderWidget,2024-01-10T00:00:00Z\n"
+                     "r1,bob,RenderWidget,2024-01-10T00:00:00Z\nr2,cy,RenderWidget,2024-01-11T00:00:00Z\n",
+                     encoding="utf-8")
+    code, _, err = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules, "--rejects",
+                       tmp_path / "rejects.csv", "--at", berlin(2024, 2, 6, 0, 0), ok=False)
+    assert code == 3
+    assert "ada: not settled: has rejected usage rows" in err and "bob: not settled: has rejected usage rows" in err
+    with Ledger(cli.db, readonly=True) as ledger:
+        assert [b.account for b in ledger.bills()] == ["cy"]
+    assert "conflicting" not in (tmp_path / "rejects.csv").read_text(encoding="utf-8")  # the reason, not the code
+    assert "was counted for account 'ada'" in (tmp_path / "rejects.csv").read_text(encoding="utf-8")
+
+
 def test_settle_exit_status_says_whether_every_account_was_settled(cli, small_ledger, tmp_path):
     # issue 11 item 7: usage of accounts not in the ledger, or not activated, was settled "fine" (exit 0).
     rules, _ = small_ledger

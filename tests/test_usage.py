@@ -743,6 +743,25 @@ def test_a_named_pipe_is_read_once_like_standard_input(shipped_rules, tmp_path):
     assert reader.reconciliation.check().calls_accepted == 5
 
 
+def test_copies_of_a_request_id_naming_two_accounts_are_rejected_not_billed_to_the_first(shipped_rules, tmp_path):
+    # A request id is one call of one account: a later copy naming another account was counted as a
+    # duplicate, so the call went to whichever account came first, without a word.
+    text = ("request_id,account,api,timestamp,outcome\n"
+            "r1,acme,DetectFace,2020-09-10T00:00:00Z,success\n"
+            "r1,globex,DetectFace,2020-09-10T00:00:00Z,success\n"  # the conflict
+            "r1,acme,DetectFace,2020-09-10T00:00:00Z,success\n"  # a true copy
+            "r1,globex,DetectFace,soon,success\n"  # wrong in itself: a duplicate, whatever else
+            "r2,globex,DetectFace,2020-09-11T00:00:00Z,success\n")
+    reader = read_text(shipped_rules, tmp_path, text, name="calls.csv")
+    [conflict] = reader.rejected
+    assert (conflict.line, conflict.code, conflict.account, conflict.also) == (3, "conflicting-request-id", "globex",
+                                                                              ("acme",))
+    assert "request id 'r1' was counted for account 'acme' (" in conflict.reason and "calls.csv:2)" in conflict.reason
+    assert conflict.raw == "r1,globex,DetectFace,2020-09-10T00:00:00Z,success"
+    r = reader.reconciliation.check()
+    assert (r.rows_accepted, r.rows_rejected, r.rows_duplicate) == (2, 1, 2)
+
+
 def test_the_same_content_under_two_names_is_warned_about_on_bill_and_refused_on_settle(shipped_rules, tmp_path,
                                                                                         capsys):
     # issue 11 item 4: a copy of the month's file billed 100,207.60 instead of 61,503.80 without a word,

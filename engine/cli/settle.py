@@ -83,6 +83,7 @@ def cmd_settle(args) -> int:
 
     def hold(row) -> None:
         held.add(row.account)
+        held.update(row.also)  # the other account a request id's copies name
         if not row.account:
             unowned.append(row)
 

@@ -305,10 +305,10 @@ class UsageReader:
             else:
                 self.diagnosed = True
                 found, bad = duck.run_rows(con, self.rules, kind, self.period, sources, types, self._scratch, table)
-                for src, line, reason, code, raw, who in bad:
+                for src, line, reason, code, raw, who, also in bad:
                     index = chosen[src][0]
                     bad_rows.append((index, line, Rejected(sources[src].name, int(line), reason, raw or "", code,
-                                                           who or "")))
+                                                           who or "", also)))
             for k, v in found.items():
                 counts[k] += v
             results.append(table)
