@@ -14,6 +14,7 @@ from datetime import date
 from decimal import Decimal
 
 from .exact import EXACT
+from .formatting import money_text
 from .model import Party
 
 INVOICE = "invoice"
@@ -42,10 +43,11 @@ class LineChange:
     def difference(self) -> Decimal:
         return EXACT.subtract(self.amount_after, self.amount_before)
 
-    def to_dict(self) -> dict:
+    def to_dict(self, currency: str) -> dict:
         return {"category": self.category, "name": self.name, "calls_before": self.calls_before,
-                "calls_after": self.calls_after, "amount_before": format(self.amount_before, "f"),
-                "amount_after": format(self.amount_after, "f"), "difference": format(self.difference, "f")}
+                "calls_after": self.calls_after, "amount_before": money_text(self.amount_before, currency),
+                "amount_after": money_text(self.amount_after, currency),
+                "difference": money_text(self.difference, currency)}
 
 
 @dataclass(frozen=True)
@@ -134,14 +136,16 @@ class DocumentView:
         return TITLES[self.kind]
 
     def to_dict(self) -> dict:
-        money = (lambda v: None if v is None else format(v, "f"))
+        def money(v: Decimal | None) -> str | None:
+            return None if v is None else money_text(v, self.currency)
+
         return {"number": self.number, "kind": self.kind, "account": self.account, "service": self.service,
                 "period": self.period, "service_period": [self.period_start.isoformat(), self.period_end.isoformat()],
                 "time_zone": self.time_zone, "issue_date": self.issue_date.isoformat(),
                 "due_date": self.due_date.isoformat() if self.due_date else None, "refers_to": self.refers_to,
                 "cause": self.cause, "reason": self.reason, "currency": self.currency, "amount": money(self.amount),
                 "total_before": money(self.total_before), "total_after": money(self.total_after),
-                "lines": [line.to_dict() for line in self.lines], "rules_name": self.rules_name,
+                "lines": [line.to_dict(self.currency) for line in self.lines], "rules_name": self.rules_name,
                 "rules_fingerprint": self.rules_fingerprint,
                 "seller": self.seller.to_dict() if self.seller else None,
                 "buyer": self.buyer.to_dict() if self.buyer else None, "paper": self.paper}

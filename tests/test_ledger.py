@@ -365,7 +365,7 @@ def test_status_answers_active_suspended_or_not_activated_with_the_reason(cli, t
     assert cli.json("status", "ada", "--service", "toy") | {"since": None} == {
         "account": "ada", "service": "toy", "state": "not-activated", "allowed": False,
         "reason": "account ada has not activated service toy", "since": None, "currency": "EUR",
-        "balance": "0", "frozen": "0", "available": "0"}
+        "balance": "0.00", "frozen": "0.00", "available": "0.00"}  # EUR: two minor-unit digits (docs/json.md)
     cli("account", "activate", "ada", "--service", "toy", "--terms", "v1", "--at", at)
     text = cli("status", "ada", "--service", "toy")[1]
     # In the time zone of the toy rule set's policy (Europe/Berlin), to the second, as its invoices print.
