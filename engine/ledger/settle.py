@@ -74,6 +74,8 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     from .. import settlement as S
     from ..invoice import invoice_meta
     from ..rating import rate, tariff
+    from ..tax import TaxError
+    from .accounts import buyers as buyers_of
 
     t = tariff(rules, period)
     policy, book = t.policy, t.book
@@ -118,13 +120,20 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
                        S.Terms.of(policy, freeze, basis), packs,
                        lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued))
 
+    # Whom tax rules tax by: the buyer details as they are when the period is settled.
+    buyers = buyers_of(store) if t.tax is not None else {}
+
     def settle_account(account: str) -> Settled:
         items = by_account[account].items if account in by_account else ()
         suspended = _suspended_at(store, account, service, end)
         # An account already settled is re-rated with its packs as they were before its bill, to
         # compare like with like.
         packs = pack_balances(store, account, service, when_, zone, before_bill=account in recorded)
-        bill = rate(rules, items, period, account=account, packs=packs, suspended=suspended)
+        buyer = buyers.get(account)
+        try:
+            bill = rate(rules, items, period, account=account, packs=packs, suspended=suspended, buyer=buyer)
+        except TaxError as exc:  # this account cannot be taxed as its details stand: the others are settled
+            return Settled(account, "failed", "", book.currency, None, problem=str(exc))
         number = invoice_meta(bill, policy).fingerprint
         if account in recorded:
             # A recorded bill is never altered: usage that now rates differently is billed (or
@@ -147,7 +156,8 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
                 f"yet for {account}: a pack's units go to the earlier period first; settle {earliest} first"))
 
         def again(fresh, account=account, items=items, suspended=suspended) -> _Priced:
-            return priced(rate(rules, items, period, account=account, packs=fresh, suspended=suspended), fresh)
+            return priced(rate(rules, items, period, account=account, packs=fresh, suspended=suspended,
+                               buyer=buyer), fresh)
 
         first = priced(bill, packs)
         step("rated")
@@ -155,7 +165,8 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         if settled is None:  # a concurrent run settled it after we looked: what it recorded stands
             before = pack_balances(store, account, service, when_, zone, before_bill=True)
             settled = correct(store, policy, bill if before == packs else rate(
-                rules, items, period, account=account, packs=before, suspended=suspended), service, when_, at,
+                rules, items, period, account=account, packs=before, suspended=suspended, buyer=buyer), service,
+                when_, at,
                 seller)
         step("committed")
         return settled

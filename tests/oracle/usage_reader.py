@@ -27,7 +27,7 @@ run must list every one of them.
 
 Row numbers are physical line numbers, the CSV header being line 1, so that ``FILE:LINE`` opens
 the row in an editor. A CSV record spanning lines (a quoted line break) is numbered by its first
-line. Blank lines are skipped and are not rows.
+line. Blank lines (and lines of only spaces and tabs) are skipped and are not rows.
 """
 
 from __future__ import annotations
@@ -329,8 +329,8 @@ class UsageReader:
                 row = _Bad("malformed-csv", f"malformed CSV: {exc}")
             raw = "".join(lines.taken).rstrip("\r\n")
             if isinstance(row, list):
-                if not row:
-                    continue  # a blank line
+                if not row or not raw.strip():
+                    continue  # a blank line, or one of only spaces and tabs (issue 11 item 18)
                 if len(row) != width:
                     row = _Bad("column-count", f"expected {width} columns ({', '.join(header)}), got {len(row)}")
                 else:
