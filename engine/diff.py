@@ -26,9 +26,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Iterable
 
-from .exact import EXACT
+from .exact import EXACT, decimal_text
 from .bill import Bill, money, quantity
-from .exact import decimal_text
 from .errors import NoRulesInForce, RatecardError, UnknownApi
 from .model import RuleSet
 from .rating import rate

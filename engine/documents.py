@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from .exact import EXACT
+from .exact import EXACT, decimal_text
 from .formatting import money_text
 from .model import Party
 
@@ -60,10 +60,10 @@ class TaxShare:
     tax: Decimal
     prices: str = "exclusive"
 
-    def to_dict(self) -> dict:
-        return {"prices": self.prices, "lines": [{"label": label, "rate": format(rate, "f"), "tax": format(tax, "f")}
-                                                 for label, rate, tax in self.lines],
-                "net": format(self.net, "f"), "tax": format(self.tax, "f")}
+    def to_dict(self, currency: str) -> dict:
+        return {"prices": self.prices, "lines": [{"label": label, "rate": decimal_text(rate),
+                                                  "tax": money_text(tax, currency)} for label, rate, tax in self.lines],
+                "net": money_text(self.net, currency), "tax": money_text(self.tax, currency)}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> TaxShare | None:
@@ -231,7 +231,7 @@ class DocumentView:
                 "rules_fingerprint": self.rules_fingerprint,
                 "seller": self.seller.to_dict() if self.seller else None,
                 "buyer": self.buyer.to_dict() if self.buyer else None, "paper": self.paper,
-                **({"tax": self.tax.to_dict()} if self.tax is not None else {}),
+                **({"tax": self.tax.to_dict(self.currency)} if self.tax is not None else {}),
                 **({"locale": self.locale} if self.locale != "en" else {})}
 
     @classmethod
