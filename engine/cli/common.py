@@ -115,6 +115,13 @@ def jobs_arg(text: str) -> int:
     return int(text)
 
 
+def batch_arg(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,6}", text) or not 1 <= int(text) <= 100_000:
+        raise argparse.ArgumentTypeError(f"expected a number of accounts per transaction from 1 to 100,000, "
+                                         f"got {text!r}")
+    return int(text)
+
+
 def usage_args(pairs, t=None) -> list:
     """`API=CALLS` or `API:OUTCOME=CALLS` words → usage items. CALLS is a count as `ratecard.counts`
     writes it (2000000, 2,000,000, 1.5M), or a decimal quantity (`StoreObject=150.5`, for a category

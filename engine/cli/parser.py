@@ -16,7 +16,7 @@ from .account import (
     cmd_topup,
 )
 from .bill import cmd_bill, cmd_ratecard
-from .common import amount_arg, count_arg, jobs_arg, moment_arg, pct_arg, period_arg, zone_arg
+from .common import amount_arg, batch_arg, count_arg, jobs_arg, moment_arg, pct_arg, period_arg, zone_arg
 from .diff import cmd_diff
 from .documents import FORMATS as DOCUMENT_FORMATS
 from .documents import cmd_credit_note, cmd_invoice_show, cmd_void
@@ -26,6 +26,7 @@ from .settle import cmd_collect, cmd_settle, cmd_status
 from .usage import add_usage_command, add_usage_options
 from .statement import cmd_ledger_check, cmd_ledger_migrate, cmd_statement
 from .init import cmd_init
+from ..ledger.settle import BATCH as SETTLE_BATCH
 from .validate import cmd_lint, cmd_validate
 
 
@@ -201,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     _rules_option(p, "; its folder name is the service settled")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here and settle every account that has "
                    "none (default: list them and settle nothing)")
+    p.add_argument("--batch", type=batch_arg, default=SETTLE_BATCH, metavar="N",
+                   help=f"accounts settled in one transaction (default: {SETTLE_BATCH}); a crash leaves each "
+                   "batch recorded whole or not at all, and a re-run settles what is missing")
     add_usage_options(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_settle)

@@ -109,8 +109,9 @@ class Ledger:
     # -- settlement --------------------------------------------------------------------------------
 
     @_as(_settle.settle)
-    def settle(self, rules, usage: Iterable, period: str, at: datetime, *, hold: Iterable[str] = ()) -> SettleReport:
-        return _settle.settle(self._store, rules, usage, period, at, hold=hold)
+    def settle(self, rules, usage: Iterable, period: str, at: datetime, *, hold: Iterable[str] = (),
+               batch: int = _settle.BATCH) -> SettleReport:
+        return _settle.settle(self._store, rules, usage, period, at, hold=hold, batch=batch)
 
     @_as(_settle.collect)
     def collect(self, at: datetime) -> list[Collected]:
