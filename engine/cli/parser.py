@@ -26,6 +26,7 @@ from .settle import cmd_collect, cmd_settle, cmd_status
 from .usage import add_usage_command, add_usage_options
 from .statement import cmd_ledger_check, cmd_ledger_migrate, cmd_statement
 from .init import cmd_init
+from ..ledger.prerender import PARALLEL_FROM as PRERENDER_FROM
 from ..ledger.settle import BATCH as SETTLE_BATCH
 from .validate import cmd_lint, cmd_validate
 
@@ -205,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=batch_arg, default=SETTLE_BATCH, metavar="N",
                    help=f"accounts settled in one transaction (default: {SETTLE_BATCH}); a crash leaves each "
                    "batch recorded whole or not at all, and a re-run settles what is missing")
+    p.add_argument("--jobs", type=jobs_arg, metavar="N", help="worker processes rendering the invoices, 1 to 64 "
+                   f"(default: all cores from {PRERENDER_FROM:,} accounts on, else 1); the documents recorded are "
+                   "the same whatever N")
     add_usage_options(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_settle)

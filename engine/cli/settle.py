@@ -90,7 +90,8 @@ def cmd_settle(args) -> int:
                                f"{len(unowned):,} bad usage row(s) whose account cannot be read "
                                f"(first: {unowned[0]}); nothing was settled, since any account could be the "
                                "one they belong to. Fix them and settle again")
-        report = ledger.settle(rules, reader.accounts(), args.period, at, hold=held, batch=args.batch)
+        report = ledger.settle(rules, reader.accounts(), args.period, at, hold=held, batch=args.batch,
+                               jobs=args.jobs)
     if args.format == "json":
         held_out = {"rejects": {"file": args.rejects, "rows": rejects.count,
                                 "accounts_held": sorted(held - {""})}} if rejects is not None else {}
