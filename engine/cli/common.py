@@ -304,12 +304,18 @@ def rules_of_service(args, service: str):
 def ledger_currency_check(rules, account_ids, db=None) -> None:
     """Refuse to bill accounts that the ledger holds in another currency than the rules bill in (a
     China-site account billed with the USD book). Checked when a ledger is named (--db,
-    $RATECARD_DB or ratecard.toml) or ./ratecard.db exists; an account not in it is not checked."""
+    $RATECARD_DB or ratecard.toml) or ./ratecard.db exists; an account not in it is not checked.
+    `account_ids` may be a function giving them: then they are gathered only when there is a ledger
+    to check them in (a million account ids held as a set take tens of MiB)."""
     from ..discovery import configured_db
     from ..ledger import DEFAULT_DB, Ledger
 
     path = Path(db or configured_db()[0] or DEFAULT_DB)
-    if not account_ids or not path.is_file():
+    if not path.is_file():
+        return
+    if callable(account_ids):
+        account_ids = account_ids()
+    if not account_ids:
         return
     currencies = frozenset(book.currency for book in rules.pricing)
     with Ledger(path, readonly=True) as ledger:
