@@ -59,6 +59,7 @@ _new_api_usage = builder(ApiUsage)
 _new_tier_charge = builder(TierCharge)
 _new_line = builder(BillLine)
 _new_bill = builder(Bill)
+_new_object = object.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ class Tariff:
                  "billable_pos", "free_pos", "keyed_billable_pos", "keyed_free_pos", "billed_outcomes",
                  "unknown_billable", "unknown_api", "no_usage", "free_while_suspended", "quantum", "quantize",
                  "per_line", "rounding", "versions", "rules_name", "fingerprint", "price_lines", "adjust",
-                 "account_terms", "basis_pos", "decimal_pos")
+                 "account_terms", "basis_pos", "decimal_pos", "free_outcomes")
 
     def __init__(self, rules: RuleSet, book, mapping, policy, account_terms=None):
         self.book, self.mapping, self.policy = book, mapping, policy
@@ -139,6 +140,9 @@ class Tariff:
         outcomes[SUCCESS] = mapping.success_billable
         outcomes[None] = outcomes[""] = self.unknown_billable
         self.billed_outcomes = frozenset(o for o, billed in outcomes.items() if billed)
+        # Outcomes seen to be free, as written (a dict kept as an insertion-ordered set, bounded):
+        # a memo of `_billed_after_normalizing`, the same for every account.
+        self.free_outcomes: dict[str, None] = {}
         self.unknown_api = mapping.unknown_api
         r = policy.rounding
         self.quantum = r.quantum
@@ -185,6 +189,19 @@ def tariff(rules: RuleSet, period: str) -> Tariff:
     return found
 
 
+_FREE_OUTCOMES_KEPT = 1024  # distinct free outcomes a tariff remembers; past it, each is normalised again
+
+
+def _billed_after_normalizing(t: Tariff, outcome) -> bool:
+    """Whether an outcome not written as the rules write it is billed (`normalize_outcome`). Free
+    outcomes are remembered, so that the error codes a log repeats on every row cost one set lookup."""
+    if normalize_outcome(outcome) in t.billed_outcomes:
+        return True
+    if len(t.free_outcomes) < _FREE_OUTCOMES_KEPT:
+        t.free_outcomes[outcome] = None  # a text outcome: normalize_outcome raised for anything else
+    return False
+
+
 def _bad_calls(api, calls):
     return RatingError(f"calls of {api} must be a whole number of at least 0, got {calls!r}")
 
@@ -209,11 +226,11 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
 
     if type(usage) is dict or (type(usage) is not list and isinstance(usage, Mapping)):
         # Outcomes unknown; keys are distinct APIs. The snapshot keeps the bill independent of
-        # later changes to the caller's mapping.
-        snapshot = tuple(usage.items())
+        # later changes to the caller's mapping (a dict's copy costs a fraction of a tuple of items).
+        snapshot = usage.copy() if type(usage) is dict else dict(usage)
         keyed = True
         billable_pos, free_pos = t.keyed_billable_pos.get, t.keyed_free_pos.get
-        for api, calls in snapshot:
+        for api, calls in snapshot.items():
             if type(calls) is not int or calls < 0:
                 calls = _quantity(t, api, calls)
             pos = billable_pos(api)
@@ -231,7 +248,7 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
     else:
         snapshot = usage if type(usage) is tuple else tuple(usage)
         keyed = False
-        billed_outcomes = t.billed_outcomes
+        billed_outcomes, free_outcomes = t.billed_outcomes, t.free_outcomes
         billable_pos, free_pos = t.billable_pos.get, t.free_pos.get
         for item in snapshot:
             if type(item) is UsageItem:
@@ -248,7 +265,8 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
                         unknown = {}
                     unknown[api] = unknown.get(api, 0) + calls
                     continue
-            elif outcome in billed_outcomes or (outcome is not None and normalize_outcome(outcome) in billed_outcomes):
+            elif outcome in billed_outcomes or (outcome is not None and outcome not in free_outcomes
+                                                and _billed_after_normalizing(t, outcome)):
                 was = billed[pos]
                 billed[pos] = was + calls if was > 0 else calls
                 continue
@@ -281,7 +299,12 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
         raise RatingError(f"the bill's amounts are too large to compute exactly ({type(exc).__name__}); "
                           "check the usage counts") from None
 
-    lines = Lines(_build_lines, (t, snapshot, keyed, rated)) if rated else ()
+    if rated:
+        # Lines(_build_lines, args), without the cost of a Python __init__ call on every bill.
+        lines = _new_object(Lines)
+        lines._build, lines._args, lines._lines = _build_lines, (t, snapshot, keyed, rated), None
+    else:
+        lines = ()
     return _new_bill(account, period, t.book.currency, t.book.unit, lines, subtotal, total,
                      t.rounding, t.rules_name, t.fingerprint, t.versions, unrated, warnings, adjustments)
 
@@ -301,12 +324,12 @@ def _quantity(t: Tariff, api, calls):
     return calls
 
 
-def _basis(t: Tariff, snapshot: tuple, keyed: bool) -> list:
+def _basis(t: Tariff, snapshot, keyed: bool) -> list:
     """What percentage-priced categories are priced on: per category position, the (calls,
     transaction amount) of each billable usage item; amounts must come with the usage."""
     out: list = [()] * len(t.categories)
     billable_pos = t.billable_pos.get
-    for item in snapshot:
+    for item in (snapshot.items() if keyed else snapshot):
         if keyed:
             api, calls, outcome, amount = item[0], item[1], None, None
         elif type(item) is UsageItem:
@@ -377,14 +400,15 @@ def _compile_pricing(t: Tariff):
     return env["price_lines"]
 
 
-def _build_lines(t: Tariff, snapshot: tuple, keyed: bool, rated: list) -> tuple[BillLine, ...]:
-    """The bill's line records, from the rated figures and the usage they were rated from."""
+def _build_lines(t: Tariff, snapshot, keyed: bool, rated: list) -> tuple[BillLine, ...]:
+    """The bill's line records, from the rated figures and the usage they were rated from
+    (`snapshot`: a dict API → calls when `keyed`, else a tuple of usage items)."""
     index = t.index.get  # API → (slot, billable API); slots run in bill order: category, then API name
     calls_of: dict[int, int] = {}
     billed_of: dict[int, int] = {}
     if keyed:
         unknown_billable = t.unknown_billable
-        for api, calls in snapshot:
+        for api, calls in snapshot.items():
             entry = index(api)
             if entry is not None:
                 calls_of[entry[0]] = calls
@@ -463,7 +487,7 @@ def _pack_queues(packs, start: date) -> dict[str, list[PackBalance]]:
 
 
 def _prepaid(cat: _Category, billable: int, grant_free: bool, pack_queues) -> tuple[int, int, tuple[PackUse, ...]]:
-    """SPEC §4: billable units go to the free quota first, then to packs (soonest-expiring first),
+    """Billable units go to the free quota first, then to packs (soonest-expiring first),
     and what is left is pay-as-you-go; that remainder alone decides the tier.
     Returns (pay-as-you-go units, free quota used, packs used)."""
     payg = billable

@@ -377,7 +377,9 @@ def apply_top_up(position: Position, amount: Decimal, reference: str | None = No
 # counted per month, so the calls of a month made before the purchase, or after the expiry, cannot be
 # told from the others: a pack serves every period it overlaps, wholly. So a pack bought on the 10th
 # covers its whole first month, and one expiring on the 10th still covers its last month; its units
-# left are lost when that last month is settled.
+# left are lost once every period it serves is settled (not before: a month settled late still finds
+# them). A period's bill takes pack units only once the earlier periods the pack serves are settled,
+# so the order periods are settled in never changes the money.
 
 
 def pack_expiry(bought_at: datetime, months: int, time_zone: str) -> datetime:

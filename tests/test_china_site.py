@@ -393,3 +393,37 @@ def test_cn_validate_lint_quote_bill_settle_and_packs_from_the_command_line(caps
     assert [(p["used"], p["left"], p["state"]) for p in json.loads(out)["packs"]] == [(1_000_000, 0, "used-up")]
     code, out, _ = _run(capsys, "statement", "peony", "--period", PERIOD, "--rules", CN, "--db", db)
     assert code == 0 and "Charges for 2020-09" in out and "4,668.00" in out
+
+
+def test_cn_a_pack_is_not_written_off_by_a_later_period_settled_first(cn, tmp_path, capsys):
+    # issue 11 item 2: a 100k pack bought in 2020-09; settling 2021-10 before 2021-09 marked its units
+    # lost, and September then paid 25.00 CNY although `quote --pack` says 0.00.
+    from ratecard.cli import main
+
+    calls = {"2021-09": 60_000, "2021-10": 60_000}  # 10,000 free, 50,000 from the pack or × 0.0005
+
+    def run(order: list[str], db) -> dict:
+        with Ledger(db, create=True) as ledger:
+            cn_account(ledger, "lily", "1000")
+            ledger.buy_pack(cn, "lily", "face-detection", "100k", bj(2020, 9, 20, 10))  # until 2021-09-20
+            for n, period in enumerate(order):
+                at = after("2021-10").replace(hour=10 + n // 60, minute=n % 60)
+                report = ledger.settle(cn, cn_usage_of("lily", period, DetectFace=calls.get(period, 0)), period, at)
+                assert report.complete, report.failed
+            assert ledger.verify() == []
+            return {"bills": {p: ledger.invoice("lily", SERVICE, p)[1] for p in order},
+                    "balance": ledger.account("lily").balance,
+                    "units": sorted(ledger._read("SELECT pack, kind, units FROM pack_units"))}
+
+    earlier = months("2020-09", "2021-08")
+    in_order = run(earlier + ["2021-09", "2021-10"], tmp_path / "in-order.db")
+    out_of_order = run(earlier + ["2021-10", "2021-09"], tmp_path / "out-of-order.db")
+    assert in_order == out_of_order
+    capsys.readouterr()
+    assert main(["quote", "DetectFace=60000", "--pack", "face-detection=100000", "--rules", str(CN),
+                 "--period", "2021-09", "--format", "json"]) == 0
+    quoted = json.loads(capsys.readouterr().out)["total"]
+    assert D(out_of_order["bills"]["2021-09"]["total"]) == D(quoted) == D("0.00")
+    assert D(out_of_order["bills"]["2021-10"]["total"]) == D("25.00")
+    # 50,000 units used by September, the other 50,000 lost with the pack once September was billed.
+    assert out_of_order["units"] == [("PK-000001", "pack-expired", 50_000), ("PK-000001", "pack-use", 50_000)]

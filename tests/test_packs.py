@@ -23,6 +23,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import ratecard
 import ratecard.ledger as ledger_module
@@ -275,14 +277,31 @@ def test_a_pack_serves_its_last_month_then_what_is_left_is_lost(tmp_path, rules,
     assert "Resource packs" not in may
 
 
-def test_a_pack_whose_last_month_was_never_settled_is_lost_by_the_next_settlement(tmp_path, rules):
+def test_an_expired_pack_keeps_its_units_for_the_periods_it_serves_that_are_not_settled_yet(tmp_path, rules):
+    # issue 11 item 2: May's settlement wrote the pack off although January to April, which it
+    # serves, were not settled yet; April, settled late, then paid for calls the pack covers.
     with Ledger(tmp_path / "l.db", create=True) as ledger:
         open_account(ledger)
         ledger.buy_pack(rules, "ada", "widgets", "100", berlin(2024, 1, 31, 12))  # expires 30 April
-        # Only May is settled: 60 widgets, 5 free, 55 × 0.10 = 5.50; the expired pack serves none of them.
+        # May first: 60 widgets, 5 free, 55 × 0.10 = 5.50; the expired pack serves none of them, and
+        # nothing is lost yet.
         report = ledger.settle(rules, usage("2024-05", ada=60), "2024-05", berlin(2024, 6, 6))
         assert report.accounts[0].total == D("5.50")
-        assert pack_units(ledger) == [("PK-000001", "pack-expired", "2024-05", 100)]
+        assert pack_units(ledger) == []
+        # April, late: its pack units go to the earlier periods first, so it waits for them.
+        late = ledger.settle(rules, usage("2024-04", ada=30), "2024-04", berlin(2024, 6, 7))
+        [refused] = late.failed
+        assert not late.complete and "resource pack PK-000001, which also serves 2024-01, 2024-02, 2024-03" in \
+            refused.problem and "settle 2024-01 first" in refused.problem
+        assert ledger.invoice("ada", "toy", "2024-04") is None
+        for period in ("2024-01", "2024-02", "2024-03"):
+            ledger.settle(rules, (), period, berlin(2024, 6, 8))
+            assert pack_units(ledger) == []  # April still to come
+        # Now April: 30 widgets, 5 free, 25 from the pack (0.00), and the last 75 are lost with it.
+        report = ledger.settle(rules, usage("2024-04", ada=30), "2024-04", berlin(2024, 6, 9))
+        assert report.complete and report.accounts[0].total == D("0.00")
+        assert pack_units(ledger) == [("PK-000001", "pack-use", "2024-04", 25),
+                                      ("PK-000001", "pack-expired", "2024-04", 75)]
         assert ledger.verify() == []
 
 
@@ -488,3 +507,46 @@ def test_pack_list_without_packs_and_for_an_unknown_account(cli, small):
     assert cli.json("pack", "list", "ada", "--at", b(2024, 2, 1))["packs"] == []
     code, _, err = cli("pack", "list", "ghost", ok=False)
     assert code == 1 and "unknown account 'ghost'" in err
+
+
+# -- issue 11 item 2: the order periods are settled in changes no money ---------------------------------
+
+PERIODS = ("2024-01", "2024-02", "2024-03", "2024-04", "2024-05")
+
+
+def _settle_in(order, calls, rules, db: Path) -> tuple[dict, D]:
+    """Settle PERIODS trying them in `order`, then again those refused, until all are recorded: each
+    period's bill as recorded and ada's balance at the end."""
+    from datetime import timedelta
+
+    with Ledger(db, create=True) as ledger:
+        open_account(ledger, money="1000")
+        ledger.buy_pack(rules, "ada", "widgets", "100", berlin(2024, 1, 31, 12))  # serves January to April
+        ledger.buy_pack(rules, "ada", "widgets", "1000", berlin(2024, 2, 10, 12))  # one month: February, March
+        clock, left = berlin(2024, 6, 6), list(order)
+        for _ in PERIODS:
+            for period in list(left):
+                clock += timedelta(hours=1)
+                report = ledger.settle(rules, usage(period, ada=calls[period]), period, clock)
+                if report.complete:
+                    left.remove(period)
+        assert left == [] and ledger.verify() == []
+        return {p: ledger.invoice("ada", "toy", p)[1] for p in PERIODS}, ledger.account("ada").balance
+
+
+def test_a_later_period_settled_first_leaves_an_earlier_one_its_pack_units(tmp_path, rules):
+    calls = {"2024-01": 0, "2024-02": 0, "2024-03": 0, "2024-04": 80, "2024-05": 80}
+    in_order = _settle_in(PERIODS, calls, rules, tmp_path / "a.db")
+    reversed_ = _settle_in(PERIODS[::-1], calls, rules, tmp_path / "b.db")
+    assert in_order == reversed_
+    # April: 80 widgets, 5 free, 75 from the January pack: 0.00, whichever was settled first.
+    assert D(reversed_[0]["2024-04"]["total"]) == D("0.00")
+    assert D(reversed_[0]["2024-05"]["total"]) == D("7.50")  # 75 × 0.10: the pack served April only
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(PERIODS),
+       calls=st.fixed_dictionaries({p: st.integers(0, 1300) for p in PERIODS}))
+def test_any_settlement_order_records_the_money_of_settling_in_order(tmp_path_factory, rules, order, calls):
+    root = tmp_path_factory.mktemp("order")
+    assert _settle_in(order, calls, rules, root / "any.db") == _settle_in(PERIODS, calls, rules, root / "in.db")

@@ -674,3 +674,28 @@ def test_an_error_code_is_case_sensitive_and_blank_is_unknown():
     assert rate(rules, [("SearchFaces", 1000, "  ")], "2020-09").total == D("0.80")
     with pytest.raises(RatingError, match="bad outcome 7"):
         rate(rules, [("SearchFaces", 1000, 7)], "2020-09")
+
+
+def test_a_bill_keeps_the_usage_it_was_rated_from_when_the_callers_mapping_changes(shipped_rules):
+    # The per-API breakdown is built on first read, from the bill's own copy of the usage.
+    usage = {"SearchFaces": 3_000_001, "DetectFace": 10}
+    bill = rate(shipped_rules, usage, "2020-09")
+    usage["SearchFaces"] = 1
+    usage["CompareFace"] = 99
+    del usage["DetectFace"]
+    assert [a.api for line in bill.lines for a in line.apis] == ["DetectFace", "SearchFaces"]
+    assert sum(a.calls for line in bill.lines for a in line.apis) == 3_000_011
+    assert bill == rate(shipped_rules, {"SearchFaces": 3_000_001, "DetectFace": 10}, "2020-09")
+
+
+def test_free_outcomes_a_log_repeats_are_remembered_within_a_bound_and_never_change_a_verdict(shipped_rules):
+    from ratecard.rating import _FREE_OUTCOMES_KEPT, tariff
+
+    codes = [f"Code{i}" for i in range(_FREE_OUTCOMES_KEPT + 500)]
+    usage = [UsageItem("SearchFaces", 1, code) for code in codes] + [UsageItem("SearchFaces", 2, " SUCCESS ")]
+    first = rate(shipped_rules, usage, "2020-09")
+    remembered = tariff(shipped_rules, "2020-09").free_outcomes
+    assert len(remembered) == _FREE_OUTCOMES_KEPT  # bounded, whatever the log holds
+    assert " SUCCESS " not in remembered  # a billed spelling is never remembered as free
+    again = rate(shipped_rules, usage, "2020-09")
+    assert first == again and [line.calls for line in again.lines] == [2]

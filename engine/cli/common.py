@@ -357,3 +357,10 @@ def applied_text(applied, currency) -> str:
     elif applied.suspended:
         text += f"; suspended: {', '.join(applied.suspended)}"
     return text
+
+
+def choices_help(what: str, choices, default: str | None = None, notes: dict[str, str] | None = None) -> str:
+    """'WHAT: a, b or c (NOTE); default: a' -- every value named, so --help lists the formats."""
+    shown = [f"{c} ({notes[c]})" if notes and c in notes else str(c) for c in choices]
+    text = f"{what}: {', '.join(shown[:-1])} or {shown[-1]}" if len(shown) > 1 else f"{what}: {shown[0]}"
+    return text + (f"; default: {default}" if default else "")

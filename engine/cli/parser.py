@@ -16,7 +16,7 @@ from .account import (
     cmd_topup,
 )
 from .bill import cmd_bill, cmd_ratecard
-from .common import amount_arg, batch_arg, count_arg, jobs_arg, moment_arg, pct_arg, period_arg, zone_arg
+from .common import amount_arg, batch_arg, choices_help, count_arg, jobs_arg, moment_arg, pct_arg, period_arg, zone_arg
 from .diff import cmd_diff
 from .documents import FORMATS as DOCUMENT_FORMATS
 from .documents import cmd_credit_note, cmd_invoice_show, cmd_void
@@ -28,12 +28,19 @@ from .statement import cmd_ledger_check, cmd_ledger_migrate, cmd_statement
 from .init import cmd_init
 from ..ledger.prerender import PARALLEL_FROM as PRERENDER_FROM
 from ..ledger.settle import BATCH as SETTLE_BATCH
+from .completion import SHELLS, cmd_completion
 from .validate import cmd_lint, cmd_validate
 
 
+ACCOUNT_HELP = "the account id, as usage files name it"
 RULES_HELP = ("the rule set: a folder, or a rule set's name (under ./rules, else shipped with ratecard); "
               "default: $RATECARD_RULES, else `rules` in ./ratecard.toml, else the only rule set under ./rules, "
               "else the shipped default")
+
+
+def _format_option(p, choices=("text", "json"), default: str = "text", notes: dict[str, str] | None = None) -> None:
+    p.add_argument("--format", choices=choices, default=default,
+                   help=choices_help("output format", choices, default, notes))
 
 
 def _rules_option(p, extra: str = "") -> None:
@@ -49,7 +56,7 @@ def _check_options(p) -> None:
     p.add_argument("--staged", action="store_true", help="check the rule files as staged in the git index (what "
                    "the next commit holds: deletions included, untracked files left out); used by the pre-commit "
                    "hooks")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    _format_option(p)
 
 
 def buyer_args(p) -> None:
@@ -86,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pack", action="append", default=[], metavar="CATEGORY=UNITS",
                    help="what-if resource pack units available (repeatable)")
     p.add_argument("--suspended", action="store_true", help="price as for an account suspended for arrears")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    _format_option(p)
     p.add_argument("--explain", action="store_true", help="say why each tier applied and what the next bound would change")
     p.set_defaults(func=cmd_quote)
 
@@ -97,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", type=period_arg, metavar="YYYY-MM", help="bill only this period; rows of others are counted "
                    "as out of period")
     _rules_option(p)
-    p.add_argument("--format", choices=("text", "markdown", "html", "json", "jsonl"), default="text")
+    _format_option(p, ("text", "markdown", "html", "json", "jsonl"),
+                   notes={"jsonl": "one bill a line", "html": "one document, a page per invoice"})
     p.add_argument("--out", metavar="DIR", help="write one file per invoice here (jsonl: one bills.jsonl)")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here with their reasons and bill the rest "
                    "(default: list them and bill nothing)")
@@ -113,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ratecard", help="render the public rate card from the rules")
     _rules_option(p)
     p.add_argument("--period", type=period_arg, metavar="YYYY-MM", help="the rules in force in this period (default: the latest)")
-    p.add_argument("--format", choices=("markdown", "html"), default="markdown")
+    _format_option(p, ("markdown", "html"), "markdown")
     p.set_defaults(func=cmd_ratecard)
 
     p = sub.add_parser("diff", help="what a rules change does to the bills of some usage, per category and account")
@@ -129,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list the bills whose total rises by more than N percent")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here and compare the rest "
                    "(default: list them and compare nothing)")
-    p.add_argument("--format", choices=("text", "json", "html"), default="text",
-                   help="html: the analyst's page, revenue per category, the accounts that change most, tier "
-                        "crossings and each category's cost curve with its cliffs, as one self-contained file")
+    _format_option(p, ("text", "json", "html"),
+                   notes={"html": "the analyst's page: revenue per category, the accounts that change most, tier "
+                          "crossings and each category's cost curve with its cliffs, as one self-contained file"})
     add_usage_options(p)
     p.set_defaults(func=cmd_diff)
 
@@ -178,21 +186,21 @@ def build_parser() -> argparse.ArgumentParser:
     buyer_args(a)
     a.set_defaults(func=cmd_account_create)
     a = actions.add_parser("update", parents=[db], help="set the buyer details invoices print from now on")
-    a.add_argument("account", metavar="ACCOUNT")
+    a.add_argument("account", metavar="ACCOUNT", help=ACCOUNT_HELP)
     buyer_args(a)
     a.set_defaults(func=cmd_account_update)
     a = actions.add_parser("activate", parents=[db, at], help="activate a service: accept its terms of service")
-    a.add_argument("account", metavar="ACCOUNT")
+    a.add_argument("account", metavar="ACCOUNT", help=ACCOUNT_HELP)
     _rules_option(a, "; its folder name is the service activated, which must be a known rule set")
     a.add_argument("--service", metavar="NAME", help="the service by name: the older spelling of --rules NAME")
     a.add_argument("--terms", required=True, metavar="VERSION", help="the version of the terms of service accepted")
     a.set_defaults(func=cmd_account_activate)
     a = actions.add_parser("show", parents=[db], help="an account's balance, deposits, services and bills")
-    a.add_argument("account", metavar="ACCOUNT")
-    a.add_argument("--format", choices=("text", "json"), default="text")
+    a.add_argument("account", metavar="ACCOUNT", help=ACCOUNT_HELP)
+    _format_option(a)
     a.set_defaults(func=cmd_account_show)
     a = actions.add_parser("list", parents=[db], help="every account with its balance and services")
-    a.add_argument("--format", choices=("text", "json"), default="text")
+    _format_option(a)
     a.set_defaults(func=cmd_account_list)
 
     p = sub.add_parser("settle", parents=[db, at], help="settle a period: record each account's bill, debit it, "
@@ -210,12 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default: all cores from {PRERENDER_FROM:,} accounts on, else 1); the documents recorded are "
                    "the same whatever N")
     add_usage_options(p)
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    _format_option(p)
     p.set_defaults(func=cmd_settle)
 
     p = sub.add_parser("credit-note", parents=[db, at], help="issue a credit note to an invoice (a refund or "
                        "goodwill credit): credited to the balance at once")
-    p.add_argument("account", metavar="ACCOUNT")
+    p.add_argument("account", metavar="ACCOUNT", help=ACCOUNT_HELP)
     p.add_argument("invoice", metavar="INVOICE", help="the number of the invoice credited")
     p.add_argument("--amount", required=True, help="a positive amount in the invoice's currency, e.g. 25.00")
     p.add_argument("--reason", required=True, help="why, as the credit note prints it")
@@ -233,11 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     actions = p.add_subparsers(dest="invoice_command", metavar="ACTION")
     actions.required = True
     a = actions.add_parser("show", parents=[db], help="a stored document in any format (text: exactly as issued)")
-    a.add_argument("account", metavar="ACCOUNT")
+    a.add_argument("account", metavar="ACCOUNT", help=ACCOUNT_HELP)
     a.add_argument("ref", metavar="PERIOD|NUMBER", help="a period (YYYY-MM: its invoice) or a document's number")
-    a.add_argument("--format", choices=DOCUMENT_FORMATS, default="text")
-    a.add_argument("--paper", choices=("A4", "Letter"), help="the PDF's page size (default: the rule set's seller "
-                   "file says, else A4)")
+    _format_option(a, DOCUMENT_FORMATS, notes={"text": "exactly as issued"})
+    a.add_argument("--paper", choices=("A4", "Letter"), help=choices_help("the PDF's page size", ("A4", "Letter"),
+                   "as the rule set's seller file says, else A4"))
     a.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output (a PDF needs it "
                    "unless standard output is redirected)")
     a.set_defaults(func=cmd_invoice_show)
@@ -248,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("topup", parents=[db, at], help="credit an account; resumes its service when the "
                        "policy's resume condition then holds")
-    p.add_argument("account", metavar="ACCOUNT")
+    p.add_argument("account", metavar="ACCOUNT", help=ACCOUNT_HELP)
     p.add_argument("amount", type=amount_arg, metavar="AMOUNT", help="a positive amount in the account's currency, e.g. 100.00")
     p.add_argument("--reference", metavar="REF", help="the payment's id: recording it twice credits once")
     p.set_defaults(func=cmd_topup)
@@ -258,37 +266,37 @@ def build_parser() -> argparse.ArgumentParser:
     actions.required = True
     a = actions.add_parser("buy", parents=[db, at], help="buy a pack on sale in the price book in force; its "
                            "price is taken from the balance at once")
-    a.add_argument("account", metavar="ACCOUNT")
+    a.add_argument("account", metavar="ACCOUNT", help=ACCOUNT_HELP)
     a.add_argument("category", metavar="CATEGORY", help="the category the pack serves, e.g. as `ratecard ratecard` "
                    "lists it")
     a.add_argument("size", type=count_arg, metavar="SIZE", help="units in the pack: one of the sizes on sale, "
                    "e.g. 1000000, 1,000,000 or 1M (see `ratecard quote --help` for how counts are written)")
     _rules_option(a, "; its folder name is the service the pack serves")
     a.add_argument("--reference", metavar="REF", help="the purchase's id: recording it twice buys once")
-    a.add_argument("--format", choices=("text", "json"), default="text")
+    _format_option(a)
     a.set_defaults(func=cmd_pack_buy)
     a = actions.add_parser("list", parents=[db, at], help="an account's packs: units used, lost and left, and "
                            "when each expires (expired ones marked)")
-    a.add_argument("account", metavar="ACCOUNT")
+    a.add_argument("account", metavar="ACCOUNT", help=ACCOUNT_HELP)
     a.add_argument("--rules", metavar="RULES", help="only the packs of this rule set's service (a folder or a name)")
     a.add_argument("--service", metavar="NAME", help="only the packs of this service (the older spelling of --rules)")
-    a.add_argument("--format", choices=("text", "json"), default="text")
+    _format_option(a)
     a.set_defaults(func=cmd_pack_list)
 
     p = sub.add_parser("status", parents=[db], help="may this account use the service now? active, "
                        "suspended or not activated, with the reason")
-    p.add_argument("account", metavar="ACCOUNT")
+    p.add_argument("account", metavar="ACCOUNT", help=ACCOUNT_HELP)
     _rules_option(p, "; its folder name is the service asked about")
     p.add_argument("--service", metavar="NAME", help="the service by name: the older spelling of --rules NAME")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    _format_option(p)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("statement", parents=[db], help="an account's ledger entries, rendered by a template")
-    p.add_argument("account", metavar="ACCOUNT")
+    p.add_argument("account", metavar="ACCOUNT", help=ACCOUNT_HELP)
     p.add_argument("--period", type=period_arg, metavar="YYYY-MM", help="only the entries dated in this month (default: all)")
     _rules_option(p, "; months are in its time zone")
     p.add_argument("--time-zone", type=zone_arg, metavar="ZONE", help="months in this IANA time zone instead")
-    p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    _format_option(p, ("text", "markdown", "json"))
     p.set_defaults(func=cmd_statement)
 
     p = sub.add_parser("init", help="scaffold an analysts' rules repository: a rule set to start from, the "
@@ -303,6 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schemas", action="store_true", help="only bring the schema copy in DIR/schemas up to date "
                    "with this ratecard's")
     p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("completion", help="print a shell completion script: commands, options, formats and rule "
+                       "set names (see the README for how to install it)")
+    p.add_argument("shell", nargs="?", choices=SHELLS, help=choices_help("the shell", SHELLS))
+    p.add_argument("--rule-sets", action="store_true", help="list the rule set names --rules accepts here instead "
+                   "(what the scripts complete --rules with)")
+    p.set_defaults(func=cmd_completion)
 
     p = sub.add_parser("ledger", help="check or migrate the ledger file")
     actions = p.add_subparsers(dest="ledger_command", metavar="ACTION")

@@ -99,8 +99,10 @@ def cmd_serve(args) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"ratecard serve: listening on {args.host}, beyond this machine; put TLS in front of it",
               file=sys.stderr)
+    from ..http.transport import NoDelayHTTP
+
     config = dict(host=args.host, port=args.port, log_level="warning", access_log=False, server_header=False,
-                  date_header=False, lifespan="off")
+                  date_header=False, lifespan="off", http=NoDelayHTTP)
     if args.workers > 1:
         os.environ[OPTIONS_ENV] = json.dumps(options)
         uvicorn.run("ratecard.cli.serve:app_from_env", factory=True, workers=args.workers, **config)

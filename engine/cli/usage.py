@@ -7,8 +7,10 @@ import argparse
 import re
 
 from ..errors import RatecardError
-from .common import check_rejects_path, rules_of, stdin_bytes
+from .common import check_rejects_path, choices_help, rules_of, stdin_bytes
 
+INPUT_FORMATS = ("csv", "jsonl", "parquet")
+KINDS = ("aggregated", "calls")
 _SIZE = re.compile(r"[0-9]{1,6}(\.[0-9]{1,3})?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 
@@ -27,12 +29,14 @@ def threads_arg(text: str) -> int:
 def add_usage_options(p: argparse.ArgumentParser, *, formats: bool = True) -> None:
     """The options every command reading usage files shares."""
     if formats:
-        p.add_argument("--input-format", choices=("csv", "jsonl", "parquet"),
-                       help="usage file format (default: detected from the content)")
-        p.add_argument("--kind", choices=("aggregated", "calls"), help="usage kind (default: detected)")
+        p.add_argument("--input-format", choices=INPUT_FORMATS,
+                       help=choices_help("usage file format", INPUT_FORMATS, "detected from the name and content"))
+        p.add_argument("--kind", choices=KINDS, help=choices_help("usage kind", KINDS, "detected from the columns",
+                       {"aggregated": "account, period, api, calls per row", "calls": "one record per call"}))
     g = p.add_argument_group("usage engine")
     g.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
-                   help="what reads and aggregates the usage (default: duckdb, embedded; spark needs ratecard[spark])")
+                   help=choices_help("what reads and aggregates the usage", ("duckdb", "spark"), "duckdb",
+                                     {"duckdb": "embedded", "spark": "needs ratecard[spark]"}))
     g.add_argument("--master", metavar="URL", help="the Spark master URL (default: local[*]); with --engine spark")
     g.add_argument("--memory-limit", type=size_arg, metavar="SIZE",
                    help="memory the engine may use before it spills to disk, e.g. 4GiB (default: 2GiB)")
@@ -112,7 +116,8 @@ def add_usage_command(sub) -> None:
     p = sub.add_parser("usage", help="aggregate call records to aggregated usage, or print the query that does it")
     p.add_argument("--sql", action="store_true", help="print the aggregation query compiled from the rules, with "
                    "its input table as the parameter {input}")
-    p.add_argument("--dialect", choices=("duckdb", "spark"), default="duckdb", help="SQL dialect of --sql")
+    p.add_argument("--dialect", choices=("duckdb", "spark"), default="duckdb",
+                   help=choices_help("the SQL dialect of --sql", ("duckdb", "spark"), "duckdb"))
     p.add_argument("--columns", type=lambda t: set(t.split(",")), default={"error_code"}, metavar="NAMES",
                    help="with --sql: the optional columns the input has, outcome and/or error_code "
                         "(default: error_code)")

@@ -132,12 +132,17 @@ def take_packs(db, bill, service, when_, position, when) -> Applied:
                                       bill.unit))
             rows.append((use.pack_id, S.PACK_USE, use.units_used))
             taken[use.pack_id] = taken.get(use.pack_id, 0) + use.units_used
-    for pack, category, unit, expires, zone, left in db.execute(
-            "SELECT p.id, p.category, p.unit, p.expires_at, p.time_zone, p.units - coalesce((SELECT sum(u.units) "
-            "FROM pack_units AS u WHERE u.pack = p.id), 0) FROM packs AS p WHERE p.account = ? AND p.service = ? "
-            "AND p.expires_at <= ? AND NOT EXISTS (SELECT 1 FROM pack_units AS u WHERE u.pack = p.id AND "
-            "u.kind = 'pack-expired') ORDER BY p.expires_at, p.id",
+    settled = _settled_periods(db, account, service)  # this bill's row is already in
+    for pack, category, unit, bought, expires, zone, left in db.execute(
+            "SELECT p.id, p.category, p.unit, p.bought_at, p.expires_at, p.time_zone, p.units - coalesce(("
+            "SELECT sum(u.units) FROM pack_units AS u WHERE u.pack = p.id), 0) FROM packs AS p WHERE p.account = ? "
+            "AND p.service = ? AND p.expires_at <= ? AND NOT EXISTS (SELECT 1 FROM pack_units AS u WHERE "
+            "u.pack = p.id AND u.kind = 'pack-expired') ORDER BY p.expires_at, p.id",
             (account, service, stamp(when_.end))).fetchall():
+        # Units are lost only once every period the pack serves is billed: an earlier period settled
+        # late must still find them (settling in any order gives the money of settling in order).
+        if not set(served_periods(moment(bought), moment(expires), zone)) <= settled:
+            continue
         left -= taken.get(pack, 0)
         if left > 0:
             expired = moment(expires).astimezone(ZoneInfo(zone)).isoformat(timespec="seconds")
@@ -148,6 +153,42 @@ def take_packs(db, bill, service, when_, position, when) -> Applied:
         db.execute("INSERT INTO pack_units (pack, kind, period, units, entry) VALUES (?, ?, ?, ?, ?)",
                    (pack, kind, period, units, entry.seq))
     return applied
+
+
+def served_periods(bought_at: datetime, expires_at: datetime, zone: str) -> list[str]:
+    """The periods a pack serves, in order: from the one it is bought in to the one it expires in."""
+    from .. import settlement as S
+    from ..periods import next_month, parse_period, period_of
+
+    month, last = parse_period(period_of(bought_at, zone)), parse_period(S.last_period_served(expires_at, zone))
+    out = []
+    while month <= last:
+        out.append(f"{month.year:04d}-{month.month:02d}")
+        month = next_month(month)
+    return out
+
+
+def _settled_periods(db, account: str, service: str) -> set[str]:
+    return {r[0] for r in db.execute("SELECT period FROM bills WHERE account = ? AND service = ?",
+                                     (account, service))}
+
+
+def earlier_unsettled(store, bill, service: str) -> list[tuple[str, str]]:
+    """(pack, period) for each pack `bill` takes units from that also serves an earlier period of
+    the account with no bill yet. Those units belong to the earlier period first: taking them now
+    would make the money depend on the order the periods are settled in."""
+    used = sorted({use.pack_id for line in bill.lines for use in line.packs_used})
+    if not used:
+        return []
+    settled = {r[0] for r in store.read("SELECT period FROM bills WHERE account = ? AND service = ?",
+                                        (bill.account, service))}
+    found = []
+    for pack, bought, expires, zone in store.read(
+            f"SELECT id, bought_at, expires_at, time_zone FROM packs WHERE id IN ({', '.join('?' * len(used))}) "
+            "ORDER BY expires_at, id", tuple(used)):
+        found += [(pack, q) for q in served_periods(moment(bought), moment(expires), zone)
+                  if q < bill.period and q not in settled]
+    return found
 
 
 def verify_packs(store) -> list[str]:

@@ -16,7 +16,7 @@ from ..formatting import format_money
 from . import postings as P
 from .corrections import correct
 from .accounts import _party
-from .packs import pack_balances, take_packs
+from .packs import earlier_unsettled, pack_balances, take_packs
 from .prerender import Prerenderer
 from .records import Applied, Collected, Settled, SettleReport, Unbilled
 from .values import LedgerError, SettleInterrupted, as_decimal, as_text, moment, stamp, step
@@ -146,14 +146,26 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         # compare like with like.
         packs = pack_balances(store, account, service, when_, zone, before_bill=account in recorded)
         bill = rate(rules, items, period, account=account, packs=packs, suspended=suspended)
+        number = invoice_meta(bill, policy).fingerprint
         if account in recorded:
             # A recorded bill is never altered: usage that now rates differently is billed (or
             # credited) by a supplementary invoice (or credit note) for the difference.
             return lambda: correct(store, policy, bill, service, when_, at, seller)
         if currencies[account] != bill.currency:
-            failed = Settled(account, "failed", invoice_meta(bill, policy).fingerprint, bill.currency, bill.total,
+            failed = Settled(account, "failed", number, bill.currency, bill.total,
                              problem=f"the account is in {currencies[account]} but {rules.name} bills in "
                              f"{bill.currency}")
+            return lambda: failed
+        waiting = earlier_unsettled(store, bill, service)
+        if waiting:
+            # Settling now would take pack units an earlier period is owed, and a recorded bill is never
+            # altered: the earlier period would pay for them instead, so the money would depend on the order.
+            earliest = sorted({q for _, q in waiting})[0]
+            packs_ = ", ".join(sorted({p for p, _ in waiting}))
+            periods = ", ".join(sorted({q for _, q in waiting}))
+            failed = Settled(account, "failed", number, bill.currency, bill.total, problem=(
+                f"its bill would take units of resource pack {packs_}, which also serves {periods}, not settled "
+                f"yet for {account}: a pack's units go to the earlier period first; settle {earliest} first"))
             return lambda: failed
 
         def again(fresh) -> _Priced:
