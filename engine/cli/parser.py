@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: list them and bill nothing)")
     add_usage_options(p)
     p.add_argument("--jobs", type=jobs_arg, metavar="N", help="worker processes, 1 to 64 (default: all cores for "
-                   "large runs)")
+                   "large runs rendered through a template: text, markdown, html; else 1, which is faster for json "
+                   "and jsonl)")
     p.add_argument("--quiet", action="store_true", help="no progress on standard error")
     p.add_argument("--db", metavar="PATH", help="refuse accounts this ledger holds in another currency than the "
                    "rules bill in (default: $RATECARD_DB, else `db` in ./ratecard.toml, else ./ratecard.db if it "
