@@ -86,7 +86,7 @@ def correction(before: dict, after: dict) -> Correction | None:
     changes = []
     for category in list(old) + [c for c in new if c not in old]:
         a, b = old.get(category), new.get(category)
-        change = LineChange(category, (b or a)["name"], a["calls"] if a else 0, b["calls"] if b else 0,
+        change = LineChange(category, (b or old[category])["name"], a["calls"] if a else 0, b["calls"] if b else 0,
                             Decimal(a["charge"]) if a else ZERO, Decimal(b["charge"]) if b else ZERO)
         if change.calls_before != change.calls_after or change.difference:
             changes.append(change)

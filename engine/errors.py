@@ -82,6 +82,13 @@ class UsageInvalid(ProblemsError):
         return [f"{p.location}: {p.message}" for p in self.problems] + [str(self)]
 
 
+class AccountsInvalid(ProblemsError):
+    """Rows of an accounts file that cannot be imported (each problem names the file and row)."""
+
+    def lines(self) -> list[str]:
+        return [f"{p.location}: {p.message}" for p in self.problems] + [str(self)]
+
+
 class RatingError(RatecardError):
     """Usage that the rules cannot price, e.g. an unknown API when the rules say that is an error."""
 

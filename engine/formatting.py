@@ -47,7 +47,7 @@ def format_price(value: Decimal) -> str:
     return format(value.normalize(context=_WIDE), "f") if value else "0"
 
 
-def format_count(value: int) -> str:
+def format_count(value: int | Decimal) -> str:
     return f"{value:,}"
 
 

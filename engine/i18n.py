@@ -16,6 +16,7 @@ paths that render a document.
 from __future__ import annotations
 
 import unicodedata
+import datetime
 from datetime import date
 from decimal import Decimal, localcontext
 from functools import lru_cache
@@ -147,7 +148,7 @@ class DocumentFormat:
         # Translators: the CLDR date pattern of dates on invoices and rate cards.
         return format_date(value, pattern or self._("yyyy-MM-dd"), locale=self.locale)
 
-    def month(self, value: date) -> str:
+    def month(self, value: datetime.date) -> str:  # not `date`: the method above shadows it here
         """A billing period's month (`2020-09`; `2020年9月` in Chinese)."""
         from babel.dates import format_date
 

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from .diff import RulesDiff
 from .errors import NoRulesInForce
 from .model import RuleSet
+
+if TYPE_CHECKING:
+    from .rating import Tariff
 
 TOP_ACCOUNTS = 10
 
@@ -65,7 +69,7 @@ def impact_report(diff: RulesDiff, base: RuleSet, rules: RuleSet, *, period: str
 
     if period is None:
         period = diff.periods[-1] if diff.periods else _latest_period(rules)
-    sides = []
+    sides: list[Tariff | None] = []  # None: no rules in force for the period on that side
     for rs in (base, rules):
         try:
             sides.append(tariff(rs, period))
@@ -104,7 +108,7 @@ def _pricing_usage(t, category: str):
     return (apis[0], None) if None in outcomes else None
 
 
-def _cost(rs: RuleSet, period: str, how, calls: int):
+def _cost(rs: RuleSet, period: str, how, calls: int) -> tuple[Decimal, int]:
     """(cost, tier) of `calls` calls of one account-month: the line's charge as the bill has it."""
     from .rating import UsageItem, rate
 
@@ -142,17 +146,17 @@ def _curve(rule_sets, tariffs, category: str, name: str, period: str) -> Curve |
     # A quarter past the last bound shows the top tier's slope; without bounds, twice the free quota.
     x_max = int(nice_ceiling(Decimal(top) * Decimal("1.25") if top else Decimal(2 * max(breaks) or 1000)))
     breaks = {b for b in breaks if b <= x_max} | {x_max}
-    points = []
+    points: list[tuple[int, Decimal | None, Decimal | None]] = []
     costs: list[dict[int, tuple[Decimal, int]]] = [{}, {}]
     for x in sorted(breaks):
-        row = [x]
+        row: list[Decimal | None] = []  # the base's cost, the new rules' cost
         for side, (rs, how, cat) in enumerate(zip(rule_sets, hows, compiled)):
             if cat is None:
                 row.append(None)
                 continue
-            cost = costs[side][x] = _cost(rs, period, how, x)
-            row.append(cost[0])
-        points.append(tuple(row))
+            priced = costs[side][x] = _cost(rs, period, how, x)
+            row.append(priced[0])
+        points.append((x, row[0], row[1]))
     cliffs = []
     for side, (cat, label) in enumerate(zip(compiled, ("base", "rules"))):
         if cat is None or not cat.volume:
@@ -179,9 +183,11 @@ def _curve(rule_sets, tariffs, category: str, name: str, period: str) -> Curve |
         else:
             merged.append(c)
     cliffs = sorted(merged, key=lambda c: (c.calls, c.side))
-    quotas = tuple((c.free_quota or 0) if c is not None else 0 for c in compiled)
+    base_quota, new_quota = ((c.free_quota or 0) if c is not None else 0 for c in compiled)
     how = hows[1] or hows[0]
-    return Curve(category, name, how[0], how[1], period, x_max, tuple(points), tuple(cliffs), quotas)
+    assert how is not None  # a side without one has no category here, and some side has one
+    return Curve(category, name, how[0], how[1], period, x_max, tuple(points), tuple(cliffs),
+                 (base_quota, new_quota))
 
 
 _SIDE = {"base": "base rules", "rules": "new rules", "both": "both rule sets"}
@@ -211,7 +217,8 @@ def render_impact(report: ImpactReport, env=None) -> str:
     for curve in report.curves:
         series = []
         for side, (label, color, dashed) in enumerate(((base_label, PALETTE[0], False), (new_label, PALETTE[1], True))):
-            pts = [(p[0], p[1 + side]) for p in curve.points if p[1 + side] is not None]
+            pts = [(x, y) for x, base_cost, new_cost in curve.points
+                   if (y := new_cost if side else base_cost) is not None]
             if pts:
                 series.append(Series(label, color, pts, dashed))
         markers = [Marker(c.calls, c.cost, f"{_SIDE[c.side]}: {format_count(c.calls)} "

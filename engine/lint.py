@@ -140,9 +140,9 @@ def _findings(rule_set: RuleSet) -> list[Problem]:
         book = rule_set.pricing[-1]
         for account, terms in version.accounts.items():
             for cid in sorted(set(terms.minimum_spend) | set(terms.maximum_spend)):
-                category = book.categories.get(cid)
-                low = terms.minimum_spend.get(cid, category.minimum_spend if category else None)
-                high = terms.maximum_spend.get(cid, category.maximum_spend if category else None)
+                listed = book.categories.get(cid)
+                low = terms.minimum_spend.get(cid, listed.minimum_spend if listed else None)
+                high = terms.maximum_spend.get(cid, listed.maximum_spend if listed else None)
                 _spend_limits(out, version.source, ("accounts", account, "maximum_spend" if cid in
                               terms.maximum_spend else "minimum_spend", cid), f"{account}: {cid}", low, high,
                               book.currency)
@@ -212,7 +212,7 @@ def _range(tiers, i: int, unit: str) -> str:
 
 
 def volume_cliff(bound: int, price: Decimal, next_price: Decimal, next_bound: int | None,
-                 flat=0, next_flat=0):
+                 flat: Decimal | int = 0, next_flat: Decimal | int = 0) -> tuple[Decimal, Decimal, int | None] | None:
     """In volume mode, the cliff at `bound` or None: (cost of `bound` units, cost of one more, the
     last count that costs less than `bound` units, None when every larger count does). `flat` and
     `next_flat` are the two tiers' flat amounts.

@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from .exact import ROUNDING
+
+if TYPE_CHECKING:
+    from .yamlsource import SourceMap
 
 _ROUNDING_CONTEXT = ROUNDING
 
@@ -278,7 +281,7 @@ class RuleSet:
     _compiled: dict = field(default_factory=dict, compare=False, repr=False)
     # file (as shown in problems) → its yamlsource.SourceMap, so that checks run after loading
     # (`ratecard.lint`) can point at the key or value they are about.
-    sources: Mapping[str, object] = field(default_factory=dict, compare=False, repr=False)
+    sources: Mapping[str, SourceMap] = field(default_factory=dict, compare=False, repr=False)
     # file → the canonical text of its meaning (see `ratecard.rules.canonical`), so that the
     # versions that priced a period have a fingerprint of their own (`fingerprint_of`).
     payloads: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)

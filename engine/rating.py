@@ -12,13 +12,13 @@ import decimal
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from .formatting import counted
 from .exact import EXACT, ROUNDING
 from .bill import ApiUsage, Bill, BillLine, FrozenDict, Lines, PackUse, TierCharge, UnratedUsage, builder
 from .errors import RatingError, UnknownApi
-from .model import ROUNDING_MODES, RuleSet
+from .model import ROUNDING_MODES, AccountTerms, ApiMapping, PriceBook, RuleSet, SettlementPolicy
 from .periods import parse_period
 from .price import pricer_for
 from .adjust import Adjuster
@@ -154,7 +154,7 @@ class Tariff:
         self.rounding = FrozenDict(quantum=format(r.quantum, "f"), mode=r.mode, apply=r.apply)
         versions = {"pricing": book.effective_from.isoformat(), "api-mapping": mapping.effective_from.isoformat(),
                     "settlement": policy.effective_from.isoformat()}
-        in_force = (book, mapping, policy)
+        in_force: tuple[PriceBook | ApiMapping | SettlementPolicy | AccountTerms, ...] = (book, mapping, policy)
         if account_terms is not None:
             versions["account-terms"] = account_terms.effective_from.isoformat()
             in_force += (account_terms,)
@@ -223,14 +223,15 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
     # Billable calls by category position; -1 for a category with no usage at all (no line).
     billed = t.no_usage.copy()
     unknown: dict[str, int] | None = None
+    snapshot: dict[str, Any] | tuple[Any, ...]  # calls by API, or UsageItems, as the caller gave them
 
     if type(usage) is dict or (type(usage) is not list and isinstance(usage, Mapping)):
         # Outcomes unknown; keys are distinct APIs. The snapshot keeps the bill independent of
         # later changes to the caller's mapping (a dict's copy costs a fraction of a tuple of items).
-        snapshot = usage.copy() if type(usage) is dict else dict(usage)
-        keyed = True
+        by_api: dict[str, Any] = usage.copy() if type(usage) is dict else dict(usage)
+        snapshot, keyed = by_api, True
         billable_pos, free_pos = t.keyed_billable_pos.get, t.keyed_free_pos.get
-        for api, calls in snapshot.items():
+        for api, calls in by_api.items():
             if type(calls) is not int or calls < 0:
                 calls = _quantity(t, api, calls)
             pos = billable_pos(api)
@@ -273,8 +274,8 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
             if billed[pos] < 0:
                 billed[pos] = 0
 
-    warnings = ()
-    unrated = ()
+    warnings: tuple[str, ...] = ()
+    unrated: tuple[UnratedUsage, ...] = ()
     if unknown:
         if t.unknown_api == "error":
             raise UnknownApi(unknown)
@@ -299,6 +300,7 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
         raise RatingError(f"the bill's amounts are too large to compute exactly ({type(exc).__name__}); "
                           "check the usage counts") from None
 
+    lines: Lines | tuple[()]
     if rated:
         # Lines(_build_lines, args), without the cost of a Python __init__ call on every bill.
         lines = _new_object(Lines)

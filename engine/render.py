@@ -12,6 +12,7 @@ import re
 import types
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from markupsafe import Markup
@@ -35,7 +36,7 @@ class TemplateError(RatecardError):
 
 
 def _is_html(name: str | None) -> bool:
-    return bool(name) and (name.endswith(".html") or ".html." in name)
+    return name is not None and (name.endswith(".html") or ".html." in name)
 
 
 # Parentheses stay: without `[`/`]` they make no link, and entry reasons hold many of them.
@@ -65,7 +66,7 @@ def _code(value) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
+class _Sandbox(ImmutableSandboxedEnvironment, limits_module.LimitedEnvironment):
     """Jinja's immutable sandbox, deciding once per type and attribute name, and bounded.
 
     Whether a template may read ``obj.name`` depends only on the type of `obj` and on `name`
@@ -112,6 +113,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         if wrapped is None:
             return None
         text, limits, is_map = value.__self__, self.limits, value.__name__ == "format_map"
+        if not isinstance(text, str):  # Jinja wraps only str.format and str.format_map
+            return wrapped
 
         def checked(*args, **kwargs):
             mapping = args[0] if is_map and args and isinstance(args[0], dict) else kwargs
@@ -147,7 +150,7 @@ def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True
     `price`, `date` and `month` filters). Sandboxed, it refuses a template that reaches Python's
     internals or goes past `limits` (output size, sizes of what it builds, rendering time),
     reporting the template's file and line."""
-    options = dict(
+    options: dict[str, Any] = dict(
         loader=jinja2.FileSystemLoader(str(template_dir or resources.reports_dir())),
         autoescape=_is_html,
         undefined=jinja2.StrictUndefined,
@@ -156,16 +159,17 @@ def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True
         keep_trailing_newline=True,
         extensions=["jinja2.ext.i18n"],
     )
-    env = _Sandbox(limits=limits, **options) if sandboxed else jinja2.Environment(**options)
+    sandbox = _Sandbox(limits=limits, **options) if sandboxed else None
+    env = sandbox if sandbox is not None else jinja2.Environment(**options)
     # A `{% trans %}` block spread over lines is one message with single spaces, as extracted.
     env.policies["ext.i18n.trimmed"] = True
-    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]  # added by the i18n extension
     fmt = DocumentFormat(locale)
     filters = dict(money=fmt.money, amount=fmt.amount, count=fmt.count, price=fmt.price, date=fmt.date,
                    month=fmt.month, ljust=ljust, rjust=rjust, width=text_width, md=_md, code=_code, plain=_plain,
                    part=lambda c, mode, unit="": charge_label(c, mode, unit, fmt))
-    if sandboxed:
-        env.finalize = env.finalize_output
+    if sandbox is not None:
+        env.finalize = sandbox.finalize_output
         env.filters.update({name: limits_module.bounded_filter(name, f, limits) for name, f in env.filters.items()})
         # ratecard's number and date filters make a short text of one value whatever they are given,
         # and run a hundred times an invoice: they go unwrapped.

@@ -12,6 +12,7 @@ import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import currencies, rules_models, rules_terms, schemas, yamlsource
@@ -142,7 +143,7 @@ def check_rule_files(files, *, name: str, shown: str) -> tuple[RuleSet | None, l
 def _unsafe_texts(doc: Document) -> list[Problem]:
     """Text in a rule file is printed on invoices and rate cards: no control characters in it."""
     problems = []
-    stack = [((), doc.data)]
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), doc.data)]
     while stack:
         path, value = stack.pop()
         if isinstance(value, dict):
@@ -227,7 +228,7 @@ def canonical(document: Document) -> str:
 _UNREADABLE = (KeyError, TypeError, AttributeError, ValueError, ArithmeticError)
 
 
-def _decimal(number) -> Decimal:
+def _decimal(number: Any) -> Any:
     """Money and rates as Decimal: a whole number written `2` loads as int, never to reach a float."""
     if isinstance(number, bool) or not isinstance(number, (int, Decimal)):
         return number  # not a number: the schema check reports it, and the rule set is refused
@@ -266,26 +267,28 @@ class _Builder:
         out = []
         for i, (start, doc) in enumerate(built):
             label = _KIND_LABEL[doc.data["kind"]]
-            before, other = built[i - 1] if i else (None, None)
-            if i and start == before:
-                self.problem(doc, ("effective_from",),
-                             f"two {label} versions start on {start.isoformat()} "
-                             f"(the other is {other.file}); expected each version to start on its own date",
-                             code="overlapping-versions")
-                continue
-            if i and (start.year, start.month) == (before.year, before.month):
-                # Only one version can price a period: the later one here would be ambiguous.
-                self.problem(doc, ("effective_from",),
-                             f"this {label} version starts on {start.isoformat()}, in the same billing period "
-                             f"({start:%Y-%m}) as the version in {other.file} (from {before.isoformat()}), and "
-                             f"only one version can price a period; expected a start on the 1st of a later "
-                             f"month, e.g. {next_month(start).isoformat()}", code="overlapping-versions")
-                continue
-            if i and start.day != 1:
-                self.problem(doc, ("effective_from",),
-                             f"{start.isoformat()} starts in the middle of a billing period; a later version "
-                             f"must start on the 1st of a month, e.g. {start.replace(day=1).isoformat()}",
-                             code="mid-period-version")
+            if i:
+                before, other = built[i - 1]
+                if start == before:
+                    self.problem(doc, ("effective_from",),
+                                 f"two {label} versions start on {start.isoformat()} "
+                                 f"(the other is {other.file}); expected each version to start on its own date",
+                                 code="overlapping-versions")
+                    continue
+                if (start.year, start.month) == (before.year, before.month):
+                    # Only one version can price a period: the later one here would be ambiguous.
+                    self.problem(doc, ("effective_from",),
+                                 f"this {label} version starts on {start.isoformat()}, in the same billing "
+                                 f"period ({start:%Y-%m}) as the version in {other.file} (from "
+                                 f"{before.isoformat()}), and only one version can price a period; expected a "
+                                 f"start on the 1st of a later month, e.g. {next_month(start).isoformat()}",
+                                 code="overlapping-versions")
+                    continue
+                if start.day != 1:
+                    self.problem(doc, ("effective_from",),
+                                 f"{start.isoformat()} starts in the middle of a billing period; a later version "
+                                 f"must start on the 1st of a month, e.g. {start.replace(day=1).isoformat()}",
+                                 code="mid-period-version")
             try:
                 out.append((build(doc, start), doc))
             except _UNREADABLE:
@@ -369,7 +372,7 @@ class _Builder:
         if (model == "package" and package is None) or (model == "percentage" and percentage is None):
             raise ValueError("the model's terms are missing (reported)")
         packs = tuple(PackOffer(int(p["units"]), _decimal(p["price"])) for p in cat.get("packs", ()))
-        seen = {}
+        seen: dict[int, int] = {}
         for i, pack in enumerate(packs):
             if pack.units in seen:
                 self.problem(doc, ("categories", cid, "packs", i, "units"),

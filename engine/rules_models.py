@@ -54,7 +54,7 @@ def unit_of(cat) -> tuple[str, int]:
 def tiers(b, doc, cid, raw, model: str, precision: int) -> tuple[Tier, ...]:
     """The tiers of any model, with the bound checks every model shares."""
     out = []
-    previous = 0
+    previous: int | Decimal = 0  # a bound is a count, or an amount for a graduated percentage
     last = len(raw) - 1
     money_bounds = model == "percentage"  # a graduated percentage's bounds are transaction amounts
     for i, tier in enumerate(raw):

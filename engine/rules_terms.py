@@ -46,7 +46,7 @@ def _money(value):
 
 
 def discounts(b, doc, path, raw, categories) -> tuple[Discount, ...]:
-    out = []
+    out: list[tuple[int, Discount]] = []  # (item number, discount)
     for i, item in enumerate(raw if isinstance(raw, list) else ()):
         if not isinstance(item, dict):
             continue
@@ -86,10 +86,12 @@ def credits(b, doc, path, raw) -> tuple[Credit, ...]:
 
 
 def commitments(b, doc, path, raw) -> tuple[Commitment, ...]:
-    if not isinstance(raw, dict) or _money(raw.get("amount")) is None:
+    if not isinstance(raw, dict):
         return ()
-    name = raw.get("name") if isinstance(raw.get("name"), str) else "Minimum commitment"
-    return (Commitment(_money(raw["amount"]), name, window(b, doc, path, raw)),)
+    amount, name = _money(raw.get("amount")), raw.get("name")
+    if amount is None:
+        return ()
+    return (Commitment(amount, name if isinstance(name, str) else "Minimum commitment", window(b, doc, path, raw)),)
 
 
 def _spend(raw) -> dict:
@@ -128,8 +130,9 @@ def check_categories(b, pricing, versions):
             for account, data in doc.data.get("accounts", {}).items():
                 if not isinstance(data, dict):
                     continue
-                named = [(("accounts", account, "discounts", j, "category"), d.get("category"))
-                         for j, d in enumerate(data.get("discounts", ()) or ()) if isinstance(d, dict)]
+                named: list[tuple[tuple[str | int, ...], object]] = [
+                    (("accounts", account, "discounts", j, "category"), d.get("category"))
+                    for j, d in enumerate(data.get("discounts", ()) or ()) if isinstance(d, dict)]
                 for key in ("minimum_spend", "maximum_spend"):
                     if isinstance(data.get(key), dict):
                         named += [(("accounts", account, key, cid), cid) for cid in data[key]]

@@ -240,7 +240,5 @@ def _each_key(error):
                                                      instance={key: error.instance[key]}, schema=error.schema,
                                                      schema_path=error.relative_schema_path, parent=error.parent,
                                                      validator_value=error.validator_value)
-        copy._set(validator=error.validator, validator_value=error.validator_value, instance={key: error.instance[key]},
-                  schema=error.schema)
         out.append(copy)
     return out

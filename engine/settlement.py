@@ -313,6 +313,8 @@ class _Builder:
             if self.balance < 0:
                 why = f"in arrears: the balance is {self.money(self.balance)} after {cause}"
             else:
+                # Not in good standing with a balance of zero or more: only a failed deposit hold does that.
+                assert state.pending_freeze is not None
                 why = (f"the deposit of {self.money(state.pending_freeze)} for {state.pending_period} could not "
                        f"be held after {cause}")
             until = ("until a top-up brings the balance to zero or more" if state.resume_when == BALANCE_NOT_NEGATIVE
@@ -365,6 +367,7 @@ def apply_top_up(position: Position, amount: Decimal, reference: str | None = No
     for name in sorted(b.services):
         state = b.services[name]
         if state.pending_freeze is not None:
+            assert state.pending_period is not None  # the two are set together (try_freeze)
             state = b.try_freeze(state, state.pending_freeze, state.pending_period, f" for {state.pending_period}"
                                  f" (retried after the {what})")
         b.services[name] = b.standing(state, f"the {what}")

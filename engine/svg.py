@@ -22,13 +22,13 @@ _ZERO = Decimal(0)
 PALETTE = ("#8a8f98", "#1f6feb", "#d1242f", "#1a7f37")  # base grey, new blue, cliff red, positive green
 
 
-def _px(value: Decimal) -> str:
+def _px(value: Decimal | int) -> str:
     """A coordinate as SVG text: one decimal, no exponent, no negative zero."""
     text = format(Decimal(value).quantize(_TENTH, rounding=ROUND_HALF_EVEN, context=_PIX), "f")
     return "0.0" if text == "-0.0" else text
 
 
-def _scale(lo: Decimal, hi: Decimal, start: Decimal, end: Decimal) -> Callable[[Decimal], Decimal]:
+def _scale(lo: Decimal, hi: Decimal, start: Decimal, end: Decimal) -> Callable[[Decimal | int], Decimal]:
     span = hi - lo
     if span == 0:
         return lambda v: start

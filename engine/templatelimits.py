@@ -395,8 +395,16 @@ def bounded_concat(parts, limits: TemplateLimits) -> str:
             raise
 
 
+class LimitedEnvironment(jinja2.Environment):
+    """An environment that carries its template limits (render._Sandbox is one)."""
+
+    limits: TemplateLimits
+
+
 class BoundedTemplate(jinja2.Template):
     """A template whose every rendering runs under its environment's deadline."""
+
+    environment: LimitedEnvironment  # only a LimitedEnvironment makes BoundedTemplates (its template_class)
 
     def render(self, *args, **kwargs) -> str:
         with deadline(self.environment.limits):

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from .exact import decimal_places
+
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")  # ASCII digits, no sign, no exponent, no separators
 MAX_DIGITS = 30
 
@@ -50,7 +52,7 @@ def check_quantity(t, api: str, calls: Decimal, bad) -> Decimal:
     places = t.decimal_pos.get(t.slot_position[entry[0]]) if entry is not None else None
     if places is None:
         raise bad("bad-calls", f"calls must be a whole number, got {format(calls, 'f')!r}")
-    if -calls.normalize().as_tuple().exponent > places:
+    if decimal_places(calls.normalize()) > places:
         raise bad("bad-calls", f"the quantity of {api} has more decimal places than its unit allows "
                   f"({places}), got {format(calls, 'f')}")
     return calls

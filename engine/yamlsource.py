@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
@@ -109,7 +110,10 @@ def format_path(path: Path) -> str:
 @dataclass
 class Document:
     file: str
-    data: object
+    # What the YAML holds: mappings, lists, str, int, Decimal, bool, None in any shape. The schema
+    # check establishes the shape; the semantic checks also read documents that failed it (guarded,
+    # see rules._UNREADABLE), so no narrower static type is true of it.
+    data: Any
     source: SourceMap
     text: str
 

@@ -48,7 +48,7 @@ def test_a_shell_must_be_named(capsys):
     (["ratecard", "bi"], ["bill"]),
     (["ratecard", "bill", "--format", ""], ["text", "markdown", "html", "json", "jsonl"]),
     (["ratecard", "bill", "--rules", "face-recognition-c"], ["face-recognition-cn"]),
-    (["ratecard", "account", ""], ["create", "update", "activate", "show", "list"]),
+    (["ratecard", "account", ""], ["create", "import", "update", "activate", "show", "list"]),
 ])
 def test_bash_completes(tmp_path, words, expected):
     (tmp_path / "ratecard.bash").write_text(script("bash"))

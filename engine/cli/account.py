@@ -28,6 +28,28 @@ def cmd_account_create(args) -> int:
     return 0
 
 
+def cmd_account_import(args) -> int:
+    import sys
+
+    from ..ledger.imports import decode, read_accounts
+
+    source = "<stdin>" if args.file == "-" else args.file
+    if args.file == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        with open(args.file, "rb") as f:
+            data = f.read()
+    rows = read_accounts(decode(data, source), source)
+    with open_ledger(args, create=True) as ledger:
+        report = ledger.import_accounts(rows, at_arg(args.at), source=source, update=args.update)
+    if args.format == "json":
+        print(json.dumps(report.to_dict() | {"ledger": str(ledger.path)}, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{source}: {counted(len(report.created), 'account')} created, {format_count(len(report.unchanged))} "
+          f"unchanged, {format_count(len(report.updated))} updated in {ledger.path}")
+    return 0
+
+
 def _time_zone(args) -> str | None:
     """The time zone of the activated rule set's policy (times are shown in it), if it can be read."""
     from ..discovery import resolve

@@ -155,7 +155,7 @@ def usage_args(pairs, t=None) -> list:
                 raise CommandLineError(f"bad usage {word!r}: expected API=CALLS with a whole number of calls"
                                        + (f" (or at most {places} decimal places for {api})" if places else "")
                                        + f", e.g. RenderWidget=1000000{why}")
-        items.append(UsageItem(api, Decimal(digits) if decimal else count, outcome or None,
+        items.append(UsageItem(api, Decimal(digits) if count is None else count, outcome or None,
                                Decimal(amount.replace("_", "").replace(",", "")) if at else None))
     return items
 

@@ -35,7 +35,7 @@ def _prepare(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:
         what = _BY_METAVAR.get(action.metavar) if isinstance(action.metavar, str) else None
         if what is not None:
-            action.complete = kinds[what]  # type: ignore[attr-defined]
+            action.complete = kinds[what]  # type: ignore[attr-defined]  # argcomplete reads this attribute
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 _prepare(sub)

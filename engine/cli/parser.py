@@ -8,6 +8,7 @@ from .. import __version__
 from .account import (
     cmd_account_activate,
     cmd_account_create,
+    cmd_account_import,
     cmd_account_list,
     cmd_account_show,
     cmd_account_update,
@@ -177,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     at = argparse.ArgumentParser(add_help=False)
     at.add_argument("--at", type=moment_arg, metavar="DATETIME", help="when it happens: ISO 8601 with a UTC offset (default: now)")
 
-    p = sub.add_parser("account", help="create, activate, show and list accounts in the ledger")
+    p = sub.add_parser("account", help="create, import, update, activate, show and list accounts in the ledger")
     actions = p.add_subparsers(dest="account_command", metavar="ACTION")
     actions.required = True
     a = actions.add_parser("create", parents=[db, at], help="create an account (and the ledger, if new)")
@@ -186,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--currency", required=True, help="ISO 4217 currency of the balance, e.g. EUR")
     buyer_args(a)
     a.set_defaults(func=cmd_account_create)
+    a = actions.add_parser("import", parents=[db, at], help="create many accounts from a CSV file, all or "
+                           "nothing; importing the same file again changes nothing")
+    a.add_argument("file", metavar="FILE", help="CSV with a header: account, currency and optionally name, "
+                   "legal_name, address (lines in one quoted field), country, tax_id; - reads standard input")
+    a.add_argument("--update", action="store_true", help="set the buyer details of accounts already in the "
+                   "ledger from the file (default: a difference is an error)")
+    _format_option(a)
+    a.set_defaults(func=cmd_account_import)
     a = actions.add_parser("update", parents=[db], help="set the buyer details invoices print from now on")
     a.add_argument("account", metavar="ACCOUNT", help=ACCOUNT_HELP)
     buyer_args(a)

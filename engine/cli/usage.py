@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import argparse
 import re
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import RatecardError
 from .common import check_rejects_path, choices_help, rules_of, stdin_bytes
+
+if TYPE_CHECKING:
+    from ..usage.records import Rejected
 
 INPUT_FORMATS = ("csv", "jsonl", "parquet")
 KINDS = ("aggregated", "calls")
@@ -68,13 +72,17 @@ def read_checked(args, rules, *, also=None):
     from ..usage import RejectsWriter
 
     rejects = RejectsWriter(args.rejects) if args.rejects else None
-    def both(row) -> None:
-        also(row)
-        rejects(row)
+    on_reject: Callable[[Rejected], None] | None = rejects
+    if rejects is not None and also is not None:
+        writer, extra = rejects, also
 
+        def both(row: Rejected) -> None:
+            extra(row)
+            writer(row)
+
+        on_reject = both
     try:
-        reader = open_reader(args, rules, on_reject=both if rejects is not None and also is not None else rejects,
-                             period=args.period)
+        reader = open_reader(args, rules, on_reject=on_reject, period=args.period)
     finally:
         if rejects is not None:
             rejects.close()

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING, Callable
 
 from ..formatting import counted
 from .common import check_rules
+
+if TYPE_CHECKING:
+    from ..lint import LintReport
+    from ..model import RuleSet
 
 
 def _targets(args):
@@ -28,7 +33,7 @@ def _check_rule_sets(args, *, with_lint: bool) -> int:
     """validate and lint: every problem of every rule set, as text or JSON."""
     from ..scaffold import schema_drift
 
-    lint_report = None
+    lint_report: Callable[[RuleSet], LintReport] | None = None
     if with_lint:
         from ..lint import lint_report
     targets, problems, source, cleanup = _targets(args)

@@ -11,7 +11,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .auth import READ, Tokens
+from ..errors import RatecardError
+from .auth import ENV, READ, Tokens
 from .common import Endpoint, Server, internal_error, json_body
 from .problems import HttpProblem, problem_response
 from .routes import ledger, rating, rules, status
@@ -32,6 +33,8 @@ class ServeOptions:
 
 
 def build_server(options: ServeOptions) -> Server:
+    if options.tokens is None:
+        raise RatecardError(f"ratecard serve needs at least one bearer token: pass --tokens FILE or set {ENV}")
     store = RulesStore(options.rules, reload_interval=options.reload_interval)
     access = LedgerAccess(Path(options.db) if options.db else None, status_ttl=options.status_ttl,
                           status_cache=options.status_cache)
@@ -74,7 +77,8 @@ def create_app(server: Server):
     endpoints = endpoints + [Endpoint("/openapi.json", "GET", READ, openapi, "This document", {
         "responses": {"200": {"description": "the OpenAPI 3.1 document", "content": {"application/json": {}}}}})]
 
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)  # registered for HTTPException only
         titles = {404: "Not found", 405: "Method not allowed"}
         detail = {404: f"no endpoint {request.url.path}; see /openapi.json",
                   405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
@@ -91,6 +95,4 @@ def create_app(server: Server):
     from .fastpath import StatusFastPath
 
     # The gateway's request skips the framework (same checks, same answers); Starlette has the rest.
-    fast = StatusFastPath(app, server)
-    fast.state = app.state  # `app.state.ratecard` stays reachable on what create_app returns
-    return fast
+    return StatusFastPath(app, server)

@@ -87,9 +87,10 @@ def internal_error_document(method: str, path: str) -> bytes:
 
 
 def unauthorized(had_token: bool, browser: bool = False) -> HttpProblem:
-    challenge: str | list[str] = 'Bearer realm="ratecard"' + (', error="invalid_token"' if had_token else "")
+    bearer = 'Bearer realm="ratecard"' + (', error="invalid_token"' if had_token else "")
+    challenge: str | list[str] = bearer
     if browser:  # a browser asks its user for the token (as the password) and sends it as Basic
-        challenge = [challenge, 'Basic realm="ratecard", charset="UTF-8"']
+        challenge = [bearer, 'Basic realm="ratecard", charset="UTF-8"']
     if not had_token:
         return HttpProblem(401, "unauthorized", "Unauthorized",
                            "this endpoint needs a bearer token: send Authorization: Bearer TOKEN",

@@ -26,6 +26,7 @@ _SECURITY = [(b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-st
 class StatusFastPath:
     def __init__(self, app, server):
         self.app, self.server = app, server
+        self.state = app.state  # `app.state.ratecard` stays reachable on what create_app returns
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "GET":
@@ -59,8 +60,8 @@ class StatusFastPath:
             from ..errors import RatecardError
 
             if isinstance(exc, RatecardError):
-                problem = from_error(exc)
-                status, body, headers = problem.status, problem.body(path), _PROBLEM
+                refused = from_error(exc)
+                status, body, headers = refused.status, refused.body(path), _PROBLEM
             else:
                 status, body, headers = 500, internal_error_document(scope["method"], path), _PROBLEM
         await send({"type": "http.response.start", "status": status,

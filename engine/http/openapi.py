@@ -53,7 +53,7 @@ def document(endpoints: list[Endpoint]) -> dict:
         op = {"summary": e.summary, "operationId": e.handler.__name__ + ("" if e.method == "GET" else "_" + e.method.lower()),
               **e.operation}
         responses = dict(op.get("responses", {}))
-        codes = ("400", "413", "415", "422", "500") if e.method == "POST" else ("400", "422", "500")
+        codes: tuple[str, ...] = ("400", "413", "415", "422", "500") if e.method == "POST" else ("400", "422", "500")
         if e.scope is not None:
             op["security"] = [{"bearer": [e.scope]}] + ([{"browser": []}] if e.page else [])
             op["x-ratecard-scope"] = e.scope

@@ -117,7 +117,8 @@ class RulesStore:
         if not self.folders:
             raise RatecardError("ratecard serve needs at least one rule set folder (--rules DIR)")
         self.interval, self.clock = reload_interval, clock
-        sets, problems = {}, []
+        sets: dict[str, Loaded] = {}
+        problems: list[Problem] = []
         for folder in self.folders:
             loaded = load_folder(folder)
             if isinstance(loaded, list):
@@ -174,7 +175,7 @@ class RulesStore:
 
 
 def _file_signature(path: Path) -> tuple:
-    out = []
+    out: list[tuple[int, int, int] | None] = []  # (mtime, size, inode), None for a missing file
     for p in (path, path.with_name(path.name + "-wal")):
         try:
             st = os.stat(p)

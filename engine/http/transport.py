@@ -15,7 +15,7 @@ import socket
 try:  # the protocol uvicorn's "auto" would choose
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Protocol
 except ImportError:  # pragma: no cover - httptools is optional for uvicorn
-    from uvicorn.protocols.http.h11_impl import H11Protocol as _Protocol  # type: ignore[assignment]
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _Protocol  # type: ignore[assignment]  # the other protocol class, same interface
 
 
 def no_delay(transport) -> None:
@@ -30,6 +30,6 @@ def no_delay(transport) -> None:
 class NoDelayHTTP(_Protocol):
     """uvicorn's HTTP/1.1 protocol, with TCP_NODELAY set on the connection before the first byte."""
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport) -> None:
         no_delay(transport)
         super().connection_made(transport)

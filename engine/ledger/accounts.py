@@ -143,9 +143,9 @@ def update_account(store, account: str, **fields) -> None:
             db.execute(f"UPDATE accounts SET {key} = ? WHERE id = ?", (value, account))
 
 
-def create_account(store, account: str, name: str, currency: str, at: datetime, **buyer) -> Applied:
-    from .. import settlement as S
-
+def checked_account(account: str, name: str, currency: str, buyer: dict) -> tuple[str, str, str, dict]:
+    """The checks every new account passes (`create_account`, `import_accounts`): its id, name,
+    currency and buyer details as stored, or a LedgerError saying what is wrong."""
     if not ACCOUNT_ID.match(account or "") or unsafe_character(account):
         raise LedgerError(f"bad account id {account!r}: expected 1 to 200 characters without spaces or "
                           "control characters")
@@ -156,18 +156,28 @@ def create_account(store, account: str, name: str, currency: str, at: datetime, 
                           "text; nothing was changed")
     if not is_currency(currency):
         raise LedgerError(f"unknown currency {currency!r}: expected an ISO 4217 code such as EUR or USD")
-    name = name or account
-    when = stamp(at)
+    return account, name or account, currency, _buyer_values(buyer)
+
+
+def create_account(store, account: str, name: str, currency: str, at: datetime, **buyer) -> Applied:
+    account, name, currency, values = checked_account(account, name, currency, buyer)
     with store.write() as db:
         if db.execute("SELECT 1 FROM accounts WHERE id = ?", (account,)).fetchone():
             raise LedgerError(f"account {account!r} already exists; nothing was changed")
-        db.execute("INSERT INTO accounts (id, name, currency, created_at, balance, frozen, last_at) "
-                   "VALUES (?, ?, ?, ?, '0', '0', ?)", (account, name, currency, when, when))
-        for key, value in _buyer_values(buyer).items():
-            db.execute(f"UPDATE accounts SET {key} = ? WHERE id = ?", (value, account))
-        position = P.position(db, account)
-        return P.record(db, account, position, when, [S.Change(
-            S.ACCOUNT_OPENED, f"account {account} opened for {name}, in {currency}")], position)
+        return insert_account(db, account, name, currency, stamp(at), values)
+
+
+def insert_account(db, account: str, name: str, currency: str, when: str, buyer: dict) -> Applied:
+    """Write a checked new account and its opening entry, inside the caller's transaction."""
+    from .. import settlement as S
+
+    db.execute("INSERT INTO accounts (id, name, currency, created_at, balance, frozen, last_at) "
+               "VALUES (?, ?, ?, ?, '0', '0', ?)", (account, name, currency, when, when))
+    for key, value in buyer.items():
+        db.execute(f"UPDATE accounts SET {key} = ? WHERE id = ?", (value, account))
+    position = P.position(db, account)
+    return P.record(db, account, position, when, [S.Change(
+        S.ACCOUNT_OPENED, f"account {account} opened for {name}, in {currency}")], position)
 
 
 def activate(store, account: str, service: str, terms_version: str, at: datetime,

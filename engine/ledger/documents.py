@@ -64,7 +64,8 @@ _DOCUMENT_COLUMNS = ("number, kind, account, service, period, refers_to, cause, 
 
 
 def _document(r) -> Document:
-    return Document(*r[:9], Decimal(r[9]), r[10], moment(r[11]), r[12], r[13])
+    return Document(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], Decimal(r[9]), r[10], moment(r[11]),
+                    r[12], r[13])
 
 
 def assign_number(db, numbering, kind: str, issued: date) -> tuple[str, str, int]:

@@ -10,6 +10,7 @@ from typing import Iterable
 from . import accounts as _accounts
 from . import corrections as _corrections
 from . import documents as _documents
+from . import imports as _imports
 from . import packs as _packs
 from . import settle as _settle
 from . import statements as _statements
@@ -76,6 +77,11 @@ class Ledger:
     def create_account(self, account: str, name: str, currency: str, at: datetime, **buyer) -> Applied:
         """Open an account; `buyer` may give its legal_name, address, country and tax_id."""
         return _accounts.create_account(self._store, account, name, currency, at, **buyer)
+
+    @_as(_imports.import_accounts)
+    def import_accounts(self, rows: list[_imports.AccountRow], at: datetime, *, source: str,
+                        update: bool = False) -> _imports.ImportReport:
+        return _imports.import_accounts(self._store, rows, at, source=source, update=update)
 
     @_as(_accounts.update_account)
     def update_account(self, account: str, **buyer) -> None:

@@ -125,7 +125,9 @@ def take_packs(db, bill, service, when_, position, when) -> Applied:
     from .. import settlement as S
 
     account, period = bill.account, bill.period
-    changes, rows, taken = [], [], {}
+    changes: list[S.Change] = []
+    rows: list[tuple[str, str, int]] = []  # (pack, kind, units)
+    taken: dict[str, int] = {}
     for line in bill.lines:
         for use in line.packs_used:
             changes.append(S.pack_use(service, period, use.pack_id, line.category, use.units_used, use.units_left,

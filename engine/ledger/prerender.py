@@ -61,7 +61,7 @@ class Prerenderer:
     def __init__(self, rules, period: str, issued: date, jobs: int | None, accounts: int):
         if jobs is None:
             jobs = (os.cpu_count() or 1) if accounts >= PARALLEL_FROM else 1
-        self._pool = None
+        self._pool: ProcessPoolExecutor | None = None
         self._pending: list[tuple] = []
         self._slots: list[dict] = []
         if jobs > 1:
@@ -101,7 +101,7 @@ class Prerenderer:
 
     def flush(self) -> None:
         """Hand the queued invoices to the workers."""
-        if not self._pending:
+        if not self._pending or self._pool is None:
             return
         future = self._pool.submit(_render_chunk, self._pending)
         for slot in self._slots:

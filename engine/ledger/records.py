@@ -264,7 +264,7 @@ class Settled:
     due_date: date | None = None
 
     def to_dict(self) -> dict:
-        out = {"account": self.account, "outcome": self.outcome, "invoice": self.invoice or None,
+        out: dict[str, object] = {"account": self.account, "outcome": self.outcome, "invoice": self.invoice or None,
                "issue_date": self.issue_date.isoformat() if self.issue_date else None,
                "due_date": self.due_date.isoformat() if self.due_date else None,
                "currency": self.currency or None, "total": None if self.total is None else as_text(self.total),

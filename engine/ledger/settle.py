@@ -23,6 +23,9 @@ from .values import LedgerError, SettleInterrupted, as_decimal, as_text, moment,
 
 if TYPE_CHECKING:
     from .. import settlement as S
+    from ..bill import Bill
+    from ..invoice import InvoiceMeta
+    from ..rating import PackBalance
 
 
 def collect(store, at: datetime) -> list[Collected]:
@@ -119,7 +122,7 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     recorded = {r[0]: r[1] for r in store.read(
         "SELECT account, bill_json FROM bills WHERE service = ? AND period = ?", (service, period))}
     currencies = dict(store.read("SELECT id, currency FROM accounts"))
-    results = []
+    results: list[Settled] = []
     zone = policy.time_zone
 
     def priced(bill, packs, prerendered=_not_rendered) -> _Priced:
@@ -171,7 +174,7 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         def again(fresh) -> _Priced:
             return priced(rate(rules, items, period, account=account, packs=fresh, suspended=suspended), fresh)
 
-        prerendered = _not_rendered
+        prerendered: Callable[[str, object], str | None] = _not_rendered
         if pre.active:
             buyer = _party(store.read("SELECT legal_name, address, country, tax_id FROM accounts WHERE id = ?",
                                       (account,))[0], account)
@@ -333,17 +336,17 @@ class _Priced:
     """One account's bill for a period, priced, with the packs it was priced with. `meta(number,
     issued)` gives its invoice's number and dates once the settlement's transaction has numbered it."""
 
-    bill: object
+    bill: Bill
     bill_json: str
     fingerprint: str
     list_cost: Decimal
     terms: S.Terms
-    packs: tuple
-    meta: Callable[[str, date], object]  # (number, issue date) → its `invoice.InvoiceMeta`
+    packs: tuple[PackBalance, ...]
+    meta: Callable[[str, date], InvoiceMeta]  # (number, issue date) → the invoice's number and dates
     prerendered: Callable[[str, object], str | None]  # (number, buyer) → its text rendered ahead, or None
 
 
-def _not_rendered(number, buyer) -> None:
+def _not_rendered(number: str, buyer: object) -> str | None:
     return None
 
 

@@ -46,8 +46,9 @@ def statement(store, account: str, *, period: str | None = None, time_zone: str 
         bought = {p.id: p for p in pk.packs(store, account, at=bounds[1])}
         for e in entries:
             if e.kind == S.PACK_PURCHASE:
+                assert e.ref is not None  # a purchase's entry names the pack it bought
                 p = bought[e.ref]
-                charges.append(Charge(S.PACK_PURCHASE, e.service, p.id, f"pack {p.id}: {p.category}, "
+                charges.append(Charge(S.PACK_PURCHASE, p.service, p.id, f"pack {p.id}: {p.category}, "
                                       f"{counted(p.units, p.unit)}", -e.amount))
         charges += [Charge("invoice", b.service, b.invoice_number, f"invoice {b.invoice_number} (issued "
                            f"{b.issued_at.astimezone(ZoneInfo(time_zone)).date()}, debit {b.debit_status})",
@@ -73,8 +74,9 @@ def verify(store) -> list[str]:
         entries.setdefault(e.account, []).append(e)
     for acct in acc.accounts(store):
         balance = frozen = Decimal(0)
-        per_service: dict[str, Decimal] = {}
-        state: dict[str, str] = {}
+        # Keyed as the entries name services: None for an entry of the whole account.
+        per_service: dict[str | None, Decimal] = {}
+        state: dict[str | None, str] = {}
         for e in entries.get(acct.id, ()):
             balance, frozen = S.add(balance, e.amount), S.add(frozen, e.frozen_change)
             if e.frozen_change:

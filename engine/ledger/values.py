@@ -14,7 +14,7 @@ from ..counts import CountError, parse_count
 from ..currencies import minor_units
 from ..errors import RatecardError
 from ..displaytext import unsafe_character
-from ..exact import EXACT
+from ..exact import EXACT, decimal_places
 
 DB_ENV = "RATECARD_DB"
 DEFAULT_DB = "ratecard.db"
@@ -126,7 +126,7 @@ def parse_amount(text, currency: str | None = None) -> Decimal:
                           "expected an amount such as 100 or 25.50")
     if currency is not None:
         places = minor_units(currency)
-        if -value.as_tuple().exponent > places and value != round(value, places):
+        if decimal_places(value) > places and value != round(value, places):
             raise LedgerError(f"bad amount {raw!r}: {currency} has {places} decimal place{'' if places == 1 else 's'}")
     return value
 

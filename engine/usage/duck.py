@@ -27,8 +27,9 @@ _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYI
 
 
 def connect(memory_limit: str | None, spill_directory: str, threads: int | None) -> duckdb.DuckDBPyConnection:
-    config = {"memory_limit": memory_limit or DEFAULT_MEMORY, "temp_directory": spill_directory,
-              "preserve_insertion_order": False}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": memory_limit or DEFAULT_MEMORY, "temp_directory": spill_directory,
+        "preserve_insertion_order": False}
     if threads:
         config["threads"] = threads
     try:

@@ -229,6 +229,8 @@ def records(source: Source):
         lines = Lines(binary, source.name)
         first = next((line for line in lines if line.strip()), None)
         if source.format == "jsonl":
+            if first is None:
+                return  # no line at all: refused when the file's kind was read (json_kind)
             yield from _json_line(lines, first)
             for line in lines:
                 lines.taken.clear()  # only CSV records need the raw lines kept
@@ -248,7 +250,7 @@ def _unique_keys(pairs):
     """object_pairs_hook: marks an object naming a key twice. Only the record's own fields matter
     (which account pays?): an object nested in a field ratecard ignores is the exporter's business,
     and the fast pass, which checks the record's keys only, must reach the same verdict."""
-    record = {}
+    record: dict[str, object] = {}
     for key, value in pairs:
         if key in record and not isinstance(record, _Repeated):
             record = _Repeated(record)
@@ -290,6 +292,7 @@ def _csv_records(source: Source, lines: Lines):
     while True:
         lines.taken.clear()
         number = lines.number + 1
+        row: list[str] | dict[str, str] | Bad
         try:
             row = next(reader)
         except StopIteration:

@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ..errors import RatecardError, UsageInvalid
 from ..model import RuleSet
@@ -26,6 +26,9 @@ from ..bill import builder
 from ..rating import UsageItem
 from .files import CALLS, KINDS, STDIN_NAME, Source, copy_stdin, expand, identity_of, shown, sniff
 from .records import AccountUsage, Reconciliation, Rejected
+
+if TYPE_CHECKING:
+    import duckdb
 
 ENGINES = ("duckdb", "spark")
 _BATCH = 50_000  # result rows fetched at a time
@@ -65,7 +68,7 @@ class UsageReader:
         except OSError as exc:
             raise RatecardError(f"{spill_directory or tempfile.gettempdir()}: cannot make the spill directory: "
                                 f"{exc.strerror or exc}") from None
-        self._con = None
+        self._con: duckdb.DuckDBPyConnection | None = None
         self._done = False
         self._counts: dict[str, int] = {}
         self._identities: dict[tuple, str] = {}
@@ -126,10 +129,11 @@ class UsageReader:
         if self._largest > 2**63 - 1:
             raise RatecardError(f"a total of {self._largest:,} calls of one API in one account's month is beyond "
                                 "what can be billed exactly; check the usage")
-        cursor = self._con.cursor()
+        cursor = self._connection().cursor()
         cursor.execute("SELECT account, period, api, outcome, CAST(calls AS BIGINT) FROM usage_result "
                        "ORDER BY account, period, api, coalesce(outcome, '')")
-        key, items = None, []
+        key: tuple[str, str] | None = None
+        items: list[UsageItem] = []
         while batch := cursor.fetchmany(_BATCH):
             for account, period, api, outcome, calls in batch:
                 if account != key[0] or period != key[1] if key else True:
@@ -151,14 +155,14 @@ class UsageReader:
         self._run()
         if self._valued is not None:  # read without the engine (see `valued`)
             return {usage.account for usage in self.accounts()}
-        return {row[0] for row in self._con.execute("SELECT DISTINCT account FROM usage_result").fetchall()}
+        return {row[0] for row in self._connection().execute("SELECT DISTINCT account FROM usage_result").fetchall()}
 
     @property
     def account_periods(self) -> int:
         self._run()
         if self._valued is not None:
             return len(self._valued)
-        return self._con.execute("SELECT count(*) FROM (SELECT DISTINCT account, period FROM usage_result)").fetchone()[0]
+        return _aggregate(self._connection(), "SELECT count(*) FROM (SELECT DISTINCT account, period FROM usage_result)")
 
     @property
     def reconciliation(self) -> Reconciliation:
@@ -187,19 +191,19 @@ class UsageReader:
                else "csv" if name.endswith(".csv") else None)
         if fmt is None:
             raise RatecardError(f"{name}: expected a .parquet, .csv or .jsonl file name for the aggregated usage")
-        largest = self._con.execute("SELECT coalesce(max(calls), 0) FROM usage_result").fetchone()[0]
+        largest = _aggregate(self._connection(), "SELECT coalesce(max(calls), 0) FROM usage_result")
         if largest > 2**63 - 1:
             raise RatecardError(f"{name}: a total of {largest:,} calls does not fit a 64-bit count; split the period")
         from .duck import lit
 
         options = {"parquet": "FORMAT parquet", "json": "FORMAT json", "csv": "FORMAT csv, HEADER true"}[fmt]
         try:
-            self._con.execute(f"COPY (SELECT account, period, api, CAST(calls AS BIGINT) AS calls, outcome "
+            self._connection().execute(f"COPY (SELECT account, period, api, CAST(calls AS BIGINT) AS calls, outcome "
                               f"FROM usage_result ORDER BY account, period, api, coalesce(outcome, '')) "
                               f"TO {lit(name)} ({options})")
         except Exception as exc:  # noqa: BLE001 - duckdb's error types, reported with the file named
             raise RatecardError(f"{name}: cannot write the aggregated usage: {str(exc).splitlines()[0]}") from None
-        return self._con.execute("SELECT count(*) FROM usage_result").fetchone()[0]
+        return _aggregate(self._connection(), "SELECT count(*) FROM usage_result")
 
     def close(self) -> None:
         if self._con is not None:
@@ -221,7 +225,7 @@ class UsageReader:
 
     # -- the run ----------------------------------------------------------------------------------
 
-    def _connection(self):
+    def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             from .duck import connect
 
@@ -277,7 +281,7 @@ class UsageReader:
                     f"CAST(sum(calls) AS HUGEINT) AS calls FROM ({union}) GROUP BY account, period, api, outcome")
         for t in results:
             con.execute(f"DROP TABLE IF EXISTS {t}")
-        self._largest = int(con.execute("SELECT coalesce(max(calls), 0) FROM usage_result").fetchone()[0])
+        self._largest = int(_aggregate(con, "SELECT coalesce(max(calls), 0) FROM usage_result"))
         self._counts = counts
         self._done = True
         bad_rows.sort(key=lambda b: (b[0], b[1]))
@@ -323,3 +327,10 @@ def read_usage(sources: Iterable, rules: RuleSet, *, period: str | None = None, 
 
 
 __all__ = ["UsageReader", "read_usage", "ENGINES", "CALLS"]
+
+
+def _aggregate(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """The one value of an aggregate query (which always returns one row)."""
+    row = con.execute(sql).fetchone()
+    assert row is not None
+    return row[0]

@@ -40,8 +40,8 @@ class AccountUsage:
     items: tuple[UsageItem, ...]
 
     @property
-    def calls(self) -> int:
-        return sum(item.calls for item in self.items)
+    def calls(self) -> int | Decimal:
+        return sum((item.calls for item in self.items), 0)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -12,6 +13,9 @@ from starlette.responses import Response
 
 from ..common import READ, Endpoint, Server, field, json_body, only_members, rules_now
 from ..problems import BODY_NAME, bad_request, read_body, read_json
+
+if TYPE_CHECKING:
+    from ...usage.records import Rejected
 
 _COUNT_MAX = 10 ** 18 - 1
 _OUTCOME = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
@@ -102,7 +106,7 @@ def _preview(rules, raw: bytes, period, fmt, kind, keep_going: bool) -> dict:
     from ...usage import UsageReader
     from ...rating import rate
 
-    rejected = []
+    rejected: list[Rejected] = []
     reader = UsageReader(rules, period=period, on_reject=rejected.append if keep_going else None)
     reader.read("-", stdin=io.BytesIO(raw), format=fmt, kind=kind, name=BODY_NAME)
     reconciliation = reader.reconciliation.check()

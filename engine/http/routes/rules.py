@@ -108,7 +108,7 @@ def _validate(specs, snapshot, with_lint: bool) -> dict:
         results.append((shown, rules, problems))
     problems = [p for _, _, found in results for p in found]
     errors = sum(p.severity == "error" for p in problems)
-    out = {"valid": not errors}  # as `ratecard validate --format json` (and lint) print it
+    out: dict[str, object] = {"valid": not errors}  # as `ratecard validate --format json` (and lint) print it
     if with_lint:
         out["warnings"] = len(problems) - errors
         out["acknowledged"] = sum(acknowledged.values())
