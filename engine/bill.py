@@ -5,12 +5,16 @@ from __future__ import annotations
 import decimal
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
+from typing import TYPE_CHECKING
 from decimal import Decimal
 
 from .exact import EXACT
 
-BILL_SCHEMA_VERSION = 2
-READABLE_SCHEMA_VERSIONS = (1, 2)  # version 1: no price models, no adjustments
+if TYPE_CHECKING:
+    from .tax import BillTax
+
+BILL_SCHEMA_VERSION = 3
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)  # version 1: no price models, no adjustments; version 2: no tax
 
 # Differences of exact amounts are exact too, whatever the caller's decimal context.
 _EXACT = EXACT
@@ -261,10 +265,20 @@ class Bill:
     unrated: tuple[UnratedUsage, ...] = ()
     warnings: tuple[str, ...] = ()
     adjustments: tuple[Adjustment, ...] = ()  # after the lines, in the order they were applied
+    tax: BillTax | None = None  # when tax rules are in force; `total` is then its gross
+
+    @property
+    def pre_tax_total(self) -> Decimal:
+        """The total the policy's rounding gave, before tax is added (exclusive prices) or worked
+        out of it (inclusive prices, where it is the gross)."""
+        tax = self.tax
+        if tax is None or tax.prices == "inclusive":
+            return self.total
+        return tax.net
 
     @property
     def rounding_adjustment(self) -> Decimal:
-        return _EXACT.subtract(self.total, self.subtotal)
+        return _EXACT.subtract(self.pre_tax_total, self.subtotal)
 
     @property
     def calls(self) -> int:
@@ -274,7 +288,9 @@ class Bill:
     def schema_version(self) -> int:
         """The oldest bill schema version that says all this bill says: 1 for a bill of plain
         per-unit tiered lines and no adjustments (as every bill was before price models, so those
-        bills are byte-for-byte what they were), else 2."""
+        bills are byte-for-byte what they were), 3 for a bill with tax, else 2."""
+        if self.tax is not None:
+            return 3
         return 2 if (self.adjustments or "account-terms" in self.rule_versions
                      or any(line.needs_version_2 for line in self.lines)) else 1
 
@@ -295,6 +311,7 @@ class Bill:
             "rounding": dict(self.rounding),
             "rounding_adjustment": money(self.rounding_adjustment),
             "total": money(self.total),
+            **({"tax": self.tax.to_dict()} if self.tax is not None else {}),
             "rules": {"name": self.rules_name, "versions": dict(self.rule_versions)},
             "rules_fingerprint": self.rules_fingerprint,
             "unrated": [{"api": u.api, "calls": u.calls} for u in self.unrated],
@@ -330,9 +347,16 @@ class Bill:
                        rounding=dict(data["rounding"]), rules_name=data["rules"]["name"],
                        rules_fingerprint=data["rules_fingerprint"], rule_versions=dict(data["rules"]["versions"]),
                        unrated=tuple(UnratedUsage(u["api"], u["calls"]) for u in data["unrated"]),
-                       warnings=tuple(data["warnings"]), adjustments=adjustments)
+                       warnings=tuple(data["warnings"]), adjustments=adjustments,
+                       tax=_read_tax(data["tax"]) if version > 2 else None)
         except (KeyError, TypeError, decimal.InvalidOperation) as exc:
             raise RatecardError(f"not a stored bill: missing or bad field ({type(exc).__name__}: {exc})") from None
+
+
+def _read_tax(data: dict):
+    from .tax import BillTax
+
+    return BillTax.from_dict(data)
 
 
 def builder(cls):

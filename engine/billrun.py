@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator, cast
 
 from .bill import Bill, builder
 from .errors import RatecardError
@@ -29,8 +29,8 @@ from .render import FORMATS as TEMPLATE_FORMATS
 from .render import render_invoice
 from .usage import AccountUsage
 
-OUTPUT_FORMATS = ("text", "markdown", "html", "json", "jsonl")
-EXTENSIONS = {"text": "txt", "markdown": "md", "html": "html", "json": "json", "jsonl": "jsonl"}
+OUTPUT_FORMATS = ("text", "markdown", "html", "json", "jsonl", "pdf")
+EXTENSIONS = {"text": "txt", "markdown": "md", "html": "html", "json": "json", "jsonl": "jsonl", "pdf": "pdf"}
 PARALLEL_FROM = 2000  # accounts; below this a worker pool costs more than it saves
 CHUNK = 500
 WINDOW = 4  # chunks in flight per worker
@@ -42,7 +42,7 @@ class Rendered:
     period: str
     currency: str
     total: Decimal
-    text: str
+    text: str | bytes  # bytes for a PDF
 
 
 @dataclass
@@ -55,34 +55,40 @@ class RunTotals:
         self.by_currency[item.currency] = self.by_currency.get(item.currency, Decimal(0)) + item.total
 
 
-def render_bill(bill: Bill, rules: RuleSet, fmt: str, meta=None) -> str:
+def render_bill(bill: Bill, rules: RuleSet, fmt: str, meta=None, buyer=None) -> str | bytes:
+    """A bill in `fmt`: a document's text, or a PDF's bytes (from the HTML invoice, as `invoice show` prints it)."""
+    if fmt == "pdf":
+        from .pdf import html_to_pdf
+
+        return html_to_pdf(cast(str, render_bill(bill, rules, "html", meta, buyer)))
     if fmt == "jsonl":
         return json.dumps(bill.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
     if fmt == "json":
         return json.dumps(bill.to_dict(), ensure_ascii=False, indent=2) + "\n"
     if fmt in TEMPLATE_FORMATS:
         seller = rules.seller_at(bill.period)
-        return render_invoice(bill, tariff(rules, bill.period).policy, fmt, meta=meta,
+        return render_invoice(bill, tariff(rules, bill.period).policy, fmt, meta=meta, buyer=buyer,
                               seller=seller.party if seller else None, paper=seller.paper if seller else "A4")
     raise ValueError(f"unknown output format {fmt!r}")
 
 
-def _bill_one(rules: RuleSet, usage: AccountUsage, fmt: str) -> Rendered:
-    bill = rate(rules, usage.items, usage.period, account=usage.account)
-    return Rendered(usage.account, usage.period, bill.currency, bill.total, render_bill(bill, rules, fmt))
+def _bill_one(rules: RuleSet, usage: AccountUsage, fmt: str, buyers=None) -> Rendered:
+    buyer = buyers.get(usage.account) if buyers else None
+    bill = rate(rules, usage.items, usage.period, account=usage.account, buyer=buyer)
+    return Rendered(usage.account, usage.period, bill.currency, bill.total, render_bill(bill, rules, fmt, buyer=buyer))
 
 
 # Worker-process state: the rule set is loaded once per worker, not shipped with every chunk.
 _worker: dict = {}
 
 
-def _init_worker(rules_path: str, fmt: str, fingerprint: str) -> None:
+def _init_worker(rules_path: str, fmt: str, fingerprint: str, buyers=None) -> None:
     from .rules import load_rules
 
     rules = load_rules(rules_path)
     # A rule file edited while the run started its workers must not price part of the run.
     _worker["changed"] = rules.fingerprint != fingerprint
-    _worker["rules"], _worker["fmt"], _worker["path"] = rules, fmt, rules_path
+    _worker["rules"], _worker["fmt"], _worker["path"], _worker["buyers"] = rules, fmt, rules_path, buyers
 
 
 # Plain tuples cross the process boundary, both ways: frozen dataclasses are pickled and unpickled
@@ -98,7 +104,7 @@ def _bill_chunk(chunk: list[tuple]) -> list[tuple]:
     out = []
     for account, period, items in chunk:
         usage = _account_usage(account, period, tuple([_usage_item(*item) for item in items]))
-        r = _bill_one(rules, usage, fmt)
+        r = _bill_one(rules, usage, fmt, _worker["buyers"])
         out.append((r.account, r.period, r.currency, r.total, r.text))
     return out
 
@@ -110,7 +116,7 @@ def _chunks(accounts: Iterable[AccountUsage], size: int) -> Iterator[list[tuple]
 
 
 def bill_accounts(rules: RuleSet, accounts: Iterable[AccountUsage], fmt: str, *, jobs: int | None = None,
-                  count: int | None = None) -> Iterator[Rendered]:
+                  count: int | None = None, buyers=None) -> Iterator[Rendered]:
     """Rate and render every account's usage, in the order given.
 
     `jobs` worker processes are used (default: one per core when there are at least
@@ -118,16 +124,17 @@ def bill_accounts(rules: RuleSet, accounts: Iterable[AccountUsage], fmt: str, *,
     `accounts` is an iterator). JSON and JSON Lines are written in the one process by default:
     rating and dumping an account costs less than handing it to a worker and back (measured in
     bench/ingest.py's setting, 10,000 accounts from 1M call records on 2 cores: default workers
-    took 1.1x (CSV) to 1.7x (JSON Lines) the time of one process)."""
+    took 1.1x (CSV) to 1.7x (JSON Lines) the time of one process).
+    `buyers` (account → `model.Party`) are whom tax rules tax by, and print on the invoices."""
     if jobs is None:
         parallel = (count or 0) >= PARALLEL_FROM and fmt in TEMPLATE_FORMATS
         jobs = (os.cpu_count() or 1) if parallel else 1
     if jobs <= 1:
         for usage in accounts:
-            yield _bill_one(rules, usage, fmt)
+            yield _bill_one(rules, usage, fmt, buyers)
         return
     with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
-                             initargs=(str(Path(rules.path).resolve()), fmt, rules.fingerprint)) as pool:
+                             initargs=(str(Path(rules.path).resolve()), fmt, rules.fingerprint, buyers)) as pool:
         # A few chunks per worker in flight, not all of them (as pool.map would submit): the
         # accounts are made and the invoices kept only a window ahead of what has been written.
         chunks = _chunks(accounts, CHUNK)
@@ -219,7 +226,7 @@ class InvoiceFolder:
             raise RatecardError(f"the invoices of {self._names[key]!r} and {item.account!r} would both be written "
                                 f"to {self.folder / name}; nothing was overwritten: report this as a bug")
         self._names[key] = item.account
-        pending = _Pending(self.folder / name)
+        pending = _Pending(self.folder / name, binary=isinstance(item.text, bytes))
         try:
             pending.write(item.text)
             pending.commit(durable=False)
@@ -246,16 +253,16 @@ class InvoiceFolder:
 class _Pending:
     """A file being written under a temporary name in its folder, renamed into place by `commit`."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, binary: bool = False):
         self.path = path
         try:
             fd, temp = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=".partial", dir=path.parent)
         except OSError as exc:
             raise RatecardError(f"{path}: cannot write the file: {exc.strerror or exc}") from None
         self.temp = Path(temp)
-        self.file = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        self.file: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="\n")
 
-    def write(self, text: str) -> None:
+    def write(self, text: str | bytes) -> None:
         try:
             self.file.write(text)
         except OSError as exc:

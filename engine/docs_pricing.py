@@ -72,4 +72,36 @@ its fingerprint.
 
 Every adjustment is a line of the bill (`adjustments` in the JSON, a readable line on every
 invoice) with its name, what it was worked out from and how.
+
+## Tax
+
+Tax comes last: after pricing, adjustments and the settlement policy's rounding of the total. A
+rule set taxes its bills when a file of `kind: tax` is in force for the period (versioned by
+`effective_from` like every kind; without one, bills carry no tax and are what they always were).
+Each line and adjustment is taxed on what it adds to the bill (its charge), with one treatment,
+the first that applies:
+
+1. an **exemption** naming the line's category (or every category) and the buyer's country (or
+   every country): no tax, and the invoice prints the exemption's `wording`;
+2. **reverse charge**, for a buyer with a tax id in one of `reverse_charge.countries`: no tax, and
+   the invoice prints its `wording` (the buyer accounts for the tax);
+3. the **rate** of the buyer's region (an account country written `US-CA`), else of its country;
+4. **`other_countries`**: no tax, with its wording. Without it, a buyer whose country has no rate,
+   or is not known, is not billed: the bill is refused and says why.
+
+The buyer is the ledger account's `country` and `tax_id` (`ratecard account update`); `ratecard
+bill` reads them from the ledger when there is one. An adjustment on the whole bill (a bill
+discount, a commitment, a credit) is taxed with the lines when they all have one treatment; when
+they do not, the bill is refused rather than split on a guess.
+
+With `prices: exclusive` the prices are net: tax = net × rate / 100, gross = net + tax. With
+`prices: inclusive` they include the tax: tax = gross × rate / (100 + rate), net = gross − tax (an
+exempt or reverse-charge line is then charged its price, with no tax in it). Tax is rounded to the
+settlement policy's quantum with the tax rules' `rounding.mode`: `per-line` rounds each line's and
+adjustment's tax and adds them up, `per-invoice` rounds the tax of each tax line once. The parts
+with one treatment make one tax line; the bill's `total` is the gross, which the ledger debits, and
+its JSON (schema version 3) carries `tax` with the tax lines and net, tax and gross. A supplementary
+invoice or credit note for a taxed invoice carries the tax of its amount: the difference of the tax
+lines for a correction, and for a manual credit note or a void the share of the invoice's tax in
+proportion to the amount.
 """

@@ -49,6 +49,84 @@ class LineChange:
 
 
 @dataclass(frozen=True)
+class TaxShare:
+    """The tax in a supplementary invoice's or credit note's amount, by tax line of its invoice:
+    positive is what the document charges (or credits). amount = net + tax."""
+
+    lines: tuple[tuple[str, Decimal, Decimal], ...]  # (label, rate in percent, tax)
+    net: Decimal
+    tax: Decimal
+    prices: str = "exclusive"
+
+    def to_dict(self) -> dict:
+        return {"prices": self.prices, "lines": [{"label": label, "rate": format(rate, "f"), "tax": format(tax, "f")}
+                                                 for label, rate, tax in self.lines],
+                "net": format(self.net, "f"), "tax": format(self.tax, "f")}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> TaxShare | None:
+        if not d:
+            return None
+        return cls(tuple((x["label"], Decimal(x["rate"]), Decimal(x["tax"])) for x in d["lines"]),
+                   Decimal(d["net"]), Decimal(d["tax"]), d.get("prices", "exclusive"))
+
+
+def _tax_lines(bill: dict) -> dict:
+    tax = bill.get("tax") or {}
+    return {(t["label"], t["rate"]): Decimal(t["tax"]) for t in tax.get("lines", ())}
+
+
+def tax_difference(before: dict, after: dict, sign: int) -> TaxShare | None:
+    """The tax of the document that brings a period from the bill `before` to `after` (`sign` 1 for a
+    supplementary invoice, -1 for a credit note), or None when neither bill has tax."""
+    if not before.get("tax") and not after.get("tax"):
+        return None
+    old, new = _tax_lines(before), _tax_lines(after)
+    lines = []
+    for key in list(old) + [k for k in new if k not in old]:
+        change = EXACT.subtract(new.get(key, ZERO), old.get(key, ZERO))
+        lines.append((key[0], Decimal(key[1]), change if sign > 0 else -change))
+    tax = ZERO
+    for _, _, amount in lines:
+        tax = EXACT.add(tax, amount)
+    gross = abs(EXACT.subtract(Decimal(after["total"]), Decimal(before["total"])))
+    prices = (after.get("tax") or before.get("tax") or {}).get("prices", "exclusive")
+    return TaxShare(tuple(lines), EXACT.subtract(gross, tax), tax, prices)
+
+
+def tax_share(bill: dict | None, amount: Decimal) -> TaxShare | None:
+    """The tax in `amount`, a part of what the taxed bill `bill` charges (a manual credit note, a
+    void): each tax line's share in proportion to the bill's gross, rounded as the bill's tax was,
+    the last line taking what rounding leaves so that the shares add up. None for an untaxed bill."""
+    tax = (bill or {}).get("tax")
+    if not tax:
+        return None
+    import decimal
+
+    from .model import ROUNDING_MODES
+
+    gross = Decimal(tax["gross"])
+    quantum = Decimal(1).scaleb(int(Decimal(tax["tax"]).as_tuple().exponent))
+    context = decimal.Context(prec=60)
+    lines, taken = [], ZERO
+    total_tax = Decimal(tax["tax"]) if amount == gross else (
+        ZERO if not gross else context.divide(context.multiply(amount, Decimal(tax["tax"])), gross).quantize(
+            quantum, rounding=ROUNDING_MODES[tax["rounding"]["mode"]], context=context))
+    bill_tax = Decimal(tax["tax"])
+    for i, t in enumerate(tax["lines"]):
+        if i == len(tax["lines"]) - 1:
+            share = EXACT.subtract(total_tax, taken)
+        elif not bill_tax:
+            share = ZERO.quantize(quantum)
+        else:
+            share = context.divide(context.multiply(total_tax, Decimal(t["tax"])), bill_tax).quantize(
+                quantum, rounding=ROUNDING_MODES[tax["rounding"]["mode"]], context=context)
+        taken = EXACT.add(taken, share)
+        lines.append((t["label"], Decimal(t["rate"]), share))
+    return TaxShare(tuple(lines), EXACT.subtract(amount, total_tax), total_tax, tax["prices"])
+
+
+@dataclass(frozen=True)
 class Correction:
     """What re-rating a settled period changes: the lines that differ and the totals."""
 
@@ -57,6 +135,7 @@ class Correction:
     total_before: Decimal
     total_after: Decimal
     lines: tuple[LineChange, ...]
+    tax: TaxShare | None = None
 
     @property
     def amount(self) -> Decimal:
@@ -91,7 +170,8 @@ def correction(before: dict, after: dict) -> Correction | None:
         if change.calls_before != change.calls_after or change.difference:
             changes.append(change)
     kind = SUPPLEMENTARY if total_after > total_before else CREDIT_NOTE
-    return Correction(kind, after["currency"], total_before, total_after, tuple(changes))
+    return Correction(kind, after["currency"], total_before, total_after, tuple(changes),
+                      tax_difference(before, after, 1 if kind == SUPPLEMENTARY else -1))
 
 
 def due_date(issued: date, deduction_last_day: date) -> date:
@@ -128,6 +208,8 @@ class DocumentView:
     seller: Party | None = None
     buyer: Party | None = None
     paper: str = "A4"
+    tax: TaxShare | None = None  # the tax in `amount`, when the invoice it refers to is taxed
+    locale: str = "en"  # the settlement policy's: the language the document is written in
 
     @property
     def title(self) -> str:
@@ -144,7 +226,9 @@ class DocumentView:
                 "lines": [line.to_dict() for line in self.lines], "rules_name": self.rules_name,
                 "rules_fingerprint": self.rules_fingerprint,
                 "seller": self.seller.to_dict() if self.seller else None,
-                "buyer": self.buyer.to_dict() if self.buyer else None, "paper": self.paper}
+                "buyer": self.buyer.to_dict() if self.buyer else None, "paper": self.paper,
+                **({"tax": self.tax.to_dict()} if self.tax is not None else {}),
+                **({"locale": self.locale} if self.locale != "en" else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> DocumentView:
@@ -156,4 +240,5 @@ class DocumentView:
                    day(d["due_date"]) if d["due_date"] else None, d["refers_to"], d["cause"], d["reason"],
                    d["currency"], Decimal(d["amount"]), lines, dec(d["total_before"]), dec(d["total_after"]),
                    d["rules_name"], d["rules_fingerprint"], Party.from_dict(d.get("seller")),
-                   Party.from_dict(d.get("buyer")), d.get("paper", "A4"))
+                   Party.from_dict(d.get("buyer")), d.get("paper", "A4"), TaxShare.from_dict(d.get("tax")),
+                   d.get("locale", "en"))

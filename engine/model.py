@@ -287,12 +287,19 @@ class RuleSet:
     payloads: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     sellers: tuple[Seller, ...] = ()  # optional: the versions of the seller file, oldest first
     account_terms: tuple[AccountTerms, ...] = ()  # optional kind; oldest first
+    taxes: tuple = ()  # optional: the versions of the tax rules (`ratecard.tax.TaxRules`), oldest first
 
     def seller_at(self, period: str) -> Seller | None:
         """The seller details in force for `period`, or None (the rule set names no seller then)."""
         from .periods import parse_period
 
         return version_at(self.sellers, parse_period(period)) if self.sellers else None
+
+    def tax_at(self, period: str):
+        """The tax rules in force for `period`, or None (its invoices carry no tax)."""
+        from .periods import parse_period
+
+        return version_at(self.taxes, parse_period(period)) if self.taxes else None
 
     def terms_in_force(self, period: str) -> AccountTerms | None:
         """The account-terms version that applies to `period`, or None (no negotiated terms)."""

@@ -29,7 +29,16 @@ def _cjk_font_installed() -> bool:
 
 def html_to_pdf(html: str) -> bytes:
     """The PDF of a rendered HTML document (its page size is the document's `@page` rule)."""
-    if _CJK.search(html) and not _cjk_font_installed():
+    return htmls_to_pdf([html])
+
+
+def htmls_to_pdf(htmls) -> bytes:
+    """One PDF of several rendered HTML documents (the invoices of a bill run), each starting on a
+    new page, in the order given."""
+    htmls = list(htmls)
+    if not htmls:
+        raise PdfError("no documents to print: a PDF needs at least one")
+    if any(_CJK.search(html) for html in htmls) and not _cjk_font_installed():
         raise PdfError("the document has Chinese characters but no installed font can show them, so its PDF "
                        "would print empty boxes; install a CJK font (Debian/Ubuntu: `apt-get install "
                        "fonts-noto-cjk`, or fonts-wqy-zenhei) and try again")
@@ -38,4 +47,7 @@ def html_to_pdf(html: str) -> bytes:
     except (ImportError, OSError) as exc:  # OSError: WeasyPrint is installed but Pango is not
         raise PdfError(f"PDF output needs WeasyPrint and its Pango libraries ({exc}); install them with "
                        "`pip install weasyprint` and `apt-get install libpango-1.0-0 libpangoft2-1.0-0`") from None
-    return HTML(string=html).write_pdf()
+    if len(htmls) == 1:
+        return HTML(string=htmls[0]).write_pdf()
+    documents = [HTML(string=html).render() for html in htmls]
+    return documents[0].copy([page for d in documents for page in d.pages]).write_pdf()

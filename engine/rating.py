@@ -111,11 +111,12 @@ class Tariff:
                  "billable_pos", "free_pos", "keyed_billable_pos", "keyed_free_pos", "billed_outcomes",
                  "unknown_billable", "unknown_api", "no_usage", "free_while_suspended", "quantum", "quantize",
                  "per_line", "rounding", "versions", "rules_name", "fingerprint", "price_lines", "adjust",
-                 "account_terms", "basis_pos", "decimal_pos", "free_outcomes")
+                 "account_terms", "basis_pos", "decimal_pos", "free_outcomes", "tax")
 
-    def __init__(self, rules: RuleSet, book, mapping, policy, account_terms=None):
+    def __init__(self, rules: RuleSet, book, mapping, policy, account_terms=None, tax=None):
         self.book, self.mapping, self.policy = book, mapping, policy
         self.account_terms = account_terms
+        self.tax = tax  # the tax rules in force (`ratecard.tax.TaxRules`), or None
         self.categories = [_Category(c) for c in book.categories.values()]
         position = {c.id: i for i, c in enumerate(self.categories)}
         # Every API gets a slot; slots run in bill order (category as the book lists them, then API
@@ -158,6 +159,9 @@ class Tariff:
         if account_terms is not None:
             versions["account-terms"] = account_terms.effective_from.isoformat()
             in_force += (account_terms,)
+        if tax is not None:
+            versions["tax"] = tax.effective_from.isoformat()
+            in_force += (tax,)
         self.versions = FrozenDict(versions)
         # The versions that price the period, not the whole set: a later version leaves old bills as they were.
         self.rules_name, self.fingerprint = rules.name, rules.fingerprint_of(*in_force)
@@ -181,10 +185,11 @@ def tariff(rules: RuleSet, period: str) -> Tariff:
         parse_period(period)
         book, mapping, policy = rules.in_force(period)
         terms = rules.terms_in_force(period)
-        key = (id(book), id(mapping), id(policy), id(terms))
+        tax = rules.tax_at(period)
+        key = (id(book), id(mapping), id(policy), id(terms), id(tax))
         found = cache.get(key)
         if found is None:
-            found = cache[key] = Tariff(rules, book, mapping, policy, terms)
+            found = cache[key] = Tariff(rules, book, mapping, policy, terms, tax)
         cache[period] = found
     return found
 
@@ -207,13 +212,14 @@ def _bad_calls(api, calls):
 
 
 def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterable[PackBalance] = (),
-         suspended: bool = False) -> Bill:
+         suspended: bool = False, buyer=None) -> Bill:
     """Price one account's usage for one period.
 
     `usage` is a mapping of API name → calls (outcome unknown), or an iterable of `UsageItem`
     (or ``(api, calls[, outcome])`` tuples). `packs` are the account's resource packs; those that
     expired before the period are not used, the others are used soonest-expiring first. A
     `suspended` account gets no free quota unless the price book grants it while suspended.
+    `buyer` (a `model.Party`) is whom the tax rules in force, if any, tax by (`ratecard.tax`).
 
     Every amount is computed here; the lines' per-API breakdown is built when first read.
     Raises RatingError for calls that are not a whole number ≥ 0, UnknownApi for an API the rules
@@ -286,7 +292,7 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
 
     pack_queues = _pack_queues(packs, parse_period(period)) if packs else None
     grant_free = not suspended or t.free_while_suspended
-    adjustments = ()
+    adjustments: tuple = ()
     try:
         basis = _basis(t, snapshot, keyed) if t.basis_pos else None
         rated, subtotal, charged = t.price_lines(billed, grant_free, pack_queues, basis)
@@ -307,8 +313,15 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
         lines._build, lines._args, lines._lines = _build_lines, (t, snapshot, keyed, rated), None
     else:
         lines = ()
+    taxed = None
+    if t.tax is not None:
+        from .tax import tax_of
+
+        parts = [(t.categories[r[0]].id, r[8]) for r in rated] + [(a.category, a.charge) for a in adjustments]
+        taxed = tax_of(t.tax, parts, total, t.quantum, buyer, account)
+        total = taxed.gross
     return _new_bill(account, period, t.book.currency, t.book.unit, lines, subtotal, total,
-                     t.rounding, t.rules_name, t.fingerprint, t.versions, unrated, warnings, adjustments)
+                     t.rounding, t.rules_name, t.fingerprint, t.versions, unrated, warnings, adjustments, taxed)
 
 
 def _quantity(t: Tariff, api, calls):

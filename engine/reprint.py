@@ -32,8 +32,8 @@ def rendered(number: str, document, data: dict, fmt: str, paper: str | None = No
         if fmt == "pdf":
             from .pdf import html_to_pdf
 
-            return html_to_pdf(render("correction.html.j2", document_context(view)))
-        return render_document(view, fmt)
+            return html_to_pdf(render("correction.html.j2", document_context(view), locale=view.locale))
+        return render_document(view, fmt, locale=view.locale)
     if "invoice" not in data:
         raise RatecardError(f"invoice {number} was recorded before numbered documents: only its recorded text "
                             "can be shown (--format text)")

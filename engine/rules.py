@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import currencies, rules_models, rules_terms, schemas, yamlsource
+from . import currencies, rules_models, rules_tax, rules_terms, schemas, yamlsource
 from .displaytext import unsafe_character
 from .formatting import counted
 from .errors import Location, Problem, RuleSetInvalid
@@ -26,7 +26,7 @@ from .yamlsource import Document
 
 RULE_SUFFIXES = (".yaml", ".yml")
 _KIND_LABEL = {"pricing": "price book", "api-mapping": "API mapping", "settlement": "settlement policy",
-               "seller": "seller file", "account-terms": "account terms"}
+               "seller": "seller file", "account-terms": "account terms", "tax": "tax rules"}
 
 
 def display_path(path: Path) -> str:
@@ -119,9 +119,11 @@ def check_rule_files(files, *, name: str, shown: str) -> tuple[RuleSet | None, l
     policies = builder.versions(documents["settlement"], builder.policy)
     sellers = builder.versions(documents["seller"], builder.seller)
     account_terms = builder.versions(documents["account-terms"], builder.account_terms)
+    taxes = builder.versions(documents["tax"], lambda doc, start: rules_tax.tax_rules(builder, doc, start))
     builder.first_versions((pricing, mappings, policies))
     builder.cross_check(pricing, mappings)
     builder.check_terms(pricing, account_terms)
+    rules_tax.check_categories(builder, pricing, taxes)
     problems = _dedupe(problems + builder.problems)
     if any(p.severity == "error" for p in problems):
         return None, problems
@@ -133,6 +135,7 @@ def check_rule_files(files, *, name: str, shown: str) -> tuple[RuleSet | None, l
         policies=tuple(p for p, _ in policies),
         sellers=tuple(v for v, _ in sellers),
         account_terms=tuple(t for t, _ in account_terms),
+        taxes=tuple(t for t, _ in taxes),
         fingerprint=fingerprint([d for docs in documents.values() for d in docs]),
         sources=frozen_mapping((d.file, d.source) for docs in documents.values() for d in docs),
         payloads=frozen_mapping((d.file, canonical(d)) for docs in documents.values() for d in docs),

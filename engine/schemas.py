@@ -21,9 +21,10 @@ KINDS = {
     "settlement": "settlement.schema.json",
     "seller": "seller.schema.json",
     "account-terms": "account-terms.schema.json",
+    "tax": "tax.schema.json",
 }
 # Kinds a rule set may do without.
-OPTIONAL_KINDS = frozenset({"seller", "account-terms"})
+OPTIONAL_KINDS = frozenset({"seller", "account-terms", "tax"})
 
 
 def _is_integer(checker, instance) -> bool:

@@ -46,7 +46,7 @@ def test_a_shell_must_be_named(capsys):
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 @pytest.mark.parametrize("words, expected", [
     (["ratecard", "bi"], ["bill"]),
-    (["ratecard", "bill", "--format", ""], ["text", "markdown", "html", "json", "jsonl"]),
+    (["ratecard", "bill", "--format", ""], ["text", "markdown", "html", "json", "jsonl", "pdf"]),
     (["ratecard", "bill", "--rules", "face-recognition-c"], ["face-recognition-cn"]),
     (["ratecard", "account", ""], ["create", "import", "update", "activate", "show", "list"]),
 ])

@@ -340,3 +340,21 @@ def test_a_china_site_pdf_has_its_chinese_text_and_a_missing_cjk_font_is_refused
     monkeypatch.setattr(pdf, "_cjk_font_installed", lambda: False)
     with pytest.raises(pdf.PdfError, match="fonts-noto-cjk"):
         pdf.html_to_pdf(html)
+
+
+def test_late_usage_that_no_document_can_show_is_not_a_clean_exit(cli, tmp_path):
+    # issue 11 item 6: settle must not exit 0 while usage it was given is in no recorded document.
+    # Late free calls (ListWidgets) change the bill's calls but not its total: nothing to charge or
+    # credit, so no supplementary invoice, and the invoice still shows the calls it was issued for.
+    rules = setup(cli, tmp_path)
+    settle(cli, tmp_path, rules, [("ada", "RenderWidget", 100)], berlin(2024, 2, 6, 9, 0))  # 10.00
+    before = dump(cli.db)
+    late = [("ada", "RenderWidget", 100), ("ada", "ListWidgets", 50)]
+    code, out, err = settle(cli, tmp_path, rules, late, berlin(2024, 2, 12, 9, 0), "late.csv", ok=False)
+    assert code == 3 and dump(cli.db) == before
+    (ada,) = json.loads(out)["accounts"]
+    assert ada["outcome"] == "already-settled" and "no recorded document shows it" in ada["unrecorded"]
+    assert err.startswith("ada: usage not recorded: the usage now rates differently from invoice TOY-2024-0001")
+    # The usage the invoice was issued for: a clean exit, nothing changed.
+    assert settle(cli, tmp_path, rules, [("ada", "RenderWidget", 100)], berlin(2024, 2, 13, 9, 0))[0] == 0
+    assert dump(cli.db) == before

@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import tracemalloc
 from collections import Counter
 from pathlib import Path
@@ -538,6 +539,9 @@ def test_a_file_given_twice_is_refused(shipped_rules, tmp_path):
         read_usage([path, tmp_path / "link.csv"], shipped_rules)
     with pytest.raises(RatecardError, match="given twice"):
         read_usage([path, "*.csv"], shipped_rules)  # a glob matching it again
+    os.link(path, tmp_path / "hard-link.txt")  # issue 11 item 4: the same file under another name
+    with pytest.raises(RatecardError, match=r"hard-link\.txt: this usage file is given twice \(also as usage\.csv\)"):
+        read_usage([path, tmp_path / "hard-link.txt"], shipped_rules)
 
 
 def test_a_glob_reads_every_file_it_matches_once(shipped_rules, tmp_path):
@@ -637,3 +641,119 @@ def test_a_path_that_is_not_a_local_file_is_refused_saying_what_to_do(shipped_ru
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert err.startswith(f"{url}: usage is read from local files") and "ratecard usage --sql --dialect spark" in err
+
+
+@pytest.mark.parametrize("blank", ["   ", "\t", " \t \r", "  \r"])
+def test_a_line_of_only_spaces_is_skipped_like_a_blank_line(shipped_rules, tmp_path, blank):
+    # issue 11 item 18: blank lines are skipped (files.py, README); one holding spaces or a tab was a
+    # bad row. Neither kind of line is a row: the reconciliation counts neither as read.
+    text = AGG_HEADER + GOOD + "\n" + blank + "\n\n" + GOOD.replace(",5,", ",7,") + "\n" + blank + "\n"
+    reader = read_text(shipped_rules, tmp_path, text)
+    assert list(reader.rejected) == []
+    r = reader.reconciliation.check()
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected, r.calls_accepted) == (2, 2, 0, 12)
+    calls = ('{"request_id":"r1","account":"acme","api":"DetectFace","timestamp":"2020-09-10T00:00:00Z"}\n'
+             + blank + '\n{"request_id":"r2","account":"acme","api":"DetectFace","timestamp":"2020-09-10T00:00:00Z"}\n')
+    reader = read_text(shipped_rules, tmp_path, calls, name="calls.jsonl")
+    assert list(reader.rejected) == [] and reader.reconciliation.check().rows_read == 2
+
+
+def test_a_quote_left_open_rejects_every_line_it_swallows_and_their_calls(shipped_rules, tmp_path):
+    # issue 11 item 1: the unclosed quote on line 3 read lines 4 and 5 into one bad record, so the
+    # reconciliation said 2 rows read of 4, and the 9,000,007 calls of line 4 were counted nowhere.
+    text = (AGG_HEADER + "acme,2020-09,DetectFace,10,\n\"acme,2020-09,DetectFace,5,\n"
+            "acme,2020-09,DetectFace,9000007,\nacme,2020-09,DetectFace,3,\n")
+    reader = read_text(shipped_rules, tmp_path, text)
+    rejected = list(reader.rejected)
+    assert [(r.line, r.raw) for r in rejected] == [(3, '"acme,2020-09,DetectFace,5,'),
+                                                  (4, "acme,2020-09,DetectFace,9000007,"),
+                                                  (5, "acme,2020-09,DetectFace,3,")]
+    assert "runs on from line 3 to line 5" in rejected[0].reason
+    assert all("starts on line 3" in r.reason for r in rejected[1:])
+    r = reader.reconciliation.check()
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (4, 1, 3)  # every physical row
+    assert (r.calls_read, r.calls_accepted, r.calls_rejected) == (9_000_020, 10, 9_000_010)
+
+
+def test_a_file_that_is_not_line_structured_stops_with_an_error_naming_it(shipped_rules, tmp_path, monkeypatch):
+    # issue 11 item 13: `--usage /dev/zero` read on until memory ran out. A file whose first line is
+    # already past a row's length is refused at once; one whose later line runs on without a break
+    # past MAX_LINE_BYTES (4 GiB; lowered here) stops there, instead of being skipped to the end.
+    import ratecard.usage.files as files
+
+    zeros = tmp_path / "zeros.csv"
+    zeros.write_bytes(b"\0" * (3 * files.MAX_ROW_BYTES))
+    with pytest.raises(RatecardError, match=r"zeros\.csv:1: the line runs on past 1,048,576 bytes without a line "
+                                            r"break, so the file is not line-structured"):
+        read_usage(zeros, shipped_rules)
+    monkeypatch.setattr(files, "MAX_LINE_BYTES", 8 * files.MAX_ROW_BYTES)
+    runaway = tmp_path / "runaway.csv"
+    with runaway.open("wb") as out:
+        out.write((AGG_HEADER + GOOD + "\n").encode())
+        out.write(b"acme,2020-09," + b"x" * (10 * files.MAX_ROW_BYTES))
+    with pytest.raises(RatecardError, match=r"runaway\.csv:3: the line runs on past 8,388,608 bytes"):
+        read_usage(runaway, shipped_rules)
+    # A long line within the bound is one bad row, as before.
+    monkeypatch.setattr(files, "MAX_LINE_BYTES", 16 * files.MAX_ROW_BYTES)
+    reader = read_usage(runaway, shipped_rules)
+    assert [(r.line, r.code) for r in reader.rejected] == [(3, "oversize-row")]
+
+
+def test_usage_from_dev_zero_is_refused_quickly_with_a_clear_error(tmp_path):
+    # issue 11 item 13: `--usage /dev/zero` ended in MemoryError (or hung). A timeout keeps a hang
+    # from stalling the suite: it fails the test instead.
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "ratecard", "bill", "--usage", "/dev/zero", "--rules",
+                           str(ROOT / "rules" / "face-recognition")], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("/dev/zero:1: the line runs on past 1,048,576 bytes without a line break")
+
+
+def test_the_same_content_under_two_names_is_warned_about_on_bill_and_refused_on_settle(shipped_rules, tmp_path,
+                                                                                        capsys):
+    # issue 11 item 4: a copy of the month's file billed 100,207.60 instead of 61,503.80 without a word,
+    # and `settle` would have recorded it for good. A hard link is refused by device and inode; a copy
+    # is found by its content (sha256 of files of equal size).
+    from ratecard.cli import main
+    from ratecard.ledger import Ledger
+
+    text = AGG_HEADER + GOOD + "\n"
+    a, b = write(tmp_path, "a.csv", text), write(tmp_path, "copy.csv", text)
+    other = write(tmp_path, "other.csv", AGG_HEADER + GOOD.replace("5", "6") + "\n")  # same size, not a copy
+    reader = read_usage([a, other, b], shipped_rules)
+    [(source, first, digest)] = reader.copies
+    assert (source.name, first) == ("copy.csv", "a.csv") and len(digest) == 64
+    assert reader.warnings == [f"copy.csv has the same content as a.csv (sha256 {digest[:12]}…): its usage is "
+                               "counted twice; if it is a copy, give each file once"]
+    capsys.readouterr()
+    assert main(["bill", "--usage", str(a), "--usage", str(b), "--format", "jsonl"]) == 0
+    assert "warning: copy.csv has the same content as a.csv" in capsys.readouterr().err
+
+    db = tmp_path / "ledger.db"
+    with Ledger(db, create=True) as ledger:
+        from datetime import datetime, timezone
+
+        ledger.create_account("acme", "Acme", "USD", datetime(2020, 9, 1, tzinfo=timezone.utc))
+        ledger.activate("acme", "face-recognition", "v1", datetime(2020, 9, 1, tzinfo=timezone.utc))
+    settle = ["settle", "--db", str(db), "--period", "2020-09", "--rules", str(ROOT / "rules" / "face-recognition"),
+              "--at", "2020-10-02T09:00:00+08:00", "--usage", str(a), "--usage", str(b)]
+    assert main(settle) == 1
+    err = capsys.readouterr().err
+    assert "copy.csv: the same content as a.csv: settling both would record its usage twice" in err
+    assert "--allow-identical-files" in err
+    with Ledger(db, readonly=True) as ledger:
+        assert ledger.bills() == []
+    assert main(settle + ["--allow-identical-files", "--format", "json"]) == 0
+    with Ledger(db, readonly=True) as ledger:
+        [bill] = ledger.bills()
+        assert bill.account == "acme"
+    # Call records given twice are counted once by request id: said, not refused.
+    calls = write(tmp_path, "calls.csv", "request_id,account,api,timestamp\nr1,acme,DetectFace,2020-09-10T00:00:00Z\n")
+    again = write(tmp_path, "calls-again.csv", calls.read_text(encoding="utf-8"))
+    reader = read_usage([calls, again], shipped_rules)
+    assert "calls-again.csv has the same content as calls.csv" in reader.warnings[0]
+    assert "counted once (by request id), so this changes no money" in reader.warnings[0]
+    assert reader.reconciliation.check().rows_duplicate == 1
+

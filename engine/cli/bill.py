@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import cast
 
+from ..errors import RatecardError
 from ..formatting import counted, format_money
-from .common import Progress, check_rejects_path, ledger_currency_check, rules_note, rules_of
+from .common import Progress, check_rejects_path, ledger_buyers, ledger_currency_check, rules_note, rules_of
 from .usage import read_checked
 
 
@@ -14,11 +16,15 @@ def cmd_bill(args) -> int:
     check_rejects_path(args)
     from ..billrun import InvoiceFolder, RunTotals, bill_accounts
 
+    if args.format == "pdf" and not args.out and sys.stdout.isatty():
+        raise RatecardError("a PDF is not printed on a terminal: give --out DIR (one PDF per invoice), or redirect "
+                            "standard output to a file")
     rules = rules_of(args, say=False)
     # The engine holds the rows within its memory limit (spilling past it); accounts come out of it
     # one at a time, in order, as they are billed.
     reader, reconciliation, rejects = read_checked(args, rules)
     ledger_currency_check(rules, reader.account_ids, args.db)
+    buyers = ledger_buyers(rules, args.db)
 
     count = reader.account_periods
     accounts = reader.accounts()  # made one at a time, as they are billed: not all held at once
@@ -31,6 +37,10 @@ def cmd_bill(args) -> int:
     progress = Progress(count, not args.quiet)
     complete = False
     book = None
+    # Several invoices to standard output as one PDF: rendered as HTML, then printed as one document
+    # with a page break before each invoice, as `invoice show --format pdf` prints each.
+    run_format = "html" if out_dir is None and args.format == "pdf" else args.format
+    pages: list[str] = []
     if out_dir is None and args.format == "html" and count > 1:
         from ..htmlbook import HtmlBook
         from ..i18n import translations
@@ -41,21 +51,32 @@ def cmd_bill(args) -> int:
     try:
         if out_dir is None and args.format == "json":
             print("[")
-        for i, item in enumerate(bill_accounts(rules, accounts, args.format, jobs=args.jobs, count=count)):
+        for i, item in enumerate(bill_accounts(rules, accounts, run_format, jobs=args.jobs, count=count,
+                                                   buyers=buyers)):
             totals.add(item)
             if folder is not None:
                 folder.write(item)
+                progress.update(i + 1)
+                continue
+            text = cast(str, item.text)  # only a PDF written to a folder is bytes
+            if args.format == "pdf":
+                pages.append(text)
             elif args.format == "json":
-                sys.stdout.write(("," if i else "") + item.text.rstrip("\n") + "\n")
+                sys.stdout.write(("," if i else "") + text.rstrip("\n") + "\n")
             elif book is not None:
-                book.add(item.text)
+                book.add(text)
             else:
-                sys.stdout.write(("\n" if i and args.format != "jsonl" else "") + item.text)
+                sys.stdout.write(("\n" if i and args.format != "jsonl" else "") + text)
             progress.update(i + 1)
         if out_dir is None and args.format == "json":
             print("]")
         if book is not None:
             book.close()
+        if pages:
+            from ..pdf import htmls_to_pdf
+
+            sys.stdout.flush()
+            sys.stdout.buffer.write(htmls_to_pdf(pages))
         complete = True
     finally:
         progress.close()

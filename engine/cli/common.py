@@ -301,6 +301,21 @@ def rules_of_service(args, service: str):
     return load_rules((resolve(spec, "--rules") if spec else chosen_rules(args)).path)
 
 
+def ledger_buyers(rules, db=None):
+    """The buyer details of the ledger's accounts (--db, $RATECARD_DB, ratecard.toml or ./ratecard.db)
+    when the rules tax by them, else None: tax rules need the buyer's country and tax id."""
+    from ..discovery import configured_db
+    from ..ledger import DEFAULT_DB, Ledger
+
+    if not rules.taxes:
+        return None
+    path = Path(db or configured_db()[0] or DEFAULT_DB)
+    if not path.is_file():
+        return None
+    with Ledger(path, readonly=True) as ledger:
+        return ledger.buyers()
+
+
 def ledger_currency_check(rules, account_ids, db=None) -> None:
     """Refuse to bill accounts that the ledger holds in another currency than the rules bill in (a
     China-site account billed with the USD book). Checked when a ledger is named (--db,

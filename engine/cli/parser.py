@@ -63,7 +63,8 @@ def _check_options(p) -> None:
 def buyer_args(p) -> None:
     p.add_argument("--legal-name", help="the buyer's legal name, as invoices print it")
     p.add_argument("--address", action="append", metavar="LINE", help="a line of the buyer's address (repeatable)")
-    p.add_argument("--country", help="the buyer's country, ISO 3166-1 alpha-2, e.g. DE")
+    p.add_argument("--country", help="the buyer's country, ISO 3166-1 alpha-2, e.g. DE "
+                   "(or ISO 3166-2 with the region, e.g. US-CA, for regional tax rates)")
     p.add_argument("--tax-id", help="the buyer's tax id (VAT id), as invoices print it")
 
 
@@ -105,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", type=period_arg, metavar="YYYY-MM", help="bill only this period; rows of others are counted "
                    "as out of period")
     _rules_option(p)
-    _format_option(p, ("text", "markdown", "html", "json", "jsonl"),
-                   notes={"jsonl": "one bill a line", "html": "one document, a page per invoice"})
+    _format_option(p, ("text", "markdown", "html", "json", "jsonl", "pdf"),
+                   notes={"jsonl": "one bill a line", "html": "one document, a page per invoice",
+                          "pdf": "one PDF, a page break before each invoice; with --out one PDF per invoice"})
     p.add_argument("--out", metavar="DIR", help="write one file per invoice here (jsonl: one bills.jsonl)")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here with their reasons and bill the rest "
                    "(default: list them and bill nothing)")
@@ -227,8 +229,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=jobs_arg, metavar="N", help="worker processes rendering the invoices, 1 to 64 "
                    f"(default: all cores from {PRERENDER_FROM:,} accounts on, else 1); the documents recorded are "
                    "the same whatever N")
+    p.add_argument("--allow-identical-files", action="store_true",
+                   help="settle even when two usage files have the same content (default: refused, since "
+                   "aggregated usage given twice would be billed twice, for good)")
     add_usage_options(p)
-    _format_option(p)
+    _format_option(p, ("text", "json", "pdf"),
+                   notes={"pdf": "the period's invoices and the corrections this run issued, as `invoice show` "
+                          "prints them: one PDF, a page break before each document (the report goes to standard "
+                          "error); with --out one PDF per document"})
+    p.add_argument("--out", metavar="DIR", help="with --format pdf: write one PDF per document here")
+    p.add_argument("--paper", choices=("A4", "Letter"), help=choices_help("with --format pdf: the PDFs' page size",
+                   ("A4", "Letter"), "as the rule set's seller file says, else A4"))
     p.set_defaults(func=cmd_settle)
 
     p = sub.add_parser("credit-note", parents=[db, at], help="issue a credit note to an invoice (a refund or "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..errors import RatecardError
 from ..formatting import counted, format_count, format_money
 from .exits import BAD_INPUT, STATUS_EXIT
 from .common import (
@@ -37,7 +38,8 @@ def _settle_text(report) -> list[str]:
         out.append("")
         width = max(len(a.account) for a in report.accounts)
     for a in report.accounts:
-        head = f"  {a.account.ljust(width)}  invoice {a.invoice}  {format_money(a.total, a.currency)}"
+        head = (f"  {a.account.ljust(width)}  invoice {a.invoice}  {format_money(a.total, a.currency)}"
+                if a.total is not None else f"  {a.account.ljust(width)}  no invoice")
         if a.outcome == "corrected":
             out.append(f"  {a.account.ljust(width)}  {a.problem}; {applied_text(a.applied, a.currency)}")
         elif a.outcome == "already-settled":
@@ -66,6 +68,12 @@ def cmd_settle(args) -> int:
     from ..settlement import check_settleable
 
     at = at_arg(args.at)
+    out_dir = getattr(args, "out", None)
+    if out_dir and args.format != "pdf":
+        raise RatecardError("--out writes the settled documents as PDFs: give it with --format pdf")
+    if args.format == "pdf" and not out_dir and sys.stdout.isatty():
+        raise RatecardError("a PDF is not printed on a terminal: give --out DIR (one PDF per document), or "
+                            "redirect standard output to a file")
     rules = rules_of(args)
     check_settleable(tariff(rules, args.period).policy, args.period, at)  # before reading any usage
     from .usage import read_checked
@@ -81,7 +89,7 @@ def cmd_settle(args) -> int:
     with open_ledger(args) as ledger:
         # Without a rejects file a bad row stops everything; with one, only its account waits, since
         # a settled period cannot take a corrected row later (its bill is immutable).
-        reader, reconciliation, rejects = read_checked(args, rules, also=hold)
+        reader, reconciliation, rejects = read_checked(args, rules, also=hold, refuse_copies=True)
         if unowned:
             # Its account could be any: settling the others might record a short bill for it.
             from ..errors import UsageInvalid
@@ -92,7 +100,15 @@ def cmd_settle(args) -> int:
                                "one they belong to. Fix them and settle again")
         report = ledger.settle(rules, reader.accounts(), args.period, at, hold=held, batch=args.batch,
                                jobs=args.jobs)
-    if args.format == "json":
+        if args.format == "pdf":
+            written = _documents_pdf(ledger, report, out_dir, getattr(args, "paper", None))
+    if args.format == "pdf":
+        # The PDF is standard output's one document (unless --out): the report goes to standard error.
+        report_to = sys.stdout if out_dir else sys.stderr
+        print("\n".join(_settle_text(report) + reconciliation.lines()), file=report_to)
+        print(f"{counted(written, 'document')} printed" + (f", written to {out_dir}" if out_dir else ""),
+              file=report_to)
+    elif args.format == "json":
         held_out = {"rejects": {"file": args.rejects, "rows": rejects.count,
                                 "accounts_held": sorted(held - {""})}} if rejects is not None else {}
         print(json.dumps(report.to_dict() | {"reconciliation": reconciliation.to_dict()} | held_out, indent=2,
@@ -100,12 +116,56 @@ def cmd_settle(args) -> int:
     else:
         print("\n".join(_settle_text(report) + reconciliation.lines()))
     if rejects is not None and args.format != "json":
-        print(f"{counted(rejects.count, 'bad row')} written to {args.rejects}")
+        print(f"{counted(rejects.count, 'bad row')} written to {args.rejects}",
+              file=sys.stderr if args.format == "pdf" and not out_dir else sys.stdout)
     for failed in report.failed:
         print(f"{failed.account}: not settled: {failed.problem}", file=sys.stderr)
+    for unrecorded in report.unrecorded:
+        print(f"{unrecorded.account}: usage not recorded: {unrecorded.unrecorded}", file=sys.stderr)
     for unbilled in report.unbilled:
         print(f"{unbilled.account}: not settled: {unbilled.reason}", file=sys.stderr)
     return 0 if report.complete else NOT_ALL_SETTLED
+
+
+def _documents_pdf(ledger, report, out_dir, paper) -> int:
+    """The period's invoices and the corrections this settlement issued, as `invoice show --format pdf`
+    prints them: one PDF per document in `out_dir`, else one PDF (a page break before each) to
+    standard output. Returns how many documents were printed."""
+    from pathlib import Path
+    from typing import cast
+
+    from ..billrun import _Pending
+    from ..pdf import htmls_to_pdf
+    from ..reprint import rendered
+
+    refs = [(a.account, a.invoice) for a in report.accounts if a.outcome != "failed" and a.invoice]
+    if out_dir is None:
+        if refs:
+            pages = []
+            for account, ref in refs:
+                number, document, data, _ = ledger.document(account, ref)
+                pages.append(cast(str, rendered(number, document, data, "html", paper)))
+            sys.stdout.flush()
+            sys.stdout.buffer.write(htmls_to_pdf(pages))
+            sys.stdout.buffer.flush()
+        return len(refs)
+    folder = Path(out_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RatecardError(f"{folder}: cannot make the output folder: {exc.strerror or exc}") from None
+    for account, ref in refs:
+        number, document, data, _ = ledger.document(account, ref)
+        # A number is its series' prefix and digits; anything else a prefix holds is kept out of the path.
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in number).lstrip(".") or "_"
+        pending = _Pending(folder / f"{name}.pdf", binary=True)
+        try:
+            pending.write(rendered(number, document, data, "pdf", paper))
+            pending.commit(durable=False)
+        except BaseException:
+            pending.discard()
+            raise
+    return len(refs)
 
 
 def cmd_collect(args) -> int:

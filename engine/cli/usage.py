@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import RatecardError
@@ -49,8 +50,10 @@ def add_usage_options(p: argparse.ArgumentParser, *, formats: bool = True) -> No
     g.add_argument("--threads", type=threads_arg, metavar="N", help="engine threads (default: one per core)")
 
 
-def open_reader(args, rules, *, on_reject=None, period=None):
-    """A UsageReader over every --usage file, with the engine options given."""
+def open_reader(args, rules, *, on_reject=None, period=None, refuse_copies=False):
+    """A UsageReader over every --usage file, with the engine options given. Files with the same
+    content are warned about on standard error; with `refuse_copies` (settle, whose bills are
+    recorded for good), aggregated usage given twice is refused unless --allow-identical-files."""
     from ..usage import UsageReader
 
     if args.master and args.engine != "spark":
@@ -61,10 +64,20 @@ def open_reader(args, rules, *, on_reject=None, period=None):
     for source in args.usage:
         reader.read(source, stdin=stdin_bytes(args), format=getattr(args, "input_format", None),
                     kind=getattr(args, "kind", None))
+    from ..usage.files import CALLS
+
+    doubled = [(source, other) for source, other, _ in reader.copies if source.kind != CALLS]
+    if refuse_copies and doubled and not getattr(args, "allow_identical_files", False):
+        source, other = doubled[0]
+        raise RatecardError(f"{source.name}: the same content as {other}: settling both would record its usage "
+                            "twice, for good; nothing was settled. Give each file once, or --allow-identical-files "
+                            "if the copies are intended")
+    for warning in reader.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return reader.run()
 
 
-def read_checked(args, rules, *, also=None):
+def read_checked(args, rules, *, also=None, refuse_copies=False):
     """Every --usage file read for a command that bills from it: bad rows go to the --rejects file
     (and to `also`, when given), or, without one, stop the run listing every bad row; the
     reconciliation is proved either way. Returns the reader, its reconciliation and the rejects
@@ -82,7 +95,7 @@ def read_checked(args, rules, *, also=None):
 
         on_reject = both
     try:
-        reader = open_reader(args, rules, on_reject=on_reject, period=args.period)
+        reader = open_reader(args, rules, on_reject=on_reject, period=args.period, refuse_copies=refuse_copies)
     finally:
         if rejects is not None:
             rejects.close()

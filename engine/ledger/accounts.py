@@ -92,11 +92,12 @@ def entries(store, account: str | None = None) -> list[Entry]:
 
 
 BUYER_FIELDS = ("legal_name", "address", "country", "tax_id")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")  # DE, or a region of one (ISO 3166-2: US-CA)
 
 
 def _buyer_values(fields: dict) -> dict:
-    """Checked buyer details: `address` is a sequence of lines, `country` an ISO 3166-1 alpha-2 code."""
+    """Checked buyer details: `address` is a sequence of lines, `country` an ISO 3166-1 alpha-2 code
+    (or an ISO 3166-2 region code, for tax rules with regional rates)."""
     out = {}
     for key, value in fields.items():
         if key not in BUYER_FIELDS:
@@ -110,7 +111,8 @@ def _buyer_values(fields: dict) -> dict:
         else:
             value = " ".join(str(value).split())
         if key == "country" and value and not _COUNTRY.match(value):
-            raise LedgerError(f"bad country {value!r}: expected an ISO 3166-1 alpha-2 code such as DE, FR or CN")
+            raise LedgerError(f"bad country {value!r}: expected an ISO 3166-1 alpha-2 code such as DE, FR or CN, "
+                              "or an ISO 3166-2 region code such as US-CA")
         if len(value) > 1000:
             raise LedgerError(f"the {key.replace('_', ' ')} is too long ({len(value)} characters; at most 1000)")
         out[key] = value or None
@@ -121,6 +123,16 @@ def buyer_of(db, account: str):
     """The account's buyer details as invoices print them, or None when it has none."""
     return _party(db.execute("SELECT legal_name, address, country, tax_id FROM accounts WHERE id = ?",
                              (account,)).fetchone(), account)
+
+
+def buyers(store) -> dict:
+    """Every account's buyer details (`model.Party`), for those that have any: whom tax rules tax by."""
+    out = {}
+    for account, *row in store.read("SELECT id, legal_name, address, country, tax_id FROM accounts ORDER BY id"):
+        party = _party(tuple(row), account)
+        if party is not None:
+            out[account] = party
+    return out
 
 
 def _party(row, account: str):

@@ -37,7 +37,7 @@ def _packs_used(bill: dict) -> list:
 
 
 def _view(db, seller, kind, number, account, service, period, when_, issued, refers_to, cause, reason, currency,
-          amount, correction=None, rules_name="", fingerprint="") -> D.DocumentView:
+          amount, correction=None, rules_name="", fingerprint="", tax=None, locale="en") -> D.DocumentView:
     from datetime import timedelta
 
     return D.DocumentView(
@@ -50,7 +50,8 @@ def _view(db, seller, kind, number, account, service, period, when_, issued, ref
         total_before=correction.total_before if correction else None,
         total_after=correction.total_after if correction else None,
         rules_name=rules_name, rules_fingerprint=fingerprint, seller=seller.party if seller else None,
-        buyer=buyer_of(db, account), paper=seller.paper if seller else "A4")
+        buyer=buyer_of(db, account), paper=seller.paper if seller else "A4",
+        tax=correction.tax if correction else tax, locale=locale)
 
 
 def _issue(db, policy, view: D.DocumentView, position, at: datetime, *, bill_json, fingerprint, invoice,
@@ -74,7 +75,7 @@ def _issue(db, policy, view: D.DocumentView, position, at: datetime, *, bill_jso
         period=view.period, refers_to=invoice, cause=view.cause, reason=view.reason, currency=view.currency,
         amount=view.amount, fingerprint=fingerprint, bill_json=bill_json,
         document_json=json.dumps(view.to_dict(), ensure_ascii=False, sort_keys=True),
-        document_text=render_document(view, "text"), issued_at=when, entry=applied.entries[0].seq)
+        document_text=render_document(view, "text", locale=view.locale), issued_at=when, entry=applied.entries[0].seq)
     return view, applied
 
 
@@ -99,9 +100,12 @@ def correct(store, policy, bill, service: str, when_, at: datetime, seller=None)
                 "automatically: issue a supplementary invoice or credit note by hand"))
         change = D.correction(current, new)
         if change is None:
-            return Settled(account, "already-settled", invoice, currency, bill.total, problem=(
-                f"the usage now rates differently from invoice {invoice} but to the same total; nothing to "
-                "charge or credit"))
+            before, after = (sum(Decimal(str(line["calls"])) for line in b.get("lines", ())) for b in (current, new))
+            what = f"{after:,} calls instead of {before:,}" if after != before else "the same calls, rated otherwise"
+            problem = (f"the usage now rates differently from invoice {invoice} ({what}) but to the same total; "
+                       "nothing to charge or credit")
+            return Settled(account, "already-settled", invoice, currency, bill.total, problem=problem,
+                           unrecorded=f"{problem}, and no recorded document shows it: the invoice stands")
         try:
             position = P.position(db, account, stamp(at))
         except LedgerError as exc:
@@ -110,7 +114,8 @@ def correct(store, policy, bill, service: str, when_, at: datetime, seller=None)
         why = (f"usage rated again: {format_money(change.total_after, currency)} instead of "
                f"{format_money(change.total_before, currency)}")
         view = _view(db, seller, change.kind, "", account, service, period, when_, issued, invoice, D.CORRECTION,
-                     why, currency, change.amount, change, bill.rules_name, bill.rules_fingerprint)
+                     why, currency, change.amount, change, bill.rules_name, bill.rules_fingerprint,
+                     locale=policy.locale)
         view, applied = _issue(db, policy, view, position, at, bill_json=new_json,
                                fingerprint=_fingerprint(new_json), invoice=invoice, balance_change=change.amount,
                                why=why)
@@ -156,7 +161,7 @@ def credit_note(store, rules, account: str, invoice: str, amount, reason: str, a
         if seen is not None:
             return seen[0], P.unchanged(account, position, f"credit note {seen[0]} to invoice {invoice} was "
                                         "already issued for this amount and reason")
-        _, _, charged, voided = docs.standing(db, account, service, period)
+        _, standing_json, charged, voided = docs.standing(db, account, service, period)
         if voided:
             raise LedgerError(f"invoice {invoice} was voided: it charges nothing more to credit; nothing was changed")
         if value > charged:
@@ -167,7 +172,8 @@ def credit_note(store, rules, account: str, invoice: str, amount, reason: str, a
         policy = tariff(rules, period).policy
         when_ = _schedule(policy, period)
         view = _view(db, rules.seller_at(period), D.CREDIT_NOTE, "", account, service, period, when_,
-                     at.astimezone(when_.start.tzinfo).date(), invoice, D.MANUAL, reason, currency, value)
+                     at.astimezone(when_.start.tzinfo).date(), invoice, D.MANUAL, reason, currency, value,
+                     tax=D.tax_share(json.loads(standing_json), value), locale=policy.locale)
         view, applied = _issue(db, policy, view, position, at, bill_json=None, fingerprint="", invoice=invoice,
                                balance_change=value, why=f"{format_money(value, currency)} credited: {reason}")
         step("credited")
@@ -197,7 +203,7 @@ def void(store, rules, invoice: str, at: datetime, reason: str = ""):
         if status == "applied" or cancelled:
             raise LedgerError(f"invoice {invoice} is paid (its debit was taken from the balance), so it cannot be "
                               "voided; issue a credit note instead (`ratecard credit-note`); nothing was changed")
-        _, _, charged, _ = docs.standing(db, account, service, period)
+        _, standing_json, charged, _ = docs.standing(db, account, service, period)
         position = P.position(db, account, stamp(at))
         policy = tariff(rules, period).policy
         when_ = _schedule(policy, period)
@@ -209,7 +215,8 @@ def void(store, rules, invoice: str, at: datetime, reason: str = ""):
                 "credited back" if moved > 0 else "taken back")
         text = " ".join(str(reason or "").split()) or "invoice voided"
         view = _view(db, rules.seller_at(period), D.CREDIT_NOTE, "", account, service, period, when_,
-                     at.astimezone(when_.start.tzinfo).date(), invoice, D.VOID, text, currency, charged)
+                     at.astimezone(when_.start.tzinfo).date(), invoice, D.VOID, text, currency, charged,
+                     tax=D.tax_share(json.loads(standing_json), charged), locale=policy.locale)
         view, applied = _issue(db, policy, view, position, at, bill_json=None, fingerprint="", invoice=invoice,
                                balance_change=moved, why=why)
         db.execute("INSERT INTO cancelled_debits (account, service, period, document) VALUES (?, ?, ?, ?)",

@@ -96,6 +96,10 @@ class Ledger:
     def currency_mismatches(self, currencies, accounts) -> dict[str, str]:
         return _accounts.currency_mismatches(self._store, currencies, accounts)
 
+    @_as(_accounts.buyers)
+    def buyers(self) -> dict:
+        return _accounts.buyers(self._store)
+
     @_as(_accounts.top_up)
     def top_up(self, account: str, amount, at: datetime, reference: str | None = None) -> Applied:
         return _accounts.top_up(self._store, account, amount, at, reference)

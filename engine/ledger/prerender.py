@@ -46,9 +46,10 @@ def _render_chunk(chunk: list[tuple]) -> list[str]:
     rules, period, policy, seller = _worker["rules"], _worker["period"], _worker["policy"], _worker["seller"]
     out = []
     item = _worker.setdefault("item", builder(UsageItem))
-    for account, items, packs, suspended, number, buyer in chunk:
+    for account, items, packs, suspended, taxed_as, number, buyer in chunk:
         # Rating again here is cheaper than shipping the bill: a bill is pickled field by field.
-        bill = rate(rules, [item(*i) for i in items], period, account=account, packs=packs, suspended=suspended)
+        bill = rate(rules, [item(*i) for i in items], period, account=account, packs=packs, suspended=suspended,
+                    buyer=taxed_as)
         meta = invoice_meta(bill, policy, number=number, issued=_worker["issued"])
         out.append(render_invoice(bill, policy, "text", meta=meta, seller=seller.party if seller else None,
                                   buyer=buyer, paper=seller.paper if seller else "A4"))
@@ -72,14 +73,16 @@ class Prerenderer:
     def active(self) -> bool:
         return self._pool is not None
 
-    def add(self, account: str, items, packs, suspended: bool, number: str, buyer) -> Callable[[str, object], str | None]:
-        """Queue the invoice of `account` rendered with `number` and `buyer`; returns what gives its
-        text for the number and buyer the transaction found (None: render it there)."""
+    def add(self, account: str, items, packs, suspended: bool, taxed_as, number: str,
+            buyer) -> Callable[[str, object], str | None]:
+        """Queue the invoice of `account` (rated with `taxed_as`, the buyer tax rules tax by) rendered
+        with `number` and `buyer`; returns what gives its text for the number and buyer the
+        transaction found (None: render it there)."""
         if self._pool is None:
             return _none
         index = len(self._pending)
         self._pending.append((account, [(i.api, i.calls, i.outcome, i.amount) for i in items], tuple(packs),
-                              suspended, number, buyer))
+                              suspended, taxed_as, number, buyer))
         slot: dict = {}
         self._slots.append(slot)
 

@@ -262,6 +262,9 @@ class Settled:
     problem: str = ""  # why it failed, or how a re-rating differs from the recorded bill
     issue_date: date | None = None  # the document's, in the policy's time zone, as it prints them
     due_date: date | None = None
+    # Usage given that no recorded document reflects (it rates to the recorded total but differently):
+    # the settlement is not complete, so that it is looked at (issue 11 item 6).
+    unrecorded: str = ""
 
     def to_dict(self) -> dict:
         out: dict[str, object] = {"account": self.account, "outcome": self.outcome, "invoice": self.invoice or None,
@@ -270,6 +273,8 @@ class Settled:
                "currency": self.currency or None, "total": None if self.total is None else as_text(self.total),
                "debit": self.debit or None, "due_at": self.due_at.isoformat() if self.due_at else None,
                "problem": self.problem or None}
+        if self.unrecorded:
+            out["unrecorded"] = self.unrecorded
         if self.applied is not None:
             out |= {"balance": as_text(self.applied.balance), "frozen": as_text(self.applied.frozen),
                     "suspended": list(self.applied.suspended),
@@ -310,8 +315,13 @@ class SettleReport:
     def complete(self) -> bool:
         """Whether every account with usage (or an activated service) has a recorded bill: none
         failed (e.g. a currency mismatch), none left unbilled (not in the ledger, not activated,
-        held for rejected rows)."""
-        return not self.failed and not self.unbilled
+        held for rejected rows), and none with usage no recorded document reflects."""
+        return not self.failed and not self.unbilled and not self.unrecorded
+
+    @property
+    def unrecorded(self) -> tuple[Settled, ...]:
+        """Accounts whose usage given rates differently from what is recorded, with no document for it."""
+        return tuple(a for a in self.accounts if a.unrecorded)
 
     def to_dict(self) -> dict:
         return {"period": self.period, "service": self.service, "rules_fingerprint": self.rules_fingerprint,

@@ -89,6 +89,8 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     from ..documents import INVOICE
     from ..invoice import invoice_meta
     from ..rating import rate, tariff
+    from ..tax import TaxError
+    from .accounts import buyers as buyers_of
 
     t = tariff(rules, period)
     policy, book = t.policy, t.book
@@ -133,6 +135,9 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
                        S.Terms.of(policy, freeze, basis), packs,
                        lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued), prerendered)
 
+    # Whom tax rules tax by: the buyer details as they are when the period is settled.
+    buyers = buyers_of(store) if t.tax is not None else {}
+
     # The numbers the new invoices will get if nothing else issues any meanwhile (a prediction: the
     # transaction assigns the real one, and a text rendered with another is not used).
     issued_on = at.astimezone(when_.start.tzinfo).date()
@@ -148,7 +153,12 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         # An account already settled is re-rated with its packs as they were before its bill, to
         # compare like with like.
         packs = pack_balances(store, account, service, when_, zone, before_bill=account in recorded)
-        bill = rate(rules, items, period, account=account, packs=packs, suspended=suspended)
+        buyer = buyers.get(account)
+        try:
+            bill = rate(rules, items, period, account=account, packs=packs, suspended=suspended, buyer=buyer)
+        except TaxError as exc:  # this account cannot be taxed as its details stand: the others are settled
+            untaxed = Settled(account, "failed", "", book.currency, None, problem=str(exc))
+            return lambda: untaxed
         number = invoice_meta(bill, policy).fingerprint
         if account in recorded:
             # A recorded bill is never altered: usage that now rates differently is billed (or
@@ -172,13 +182,15 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
             return lambda: failed
 
         def again(fresh) -> _Priced:
-            return priced(rate(rules, items, period, account=account, packs=fresh, suspended=suspended), fresh)
+            return priced(rate(rules, items, period, account=account, packs=fresh, suspended=suspended,
+                               buyer=buyer), fresh)
 
         prerendered: Callable[[str, object], str | None] = _not_rendered
         if pre.active:
-            buyer = _party(store.read("SELECT legal_name, address, country, tax_id FROM accounts WHERE id = ?",
-                                      (account,))[0], account)
-            prerendered = pre.add(account, items, packs, suspended, policy.numbering.number(series, next_seq), buyer)
+            printed = _party(store.read("SELECT legal_name, address, country, tax_id FROM accounts WHERE id = ?",
+                                        (account,))[0], account)
+            prerendered = pre.add(account, items, packs, suspended, buyer, policy.numbering.number(series, next_seq),
+                                  printed)
             next_seq += 1
         first = priced(bill, packs, prerendered)
         step("rated")
@@ -188,8 +200,8 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
             if done is None:  # a concurrent run settled it after we looked: what it recorded stands
                 before = pack_balances(store, account, service, when_, zone, before_bill=True)
                 done = correct(store, policy, bill if before == packs else rate(
-                    rules, items, period, account=account, packs=before, suspended=suspended), service, when_,
-                    at, seller)
+                    rules, items, period, account=account, packs=before, suspended=suspended, buyer=buyer),
+                    service, when_, at, seller)
             return done
         return record
 

@@ -2,8 +2,9 @@
 the row-numbered tokenizer the diagnosing pass uses.
 
 Row numbers are physical line numbers, the CSV header being line 1, so that ``FILE:LINE`` opens the
-row in an editor. A CSV record spanning lines (a quoted line break) is numbered by its first line.
-Blank lines are skipped and are not rows. Parquet has no lines: its rows are numbered from 1.
+row in an editor. A CSV record spanning lines (a quoted line break) is numbered by its first line;
+a broken one (a quote left open swallowing the lines after it) is rejected line by line.
+Blank lines, and lines of only spaces and tabs, are skipped and are not rows (nor counted as read). Parquet has no lines: its rows are numbered from 1.
 """
 
 from __future__ import annotations
@@ -38,15 +39,19 @@ STDIN_NAME = "<stdin>"
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
 MAX_ROW_BYTES = 1 << 20  # a longer line is a bad row, never read into a record: no real call is that large
+# A line past this runs on without a line break (/dev/zero, a binary or a corrupt file): not rows to
+# reject one by one but a file that is not line-structured, so reading stops there, with an error.
+MAX_LINE_BYTES = 1 << 32
 _GLOB = frozenset("*?[")
 
 
 class Bad(Exception):
     """A row fails a check: it becomes a Rejected record, never a traceback."""
 
-    def __init__(self, code: str, reason: str):
+    def __init__(self, code: str, reason: str, values: dict | None = None):
         super().__init__(reason)
         self.code, self.reason = code, reason
+        self.values = values  # the row's fields when they could still be read (for its calls)
 
 
 @dataclass(frozen=True)
@@ -109,11 +114,21 @@ def open_binary(path: str, name: str):
         file.close()
 
 
+class NotLines(RatecardError):
+    """A usage file whose line runs on past what any row can be: not line-structured text."""
+
+    def __init__(self, name: str, line: int, limit: int):
+        super().__init__(f"{name}:{line}: the line runs on past {limit:,} bytes without a line break, so the "
+                         "file is not line-structured text (a device such as /dev/zero, a binary or a corrupt "
+                         "file?); expected one row per line; nothing was billed from it")
+
+
 class Lines:
     """The decoded lines of a usage file, counted; `taken` keeps the current record's raw text."""
 
-    def __init__(self, binary, name: str):
+    def __init__(self, binary, name: str, longest: int | None = None):
         self.binary, self.name = binary, name
+        self.longest = MAX_LINE_BYTES if longest is None else longest
         self.number = 0
         self.taken: list[str] = []
         self.oversize = False  # the line just read was cut at MAX_ROW_BYTES
@@ -126,8 +141,13 @@ class Lines:
             data = self.binary.readline(MAX_ROW_BYTES + 1)
             self.oversize = len(data) > MAX_ROW_BYTES and not data.endswith(b"\n")
             if self.oversize:
+                if self.longest <= MAX_ROW_BYTES:
+                    raise NotLines(self.name, self.number + 1, MAX_ROW_BYTES)
+                length = len(data)
                 while (more := self.binary.readline(1 << 20)) and not more.endswith(b"\n"):
-                    pass  # skip the rest of the line: it is reported, not kept
+                    length += len(more)  # skip the rest of the line: it is reported, not kept
+                    if length > self.longest:
+                        raise NotLines(self.name, self.number + 1, self.longest)
                 data = data[:200]
         except (OSError, EOFError, zlib.error) as exc:
             after = f" after line {self.number}" if self.number else ""
@@ -164,7 +184,8 @@ def sniff(path: str, name: str, *, format: str | None = None, kind: str | None =
     if format == "parquet" or (format is None and head == PARQUET_MAGIC):
         return Source(name, path, "parquet", "", False, (), identity)  # kind and columns: see duck.parquet_source
     with open_binary(path, name) as binary:
-        lines = Lines(binary, name)
+        # A header (or first object) past a row's length is no usage file's: said before reading on.
+        lines = Lines(binary, name, longest=MAX_ROW_BYTES)
         first = next((line for line in lines if line.strip()), None)
         if first is None:
             raise RatecardError(f"{name}: the file is empty; {EXPECTED}")
@@ -303,13 +324,41 @@ def _csv_records(source: Source, lines: Lines):
         if lines.oversize:
             row = _oversize()
         elif isinstance(row, list):
-            if not row:
-                continue  # a blank line
+            if not row or not raw.strip():
+                continue  # a blank line, or one of only spaces and tabs: not a row
             if len(row) != width:
                 row = Bad("column-count", f"expected {width} columns ({', '.join(header)}), got {len(row)}")
             else:
                 row = {n: row[i] for n, i in columns.items()}
+        if isinstance(row, Bad) and len(lines.taken) > 1:
+            yield from _runs_on(number, list(lines.taken), row, width, columns)
+            continue
         yield number, raw, row
+
+
+def _runs_on(number: int, taken: list[str], bad: Bad, width: int, columns: dict[str, int]):
+    """A bad CSV record spanning several lines (a quote not closed where it should be swallows the
+    lines after it) as one rejected row per line: the reconciliation counts the rows of the file,
+    and the calls of each swallowed line, when the line alone reads as a row, are counted rejected
+    instead of nowhere."""
+    last = number + len(taken) - 1
+    for offset, line in enumerate(taken):
+        raw = line.rstrip("\r\n")
+        if offset and not raw.strip():
+            continue  # a blank line inside the record: not a row, as anywhere else
+        reason = (f"{bad.reason} (the record runs on from line {number} to line {last}: a quote is not "
+                  "closed where it should be; each of its lines is rejected)" if offset == 0 else
+                  f"read into the record that starts on line {number}, whose quote is not closed where it "
+                  "should be; fix that line")
+        yield number + offset, raw, Bad(bad.code, reason, _alone(line, width, columns))
+
+
+def _alone(line: str, width: int, columns: dict[str, int]) -> dict | None:
+    try:
+        row = next(csv.reader([line], strict=True), None)
+    except csv.Error:
+        return None
+    return {n: row[i] for n, i in columns.items()} if row is not None and len(row) == width else None
 
 
 def _cut(lines: Lines):

@@ -12,8 +12,10 @@ stream out in order from the engine's sorted result, so Python holds one account
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import stat
 import shutil
 import tempfile
 from pathlib import Path
@@ -72,6 +74,9 @@ class UsageReader:
         self._done = False
         self._counts: dict[str, int] = {}
         self._identities: dict[tuple, str] = {}
+        self._sizes: dict[int, list[tuple[str, str]]] = {}  # size → (name, path) of the regular files read
+        self._digests: dict[str, str] = {}
+        self.copies: list[tuple[Source, str, str]] = []  # (source, name of the earlier file, sha256)
         self._stdin_read = False
         self.diagnosed = False  # whether the row-numbered pass had to run (something was not clean)
         self._valued = None  # the groups read by the `valued` path, when the rules need it
@@ -113,8 +118,49 @@ class UsageReader:
                 from .duck import parquet_source
 
                 found, _ = parquet_source(self._connection(), found, kind)
+            self._note_copy(found)
             self.sources.append(found)
         return self
+
+    def _note_copy(self, source: Source) -> None:
+        """Two files with the same bytes are most likely one file copied under another name (a hard
+        link is refused above by device and inode). Only regular files are compared, and only
+        those of equal size are hashed: a pipe can be read once, a device may never end."""
+        try:
+            st = os.stat(source.path)
+        except OSError:
+            return
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+            return
+        for other, other_path in self._sizes.get(st.st_size, ()):
+            digest = self._digest(source.path)
+            if digest == self._digest(other_path):
+                self.copies.append((source, other, digest))
+                break
+        self._sizes.setdefault(st.st_size, []).append((source.name, source.path))
+
+    def _digest(self, path: str) -> str:
+        if path not in self._digests:
+            digest = hashlib.sha256()
+            try:
+                with open(path, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(block)
+            except OSError as exc:
+                raise RatecardError(f"{path}: cannot read the usage file: {exc.strerror or exc}") from None
+            self._digests[path] = digest.hexdigest()
+        return self._digests[path]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Legal but suspicious input, one sentence each: files with the same content."""
+        out = []
+        for source, other, digest in self.copies:
+            effect = ("its call records are counted once (by request id), so this changes no money"
+                      if source.kind == CALLS else "its usage is counted twice")
+            out.append(f"{source.name} has the same content as {other} (sha256 {digest[:12]}…): {effect}; "
+                       "if it is a copy, give each file once")
+        return out
 
     # -- results ----------------------------------------------------------------------------------
 
