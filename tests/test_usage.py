@@ -630,6 +630,19 @@ def test_the_example_calls_cross_the_beijing_month_boundary_with_one_duplicate(s
     assert (october.rows_accepted, october.rows_out_of_period, october.rows_duplicate) == (5, 4, 1)
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+@pytest.mark.parametrize("url", ["s3a://bucket/calls/2020-09.csv", "hdfs://namenode/logs/*.parquet",
+                                 "file:///tmp/calls.csv"])
+def test_a_path_that_is_not_a_local_file_is_refused_saying_what_to_do(shipped_rules, capsys, engine, url):
+    # issue 10: "s3a://bucket/x.csv" was taken for a local path and said "s3a:/bucket/x.csv: No such file".
+    from ratecard.cli import main
+
+    code = main(["bill", "--engine", engine, "--usage", url, "--period", "2020-09"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith(f"{url}: usage is read from local files") and "ratecard usage --sql --dialect spark" in err
+
+
 @pytest.mark.parametrize("blank", ["   ", "\t", " \t \r", "  \r"])
 def test_a_line_of_only_spaces_is_skipped_like_a_blank_line(shipped_rules, tmp_path, blank):
     # issue 11 item 18: blank lines are skipped (files.py, README); one holding spaces or a tab was a
@@ -643,6 +656,23 @@ def test_a_line_of_only_spaces_is_skipped_like_a_blank_line(shipped_rules, tmp_p
              + blank + '\n{"request_id":"r2","account":"acme","api":"DetectFace","timestamp":"2020-09-10T00:00:00Z"}\n')
     reader = read_text(shipped_rules, tmp_path, calls, name="calls.jsonl")
     assert list(reader.rejected) == [] and reader.reconciliation.check().rows_read == 2
+
+
+def test_a_quote_left_open_rejects_every_line_it_swallows_and_their_calls(shipped_rules, tmp_path):
+    # issue 11 item 1: the unclosed quote on line 3 read lines 4 and 5 into one bad record, so the
+    # reconciliation said 2 rows read of 4, and the 9,000,007 calls of line 4 were counted nowhere.
+    text = (AGG_HEADER + "acme,2020-09,DetectFace,10,\n\"acme,2020-09,DetectFace,5,\n"
+            "acme,2020-09,DetectFace,9000007,\nacme,2020-09,DetectFace,3,\n")
+    reader = read_text(shipped_rules, tmp_path, text)
+    rejected = list(reader.rejected)
+    assert [(r.line, r.raw) for r in rejected] == [(3, '"acme,2020-09,DetectFace,5,'),
+                                                  (4, "acme,2020-09,DetectFace,9000007,"),
+                                                  (5, "acme,2020-09,DetectFace,3,")]
+    assert "runs on from line 3 to line 5" in rejected[0].reason
+    assert all("starts on line 3" in r.reason for r in rejected[1:])
+    r = reader.reconciliation.check()
+    assert (r.rows_read, r.rows_accepted, r.rows_rejected) == (4, 1, 3)  # every physical row
+    assert (r.calls_read, r.calls_accepted, r.calls_rejected) == (9_000_020, 10, 9_000_010)
 
 
 def test_a_file_that_is_not_line_structured_stops_with_an_error_naming_it(shipped_rules, tmp_path, monkeypatch):
@@ -679,6 +709,51 @@ def test_usage_from_dev_zero_is_refused_quickly_with_a_clear_error(tmp_path):
                            str(ROOT / "rules" / "face-recognition")], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("/dev/zero:1: the line runs on past 1,048,576 bytes without a line break")
+
+
+def test_standard_input_that_is_not_line_structured_is_refused_while_it_is_copied(tmp_path, monkeypatch):
+    # `--usage - < /dev/zero` copied standard input to a scratch file with no bound, filling the disk
+    # before the reader could refuse it. The copy checks the lines as they pass.
+    import subprocess
+    import sys
+
+    import ratecard.usage.files as files
+
+    with open("/dev/zero", "rb") as zero:
+        done = subprocess.run([sys.executable, "-m", "ratecard", "bill", "--usage", "-", "--rules",
+                               str(ROOT / "rules" / "face-recognition")], stdin=zero, capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("<stdin>:1: the line runs on past 1,048,576 bytes without a line break")
+    # A later line running on is stopped too (the bound lowered here), and good text is copied whole.
+    monkeypatch.setattr(files, "MAX_LINE_BYTES", 3 * files.MAX_ROW_BYTES)
+    runaway = io.BytesIO(AGG_HEADER.encode() + b"a,2020-09,X,1\n" + b"x" * (4 * files.MAX_ROW_BYTES))
+    with pytest.raises(RatecardError, match=r"<stdin>:3: the line runs on past 3,145,728 bytes"):
+        files.copy_stdin(runaway, str(tmp_path))
+    text = (AGG_HEADER + GOOD + "\n") * 200_000
+    copied = files.copy_stdin(io.BytesIO(text.encode()), str(tmp_path))
+    assert Path(copied).read_text(encoding="utf-8") == text
+
+
+def test_a_named_pipe_is_read_once_like_standard_input(shipped_rules, tmp_path):
+    # `--usage <(zcat logs.gz)` or a FIFO: sniffing, the query and the row checks each open the
+    # input, and a pipe gives its bytes once ("File or stream is not seekable"). It is copied first.
+    import threading
+
+    fifo = tmp_path / "calls.fifo"
+    os.mkfifo(fifo)
+    text = AGG_HEADER + GOOD + "\n" + GOOD.replace(",5,", ",x,") + "\n"
+
+    def feed():
+        with open(fifo, "w", encoding="utf-8") as out:
+            out.write(text)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    reader = read_usage(fifo, shipped_rules)
+    writer.join(10)
+    assert [(Path(r.file).name, r.line) for r in reader.rejected] == [("calls.fifo", 3)]  # the pipe's own name
+    assert reader.reconciliation.check().calls_accepted == 5
 
 
 def test_the_same_content_under_two_names_is_warned_about_on_bill_and_refused_on_settle(shipped_rules, tmp_path,

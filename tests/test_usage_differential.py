@@ -101,6 +101,11 @@ SNIPPETS = [
     AGG + "\n\"acme\",\"2020-09\",\"DetectFace\",\"1\",\"\"\n\"multi\nline\",2020-09,Nope,4,\nacme,2020-09,DetectFace,x,\r\n",
     "\ufeff Account , PERIOD ,api,Calls,region\nacme,2020-09,DetectFace,1,eu\n",
     AGG + GOOD + "   \n\t\n \t \r\n\n" + GOOD + "  \r\n",  # lines of only spaces: skipped (issue 11 item 18)
+    # A quote not closed where it should be swallows the lines after it (issue 11 item 1): to the end,
+    # or up to a later quote, the broken record then failing mid-file.
+    AGG + GOOD + "\n\"acme,2020-09,DetectFace,5,\nacme,2020-09,DetectFace,9000007,\n\nacme,2020-09,DetectFace,3,\n",
+    AGG + "\"acme,2020-09,DetectFace,5,\nacme,2020-09,DetectFace,7,\"x\n" + GOOD + "\n",
+    CALLS + "r1,acme,DetectFace,2020-09-10T00:00:00Z,\"success\nr2,acme,DetectFace,2020-09-10T00:00:00Z,success\n",
     AGG + "acme,2020-09,DetectFace,1000.0,\nacme,2020-09,DetectFace,1000.5,\n acme ,2020-09, DetectFace ,7, SUCCESS \n",
     CALLS + "r1,acme,DetectFace,2020-09-10T00:00:00Z,success\nr2,acme,DetectFace,2020-10-10T00:00:00Z,success\n"
     "r1,acme,DetectFace,2020-09-10T00:00:00Z,success\nr3,acme,DetectFace,soon,success\n"

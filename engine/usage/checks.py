@@ -187,6 +187,8 @@ def read_calls(value) -> int:
 
 def calls_or_zero(values) -> int:
     """The calls of an aggregated row refused for another reason (0 when they cannot be read)."""
+    if isinstance(values, Bad):
+        values = values.values  # a line read into a broken record, read alone
     try:
         return read_calls(values.get("calls")) if isinstance(values, dict) else 0
     except Bad:

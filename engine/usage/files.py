@@ -2,7 +2,8 @@
 the row-numbered tokenizer the diagnosing pass uses.
 
 Row numbers are physical line numbers, the CSV header being line 1, so that ``FILE:LINE`` opens the
-row in an editor. A CSV record spanning lines (a quoted line break) is numbered by its first line.
+row in an editor. A CSV record spanning lines (a quoted line break) is numbered by its first line;
+a broken one (a quote left open swallowing the lines after it) is rejected line by line.
 Blank lines, and lines of only spaces and tabs, are skipped and are not rows (nor counted as read). Parquet has no lines: its rows are numbered from 1.
 """
 
@@ -47,9 +48,10 @@ _GLOB = frozenset("*?[")
 class Bad(Exception):
     """A row fails a check: it becomes a Rejected record, never a traceback."""
 
-    def __init__(self, code: str, reason: str):
+    def __init__(self, code: str, reason: str, values: dict | None = None):
         super().__init__(reason)
         self.code, self.reason = code, reason
+        self.values = values  # the row's fields when they could still be read (for its calls)
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,48 @@ def copy_stdin(stdin, directory: str) -> str:
     """Standard input saved to a scratch file: the engines read files, and a pipe can be read once."""
     if stdin is None:
         raise RatecardError("-: reading usage from standard input, but no input stream was given")
-    stream = getattr(stdin, "buffer", stdin)
-    path = os.path.join(directory, "stdin")
+    return copy_stream(getattr(stdin, "buffer", stdin), os.path.join(directory, "stdin"), STDIN_NAME)
+
+
+def copy_pipe(path: str, directory: str, name: str, number: int) -> str:
+    """A usage path that is not a regular file (a named pipe, `<(zcat …)` in a shell, a device) saved
+    to a scratch file, as standard input is: sniffing and the query each read the input."""
+    try:
+        with open(path, "rb") as stream:
+            return copy_stream(stream, os.path.join(directory, f"pipe-{number}"), name)
+    except OSError as exc:
+        raise RatecardError(f"{name}: cannot read the usage file: {exc.strerror or exc}") from None
+
+
+def copy_stream(stream, path: str, name: str) -> str:
     with open(path, "wb") as out:
-        shutil.copyfileobj(stream, out, 1 << 20)
+        head = stream.read(1 << 20)
+        out.write(head)
+        if head[:2] == GZIP_MAGIC or head[:4] == PARQUET_MAGIC:
+            shutil.copyfileobj(stream, out, 1 << 20)  # binary: its lines are checked as it is read
+        else:
+            _copy_lines(head, stream, out, name)
     return path
+
+
+def _copy_lines(head: bytes, stream, out, name: str) -> None:
+    """Copy text that must be line-structured, stopping as soon as it is not (`--usage - < /dev/zero`
+    would otherwise fill the scratch folder's disk before the reader could refuse it)."""
+    line, run, chunk = 1, 0, head
+    while chunk:
+        last = chunk.rfind(b"\n")
+        if last < 0:
+            run += len(chunk)
+        else:
+            line += chunk.count(b"\n")
+            run = len(chunk) - last - 1
+        if line == 1 and run > MAX_ROW_BYTES:
+            raise NotLines(name, 1, MAX_ROW_BYTES)
+        if run > MAX_LINE_BYTES:
+            raise NotLines(name, line, MAX_LINE_BYTES)
+        if chunk is not head:
+            out.write(chunk)
+        chunk = stream.read(1 << 20)
 
 
 @contextmanager
@@ -328,7 +367,35 @@ def _csv_records(source: Source, lines: Lines):
                 row = Bad("column-count", f"expected {width} columns ({', '.join(header)}), got {len(row)}")
             else:
                 row = {n: row[i] for n, i in columns.items()}
+        if isinstance(row, Bad) and len(lines.taken) > 1:
+            yield from _runs_on(number, list(lines.taken), row, width, columns)
+            continue
         yield number, raw, row
+
+
+def _runs_on(number: int, taken: list[str], bad: Bad, width: int, columns: dict[str, int]):
+    """A bad CSV record spanning several lines (a quote not closed where it should be swallows the
+    lines after it) as one rejected row per line: the reconciliation counts the rows of the file,
+    and the calls of each swallowed line, when the line alone reads as a row, are counted rejected
+    instead of nowhere."""
+    last = number + len(taken) - 1
+    for offset, line in enumerate(taken):
+        raw = line.rstrip("\r\n")
+        if offset and not raw.strip():
+            continue  # a blank line inside the record: not a row, as anywhere else
+        reason = (f"{bad.reason} (the record runs on from line {number} to line {last}: a quote is not "
+                  "closed where it should be; each of its lines is rejected)" if offset == 0 else
+                  f"read into the record that starts on line {number}, whose quote is not closed where it "
+                  "should be; fix that line")
+        yield number + offset, raw, Bad(bad.code, reason, _alone(line, width, columns))
+
+
+def _alone(line: str, width: int, columns: dict[str, int]) -> dict | None:
+    try:
+        row = next(csv.reader([line], strict=True), None)
+    except csv.Error:
+        return None
+    return {n: row[i] for n, i in columns.items()} if row is not None and len(row) == width else None
 
 
 def _cut(lines: Lines):

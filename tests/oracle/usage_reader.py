@@ -167,9 +167,10 @@ class Reconciliation:
 class _Bad(Exception):
     """A row fails a check: it becomes a Rejected record, never a traceback."""
 
-    def __init__(self, code: str, reason: str):
+    def __init__(self, code: str, reason: str, fields: dict | None = None):
         super().__init__(reason)
         self.code, self.reason = code, reason
+        self.fields = fields  # a swallowed line's own fields, read alone (issue 11 item 1)
 
 
 class UsageReader:
@@ -335,6 +336,26 @@ class UsageReader:
                     row = _Bad("column-count", f"expected {width} columns ({', '.join(header)}), got {len(row)}")
                 else:
                     row = {n: row[i] for n, i in columns.items()}
+            if isinstance(row, _Bad) and len(lines.taken) > 1:
+                # Issue 11 item 1: a broken record spanning lines is rejected line by line, so the
+                # reconciliation counts every physical row and the swallowed rows' calls.
+                end = number + len(lines.taken) - 1
+                for k, text in enumerate(list(lines.taken)):
+                    own = text.rstrip("\r\n")
+                    if k and not own.strip():
+                        continue
+                    try:
+                        alone = next(csv.reader([text], strict=True), None)
+                    except csv.Error:
+                        alone = None
+                    fields = ({n: alone[i] for n, i in columns.items()}
+                              if alone is not None and len(alone) == width else None)
+                    why = (f"{row.reason} (the record runs on from line {number} to line {end}: a quote is not "
+                           "closed where it should be; each of its lines is rejected)" if k == 0 else
+                           f"read into the record that starts on line {number}, whose quote is not closed "
+                           "where it should be; fix that line")
+                    yield kind, number + k, own, _Bad(row.code, why, fields)
+                continue
             yield kind, number, raw, row
 
     # -- one row ---------------------------------------------------------------------------------
@@ -537,6 +558,8 @@ def _calls(value) -> int:
 
 def _calls_or_zero(values) -> int:
     """The calls of an aggregated row refused for another reason (0 when they cannot be read)."""
+    if isinstance(values, _Bad):
+        values = values.fields
     try:
         return _calls(values.get("calls")) if isinstance(values, dict) else 0
     except _Bad:
