@@ -630,6 +630,19 @@ def test_the_example_calls_cross_the_beijing_month_boundary_with_one_duplicate(s
     assert (october.rows_accepted, october.rows_out_of_period, october.rows_duplicate) == (5, 4, 1)
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+@pytest.mark.parametrize("url", ["s3a://bucket/calls/2020-09.csv", "hdfs://namenode/logs/*.parquet",
+                                 "file:///tmp/calls.csv"])
+def test_a_path_that_is_not_a_local_file_is_refused_saying_what_to_do(shipped_rules, capsys, engine, url):
+    # issue 10: "s3a://bucket/x.csv" was taken for a local path and said "s3a:/bucket/x.csv: No such file".
+    from ratecard.cli import main
+
+    code = main(["bill", "--engine", engine, "--usage", url, "--period", "2020-09"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith(f"{url}: usage is read from local files") and "ratecard usage --sql --dialect spark" in err
+
+
 @pytest.mark.parametrize("blank", ["   ", "\t", " \t \r", "  \r"])
 def test_a_line_of_only_spaces_is_skipped_like_a_blank_line(shipped_rules, tmp_path, blank):
     # issue 11 item 18: blank lines are skipped (files.py, README); one holding spaces or a tab was a

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import shutil
 import tempfile
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 ENGINES = ("duckdb", "spark")
 _BATCH = 50_000  # result rows fetched at a time
 _item = builder(UsageItem)  # the frozen record, built without its slow __init__
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 
 
 class UsageReader:
@@ -86,6 +90,13 @@ class UsageReader:
         standard input is named `name` in problems (e.g. "request body"; default <stdin>)."""
         if self._done:
             raise RatecardError("usage was already read: add every file before asking for the results")
+        if isinstance(source, str) and _URL.match(source):
+            # Not silently a local path that does not exist ("s3a:/bucket/..."): every file is also read
+            # here (its format, its bad rows named by row, the reconciliation), whatever the engine.
+            raise RatecardError(f"{source}: usage is read from local files (also with --engine spark, which "
+                                "needs each file on a local or mounted path for the row checks); copy or mount it "
+                                "locally, or run the compiled query in the cluster (`ratecard usage --sql "
+                                "--dialect spark`) and bill the aggregated result it writes")
         for path in expand(source):
             if path == "-":
                 if self._stdin_read:
