@@ -8,7 +8,7 @@ from dataclasses import MISSING, dataclass, fields
 from typing import TYPE_CHECKING
 from decimal import Decimal
 
-from .exact import EXACT
+from .exact import EXACT, decimal_text
 
 if TYPE_CHECKING:
     from .tax import BillTax
@@ -21,14 +21,16 @@ _EXACT = EXACT
 
 
 def money(value: Decimal) -> str:
-    """Exact decimal text for JSON: never a float, never scientific notation."""
-    return format(value, "f")
+    """A bill's amount for JSON: exact decimal text with the digits of its computation (an
+    unrounded line keeps its unit price's places, a rounded total the quantum's), never a float or
+    an exponent (`exact.decimal_text`, the one spelling rule)."""
+    return decimal_text(value)
 
 
 def quantity(value):
     """A count for JSON: whole numbers as JSON integers (as in version 1), decimal quantities
     (GB, seconds) as exact decimal text."""
-    return value if type(value) is int else format(value, "f")
+    return value if type(value) is int else decimal_text(value)
 
 
 def read_quantity(value):

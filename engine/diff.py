@@ -26,7 +26,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Iterable
 
-from .exact import EXACT
+from .exact import EXACT, decimal_text
 from .bill import Bill, money, quantity
 from .errors import NoRulesInForce, RatecardError, UnknownApi
 from .model import RuleSet
@@ -191,7 +191,7 @@ class RulesDiff:
             "categories": [c.to_dict() for c in self.categories],
             "accounts": [a.to_dict() for a in self.accounts],
             "tier_changes": [t.to_dict() for t in self.tier_changes],
-            "alert_pct": None if self.alert_pct is None else format(self.alert_pct, "f"),
+            "alert_pct": None if self.alert_pct is None else decimal_text(self.alert_pct),
             "alerts": [a.to_dict() for a in self.alerts],
             "not_billed": [n.to_dict() for n in self.not_billed],
         }
@@ -201,7 +201,7 @@ BILL_ADJUSTMENTS = "(bill adjustments)"  # the category-rows key of discounts, c
 
 
 def _percent_text(value: Decimal | None) -> str:
-    return "new" if value is None else format(value, "f")
+    return "new" if value is None else decimal_text(value)
 
 
 def diff_rules(base: RuleSet, rules: RuleSet, usage: Iterable, *, alert_pct: Decimal | None = None) -> RulesDiff:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from .exact import EXACT
+from .exact import EXACT, decimal_text
+from .formatting import money_text
 from .model import Party
 
 INVOICE = "invoice"
@@ -42,10 +43,11 @@ class LineChange:
     def difference(self) -> Decimal:
         return EXACT.subtract(self.amount_after, self.amount_before)
 
-    def to_dict(self) -> dict:
+    def to_dict(self, currency: str) -> dict:
         return {"category": self.category, "name": self.name, "calls_before": self.calls_before,
-                "calls_after": self.calls_after, "amount_before": format(self.amount_before, "f"),
-                "amount_after": format(self.amount_after, "f"), "difference": format(self.difference, "f")}
+                "calls_after": self.calls_after, "amount_before": money_text(self.amount_before, currency),
+                "amount_after": money_text(self.amount_after, currency),
+                "difference": money_text(self.difference, currency)}
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,10 @@ class TaxShare:
     tax: Decimal
     prices: str = "exclusive"
 
-    def to_dict(self) -> dict:
-        return {"prices": self.prices, "lines": [{"label": label, "rate": format(rate, "f"), "tax": format(tax, "f")}
-                                                 for label, rate, tax in self.lines],
-                "net": format(self.net, "f"), "tax": format(self.tax, "f")}
+    def to_dict(self, currency: str) -> dict:
+        return {"prices": self.prices, "lines": [{"label": label, "rate": decimal_text(rate),
+                                                  "tax": money_text(tax, currency)} for label, rate, tax in self.lines],
+                "net": money_text(self.net, currency), "tax": money_text(self.tax, currency)}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> TaxShare | None:
@@ -216,18 +218,20 @@ class DocumentView:
         return TITLES[self.kind]
 
     def to_dict(self) -> dict:
-        money = (lambda v: None if v is None else format(v, "f"))
+        def money(v: Decimal | None) -> str | None:
+            return None if v is None else money_text(v, self.currency)
+
         return {"number": self.number, "kind": self.kind, "account": self.account, "service": self.service,
                 "period": self.period, "service_period": [self.period_start.isoformat(), self.period_end.isoformat()],
                 "time_zone": self.time_zone, "issue_date": self.issue_date.isoformat(),
                 "due_date": self.due_date.isoformat() if self.due_date else None, "refers_to": self.refers_to,
                 "cause": self.cause, "reason": self.reason, "currency": self.currency, "amount": money(self.amount),
                 "total_before": money(self.total_before), "total_after": money(self.total_after),
-                "lines": [line.to_dict() for line in self.lines], "rules_name": self.rules_name,
+                "lines": [line.to_dict(self.currency) for line in self.lines], "rules_name": self.rules_name,
                 "rules_fingerprint": self.rules_fingerprint,
                 "seller": self.seller.to_dict() if self.seller else None,
                 "buyer": self.buyer.to_dict() if self.buyer else None, "paper": self.paper,
-                **({"tax": self.tax.to_dict()} if self.tax is not None else {}),
+                **({"tax": self.tax.to_dict(self.currency)} if self.tax is not None else {}),
                 **({"locale": self.locale} if self.locale != "en" else {})}
 
     @classmethod

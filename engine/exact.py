@@ -16,3 +16,18 @@ def decimal_places(value: decimal.Decimal) -> int:
     0 for a non-finite value, whose exponent is a letter."""
     exponent = value.as_tuple().exponent
     return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def decimal_text(value: decimal.Decimal | int, places: int = 0) -> str:
+    """THE spelling of a decimal in every JSON document ratecard writes (docs/json.md, "Decimals"):
+    plain fixed-point text (ASCII digits, `-` when negative, `.` only before fractional digits; no
+    exponent, no grouping, no `+`, no `-0`) with every digit the value carries, padded to at least
+    `places` digits after the point. Never rounds: a writer shows the exact value. `places` is the
+    currency's minor units for money the ledger holds (`money_text`), 0 for anything else."""
+    value = decimal.Decimal(value)
+    if not value.is_finite():
+        raise ValueError(f"{value} is not a finite decimal")
+    if decimal_places(value) < places:
+        value = value.quantize(decimal.Decimal(1).scaleb(-places), context=EXACT)
+    text = format(value, "f")
+    return text[1:] if text.startswith("-") and not value else text

@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from . import currencies
-from .exact import ROUNDING
+from .exact import ROUNDING, decimal_text
 
 
 _WIDE = ROUNDING  # exact amounts may have more digits than the default context's 28
@@ -83,3 +83,9 @@ def charge_label(charge, tier_mode: str, unit: str = "", fmt=_Plain) -> str:
 def counted(count: int, singular: str, plural: str | None = None) -> str:
     """`1 invoice`, `200,000 invoices`: a count with thousands separators and the noun agreeing."""
     return f"{count:,} {singular if count == 1 else plural or singular + 's'}"
+
+
+def money_text(value: Decimal, currency: str | None) -> str:
+    """An amount of money the ledger holds or records, for JSON: at least the currency's minor-unit
+    digits (`318.00`; `0` in JPY), every digit beyond them it has (see `exact.decimal_text`)."""
+    return decimal_text(value, currencies.minor_units(currency) if currency else 0)

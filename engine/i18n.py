@@ -64,6 +64,28 @@ def rjust(value, width: int) -> str:
     return " " * max(0, width - text_width(text)) + text
 
 
+_REMEMBERED = 50_000  # texts kept per DocumentFormat; then it starts afresh
+
+
+def _remembered(texts: dict, name: str, fn):
+    def format_(value, *args, **kwargs):
+        key = (name, type(value), str(value), args, tuple(sorted(kwargs.items())))
+        try:
+            return texts[key]
+        except KeyError:
+            pass
+        except TypeError:  # an argument that cannot be a key (a template's own list): not kept
+            return fn(value, *args, **kwargs)
+        text = fn(value, *args, **kwargs)
+        if len(texts) >= _REMEMBERED:
+            texts.clear()
+        texts[key] = text
+        return text
+
+    format_.__doc__, format_.__name__ = fn.__doc__, fn.__name__
+    return format_
+
+
 class DocumentFormat:
     """The Jinja filters that write numbers, money and dates in one locale."""
 
@@ -72,6 +94,12 @@ class DocumentFormat:
 
         self.locale = Locale.parse(locale)
         self._ = translations(locale).gettext
+        # Babel parses its pattern again on every call, and an invoice run formats the same prices,
+        # bounds and dates thousands of times: the texts are kept, keyed by the value's own spelling
+        # (Decimal 1.0 and 1.00 are equal but written differently).
+        self._texts: dict = {}
+        for name in ("count", "price", "amount", "money", "date", "month"):
+            setattr(self, name, _remembered(self._texts, name, getattr(self, name)))
 
     def count(self, value: int) -> str:
         from babel.numbers import format_decimal

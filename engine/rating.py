@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
 from .formatting import counted
-from .exact import EXACT, ROUNDING
+from .exact import EXACT, ROUNDING, decimal_text
 from .bill import ApiUsage, Bill, BillLine, FrozenDict, Lines, PackUse, TierCharge, UnratedUsage, builder
 from .errors import RatingError, UnknownApi
 from .model import ROUNDING_MODES, AccountTerms, ApiMapping, PriceBook, RuleSet, SettlementPolicy
@@ -152,7 +152,7 @@ class Tariff:
                                         traps=[decimal.InvalidOperation, decimal.Overflow]).quantize
         self.per_line = r.apply == "per-line"
         # Read-only, so every bill of this tariff can share them.
-        self.rounding = FrozenDict(quantum=format(r.quantum, "f"), mode=r.mode, apply=r.apply)
+        self.rounding = FrozenDict(quantum=decimal_text(r.quantum), mode=r.mode, apply=r.apply)
         versions = {"pricing": book.effective_from.isoformat(), "api-mapping": mapping.effective_from.isoformat(),
                     "settlement": policy.effective_from.isoformat()}
         in_force: tuple[PriceBook | ApiMapping | SettlementPolicy | AccountTerms, ...] = (book, mapping, policy)

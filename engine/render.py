@@ -281,6 +281,7 @@ def render_rate_card(rules, fmt: str = "markdown", period: str | None = None, en
 def rate_card_document(rules, period: str | None = None) -> dict:
     """The rate card as data: what the HTML and Markdown cards show, with exact decimals as strings."""
     from .bill import money
+    from .exact import decimal_text
 
     c = rate_card_context(rules, period)
     book = c["book"]
@@ -294,7 +295,7 @@ def rate_card_document(rules, period: str | None = None) -> dict:
         "categories": [{
             "id": cat["id"], "name": cat["name"], "description": cat["description"], "tier_mode": cat["tier_mode"],
             "tiers": [{"tier": t["number"], "from": t["lower"], "up_to": t["up_to"],
-                       "unit_price": format(t["unit_price"], "f")} for t in cat["tiers"]],
+                       "unit_price": decimal_text(t["unit_price"])} for t in cat["tiers"]],
             "free_quota": cat["free_quota"],
             "packs": [{"units": p.units, "price": money(p.price)} for p in cat["packs"]],
             "billable_apis": list(cat["billable_apis"]), "free_apis": list(cat["free_apis"]),

@@ -137,3 +137,35 @@ def test_a_bill_run_stopped_by_ctrl_c_writes_no_partial_file(tmp_path, monkeypat
     files = sorted(Path("text").iterdir())
     assert len(files) == 4 and not any(".partial" in p.name for p in files)
     assert all(p.read_text().endswith("settlement in force from 2020-09-15\n") for p in files)  # each complete
+
+
+@pytest.mark.parametrize("fmt, pool", [("jsonl", False), ("json", False), ("text", True), ("html", True)])
+def test_by_default_only_templates_are_rendered_by_workers(monkeypatch, fmt, pool):
+    # issue 10: default workers were slower than one process for JSON Lines (rating and dumping an
+    # account costs less than shipping it to a worker and back); templates cost more, workers pay.
+    import ratecard
+    from ratecard.rating import UsageItem
+    from ratecard.usage import AccountUsage
+
+    started = []
+
+    class Pool:
+        def __init__(self, *args, **kwargs):
+            started.append(kwargs["max_workers"])
+            raise RuntimeError("a worker pool")
+
+    monkeypatch.setattr(billrun, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(billrun.os, "cpu_count", lambda: 2)
+    rules = ratecard.load_rules(Path(__file__).resolve().parent.parent / "rules" / "face-recognition")
+    accounts = [AccountUsage(f"a{n}", "2020-09", (UsageItem("DetectFace", n),)) for n in range(3)]
+    count = billrun.PARALLEL_FROM
+    if pool:
+        with pytest.raises(RuntimeError, match="a worker pool"):
+            list(billrun.bill_accounts(rules, accounts, fmt, count=count))
+        assert started == [2]
+    else:
+        assert len(list(billrun.bill_accounts(rules, accounts, fmt, count=count))) == 3
+        assert started == []
+    started.clear()
+    with pytest.raises(RuntimeError, match="a worker pool"):  # asked for, they are used whatever the format
+        list(billrun.bill_accounts(rules, accounts, fmt, jobs=2, count=count))

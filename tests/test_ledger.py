@@ -365,7 +365,7 @@ def test_status_answers_active_suspended_or_not_activated_with_the_reason(cli, t
     assert cli.json("status", "ada", "--service", "toy") | {"since": None} == {
         "account": "ada", "service": "toy", "state": "not-activated", "allowed": False,
         "reason": "account ada has not activated service toy", "since": None, "currency": "EUR",
-        "balance": "0", "frozen": "0", "available": "0"}
+        "balance": "0.00", "frozen": "0.00", "available": "0.00"}  # EUR: two minor-unit digits (docs/json.md)
     cli("account", "activate", "ada", "--service", "toy", "--terms", "v1", "--at", at)
     text = cli("status", "ada", "--service", "toy")[1]
     # In the time zone of the toy rule set's policy (Europe/Berlin), to the second, as its invoices print.
@@ -558,6 +558,27 @@ def test_a_bad_row_whose_account_cannot_be_read_holds_the_whole_run(cli, small_l
     assert code == 1
     assert "mixed.csv:4" in err and "account cannot be read" in err
     assert dump(cli.db) == before  # nothing settled: not ada, and above all not bob, short
+
+
+def test_copies_of_a_request_id_naming_two_accounts_hold_both_accounts(cli, small_ledger, tmp_path):
+    # The call is one account's, but which? Settling either could record it on the wrong bill for good.
+    rules, _ = small_ledger
+    at = berlin(2024, 1, 1, 0, 0)
+    for who in ("bob", "cy"):
+        cli("account", "create", who, "--currency", "EUR", "--at", at)
+        cli("account", "activate", who, "--service", "toy", "--terms", "v1", "--at", at)
+    usage = tmp_path / "calls.csv"
+    usage.write_text("request_id,account,api,timestamp\nr1,ada,RenderWidget,2024-01-10T00:00:00Z\n"
+                     "r1,bob,RenderWidget,2024-01-10T00:00:00Z\nr2,cy,RenderWidget,2024-01-11T00:00:00Z\n",
+                     encoding="utf-8")
+    code, _, err = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules, "--rejects",
+                       tmp_path / "rejects.csv", "--at", berlin(2024, 2, 6, 0, 0), ok=False)
+    assert code == 3
+    assert "ada: not settled: has rejected usage rows" in err and "bob: not settled: has rejected usage rows" in err
+    with Ledger(cli.db, readonly=True) as ledger:
+        assert [b.account for b in ledger.bills()] == ["cy"]
+    assert "conflicting" not in (tmp_path / "rejects.csv").read_text(encoding="utf-8")  # the reason, not the code
+    assert "was counted for account 'ada'" in (tmp_path / "rejects.csv").read_text(encoding="utf-8")
 
 
 def test_settle_exit_status_says_whether_every_account_was_settled(cli, small_ledger, tmp_path):
@@ -782,9 +803,15 @@ def test_amounts_are_bounded_to_what_every_display_shows_exactly(cli, small_ledg
         assert ledger.account("ada").balance == D("999999999999999.99")
 
 
-def test_a_settlement_stopped_by_a_full_disk_says_what_was_recorded(cli, small_ledger, tmp_path, monkeypatch):
+@pytest.mark.parametrize("batch", ["1", "100"])
+@pytest.mark.parametrize("whole_transaction_lost", [False, True])
+def test_a_settlement_stopped_by_a_full_disk_says_what_was_recorded(cli, small_ledger, tmp_path, monkeypatch, batch,
+                                                                     whole_transaction_lost):
     # issue 11 item 17: it said "nothing was changed" although the accounts before were committed.
+    # issue 10: with accounts committed in batches, the accounts before the failure in its batch are
+    # committed too, unless SQLite undid the whole transaction (as it does after some errors).
     import sqlite3
+    import sys
 
     rules, _ = small_ledger
     at = berlin(2024, 1, 1, 0, 0)
@@ -798,18 +825,29 @@ def test_a_settlement_stopped_by_a_full_disk_says_what_was_recorded(cli, small_l
         if name == "billed":
             billed.append(name)
             if len(billed) == 2:
+                if whole_transaction_lost:  # the connection of the settlement's transaction, up the stack
+                    frame = sys._getframe(1)
+                    while "db" not in frame.f_locals:
+                        frame = frame.f_back
+                    frame.f_locals["db"].execute("ROLLBACK")
                 raise sqlite3.OperationalError("database or disk is full")
 
     monkeypatch.setattr(ledger_module, "_checkpoint_hook", disk_full_at_the_second_bill)
-    code, _, err = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules,
+    code, _, err = cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules, "--batch", batch,
                        "--at", berlin(2024, 2, 6, 0, 0), ok=False)
     assert code == 1 and "nothing was changed" not in err
     assert "settling 2024-01 of toy stopped at account bob" in err and "database or disk is full" in err
-    assert "Recorded before it, and kept: 1 account(s): ada. Not recorded: 2 account(s): bob, cy." in err
+    lost = whole_transaction_lost and batch != "1"
+    if lost:
+        assert "Recorded before it, and kept: no account. Not recorded: 3 account(s): ada, bob, cy." in err
+    else:
+        assert "Recorded before it, and kept: 1 account(s): ada. Not recorded: 2 account(s): bob, cy." in err
     with Ledger(cli.db, readonly=True) as ledger:
-        assert [b.account for b in ledger.bills()] == ["ada"]
+        assert [b.account for b in ledger.bills()] == ([] if lost else ["ada"])
+        assert ledger.verify() == []
     monkeypatch.setattr(ledger_module, "_checkpoint_hook", None)
     cli("settle", "--period", "2024-01", "--usage", usage, "--rules", rules, "--at", berlin(2024, 2, 6, 1, 0))
     with Ledger(cli.db, readonly=True) as ledger:
         assert [b.account for b in ledger.bills()] == ["ada", "bob", "cy"]
+        assert [d.number for d in ledger.documents()] == [f"INV-{n:06d}" for n in range(1, 4)]
         assert ledger.verify() == []

@@ -94,15 +94,16 @@ def setup(tmp_path_factory):
     return {"root": root, "rules": rules_dir, "usage": usage["2024-02"], "template": template, "driver": driver}
 
 
-def settle_args(setup, db: Path) -> list[str]:
+def settle_args(setup, db: Path, batch: int | None = None) -> list[str]:
     # February's window is March 5-9; its settlement collects January's debits (due since Feb 5) first.
     return ["settle", "--period", "2024-02", "--usage", str(setup["usage"]), "--rules", str(setup["rules"]),
-            "--at", at(2024, 3, 6, 10).isoformat(), "--db", str(db), "--format", "json"]
+            "--at", at(2024, 3, 6, 10).isoformat(), "--db", str(db), "--format", "json",
+            *(["--batch", str(batch)] if batch else [])]
 
 
-def start(setup, db: Path, fault: str) -> subprocess.Popen:
+def start(setup, db: Path, fault: str, batch: int | None = None) -> subprocess.Popen:
     env = dict(os.environ, LEDGER_FAULT=fault, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, str(setup["driver"]), *settle_args(setup, db)], cwd=setup["root"],
+    return subprocess.Popen([sys.executable, str(setup["driver"]), *settle_args(setup, db, batch)], cwd=setup["root"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -152,13 +153,21 @@ def rerun(setup, db: Path, capsys) -> dict:
     return json.loads(out)
 
 
-def test_a_run_killed_at_every_checkpoint_is_completed_exactly_by_a_re_run(setup, capsys):
+# What a run killed anywhere can have recorded, by accounts per transaction: January's four debits
+# are collected one by one, then February's accounts are billed and debited a batch at a time.
+BATCHED = {1: {(4, 1), (4, 2), (4, 3), (4, 4), (5, 5), (6, 6), (7, 7), (8, 8)},
+           3: {(4, 1), (4, 2), (4, 3), (4, 4), (7, 7), (8, 8)},
+           None: {(4, 1), (4, 2), (4, 3), (4, 4), (8, 8)}}  # the default batch holds all four
+
+
+@pytest.mark.parametrize("accounts_per_batch", [1, 3, None])
+def test_a_run_killed_at_every_checkpoint_is_completed_exactly_by_a_re_run(setup, capsys, accounts_per_batch):
     # STEPS + 1 never fires: that run completes, and its re-run must change nothing.
     kills = list(range(1, STEPS + 2))
     partial = set()
     for batch in (kills[i:i + 4] for i in range(0, len(kills), 4)):
-        runs = [(k, fresh_db(setup, f"kill-{k}")) for k in batch]
-        procs = [(k, db, start(setup, db, f"kill:{k}")) for k, db in runs]
+        runs = [(k, fresh_db(setup, f"kill-{accounts_per_batch}-{k}")) for k in batch]
+        procs = [(k, db, start(setup, db, f"kill:{k}", accounts_per_batch)) for k, db in runs]
         for k, db, proc in procs:
             out, err = proc.communicate(timeout=60)
             if k <= STEPS:
@@ -169,8 +178,9 @@ def test_a_run_killed_at_every_checkpoint_is_completed_exactly_by_a_re_run(setup
             partial.add((state["bills"], state["debits"]))
             rerun(setup, db, capsys)
             check_complete(db)
-    # The crashes did land at different points: from nothing done to everything done.
-    assert {(4, 1), (4, 4), (5, 5), (8, 8)} <= partial and len(partial) == 8
+    # The crashes did land at every point between nothing done and everything done, and never inside
+    # a batch: an account is recorded only with the rest of its batch.
+    assert partial == BATCHED[accounts_per_batch]
 
 
 def test_a_run_killed_after_random_delays_is_completed_by_a_re_run(setup, capsys):
@@ -240,13 +250,14 @@ def check_corrected(db: Path) -> None:
         assert {a: ledger.account(a).balance for a in ACCOUNTS} == CORRECTED_FINAL
 
 
-def test_corrections_killed_at_every_checkpoint_are_issued_exactly_once(settled, capsys):
+@pytest.mark.parametrize("accounts_per_batch, states", [(1, {8, 9, 10}), (None, {8, 10})])
+def test_corrections_killed_at_every_checkpoint_are_issued_exactly_once(settled, capsys, accounts_per_batch, states):
     # Per account: corrected (a0 and a2 only) inside the transaction, then committed.
     steps = len(ACCOUNTS) + 2
     partial = set()
     for batch in (list(range(1, steps + 2))[i:i + 4] for i in range(0, steps + 1, 4)):
-        runs = [(k, fresh_db(settled, f"correct-{k}")) for k in batch]
-        procs = [(k, db, start(settled, db, f"kill:{k}")) for k, db in runs]
+        runs = [(k, fresh_db(settled, f"correct-{accounts_per_batch}-{k}")) for k in batch]
+        procs = [(k, db, start(settled, db, f"kill:{k}", accounts_per_batch)) for k, db in runs]
         for k, db, proc in procs:
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == (-signal.SIGKILL if k <= steps else 0), (k, err)
@@ -259,7 +270,8 @@ def test_corrections_killed_at_every_checkpoint_are_issued_exactly_once(settled,
             again = rerun(settled, db, capsys)  # the same corrected usage once more: nothing
             assert {a["outcome"] for a in again["accounts"]} == {"already-settled"}
             check_corrected(db)
-    assert partial == {8, 9, 10}  # killed before either, between them, after both
+    # Killed before either, between them (one transaction each), after both; never between them in one.
+    assert partial == states
 
 
 def test_two_correcting_runs_at_once_issue_each_document_once(settled):

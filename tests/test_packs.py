@@ -114,12 +114,12 @@ def test_a_pack_is_paid_when_bought_and_expires_its_validity_later(cli, rules_di
     # The February book sells packs for one month: 29 February 2024 + 1 month = 29 March.
     bought = cli.json("pack", "buy", "ada", "widgets", "1,000", "--rules", rules_dir, "--at", b(2024, 2, 29, 9, 30))
     assert bought["pack"]["expires_at"] == "2024-03-29T09:30:00+01:00"
-    assert bought["balance"] == "16"
+    assert bought["balance"] == "16.00"  # EUR money with its minor-unit digits (docs/json.md)
 
     listed = cli.json("pack", "list", "ada", "--at", b(2024, 3, 1))
     assert [(p["id"], p["units"], p["left"], p["price"], p["state"], p["expires_at"]) for p in listed["packs"]] == [
-        ("PK-000002", 1000, 1000, "30", "active", "2024-03-29T09:30:00+01:00"),  # soonest-expiring first
-        ("PK-000001", 100, 100, "4", "active", "2024-04-30T12:00:00+02:00")]
+        ("PK-000002", 1000, 1000, "30.00", "active", "2024-03-29T09:30:00+01:00"),  # soonest-expiring first
+        ("PK-000001", 100, 100, "4.00", "active", "2024-04-30T12:00:00+02:00")]
     assert listed["packs"][0]["last_period"] == "2024-03"
     # As of a moment before the second purchase, only the first pack existed.
     assert [p["id"] for p in cli.json("pack", "list", "ada", "--at", b(2024, 2, 1))["packs"]] == ["PK-000001"]
@@ -327,7 +327,7 @@ def test_the_statement_shows_purchases_usage_and_what_the_period_cost(cli, rules
     assert "pack-use" in february and "pack PK-000001 (widgets): 100 requests used for 2024-01; 0 left" in february
 
     data = cli.json("statement", "ada", "--period", "2024-01", "--rules", rules_dir)
-    assert [(c["kind"], c["amount"]) for c in data["charges"]] == [("pack-purchase", "4"), ("invoice", "2.00")]
+    assert [(c["kind"], c["amount"]) for c in data["charges"]] == [("pack-purchase", "4.00"), ("invoice", "2.00")]
     assert data["charges_total"] == "6.00"
     assert [(p["id"], p["used"], p["left"]) for p in data["packs"]] == [("PK-000001", 100, 0)]
     markdown = cli("statement", "ada", "--rules", rules_dir, "--format", "markdown")[1]

@@ -630,6 +630,19 @@ def test_the_example_calls_cross_the_beijing_month_boundary_with_one_duplicate(s
     assert (october.rows_accepted, october.rows_out_of_period, october.rows_duplicate) == (5, 4, 1)
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+@pytest.mark.parametrize("url", ["s3a://bucket/calls/2020-09.csv", "hdfs://namenode/logs/*.parquet",
+                                 "file:///tmp/calls.csv"])
+def test_a_path_that_is_not_a_local_file_is_refused_saying_what_to_do(shipped_rules, capsys, engine, url):
+    # issue 10: "s3a://bucket/x.csv" was taken for a local path and said "s3a:/bucket/x.csv: No such file".
+    from ratecard.cli import main
+
+    code = main(["bill", "--engine", engine, "--usage", url, "--period", "2020-09"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith(f"{url}: usage is read from local files") and "ratecard usage --sql --dialect spark" in err
+
+
 @pytest.mark.parametrize("blank", ["   ", "\t", " \t \r", "  \r"])
 def test_a_line_of_only_spaces_is_skipped_like_a_blank_line(shipped_rules, tmp_path, blank):
     # issue 11 item 18: blank lines are skipped (files.py, README); one holding spaces or a tab was a
@@ -696,6 +709,70 @@ def test_usage_from_dev_zero_is_refused_quickly_with_a_clear_error(tmp_path):
                            str(ROOT / "rules" / "face-recognition")], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("/dev/zero:1: the line runs on past 1,048,576 bytes without a line break")
+
+
+def test_standard_input_that_is_not_line_structured_is_refused_while_it_is_copied(tmp_path, monkeypatch):
+    # `--usage - < /dev/zero` copied standard input to a scratch file with no bound, filling the disk
+    # before the reader could refuse it. The copy checks the lines as they pass.
+    import subprocess
+    import sys
+
+    import ratecard.usage.files as files
+
+    with open("/dev/zero", "rb") as zero:
+        done = subprocess.run([sys.executable, "-m", "ratecard", "bill", "--usage", "-", "--rules",
+                               str(ROOT / "rules" / "face-recognition")], stdin=zero, capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("<stdin>:1: the line runs on past 1,048,576 bytes without a line break")
+    # A later line running on is stopped too (the bound lowered here), and good text is copied whole.
+    monkeypatch.setattr(files, "MAX_LINE_BYTES", 3 * files.MAX_ROW_BYTES)
+    runaway = io.BytesIO(AGG_HEADER.encode() + b"a,2020-09,X,1\n" + b"x" * (4 * files.MAX_ROW_BYTES))
+    with pytest.raises(RatecardError, match=r"<stdin>:3: the line runs on past 3,145,728 bytes"):
+        files.copy_stdin(runaway, str(tmp_path))
+    text = (AGG_HEADER + GOOD + "\n") * 200_000
+    copied = files.copy_stdin(io.BytesIO(text.encode()), str(tmp_path))
+    assert Path(copied).read_text(encoding="utf-8") == text
+
+
+def test_a_named_pipe_is_read_once_like_standard_input(shipped_rules, tmp_path):
+    # `--usage <(zcat logs.gz)` or a FIFO: sniffing, the query and the row checks each open the
+    # input, and a pipe gives its bytes once ("File or stream is not seekable"). It is copied first.
+    import threading
+
+    fifo = tmp_path / "calls.fifo"
+    os.mkfifo(fifo)
+    text = AGG_HEADER + GOOD + "\n" + GOOD.replace(",5,", ",x,") + "\n"
+
+    def feed():
+        with open(fifo, "w", encoding="utf-8") as out:
+            out.write(text)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    reader = read_usage(fifo, shipped_rules)
+    writer.join(10)
+    assert [(Path(r.file).name, r.line) for r in reader.rejected] == [("calls.fifo", 3)]  # the pipe's own name
+    assert reader.reconciliation.check().calls_accepted == 5
+
+
+def test_copies_of_a_request_id_naming_two_accounts_are_rejected_not_billed_to_the_first(shipped_rules, tmp_path):
+    # A request id is one call of one account: a later copy naming another account was counted as a
+    # duplicate, so the call went to whichever account came first, without a word.
+    text = ("request_id,account,api,timestamp,outcome\n"
+            "r1,acme,DetectFace,2020-09-10T00:00:00Z,success\n"
+            "r1,globex,DetectFace,2020-09-10T00:00:00Z,success\n"  # the conflict
+            "r1,acme,DetectFace,2020-09-10T00:00:00Z,success\n"  # a true copy
+            "r1,globex,DetectFace,soon,success\n"  # wrong in itself: a duplicate, whatever else
+            "r2,globex,DetectFace,2020-09-11T00:00:00Z,success\n")
+    reader = read_text(shipped_rules, tmp_path, text, name="calls.csv")
+    [conflict] = reader.rejected
+    assert (conflict.line, conflict.code, conflict.account, conflict.also) == (3, "conflicting-request-id", "globex",
+                                                                              ("acme",))
+    assert "request id 'r1' was counted for account 'acme' (" in conflict.reason and "calls.csv:2)" in conflict.reason
+    assert conflict.raw == "r1,globex,DetectFace,2020-09-10T00:00:00Z,success"
+    r = reader.reconciliation.check()
+    assert (r.rows_accepted, r.rows_rejected, r.rows_duplicate) == (2, 1, 2)
 
 
 def test_the_same_content_under_two_names_is_warned_about_on_bill_and_refused_on_settle(shipped_rules, tmp_path,

@@ -48,8 +48,8 @@ def compare(rules, paths, period=None, **kw):
         assert str(caught.value) == str(exc)
         return None
     new = read_usage(paths, rules, period=period, on_reject=new_rejected.append, **kw)
-    assert [(r.file, r.line, r.reason, r.raw, r.code, r.account) for r in new_rejected] == \
-        [(r.file, r.line, r.reason, r.raw, r.code, r.account) for r in old_rejected]
+    assert [(r.file, r.line, r.reason, r.raw, r.code, r.account, r.also) for r in new_rejected] == \
+        [(r.file, r.line, r.reason, r.raw, r.code, r.account, r.also) for r in old_rejected]
     old_r, new_r = old.reconciliation.to_dict(), new.reconciliation.to_dict()
     assert new_r == old_r
     assert new.reconciliation.balanced

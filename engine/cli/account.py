@@ -151,9 +151,12 @@ def cmd_pack_buy(args) -> int:
                                  reference=args.reference)
     pack, applied = bought.pack, bought.applied
     if args.format == "json":
+        from ..formatting import money_text
+
         print(json.dumps({"pack": pack.to_dict(), "changed": applied.changed, "note": applied.note or None,
-                          "balance": str(applied.balance), "frozen": str(applied.frozen),
-                          "entries": [e.to_dict() for e in applied.entries]}, indent=2, ensure_ascii=False))
+                          "balance": money_text(applied.balance, pack.currency),
+                          "frozen": money_text(applied.frozen, pack.currency),
+                          "entries": [e.to_dict(pack.currency) for e in applied.entries]}, indent=2, ensure_ascii=False))
     elif not applied.changed:
         print(f"{args.account}: {applied.note}; nothing was changed")
     else:

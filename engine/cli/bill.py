@@ -23,7 +23,7 @@ def cmd_bill(args) -> int:
     # The engine holds the rows within its memory limit (spilling past it); accounts come out of it
     # one at a time, in order, as they are billed.
     reader, reconciliation, rejects = read_checked(args, rules)
-    ledger_currency_check(rules, reader.account_ids(), args.db)
+    ledger_currency_check(rules, reader.account_ids, args.db)
     buyers = ledger_buyers(rules, args.db)
 
     count = reader.account_periods

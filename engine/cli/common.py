@@ -115,6 +115,13 @@ def jobs_arg(text: str) -> int:
     return int(text)
 
 
+def batch_arg(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,6}", text) or not 1 <= int(text) <= 100_000:
+        raise argparse.ArgumentTypeError(f"expected a number of accounts per transaction from 1 to 100,000, "
+                                         f"got {text!r}")
+    return int(text)
+
+
 def usage_args(pairs, t=None) -> list:
     """`API=CALLS` or `API:OUTCOME=CALLS` words → usage items. CALLS is a count as `ratecard.counts`
     writes it (2000000, 2,000,000, 1.5M), or a decimal quantity (`StoreObject=150.5`, for a category
@@ -312,12 +319,18 @@ def ledger_buyers(rules, db=None):
 def ledger_currency_check(rules, account_ids, db=None) -> None:
     """Refuse to bill accounts that the ledger holds in another currency than the rules bill in (a
     China-site account billed with the USD book). Checked when a ledger is named (--db,
-    $RATECARD_DB or ratecard.toml) or ./ratecard.db exists; an account not in it is not checked."""
+    $RATECARD_DB or ratecard.toml) or ./ratecard.db exists; an account not in it is not checked.
+    `account_ids` may be a function giving them: then they are gathered only when there is a ledger
+    to check them in (a million account ids held as a set take tens of MiB)."""
     from ..discovery import configured_db
     from ..ledger import DEFAULT_DB, Ledger
 
     path = Path(db or configured_db()[0] or DEFAULT_DB)
-    if not account_ids or not path.is_file():
+    if not path.is_file():
+        return
+    if callable(account_ids):
+        account_ids = account_ids()
+    if not account_ids:
         return
     currencies = frozenset(book.currency for book in rules.pricing)
     with Ledger(path, readonly=True) as ledger:

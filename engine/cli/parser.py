@@ -17,7 +17,7 @@ from .account import (
     cmd_topup,
 )
 from .bill import cmd_bill, cmd_ratecard
-from .common import amount_arg, choices_help, count_arg, jobs_arg, moment_arg, pct_arg, period_arg, zone_arg
+from .common import amount_arg, batch_arg, choices_help, count_arg, jobs_arg, moment_arg, pct_arg, period_arg, zone_arg
 from .diff import cmd_diff
 from .documents import FORMATS as DOCUMENT_FORMATS
 from .documents import cmd_credit_note, cmd_invoice_show, cmd_void
@@ -27,6 +27,8 @@ from .settle import cmd_collect, cmd_settle, cmd_status
 from .usage import add_usage_command, add_usage_options
 from .statement import cmd_ledger_check, cmd_ledger_migrate, cmd_statement
 from .init import cmd_init
+from ..ledger.prerender import PARALLEL_FROM as PRERENDER_FROM
+from ..ledger.settle import BATCH as SETTLE_BATCH
 from .completion import SHELLS, cmd_completion
 from .validate import cmd_lint, cmd_validate
 
@@ -112,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: list them and bill nothing)")
     add_usage_options(p)
     p.add_argument("--jobs", type=jobs_arg, metavar="N", help="worker processes, 1 to 64 (default: all cores for "
-                   "large runs)")
+                   "large runs rendered through a template: text, markdown, html; else 1, which is faster for json "
+                   "and jsonl)")
     p.add_argument("--quiet", action="store_true", help="no progress on standard error")
     p.add_argument("--db", metavar="PATH", help="refuse accounts this ledger holds in another currency than the "
                    "rules bill in (default: $RATECARD_DB, else `db` in ./ratecard.toml, else ./ratecard.db if it "
@@ -220,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     _rules_option(p, "; its folder name is the service settled")
     p.add_argument("--rejects", metavar="FILE", help="write bad rows here and settle every account that has "
                    "none (default: list them and settle nothing)")
+    p.add_argument("--batch", type=batch_arg, default=SETTLE_BATCH, metavar="N",
+                   help=f"accounts settled in one transaction (default: {SETTLE_BATCH}); a crash leaves each "
+                   "batch recorded whole or not at all, and a re-run settles what is missing")
+    p.add_argument("--jobs", type=jobs_arg, metavar="N", help="worker processes rendering the invoices, 1 to 64 "
+                   f"(default: all cores from {PRERENDER_FROM:,} accounts on, else 1); the documents recorded are "
+                   "the same whatever N")
     p.add_argument("--allow-identical-files", action="store_true",
                    help="settle even when two usage files have the same content (default: refused, since "
                    "aggregated usage given twice would be billed twice, for good)")

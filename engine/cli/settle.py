@@ -83,6 +83,7 @@ def cmd_settle(args) -> int:
 
     def hold(row) -> None:
         held.add(row.account)
+        held.update(row.also)  # the other account a request id's copies name
         if not row.account:
             unowned.append(row)
 
@@ -98,7 +99,8 @@ def cmd_settle(args) -> int:
                                f"{len(unowned):,} bad usage row(s) whose account cannot be read "
                                f"(first: {unowned[0]}); nothing was settled, since any account could be the "
                                "one they belong to. Fix them and settle again")
-        report = ledger.settle(rules, reader.accounts(), args.period, at, hold=held)
+        report = ledger.settle(rules, reader.accounts(), args.period, at, hold=held, batch=args.batch,
+                               jobs=args.jobs)
         if args.format == "pdf":
             written = _documents_pdf(ledger, report, out_dir, getattr(args, "paper", None))
     if args.format == "pdf":

@@ -31,16 +31,23 @@ def cmd_statement(args) -> int:
     with open_ledger(args, readonly=True) as ledger:
         statement = ledger.statement(args.account, period=args.period, time_zone=zone)
     if args.format == "json":
+        from ..formatting import money_text
+
+        currency = statement.account.currency
+
+        def money(value):
+            return money_text(value, currency)
+
         print(json.dumps({"account": statement.account.to_dict(), "period": statement.period,
                           "time_zone": statement.time_zone,
-                          "opening_balance": str(statement.opening_balance),
-                          "closing_balance": str(statement.closing_balance),
-                          "opening_frozen": str(statement.opening_frozen),
-                          "closing_frozen": str(statement.closing_frozen),
-                          "entries": [e.to_dict() for e in statement.entries],
+                          "opening_balance": money(statement.opening_balance),
+                          "closing_balance": money(statement.closing_balance),
+                          "opening_frozen": money(statement.opening_frozen),
+                          "closing_frozen": money(statement.closing_frozen),
+                          "entries": [e.to_dict(currency) for e in statement.entries],
                           "bills": [b.to_dict() for b in statement.bills],
-                          "charges": [c.to_dict() for c in statement.charges],
-                          "charges_total": str(statement.charges_total) if statement.period else None,
+                          "charges": [c.to_dict(currency) for c in statement.charges],
+                          "charges_total": money(statement.charges_total) if statement.period else None,
                           "packs": [p.to_dict() for p in statement.packs]}, indent=2, ensure_ascii=False))
         return 0
     ext = {"text": "txt", "markdown": "md"}[args.format]

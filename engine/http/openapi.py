@@ -32,20 +32,26 @@ _REFUSALS = {
 }
 
 
+# The documents the CLI prints and the endpoints answer, described once (schemas/*.json).
+OUTPUT_SCHEMAS = {"Bill": "bill.schema.json", "Status": "status.schema.json", "Validation": "validation.schema.json",
+                  "Diff": "diff.schema.json", "Document": "document.schema.json",
+                  "Reconciliation": "reconciliation.schema.json"}
+
+
 def document(endpoints: list[Endpoint]) -> dict:
     import json
 
     from .. import resources
     from ..schemas import KINDS
-    from .routes.status import STATUS_SCHEMA
 
     def load_schema(filename: str) -> dict:
         # The files themselves, as JSON (the validator's copy holds Decimals, for exact enums).
         return json.loads((resources.schemas_dir() / filename).read_text(encoding="utf-8"))
 
-    schemas = {"Bill": load_schema("bill.schema.json"), "Status": STATUS_SCHEMA, "Problem": _PROBLEM,
-               "Decimal": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$",
-                           "description": "an exact decimal written as text, never a binary float"}}
+    schemas = {name: load_schema(filename) for name, filename in OUTPUT_SCHEMAS.items()}
+    schemas |= {"Problem": _PROBLEM,
+                "Decimal": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$",
+                            "description": "an exact decimal written as text, never a binary float (docs/json.md)"}}
     for kind, filename in KINDS.items():
         schemas["".join(part.capitalize() if part != "api" else "Api" for part in kind.split("-"))] = load_schema(filename)
     paths: dict = {}

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from ..exact import EXACT
+from ..formatting import money_text
 from .records import BillRecord
 from .values import LedgerError, as_text, moment
 
@@ -55,7 +56,7 @@ class Document:
     def to_dict(self) -> dict:
         return {"number": self.number, "kind": self.kind, "account": self.account, "service": self.service,
                 "period": self.period, "refers_to": self.refers_to, "cause": self.cause, "reason": self.reason,
-                "currency": self.currency, "amount": as_text(self.amount), "fingerprint": self.fingerprint,
+                "currency": self.currency, "amount": money_text(self.amount, self.currency), "fingerprint": self.fingerprint,
                 "issued_at": self.issued_at.isoformat(), "series": self.series, "seq": self.seq}
 
 

@@ -119,8 +119,9 @@ class Ledger:
     # -- settlement --------------------------------------------------------------------------------
 
     @_as(_settle.settle)
-    def settle(self, rules, usage: Iterable, period: str, at: datetime, *, hold: Iterable[str] = ()) -> SettleReport:
-        return _settle.settle(self._store, rules, usage, period, at, hold=hold)
+    def settle(self, rules, usage: Iterable, period: str, at: datetime, *, hold: Iterable[str] = (),
+               batch: int = _settle.BATCH, jobs: int | None = None) -> SettleReport:
+        return _settle.settle(self._store, rules, usage, period, at, hold=hold, batch=batch, jobs=jobs)
 
     @_as(_settle.collect)
     def collect(self, at: datetime) -> list[Collected]:

@@ -8,7 +8,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from ..model import Party
-from .values import ACTIVE, as_text, subtract
+from ..formatting import money_text
+from .values import ACTIVE, subtract
 
 if TYPE_CHECKING:
     from .. import settlement as S
@@ -34,8 +35,9 @@ class Status:
     def to_dict(self) -> dict:
         return {"account": self.account, "service": self.service, "state": self.state, "allowed": self.allowed,
                 "reason": self.reason, "since": self.since.isoformat() if self.since else None,
-                "currency": self.currency, "balance": as_text(self.balance), "frozen": as_text(self.frozen),
-                "available": as_text(subtract(self.balance, self.frozen))}
+                "currency": self.currency, "balance": money_text(self.balance, self.currency),
+                "frozen": money_text(self.frozen, self.currency),
+                "available": money_text(subtract(self.balance, self.frozen), self.currency)}
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,12 @@ class ServiceInfo:
     frozen: Decimal
     pending_freeze: Decimal | None
 
-    def to_dict(self) -> dict:
+    def to_dict(self, currency: str) -> dict:
         return {"service": self.service, "activated_at": self.activated_at.isoformat(),
                 "terms_version": self.terms_version, "terms_accepted_at": self.terms_accepted_at.isoformat(),
                 "state": self.state, "since": self.since.isoformat(), "reason": self.reason,
-                "frozen": as_text(self.frozen),
-                "pending_freeze": None if self.pending_freeze is None else as_text(self.pending_freeze)}
+                "frozen": money_text(self.frozen, currency),
+                "pending_freeze": None if self.pending_freeze is None else money_text(self.pending_freeze, currency)}
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,9 @@ class Account:
 
     def to_dict(self) -> dict:
         return {"id": self.id, "name": self.name, "currency": self.currency,
-                "created_at": self.created_at.isoformat(), "balance": as_text(self.balance),
-                "frozen": as_text(self.frozen), "available": as_text(self.available),
-                "services": [s.to_dict() for s in self.services],
+                "created_at": self.created_at.isoformat(), "balance": money_text(self.balance, self.currency),
+                "frozen": money_text(self.frozen, self.currency), "available": money_text(self.available, self.currency),
+                "services": [s.to_dict(self.currency) for s in self.services],
                 "buyer": self.buyer.to_dict() if self.buyer else None}
 
 
@@ -96,11 +98,13 @@ class Entry:
     reason: str
     ref: str | None
 
-    def to_dict(self) -> dict:
+    def to_dict(self, currency: str) -> dict:
+        """As JSON; `currency`, the account's, gives the amounts their minor-unit digits."""
         return {"seq": self.seq, "account": self.account, "at": self.at.isoformat(), "kind": self.kind,
-                "service": self.service, "period": self.period, "amount": as_text(self.amount),
-                "frozen_change": as_text(self.frozen_change), "balance_after": as_text(self.balance_after),
-                "frozen_after": as_text(self.frozen_after), "reason": self.reason, "ref": self.ref}
+                "service": self.service, "period": self.period, "amount": money_text(self.amount, currency),
+                "frozen_change": money_text(self.frozen_change, currency),
+                "balance_after": money_text(self.balance_after, currency),
+                "frozen_after": money_text(self.frozen_after, currency), "reason": self.reason, "ref": self.ref}
 
 
 @dataclass(frozen=True)
@@ -120,8 +124,8 @@ class BillRecord:
 
     def to_dict(self) -> dict:
         return {"account": self.account, "service": self.service, "period": self.period,
-                "invoice_number": self.invoice_number, "currency": self.currency, "total": as_text(self.total),
-                "list_cost": as_text(self.list_cost), "rules_name": self.rules_name,
+                "invoice_number": self.invoice_number, "currency": self.currency,
+                "total": money_text(self.total, self.currency), "list_cost": money_text(self.list_cost, self.currency), "rules_name": self.rules_name,
                 "rules_fingerprint": self.rules_fingerprint, "issued_at": self.issued_at.isoformat(),
                 "debit": self.debit_status, "due_at": self.due_at.isoformat()}
 
@@ -195,7 +199,8 @@ class Pack:
 
     def to_dict(self) -> dict:
         return {"id": self.id, "account": self.account, "service": self.service, "category": self.category,
-                "units": self.units, "unit": self.unit, "price": as_text(self.price), "currency": self.currency,
+                "units": self.units, "unit": self.unit, "price": money_text(self.price, self.currency),
+                "currency": self.currency,
                 "bought_at": self.local(self.bought_at).isoformat(),
                 "expires_at": self.local(self.expires_at).isoformat(), "last_period": self.last_period,
                 "used": self.used, "lost": self.lost, "left": self.left, "state": self.state,
@@ -214,9 +219,9 @@ class Charge:
     description: str
     amount: Decimal
 
-    def to_dict(self) -> dict:
+    def to_dict(self, currency: str) -> dict:
         return {"kind": self.kind, "service": self.service, "ref": self.ref, "description": self.description,
-                "amount": as_text(self.amount)}
+                "amount": money_text(self.amount, currency)}
 
 
 # -- results of writes -------------------------------------------------------------------------------
@@ -270,15 +275,16 @@ class Settled:
         out: dict[str, object] = {"account": self.account, "outcome": self.outcome, "invoice": self.invoice or None,
                "issue_date": self.issue_date.isoformat() if self.issue_date else None,
                "due_date": self.due_date.isoformat() if self.due_date else None,
-               "currency": self.currency or None, "total": None if self.total is None else as_text(self.total),
+               "currency": self.currency or None, "total": None if self.total is None else money_text(self.total, self.currency),
                "debit": self.debit or None, "due_at": self.due_at.isoformat() if self.due_at else None,
                "problem": self.problem or None}
         if self.unrecorded:
             out["unrecorded"] = self.unrecorded
         if self.applied is not None:
-            out |= {"balance": as_text(self.applied.balance), "frozen": as_text(self.applied.frozen),
+            out |= {"balance": money_text(self.applied.balance, self.currency),
+                    "frozen": money_text(self.applied.frozen, self.currency),
                     "suspended": list(self.applied.suspended),
-                    "entries": [e.to_dict() for e in self.applied.entries]}
+                    "entries": [e.to_dict(self.currency) for e in self.applied.entries]}
         return out
 
 
@@ -331,7 +337,7 @@ class SettleReport:
                 "accounts": [a.to_dict() for a in self.accounts],
                 "unbilled": [u.to_dict() for u in self.unbilled],
                 "collected": [{"account": c.account, "service": c.service, "period": c.period,
-                               "amount": as_text(c.amount), "currency": c.currency,
+                               "amount": money_text(c.amount, c.currency), "currency": c.currency,
                                "applied": c.applied is not None, "problem": c.problem or None}
                               for c in self.collected]}
 

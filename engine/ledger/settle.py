@@ -1,7 +1,7 @@
 """Settlement as stored: each account's bill for a period, the pack units it takes and its debit (or
-the debit scheduled for the deduction window), written in one ``BEGIN IMMEDIATE`` transaction per
-account, so that a crash leaves an account wholly settled or untouched and a concurrent run finds
-the work done; and collecting the scheduled debits once their window opens."""
+the debit scheduled for the deduction window), written in one savepoint per account inside one
+``BEGIN IMMEDIATE`` transaction per batch of accounts, so that a crash leaves an account wholly
+settled or untouched and a concurrent run finds the work done; and collecting the scheduled debits once their window opens."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from ..formatting import format_money
 from . import postings as P
 from .corrections import correct
+from .accounts import _party
 from .packs import earlier_unsettled, pack_balances, take_packs
+from .prerender import Prerenderer
 from .records import Applied, Collected, Settled, SettleReport, Unbilled
 from .values import LedgerError, SettleInterrupted, as_decimal, as_text, moment, stamp, step
 
@@ -63,15 +65,28 @@ def collect(store, at: datetime) -> list[Collected]:
     return done
 
 
-def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: Iterable[str] = ()) -> SettleReport:
+# Accounts settled in one transaction: a commit (a sync of the log) costs about as much as settling an
+# account, and the write lock held meanwhile makes a concurrent writer wait well under a second.
+BATCH = 100
+
+
+def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: Iterable[str] = (),
+           batch: int = BATCH, jobs: int | None = None) -> SettleReport:
     """Settle `period` with `rules`: bill every account that activated the rule set's service
     before the period ended (with its usage, or none), debit the bills (or schedule the debits
     for the deduction window), hold deposits and suspend as the policy says. `usage` holds
     `AccountUsage` of that period (see `ratecard.usage.UsageReader.accounts`). Accounts already
     settled for the period are left as they are. Scheduled debits now due are collected first.
     Accounts in `hold` (e.g. with rejected usage rows) are not settled this time: a settled
-    bill is immutable, so it must wait until all of the account's usage can be billed."""
+    bill is immutable, so it must wait until all of the account's usage can be billed. `batch`
+    accounts are settled in one transaction (1: one transaction each): a crash leaves each batch
+    wholly recorded or not at all, and each account wholly settled or untouched. `jobs` worker
+    processes render the invoices ahead of their transactions (default: one per core for a large
+    run; 1: none), with the same documents recorded (see `prerender`)."""
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, not {batch}")
     from .. import settlement as S
+    from ..documents import INVOICE
     from ..invoice import invoice_meta
     from ..rating import rate, tariff
     from ..tax import TaxError
@@ -109,21 +124,30 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     recorded = {r[0]: r[1] for r in store.read(
         "SELECT account, bill_json FROM bills WHERE service = ? AND period = ?", (service, period))}
     currencies = dict(store.read("SELECT id, currency FROM accounts"))
-    results = []
+    results: list[Settled] = []
     zone = policy.time_zone
 
-    def priced(bill, packs) -> _Priced:
+    def priced(bill, packs, prerendered=_not_rendered) -> _Priced:
         list_cost = S.list_price_cost(book, bill)
         freeze = S.freeze_amount(policy, list_cost)
         basis = "" if freeze is None else S.freeze_basis(policy, list_cost, bill.currency)
         return _Priced(bill, _bill_json(bill), invoice_meta(bill, policy).fingerprint, list_cost,
                        S.Terms.of(policy, freeze, basis), packs,
-                       lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued))
+                       lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued), prerendered)
 
     # Whom tax rules tax by: the buyer details as they are when the period is settled.
     buyers = buyers_of(store) if t.tax is not None else {}
 
-    def settle_account(account: str) -> Settled:
+    # The numbers the new invoices will get if nothing else issues any meanwhile (a prediction: the
+    # transaction assigns the real one, and a text rendered with another is not used).
+    issued_on = at.astimezone(when_.start.tzinfo).date()
+    series = policy.numbering.series(INVOICE, issued_on)
+    next_seq = store.read("SELECT coalesce(max(seq), 0) + 1 FROM documents WHERE series = ?", (series,))[0][0]
+
+    def rate_account(account: str) -> Callable[[], Settled]:
+        """Rate the account (reading the ledger only, outside any transaction, so that the write lock
+        is held for writing alone); returns what records it, inside its batch's transaction."""
+        nonlocal next_seq
         items = by_account[account].items if account in by_account else ()
         suspended = _suspended_at(store, account, service, end)
         # An account already settled is re-rated with its packs as they were before its bill, to
@@ -133,17 +157,18 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         try:
             bill = rate(rules, items, period, account=account, packs=packs, suspended=suspended, buyer=buyer)
         except TaxError as exc:  # this account cannot be taxed as its details stand: the others are settled
-            return Settled(account, "failed", "", book.currency, None, problem=str(exc))
+            untaxed = Settled(account, "failed", "", book.currency, None, problem=str(exc))
+            return lambda: untaxed
         number = invoice_meta(bill, policy).fingerprint
         if account in recorded:
             # A recorded bill is never altered: usage that now rates differently is billed (or
             # credited) by a supplementary invoice (or credit note) for the difference.
-            done = correct(store, policy, bill, service, when_, at, seller)
-            step("committed")
-            return done
+            return lambda: correct(store, policy, bill, service, when_, at, seller)
         if currencies[account] != bill.currency:
-            return Settled(account, "failed", number, bill.currency, bill.total, problem=(
-                f"the account is in {currencies[account]} but {rules.name} bills in {bill.currency}"))
+            failed = Settled(account, "failed", number, bill.currency, bill.total,
+                             problem=f"the account is in {currencies[account]} but {rules.name} bills in "
+                             f"{bill.currency}")
+            return lambda: failed
         waiting = earlier_unsettled(store, bill, service)
         if waiting:
             # Settling now would take pack units an earlier period is owed, and a recorded bill is never
@@ -151,33 +176,70 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
             earliest = sorted({q for _, q in waiting})[0]
             packs_ = ", ".join(sorted({p for p, _ in waiting}))
             periods = ", ".join(sorted({q for _, q in waiting}))
-            return Settled(account, "failed", number, bill.currency, bill.total, problem=(
+            failed = Settled(account, "failed", number, bill.currency, bill.total, problem=(
                 f"its bill would take units of resource pack {packs_}, which also serves {periods}, not settled "
                 f"yet for {account}: a pack's units go to the earlier period first; settle {earliest} first"))
+            return lambda: failed
 
-        def again(fresh, account=account, items=items, suspended=suspended) -> _Priced:
+        def again(fresh) -> _Priced:
             return priced(rate(rules, items, period, account=account, packs=fresh, suspended=suspended,
                                buyer=buyer), fresh)
 
-        first = priced(bill, packs)
+        prerendered: Callable[[str, object], str | None] = _not_rendered
+        if pre.active:
+            printed = _party(store.read("SELECT legal_name, address, country, tax_id FROM accounts WHERE id = ?",
+                                        (account,))[0], account)
+            prerendered = pre.add(account, items, packs, suspended, buyer, policy.numbering.number(series, next_seq),
+                                  printed)
+            next_seq += 1
+        first = priced(bill, packs, prerendered)
         step("rated")
-        settled = _settle_one(store, first, service, when_, at, policy, again, seller)
-        if settled is None:  # a concurrent run settled it after we looked: what it recorded stands
-            before = pack_balances(store, account, service, when_, zone, before_bill=True)
-            settled = correct(store, policy, bill if before == packs else rate(
-                rules, items, period, account=account, packs=before, suspended=suspended, buyer=buyer), service,
-                when_, at,
-                seller)
-        step("committed")
-        return settled
 
-    for index, account in enumerate(billable):
-        try:
-            results.append(settle_account(account))
-        except LedgerError as exc:
-            # Each account is settled in its own transaction: those before this one are recorded and
-            # stay so, and saying "nothing was changed" would be wrong (a full disk, a lost lock).
-            raise SettleInterrupted(period, service, exc, tuple(results), tuple(billable[index:])) from None
+        def record() -> Settled:
+            done = _settle_one(store, first, service, when_, at, policy, again, seller)
+            if done is None:  # a concurrent run settled it after we looked: what it recorded stands
+                before = pack_balances(store, account, service, when_, zone, before_bill=True)
+                done = correct(store, policy, bill if before == packs else rate(
+                    rules, items, period, account=account, packs=before, suspended=suspended, buyer=buyer),
+                    service, when_, at, seller)
+            return done
+        return record
+
+    with Prerenderer(rules, period, issued_on, jobs, len(billable)) as pre:
+        ahead = None
+        for start in range(0, len(billable), batch):
+            chunk = billable[start:start + batch]
+            try:
+                records = ahead if ahead is not None else [rate_account(account) for account in chunk]
+                # The next batch is rated (its invoices handed to the workers) before this one is
+                # written, so that the workers render while the ledger writes.
+                ahead = [rate_account(account) for account in billable[start + batch:start + 2 * batch]] \
+                    if pre.active else None
+            except LedgerError as exc:  # the ledger could not be read: nothing of this batch was written
+                raise SettleInterrupted(period, service, exc, tuple(results), tuple(billable[start:])) from None
+            done, failure = [], None
+            try:
+                with store.batch():
+                    for record in records:
+                        try:
+                            done.append(record())
+                        except LedgerError as exc:
+                            # Its own changes are undone (a savepoint); the accounts before it in the
+                            # batch are whole, and are committed.
+                            failure = exc
+                            break
+            except LedgerError as exc:  # the batch's commit failed: none of it is recorded
+                stopped = chunk[len(done)] if failure is not None else None
+                raise SettleInterrupted(period, service, failure or exc, tuple(results), tuple(billable[start:]),
+                                        stopped) from None
+            results.extend(done)
+            for _ in done:
+                step("committed")
+            if failure is not None:
+                # The batches before are recorded and stay so: saying "nothing was changed" would be
+                # wrong (a full disk, a lost lock).
+                raise SettleInterrupted(period, service, failure, tuple(results),
+                                        tuple(billable[start + len(done):])) from None
     return SettleReport(period, service, t.fingerprint, at, when_, collected, tuple(results), tuple(unbilled))
 
 
@@ -216,7 +278,8 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
                    (policy.time_zone, account, service))
         buyer, party = buyer_of(db, account), seller.party if seller else None
         paper = seller.paper if seller else "A4"
-        invoice_text = render_invoice(bill, policy, "text", meta=meta, seller=party, buyer=buyer, paper=paper)
+        invoice_text = priced.prerendered(number, buyer) or render_invoice(bill, policy, "text", meta=meta,
+                                                                          seller=party, buyer=buyer, paper=paper)
         currency, total, terms = bill.currency, bill.total, priced.terms
         db.execute("INSERT INTO bills (account, service, period, invoice_number, currency, total, list_cost, "
                    "rules_name, rules_fingerprint, bill_json, invoice_text, issued_at) "
@@ -292,6 +355,11 @@ class _Priced:
     terms: S.Terms
     packs: tuple[PackBalance, ...]
     meta: Callable[[str, date], InvoiceMeta]  # (number, issue date) → the invoice's number and dates
+    prerendered: Callable[[str, object], str | None]  # (number, buyer) → its text rendered ahead, or None
+
+
+def _not_rendered(number: str, buyer: object) -> str | None:
+    return None
 
 
 def _bill_json(bill) -> str:

@@ -21,6 +21,7 @@ class Store:
                  timeout: float = BUSY_TIMEOUT_S):
         self.path = default_path(path)
         self.readonly, self.timeout = readonly, timeout
+        self._batched = False  # inside `batch()`: each `write()` is a savepoint of its transaction
         shown = str(self.path)
         if self.path.is_dir():
             raise NotALedger(f"{shown}: is a folder, not a ledger file")
@@ -130,8 +131,14 @@ class Store:
 
     @contextmanager
     def write(self):
+        """One change, all or nothing. Inside `batch()` it is a savepoint of the batch's transaction:
+        undone alone when it fails, made durable when the batch commits."""
         if self.readonly:
             raise LedgerError(f"{self.path}: opened read-only")
+        if self._batched:
+            with self._savepoint() as db:
+                yield db
+            return
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -145,6 +152,46 @@ class Store:
                 db.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+            if isinstance(exc, sqlite3.Error):
+                raise LedgerError(f"{self.path}: {exc}; nothing was changed") from None
+            raise
+
+    @contextmanager
+    def batch(self):
+        """Several `write()`s in one ``BEGIN IMMEDIATE`` transaction, committed together on leaving
+        (one commit, one sync of the log, instead of one each); on an error every one of them is
+        rolled back. A crash leaves all of them recorded or none."""
+        if self.readonly:
+            raise LedgerError(f"{self.path}: opened read-only")
+        if self._batched:
+            raise RuntimeError("Store.batch() does not nest")
+        with self.write() as db:
+            self._batched = True
+            try:
+                yield db
+                if not db.in_transaction:
+                    # SQLite undoes a whole transaction by itself after some errors (a full disk, out of
+                    # memory): what the batch did is gone, and COMMIT would silently commit nothing.
+                    raise LedgerError(f"{self.path}: SQLite rolled the transaction back; nothing of it was "
+                                      "recorded")
+            finally:
+                self._batched = False
+
+    @contextmanager
+    def _savepoint(self):
+        db = self._db
+        if not db.in_transaction:
+            raise LedgerError(f"{self.path}: SQLite rolled the transaction back; nothing of it was recorded")
+        db.execute("SAVEPOINT change")
+        try:
+            yield db
+            db.execute("RELEASE change")
+        except BaseException as exc:
+            try:
+                db.execute("ROLLBACK TO change")
+                db.execute("RELEASE change")
+            except sqlite3.Error:
+                pass  # the whole transaction is gone already: the batch's commit says so
             if isinstance(exc, sqlite3.Error):
                 raise LedgerError(f"{self.path}: {exc}; nothing was changed") from None
             raise

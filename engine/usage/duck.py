@@ -313,7 +313,8 @@ def run_rows(con, rules, kind: str, period, sources: list[Source], parquet_types
              table: str) -> tuple[dict, list[tuple]]:
     """Pass 2: every row checked in order, with its line number; SQL settles duplicates and sums.
 
-    Returns the reconciliation counts and the bad rows as (source index, line, reason, code, raw, account)."""
+    Returns the reconciliation counts and the bad rows as (source index, line, reason, code, raw, account,
+    other accounts held with it)."""
     checker = RowChecker(rules, period)
     path = os.path.join(scratch, f"{table}.csv")
     pos = 0
@@ -343,12 +344,19 @@ def run_rows(con, rules, kind: str, period, sources: list[Source], parquet_types
                 f"escape = '\"', new_line = '\\n', columns = {columns}, max_line_size = {8 * MAX_ROW_BYTES})")
     os.unlink(path)
     # A row repeating a request id that an earlier counted row (accepted or out of period) claimed
-    # is a duplicate, whatever else is wrong with it; a rejected row claims nothing.
+    # is a duplicate, whatever else is wrong with it; a rejected row claims nothing. A copy that is
+    # itself countable but names another account is no copy: one request is one call of one account,
+    # so it is rejected, never billed to the first account in silence.
     con.execute(f"""CREATE OR REPLACE TABLE {table}_final AS
         WITH claims AS (SELECT rid, min(pos) AS first FROM {table}_rows
-                        WHERE rid IS NOT NULL AND status <> '{BAD}' GROUP BY rid)
-        SELECT r.*, CASE WHEN c.first IS NOT NULL AND r.pos > c.first THEN 'duplicate' ELSE r.status END AS final
-        FROM {table}_rows AS r LEFT JOIN claims AS c ON r.rid = c.rid""")
+                        WHERE rid IS NOT NULL AND status <> '{BAD}' GROUP BY rid),
+        owners AS (SELECT c.rid, c.first, o.account AS owner, o.src AS owner_src, o.line AS owner_line
+                   FROM claims AS c JOIN {table}_rows AS o ON o.pos = c.first)
+        SELECT r.*, w.owner, w.owner_src, w.owner_line,
+               CASE WHEN w.first IS NOT NULL AND r.pos > w.first
+                    THEN CASE WHEN r.status <> '{BAD}' AND r.account <> w.owner THEN '{BAD}' ELSE 'duplicate' END
+                    ELSE r.status END AS final
+        FROM {table}_rows AS r LEFT JOIN owners AS w ON r.rid = w.rid""")
     counts = {}
     for final, n, calls in con.execute(f"SELECT final, count(*), coalesce(sum(calls), 0) FROM {table}_final "
                                        "GROUP BY final").fetchall():
@@ -360,11 +368,35 @@ def run_rows(con, rules, kind: str, period, sources: list[Source], parquet_types
     con.execute(f"""CREATE OR REPLACE TABLE {table} AS
         SELECT account, period, api, outcome, CAST(sum(calls) AS HUGEINT) AS calls, true AS in_period
         FROM {table}_final WHERE final = 'ok' GROUP BY account, period, api, outcome""")
-    bad = con.execute(f"SELECT src, line, reason, code, raw, who FROM {table}_final WHERE final = '{BAD}' "
-                      "ORDER BY pos").fetchall()
+    rows = con.execute(f"SELECT src, line, reason, code, raw, who, status, rid, account, owner, owner_src, owner_line "
+                       f"FROM {table}_final WHERE final = '{BAD}' ORDER BY pos").fetchall()
+    conflicts = [(r[0], r[1]) for r in rows if r[6] != BAD]
+    raw_of = _raw_lines(con, sources, parquet_types, conflicts) if conflicts else {}
+    bad = [(src, line, reason, code, raw, who, ()) if status == BAD else
+           (src, line, f"request id {rid!r} was counted for account {owner!r} "
+                       f"({sources[owner_src].name}:{owner_line}), but this copy names account {account!r}: "
+                       "one request is one call of one account; fix the account of the wrong copy",
+            "conflicting-request-id", raw_of.get((src, line), ""), account, (owner,))
+           for src, line, reason, code, raw, who, status, rid, account, owner, owner_src, owner_line in rows]
     con.execute(f"DROP TABLE {table}_rows")
     con.execute(f"DROP TABLE {table}_final")
     return counts, bad
+
+
+def _raw_lines(con, sources: list[Source], parquet_types: dict, wanted: list[tuple[int, int]]) -> dict:
+    """The text of a few rows, by (source index, line), read again: only rows found wrong by the
+    SQL step (a request id's copy naming another account) need it, so pass 2 does not keep every row's text."""
+    out: dict[tuple[int, int], str] = {}
+    for index in sorted({src for src, _ in wanted}):
+        lines = {line for src, line in wanted if src == index}
+        source = sources[index]
+        rows = parquet_rows(con, source, parquet_types[index]) if source.format == "parquet" else records(source)
+        for line, raw, _ in rows:
+            if line in lines:
+                out[(index, line)] = raw
+                if len(out) == len(wanted):
+                    return out
+    return out
 
 
 __all__ = ["connect", "projection", "parquet_source", "run_fast", "fast_counts", "run_rows", "calls_or_zero"]

@@ -95,25 +95,75 @@ def expand(source) -> list[str]:
     return matches
 
 
-def copy_stdin(stdin, directory: str, file_name: str = "stdin", name: str = "-") -> str:
+def copy_stdin(stdin, directory: str, file_name: str = "stdin", name: str = STDIN_NAME) -> str:
     """Standard input (or any file object, text or binary) saved to a scratch file: the engines read
     files, and a pipe can be read once."""
     if stdin is None:
         raise RatecardError("-: reading usage from standard input, but no input stream was given")
-    stream = getattr(stdin, "buffer", stdin)
-    path = os.path.join(directory, file_name)
     try:
-        with open(path, "wb") as out:
-            while chunk := stream.read(1 << 20):
-                if isinstance(chunk, str):
-                    chunk = chunk.encode("utf-8", "surrogateescape")  # a text stream: its text, as UTF-8
-                elif not isinstance(chunk, (bytes, bytearray, memoryview)):
-                    raise RatecardError(f"{name}: the stream gave {type(chunk).__name__}, not text or bytes; "
-                                        "expected a file opened for reading, e.g. open(path, 'rb') or io.StringIO")
-                out.write(chunk)
-    except (OSError, ValueError) as exc:  # a closed stream is a ValueError
+        return copy_stream(_Bytes(getattr(stdin, "buffer", stdin), name), os.path.join(directory, file_name), name)
+    except ValueError as exc:  # a closed stream
         raise RatecardError(f"{name}: cannot read the usage stream: {exc}") from None
+
+
+class _Bytes:
+    """A file object read as bytes: a text stream's text as UTF-8, anything else a clear error."""
+
+    def __init__(self, stream, name: str):
+        self.stream, self.name = stream, name
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            chunk = self.stream.read(size)
+        except OSError as exc:
+            raise RatecardError(f"{self.name}: cannot read the usage stream: {exc.strerror or exc}") from None
+        if isinstance(chunk, str):
+            return chunk.encode("utf-8", "surrogateescape")
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise RatecardError(f"{self.name}: the stream gave {type(chunk).__name__}, not text or bytes; expected "
+                                "a file opened for reading, e.g. open(path, 'rb') or io.StringIO")
+        return bytes(chunk)
+
+
+def copy_pipe(path: str, directory: str, name: str, number: int) -> str:
+    """A usage path that is not a regular file (a named pipe, `<(zcat …)` in a shell, a device) saved
+    to a scratch file, as standard input is: sniffing and the query each read the input."""
+    try:
+        with open(path, "rb") as stream:
+            return copy_stream(stream, os.path.join(directory, f"pipe-{number}"), name)
+    except OSError as exc:
+        raise RatecardError(f"{name}: cannot read the usage file: {exc.strerror or exc}") from None
+
+
+def copy_stream(stream, path: str, name: str) -> str:
+    with open(path, "wb") as out:
+        head = stream.read(1 << 20)
+        out.write(head)
+        if head[:2] == GZIP_MAGIC or head[:4] == PARQUET_MAGIC:
+            shutil.copyfileobj(stream, out, 1 << 20)  # binary: its lines are checked as it is read
+        else:
+            _copy_lines(head, stream, out, name)
     return path
+
+
+def _copy_lines(head: bytes, stream, out, name: str) -> None:
+    """Copy text that must be line-structured, stopping as soon as it is not (`--usage - < /dev/zero`
+    would otherwise fill the scratch folder's disk before the reader could refuse it)."""
+    line, run, chunk = 1, 0, head
+    while chunk:
+        last = chunk.rfind(b"\n")
+        if last < 0:
+            run += len(chunk)
+        else:
+            line += chunk.count(b"\n")
+            run = len(chunk) - last - 1
+        if line == 1 and run > MAX_ROW_BYTES:
+            raise NotLines(name, 1, MAX_ROW_BYTES)
+        if run > MAX_LINE_BYTES:
+            raise NotLines(name, line, MAX_LINE_BYTES)
+        if chunk is not head:
+            out.write(chunk)
+        chunk = stream.read(1 << 20)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import shutil
 import tempfile
@@ -25,7 +26,7 @@ from ..model import RuleSet
 from ..periods import parse_period
 from ..bill import builder
 from ..rating import UsageItem
-from .files import CALLS, KINDS, STDIN_NAME, Source, copy_stdin, expand, identity_of, shown, sniff
+from .files import CALLS, KINDS, STDIN_NAME, Source, copy_pipe, copy_stdin, expand, identity_of, shown, sniff
 from .records import AccountUsage, Reconciliation, Rejected
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 ENGINES = ("duckdb", "spark")
 _BATCH = 50_000  # result rows fetched at a time
 _item = builder(UsageItem)  # the frozen record, built without its slow __init__
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 
 
 class UsageReader:
@@ -75,6 +79,7 @@ class UsageReader:
         self.copies: list[tuple[Source, str, str]] = []  # (source, name of the earlier file, sha256)
         self._stdin_read = False
         self._streams = 0  # file objects read, to name each one
+        self._pipes = 0  # named pipes and devices copied to the scratch folder
         self.diagnosed = False  # whether the row-numbered pass had to run (something was not clean)
         self._valued = None  # the groups read by the `valued` path, when the rules need it
 
@@ -100,6 +105,13 @@ class UsageReader:
         if not isinstance(source, (str, os.PathLike)):
             raise RatecardError(f"cannot read usage from a {type(source).__name__}: expected a path, a glob "
                                 "pattern, '-' or a file object opened for reading")
+        if isinstance(source, str) and _URL.match(source):
+            # Not silently a local path that does not exist ("s3a:/bucket/..."): every file is also read
+            # here (its format, its bad rows named by row, the reconciliation), whatever the engine.
+            raise RatecardError(f"{source}: usage is read from local files (also with --engine spark, which "
+                                "needs each file on a local or mounted path for the row checks); copy or mount it "
+                                "locally, or run the compiled query in the cluster (`ratecard usage --sql "
+                                "--dialect spark`) and bill the aggregated result it writes")
         for path in expand(source):
             if path == "-":
                 if self._stdin_read:
@@ -117,6 +129,9 @@ class UsageReader:
                                         "would count twice")
                 if identity is not None:
                     self._identities[identity] = name
+                if _is_stream(real):
+                    self._pipes += 1
+                    real = copy_pipe(real, self._scratch, name, self._pipes)
             found = self._sniffed(real, name, format, kind, identity)
             self._note_copy(found)
             self.sources.append(found)
@@ -320,10 +335,10 @@ class UsageReader:
             else:
                 self.diagnosed = True
                 found, bad = duck.run_rows(con, self.rules, kind, self.period, sources, types, self._scratch, table)
-                for src, line, reason, code, raw, who in bad:
+                for src, line, reason, code, raw, who, also in bad:
                     index = chosen[src][0]
                     bad_rows.append((index, line, Rejected(sources[src].name, int(line), reason, raw or "", code,
-                                                           who or "")))
+                                                           who or "", also)))
             for k, v in found.items():
                 counts[k] += v
             results.append(table)
@@ -389,3 +404,12 @@ def _aggregate(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     row = con.execute(sql).fetchone()
     assert row is not None
     return row[0]
+
+
+def _is_stream(path: str) -> bool:
+    """A path that exists but is not a regular file or folder: a pipe or a device, readable once."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False  # missing: sniffing says so, with the name
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))

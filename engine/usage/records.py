@@ -23,6 +23,9 @@ class Rejected:
     raw: str
     code: str = ""  # a stable name for the class of problem, e.g. "negative-calls"
     account: str = ""  # the row's account, when it could be read
+    # Other accounts whose money the row puts in question (a request id's copies naming two accounts):
+    # `settle --rejects` holds them with `account`.
+    also: tuple[str, ...] = ()
 
     def problem(self) -> Problem:
         return Problem(Location(self.file, self.line, 0), self.reason, code=self.code)

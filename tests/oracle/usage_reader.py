@@ -90,6 +90,7 @@ class Rejected:
     raw: str
     code: str = ""  # a stable name for the class of problem, e.g. "negative-calls"
     account: str = ""  # the row's account, when it could be read
+    also: tuple = ()  # other accounts held with it (a request id's copies naming two accounts)
 
     def problem(self) -> Problem:
         return Problem(Location(self.file, self.line, 0), self.reason, code=self.code)
@@ -204,6 +205,7 @@ class UsageReader:
         self.on_reject = on_reject
         self.rejected: list[Rejected] = []
         self.seen_ids = set() if seen_ids is None else seen_ids
+        self._owners: dict = {}  # request id → (account, file, line) of the copy counted
         self._counts = dict.fromkeys((f.name for f in fields(Reconciliation) if f.name != "period"), 0)
         self._totals: dict[tuple[str, str], dict[tuple[str, str | None], int]] = {}
         self._names: dict[str, str] = {}
@@ -438,6 +440,9 @@ class UsageReader:
             if kind == CALLS:
                 request_id = _text(values, "request_id")
                 if request_id in self.seen_ids:
+                    conflict = self._conflict(name, number, values, request_id)
+                    if conflict is not None:
+                        raise conflict
                     # The call was counted already: this is the same call logged again, not a bad row.
                     counts["rows_duplicate"] += 1
                     counts["calls_read"] += 1
@@ -447,7 +452,7 @@ class UsageReader:
             else:
                 row = self._aggregated_row(name, number, values)
             if self.period is not None and row.period != self.period:
-                self._claim(request_id)
+                self._claim(request_id, row)
                 counts["rows_out_of_period"] += 1
                 counts["calls_read"] += row.calls
                 counts["calls_out_of_period"] += row.calls
@@ -461,23 +466,46 @@ class UsageReader:
             counts["calls_rejected"] += calls
             account = values.get("account") if isinstance(values, dict) else None
             rejected = Rejected(name, number, bad.reason, raw, bad.code,
-                                account.strip() if isinstance(account, str) else "")
+                                account.strip() if isinstance(account, str) else "", getattr(bad, "also", ()))
             if self.on_reject is None:
                 self.rejected.append(rejected)
             else:
                 self.on_reject(rejected)
             return None
-        self._claim(request_id)
+        self._claim(request_id, row)
         counts["rows_accepted"] += 1
         counts["calls_read"] += row.calls
         counts["calls_accepted"] += row.calls
         return row
 
-    def _claim(self, request_id):
+    def _claim(self, request_id, row=None):
         # Only a counted call claims its id: a rejected row does not, so its corrected copy later in
         # the input (or in a re-run of the rejects) is billed, once.
         if request_id is not None:
             self.seen_ids.add(request_id)
+            if row is not None:
+                self._owners.setdefault(request_id, (row.account, row.file, row.line))
+
+    def _conflict(self, name, number, values, request_id):
+        """A later copy of a counted request id that is itself countable but names another account:
+        rejected, never billed to the first account in silence."""
+        owner = self._owners.get(request_id)
+        if owner is None:
+            return None
+        try:
+            copy = self._call_row(name, number, values, request_id)
+            if self.period is None or copy.period == self.period:
+                self._check_api(copy)
+        except _Bad:
+            return None  # a copy with something else wrong is a duplicate all the same
+        if copy.account == owner[0]:
+            return None
+        conflict = _Bad("conflicting-request-id",
+                    f"request id {request_id!r} was counted for account {owner[0]!r} ({owner[1]}:{owner[2]}), "
+                    f"but this copy names account {copy.account!r}: one request is one call of one account; "
+                    "fix the account of the wrong copy")
+        conflict.also = (owner[0],)
+        return conflict
 
     def _aggregated_row(self, name, number, values) -> UsageRow:
         account = _account(values)

@@ -66,10 +66,14 @@ def _at(body) -> datetime:
     return moment
 
 
-def _applied(applied) -> dict:
+def _applied(written) -> dict:
+    """A write's result as JSON; `written` is (Applied, the account's currency)."""
+    from ...formatting import money_text
+
+    applied, currency = written
     return {"account": applied.account, "changed": applied.changed, "note": applied.note or None,
-            "balance": format(applied.balance, "f"), "frozen": format(applied.frozen, "f"),
-            "suspended": list(applied.suspended), "entries": [e.to_dict() for e in applied.entries]}
+            "balance": money_text(applied.balance, currency), "frozen": money_text(applied.frozen, currency),
+            "suspended": list(applied.suspended), "entries": [e.to_dict(currency) for e in applied.entries]}
 
 
 def _answer(document: dict, status: int = 200) -> Response:
@@ -99,8 +103,9 @@ async def activate(request: Request, server: Server) -> Response:
     service = field(body, "service", str) or server.default_service
     terms = field(body, "terms", str, required=True)
     at = _at(body)
-    applied = await run_in_threadpool(server.ledger.write, lambda ledger: ledger.activate(account, service, terms, at))
-    return _answer(_applied(applied))
+    written = await run_in_threadpool(server.ledger.write, lambda ledger: (
+        ledger.activate(account, service, terms, at), ledger.account(account).currency))
+    return _answer(_applied(written))
 
 
 async def top_up(request: Request, server: Server) -> Response:
@@ -112,9 +117,9 @@ async def top_up(request: Request, server: Server) -> Response:
     amount = field(body, "amount", (str, int, Decimal), required=True)
     reference = field(body, "reference", str)
     at = _at(body)
-    applied = await run_in_threadpool(server.ledger.write,
-                                      lambda ledger: ledger.top_up(account, str(amount), at, reference=reference))
-    return _answer(_applied(applied))
+    written = await run_in_threadpool(server.ledger.write, lambda ledger: (
+        ledger.top_up(account, str(amount), at, reference=reference), ledger.account(account).currency))
+    return _answer(_applied(written))
 
 
 _ACCOUNT = {"name": "account", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -130,7 +135,8 @@ ENDPOINTS = [
                                 {"name": "format", "in": "query", "schema": {"enum": list(INVOICE_FORMATS)}}],
                  "responses": {"200": {"description": "the document", "content": {
                      "text/plain": {"schema": {"type": "string"}}, "text/markdown": {"schema": {"type": "string"}},
-                     "text/html": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}},
+                     "text/html": {"schema": {"type": "string"}},
+                     "application/json": {"schema": {"$ref": "#/components/schemas/Document"}},
                      "application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
                      "404": {"$ref": "#/components/responses/Problem"}}}, page=True),
     Endpoint("/v1/accounts", "POST", WRITE, create_account, "Create an account (and the ledger, if new)", {

@@ -247,7 +247,8 @@ ENDPOINTS = [
             "type": "object", "required": ["rule_sets"], "additionalProperties": False,
             "properties": {"rule_sets": {"type": "array", "items": _SPEC, "minItems": 1, "maxItems": 16},
                            "lint": {"type": "boolean"}}}}}},
-        "responses": {"200": {"description": "every problem found, located", "content": {"application/json": {}}}}}),
+        "responses": {"200": {"description": "every problem found, located", "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/Validation"}}}}}}),
     Endpoint("/v1/diff", "POST", READ, diff_post, "What a rule change does to the bills of some usage", {
         "description": "JSON as `ratecard diff --format json`, or the analyst's page (`format: html`) as "
                        "`ratecard diff --format html` writes it.",
@@ -260,7 +261,8 @@ ENDPOINTS = [
                 "rejects": {"enum": ["refuse", "report"], "description": "refuse (default): a bad usage row "
                             "compares nothing; report: skip bad rows, counted in the Ratecard-Rejected-Rows header"}}}}}},
         "responses": {"200": {"description": "the impact", "content": {
-            "application/json": {}, "text/html": {"schema": {"type": "string"}}}}}}),
+            "application/json": {"schema": {"$ref": "#/components/schemas/Diff"}},
+            "text/html": {"schema": {"type": "string"}}}}}}),
     Endpoint("/v1/diff", "GET", READ, diff_get, "The analyst's page for two served rule sets on the server's usage", {
         "parameters": [{"name": "base", "in": "query", "required": True, "schema": {"type": "string"}},
                        {"name": "rules", "in": "query", "schema": {"type": "string"}},
@@ -269,5 +271,6 @@ ENDPOINTS = [
                        {"name": "format", "in": "query", "schema": {"enum": ["html", "json"]}},
                        {"name": "rejects", "in": "query", "schema": {"enum": ["refuse", "report"]}}],
         "responses": {"200": {"description": "the impact", "content": {
-            "text/html": {"schema": {"type": "string"}}, "application/json": {}}}}}, page=True),
+            "text/html": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"$ref": "#/components/schemas/Diff"}}}}}}, page=True),
 ]

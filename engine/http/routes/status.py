@@ -26,20 +26,6 @@ async def account_status(request: Request, server: Server) -> Response:
     return Response(answer.body, status_code=answer.status, media_type=media)
 
 
-STATUS_SCHEMA = {
-    "type": "object",
-    "required": ["account", "service", "state", "allowed", "reason", "since", "currency", "balance", "frozen",
-                 "available"],
-    "properties": {
-        "account": {"type": "string"}, "service": {"type": ["string", "null"]},
-        "state": {"enum": ["active", "suspended", "not-activated"]},
-        "allowed": {"type": "boolean", "description": "the answer: true when calls are allowed now"},
-        "reason": {"type": "string"}, "since": {"type": ["string", "null"], "format": "date-time"},
-        "currency": {"type": "string"}, "balance": {"$ref": "#/components/schemas/Decimal"},
-        "frozen": {"$ref": "#/components/schemas/Decimal"}, "available": {"$ref": "#/components/schemas/Decimal"},
-    },
-}
-
 ENDPOINTS = [
     Endpoint("/health", "GET", None, health, "Liveness: the server answers (no token needed)", {
         "responses": {"200": {"description": "the server is up", "content": {"application/json": {"schema": {

@@ -1,0 +1,149 @@
+"""Settlement in batches of accounts, with invoices rendered ahead by worker processes (issue 10):
+the same ledger, byte for byte, whatever the batch size and the number of workers; a text rendered
+with a number or buyer that is not the one the transaction finds is never recorded."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import ratecard
+import ratecard.ledger as ledger_module
+import ratecard.render as render_module
+from ratecard.ledger import Ledger
+from ratecard.rating import UsageItem
+from ratecard.usage import AccountUsage
+
+from conftest import write_rule_set
+
+BERLIN = ZoneInfo("Europe/Berlin")
+ACCOUNTS = [f"acct-{n:02d}" for n in range(12)]
+
+
+def at(*args) -> datetime:
+    return datetime(*args, tzinfo=BERLIN)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batches")
+    rules = ratecard.load_rules(write_rule_set(root / "toy"))
+    db = root / "template.db"
+    with Ledger(db, create=True) as ledger:
+        for n, account in enumerate(ACCOUNTS):
+            buyer = {"legal_name": f"Buyer {n} GmbH", "country": "DE"} if n % 3 else {}
+            ledger.create_account(account, account.upper(), "EUR", at(2024, 1, 1), **buyer)
+            ledger.activate(account, "toy", "v1", at(2024, 1, 1))
+            ledger.top_up(account, "5" if n == 4 else "100", at(2024, 1, 1))  # acct-04 ends in arrears
+    usage = [AccountUsage(a, "2024-01", (UsageItem("RenderWidget", 30 * n + 1), UsageItem("LookupGadget", n)))
+             for n, a in enumerate(ACCOUNTS) if n != 7]  # acct-07 made no calls: billed nothing
+    return root, rules, db, usage
+
+
+def copy(template: Path, to: Path) -> Path:
+    shutil.copy(template, to)
+    return to
+
+
+def dump(db: Path) -> dict:
+    con = sqlite3.connect(db)
+    try:
+        return {table: con.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3").fetchall()
+                for table in ("bills", "documents", "entries", "debits", "accounts", "services")}
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def renders_here(monkeypatch):
+    """Counts the invoices rendered in this process (the workers, forked, count their own)."""
+    count = []
+    real = render_module.render_invoice
+
+    def counting(*args, **kwargs):
+        count.append(args[0].account)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(render_module, "render_invoice", counting)
+    return count
+
+
+def test_batches_and_workers_record_the_same_ledger_as_one_account_at_a_time(template, tmp_path, renders_here):
+    root, rules, db, usage = template
+    one = copy(db, tmp_path / "one.db")
+    with Ledger(one) as ledger:
+        ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=1, jobs=1)
+    assert len(renders_here) == len(ACCOUNTS)
+    expected = dump(one)
+    assert [r[3] for r in expected["bills"]] == [f"INV-{n:06d}" for n in range(1, 13)]
+    for batch, jobs in ((5, 1), (5, 2), (100, 2)):
+        renders_here.clear()
+        other = copy(db, tmp_path / f"b{batch}-j{jobs}.db")
+        with Ledger(other) as ledger:
+            report = ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=batch, jobs=jobs)
+            assert ledger.verify() == []
+        assert [a.outcome for a in report.accounts] == ["settled"] * len(ACCOUNTS)
+        assert dump(other) == expected, (batch, jobs)
+        # With workers every text came from them: none was rendered by the transaction.
+        assert len(renders_here) == (len(ACCOUNTS) if jobs == 1 else 0), (batch, jobs)
+
+
+def test_a_buyer_changed_after_rendering_ahead_is_rendered_again(template, tmp_path, renders_here, monkeypatch):
+    root, rules, db, usage = template
+    target = copy(db, tmp_path / "changed.db")
+    rated = []
+
+    def rename_a_later_buyer(step):
+        if step == "rated":
+            rated.append(step)
+            if len(rated) == 10:  # acct-09 was rated and handed to a worker; another process renames it
+                with Ledger(target) as other:
+                    other.update_account("acct-09", legal_name="Renamed AG")
+
+    monkeypatch.setattr(ledger_module, "_checkpoint_hook", rename_a_later_buyer)
+    with Ledger(target) as ledger:
+        ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=4, jobs=2)
+        assert ledger.verify() == []
+    assert renders_here == ["acct-09"]  # rendered ahead with the old name, so rendered again
+    con = sqlite3.connect(target)
+    (text,) = con.execute("SELECT invoice_text FROM bills WHERE account = 'acct-09'").fetchone()
+    con.close()
+    assert "Renamed AG" in text and "Buyer 9 GmbH" not in text
+
+
+def test_numbers_taken_meanwhile_are_not_printed_on_a_text_rendered_ahead(template, tmp_path, renders_here,
+                                                                           monkeypatch):
+    root, rules, db, usage = template
+    target = copy(db, tmp_path / "numbers.db")
+    rated = []
+
+    def another_run_settles_one_account(step):
+        if step == "rated":
+            rated.append(step)
+            if len(rated) == 1:  # acct-11 is settled by another run (it takes INV-000001) as this one rates
+                monkeypatch.setattr(ledger_module, "_checkpoint_hook", None)
+                with Ledger(target) as other:
+                    other.settle(rules, [u for u in usage if u.account == "acct-11"], "2024-01",
+                                 at(2024, 2, 6, 10), hold=[a for a in ACCOUNTS if a != "acct-11"], jobs=1)
+                monkeypatch.setattr(ledger_module, "_checkpoint_hook", another_run_settles_one_account)
+
+    monkeypatch.setattr(ledger_module, "_checkpoint_hook", another_run_settles_one_account)
+    with Ledger(target) as ledger:
+        report = ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=100, jobs=2)
+        assert ledger.verify() == []
+    assert [a.outcome for a in report.accounts] == ["settled"] * 11 + ["already-settled"]
+    # The other run's invoice was rendered in place; this run's were rendered ahead with numbers one
+    # too low, so every one of them was rendered again with the number it got.
+    assert sorted(renders_here) == sorted(ACCOUNTS)
+    con = sqlite3.connect(target)
+    rows = con.execute("SELECT account, invoice_number, invoice_text FROM bills ORDER BY invoice_number").fetchall()
+    con.close()
+    assert [(a, n) for a, n, _ in rows] == [("acct-11", "INV-000001")] + [
+        (a, f"INV-{n:06d}") for n, a in enumerate(ACCOUNTS[:11], 2)]
+    for account, number, text in rows:
+        assert number in text, account
