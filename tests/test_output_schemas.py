@@ -24,7 +24,7 @@ SCHEMAS = {p.name: json.loads(p.read_text("utf-8")) for p in sorted((ROOT / "sch
 OUTPUT_SCHEMAS = ("bill.schema.json", "status.schema.json", "account.schema.json", "account-list.schema.json",
                   "pack-purchase.schema.json", "pack-list.schema.json", "statement.schema.json",
                   "settle.schema.json", "reconciliation.schema.json", "validation.schema.json",
-                  "diff.schema.json", "document.schema.json")
+                  "diff.schema.json", "document.schema.json", "account-import.schema.json")
 REGISTRY = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in SCHEMAS.values())
 CN = ROOT / "rules" / "face-recognition-cn"
 INTL = ROOT / "rules" / "face-recognition"
@@ -98,6 +98,17 @@ def site(tmp_path_factory):
     ("supplementary invoice", "document.schema.json")])
 def test_ledger_json_output_validates_against_its_schema(site, name, schema):
     validate(schema, site[name])
+
+
+def test_account_import_json_validates_against_its_schema(tmp_path):
+    run = Run(tmp_path / "ledger.db")
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("account,currency,name,country\nacme,USD,Acme Corp,DE\nglobex,USD,,US\n", encoding="utf-8")
+    first = run.json("account", "import", accounts)
+    again = run.json("account", "import", accounts)
+    for document in (first, again):
+        validate("account-import.schema.json", document)
+    assert (first["created"], again["unchanged"], again["created"]) == (["acme", "globex"], ["acme", "globex"], [])
 
 
 def test_the_scenario_exercises_what_the_schemas_describe(site):
