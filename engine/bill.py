@@ -383,3 +383,26 @@ def builder(cls):
     namespace = {"new": object.__new__, "twin": twin, "cls": cls, "setattr": object.__setattr__, **defaults}
     exec(source, namespace)  # noqa: S102 - generated from the dataclass's own field names
     return namespace[f"build_{cls.__name__}"]
+
+
+def builder_with(cls, **constants):
+    """`builder(cls)` for records that share some fields: those named in `constants` are stored
+    from the builder's own namespace (values, never text), and the builder takes the others, in
+    field order. A tariff builds every bill with its currency, unit, rounding and fingerprint this
+    way, without passing them on every call."""
+    names = tuple(f.name for f in fields(cls))
+    if getattr(cls, "__slots__", None) != names or hasattr(cls, "__post_init__"):
+        raise TypeError(f"builder_with() needs a slotted dataclass without __post_init__, not {cls.__name__}")
+    unknown = set(constants) - set(names)
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
+    twin = type(f"_{cls.__name__}Draft", (), {"__slots__": names})
+    defaults = {f"D_{f.name}": f.default for f in fields(cls) if f.default is not MISSING and f.name not in constants}
+    params = ", ".join(f"{n}=D_{n}" if f"D_{n}" in defaults else n for n in names if n not in constants)
+    stores = "".join(f"    o.{n} = {'K_' + n if n in constants else n}\n" for n in names)
+    source = (f"def build_{cls.__name__}({params}):\n    o = new(twin)\n{stores}"
+              f"    setattr(o, '__class__', cls)\n    return o\n")
+    namespace = {"new": object.__new__, "twin": twin, "cls": cls, "setattr": object.__setattr__, **defaults,
+                 **{f"K_{n}": v for n, v in constants.items()}}
+    exec(source, namespace)  # noqa: S102 - generated from the dataclass's own field names
+    return namespace[f"build_{cls.__name__}"]

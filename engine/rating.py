@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 
 from .formatting import counted
 from .exact import EXACT, ROUNDING, decimal_text
-from .bill import ApiUsage, Bill, BillLine, FrozenDict, Lines, PackUse, TierCharge, UnratedUsage, builder
+from .bill import ApiUsage, Bill, BillLine, FrozenDict, Lines, PackUse, TierCharge, UnratedUsage, builder, builder_with
 from .errors import RatingError, UnknownApi
 from .model import ROUNDING_MODES, AccountTerms, ApiMapping, PriceBook, RuleSet, SettlementPolicy
 from .periods import parse_period
@@ -58,7 +58,6 @@ _ZERO = Decimal(0)
 _new_api_usage = builder(ApiUsage)
 _new_tier_charge = builder(TierCharge)
 _new_line = builder(BillLine)
-_new_bill = builder(Bill)
 _new_object = object.__new__
 
 
@@ -111,7 +110,7 @@ class Tariff:
                  "billable_pos", "free_pos", "keyed_billable_pos", "keyed_free_pos", "billed_outcomes",
                  "unknown_billable", "unknown_api", "no_usage", "free_while_suspended", "quantum", "quantize",
                  "per_line", "rounding", "versions", "rules_name", "fingerprint", "price_lines", "adjust",
-                 "account_terms", "basis_pos", "decimal_pos", "free_outcomes", "tax")
+                 "account_terms", "basis_pos", "decimal_pos", "free_outcomes", "new_bill", "tax")
 
     def __init__(self, rules: RuleSet, book, mapping, policy, account_terms=None, tax=None):
         self.book, self.mapping, self.policy = book, mapping, policy
@@ -175,6 +174,10 @@ class Tariff:
                        if adjustments_needed(book, account_terms) else None)
 
         self.price_lines = _compile_pricing(self)
+        # Every bill of this tariff shares these fields: built in, not passed on every call.
+        self.new_bill = builder_with(Bill, currency=book.currency, unit=book.unit, rounding=self.rounding,
+                                     rules_name=self.rules_name, rules_fingerprint=self.fingerprint,
+                                     rule_versions=self.versions)
 
 
 def tariff(rules: RuleSet, period: str) -> Tariff:
@@ -320,8 +323,7 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
         parts = [(t.categories[r[0]].id, r[8]) for r in rated] + [(a.category, a.charge) for a in adjustments]
         taxed = tax_of(t.tax, parts, total, t.quantum, buyer, account)
         total = taxed.gross
-    return _new_bill(account, period, t.book.currency, t.book.unit, lines, subtotal, total,
-                     t.rounding, t.rules_name, t.fingerprint, t.versions, unrated, warnings, adjustments, taxed)
+    return t.new_bill(account, period, lines, subtotal, total, unrated, warnings, adjustments, taxed)
 
 
 def _quantity(t: Tariff, api, calls):

@@ -190,8 +190,8 @@ def test_a_request_id_seen_twice_is_counted_once_across_files(capsys):
 
 
 def test_many_duplicates_within_a_small_memory_limit_and_a_spill_dir_left_clean(capsys, tmp_path):
-    # Copies of one request id (each naming the account its first copy names, since a copy naming
-    # another account is a bad row): the first one read is counted.
+    # Copies of one request id, of one account each, spread over three accounts: counted once.
+    # (Copies naming another account are bad rows: test_usage's conflicting request ids.)
     scratch = tmp_path / "scratch"
     lines = [CALLS_HEADER]
     for i in range(600):

@@ -24,7 +24,9 @@ SCHEMAS = {p.name: json.loads(p.read_text("utf-8")) for p in sorted((ROOT / "sch
 OUTPUT_SCHEMAS = ("bill.schema.json", "status.schema.json", "account.schema.json", "account-list.schema.json",
                   "pack-purchase.schema.json", "pack-list.schema.json", "statement.schema.json",
                   "settle.schema.json", "reconciliation.schema.json", "validation.schema.json",
-                  "diff.schema.json", "document.schema.json")
+                  "diff.schema.json", "document.schema.json", "account-import.schema.json",
+                  "health.schema.json", "rule-sets.schema.json", "ratecard.schema.json", "ledger-write.schema.json",
+                  "bill-preview.schema.json")
 REGISTRY = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in SCHEMAS.values())
 CN = ROOT / "rules" / "face-recognition-cn"
 INTL = ROOT / "rules" / "face-recognition"
@@ -98,6 +100,17 @@ def site(tmp_path_factory):
     ("supplementary invoice", "document.schema.json")])
 def test_ledger_json_output_validates_against_its_schema(site, name, schema):
     validate(schema, site[name])
+
+
+def test_account_import_json_validates_against_its_schema(tmp_path):
+    run = Run(tmp_path / "ledger.db")
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("account,currency,name,country\nacme,USD,Acme Corp,DE\nglobex,USD,,US\n", encoding="utf-8")
+    first = run.json("account", "import", accounts)
+    again = run.json("account", "import", accounts)
+    for document in (first, again):
+        validate("account-import.schema.json", document)
+    assert (first["created"], again["unchanged"], again["created"]) == (["acme", "globex"], ["acme", "globex"], [])
 
 
 def test_the_scenario_exercises_what_the_schemas_describe(site):
@@ -208,6 +221,34 @@ def test_the_http_status_and_validate_answers_match_the_clis_schemas(tmp_path):
     for component, file in (("Status", "status.schema.json"), ("Validation", "validation.schema.json"),
                             ("Diff", "diff.schema.json"), ("Document", "document.schema.json")):
         assert doc["components"]["schemas"][component] == SCHEMAS[file]
+
+
+def test_every_other_http_json_answer_validates_against_its_schema(tmp_path):
+    from serving import READ, WRITE, client, copy_rules, make_app, make_ledger
+
+    rules = copy_rules(tmp_path)
+    usage = "account,period,api,calls,outcome\nacme,2020-09,SearchFaces,3000001,success\nacme,2020-09,Nope,5,\n"
+    with client(make_app(tmp_path, db=make_ledger(tmp_path, rules), rules=(rules,), reload_interval=0)) as http:
+        answers = {
+            "health.schema.json": [http.get("/health")],
+            "rule-sets.schema.json": [http.get("/v1/rule-sets", headers=READ)],
+            "ratecard.schema.json": [http.get("/v1/rule-sets/face-recognition/ratecard?format=json", headers=READ)],
+            "bill-preview.schema.json": [http.post("/v1/bills/preview?rejects=report", content=usage,
+                                                   headers=READ | {"content-type": "text/csv"})],
+            "ledger-write.schema.json": [
+                http.post("/v1/accounts", json={"account": "initech", "currency": "USD",
+                                                "at": "2020-09-01T00:00:00+08:00"}, headers=WRITE),
+                http.post("/v1/accounts/initech/activation", json={"terms": "2020-09", "at": "2020-09-01T00:00:00+08:00"},
+                          headers=WRITE),
+                http.post("/v1/accounts/initech/topups", json={"amount": "25.50", "at": "2020-09-02T00:00:00+08:00"},
+                          headers=WRITE)],
+        }
+    for schema, responses in answers.items():
+        for response in responses:
+            assert response.status_code in (200, 201), response.text
+            validate(schema, response.json())
+    preview = answers["bill-preview.schema.json"][0].json()
+    assert [r["row"] for r in preview["rejected"]] == [3] and preview["bills"]
 
 
 # -- the one decimal spelling -----------------------------------------------------------------------

@@ -58,7 +58,9 @@ def test_a_template_asking_for_too_much_stops_at_once_naming_its_file_and_line(t
     start = time.monotonic()
     with pytest.raises(TemplateError) as caught:
         render("evil.txt.j2", {}, env)
-    assert time.monotonic() - start < 5
+    # Unbounded, the loop runs for minutes; stopped, well under a second on a quiet machine.
+    # The margin is wide because CI machines are shared (6.3 s was seen under a load average of 9).
+    assert time.monotonic() - start < 15
     assert re.match(r".*evil\.txt\.j2:2: TemplateLimitExceeded: ", str(caught.value)), caught.value
 
 
@@ -70,7 +72,9 @@ def test_rendering_time_is_bounded(tmp_path):
     with pytest.raises(TemplateError, match=r"evil\.txt\.j2:2: TemplateLimitExceeded: rendering took longer than "
                                             r"0\.5 seconds"):
         render("evil.txt.j2", {}, env)
-    assert time.monotonic() - start < 5
+    # Unbounded, the loop runs for minutes; stopped, well under a second on a quiet machine.
+    # The margin is wide because CI machines are shared (6.3 s was seen under a load average of 9).
+    assert time.monotonic() - start < 15
 
 
 def test_the_limits_are_the_callers_to_choose(tmp_path):

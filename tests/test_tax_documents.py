@@ -63,6 +63,16 @@ def test_the_ledger_debits_the_gross_and_each_document_carries_its_tax(taxed_led
     sound(cli)
 
 
+def test_taxed_documents_and_bills_validate_against_their_schemas(taxed_ledger, tmp_path):
+    from test_output_schemas import validate
+
+    cli = taxed_ledger
+    for number in ("TOY-2024-0001", "TOY-2024-0002", "TOYC-2024-0001"):
+        document = cli.json("invoice", "show", "ada", number, "--format", "json")
+        validate("document.schema.json", document)
+    validate("bill.schema.json", cli.json("invoice", "show", "ada", "TOY-2024-0001", "--format", "json")["bill"])
+
+
 @pytest.mark.parametrize("number", ["TOY-2024-0001", "TOY-2024-0002", "TOYC-2024-0001"])
 @pytest.mark.parametrize("fmt", ["text", "markdown", "html", "json"])
 def test_every_taxed_document_in_every_format(taxed_ledger, snapshot, number, fmt):
