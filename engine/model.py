@@ -334,6 +334,20 @@ class RuleSet:
         return self.pricing[-1], self.mappings[-1], self.policies[-1]
 
 
+def books_while_in_force(pricing, versions):
+    """(version, its document, period start, price book) for each price book in force while each
+    version of another dated kind is (tax rules, account terms): what a check of the categories a
+    version names must look in. `pricing` and `versions` are (version, document) pairs, oldest first."""
+    for i, (version, doc) in enumerate(versions):
+        end = versions[i + 1][0].effective_from if i + 1 < len(versions) else date.max
+        starts = {version.effective_from.replace(day=1)} | {
+            p.effective_from.replace(day=1) for p, _ in pricing if version.effective_from <= p.effective_from < end}
+        for start in sorted(starts):
+            chosen = version_at(pricing, start, lambda pair: pair[0].effective_from)
+            if chosen is not None:
+                yield version, doc, start, chosen[0]
+
+
 def version_at(versions, start: date, effective=lambda version: version.effective_from):
     """The version in force for the period starting on `start` (a 1st of a month), or None.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from .model import version_at
+from .model import books_while_in_force
 from .tax import Exemption, NoTax, ReverseCharge, TaxRate, TaxRules
 
 
@@ -53,20 +53,12 @@ def tax_rules(b, doc, start: date) -> TaxRules:
 
 def check_categories(b, pricing, versions) -> None:
     """Every category an exemption names is in each price book in force while the tax rules are."""
-    for i, (version, doc) in enumerate(versions):
-        end = versions[i + 1][0].effective_from if i + 1 < len(versions) else date.max
-        starts = {version.effective_from.replace(day=1)} | {
-            p.effective_from.replace(day=1) for p, _ in pricing if version.effective_from <= p.effective_from < end}
-        for start in sorted(starts):
-            chosen = version_at(pricing, start, lambda pair: pair[0].effective_from)
-            if chosen is None:
-                continue
-            book = chosen[0]
-            for j, raw in enumerate(doc.data.get("exemptions") or ()):
-                named = raw.get("categories") if isinstance(raw, dict) else None
-                for k, cid in enumerate(named if isinstance(named, list) else ()):
-                    if isinstance(cid, str) and cid not in book.categories:
-                        b.problem(doc, ("exemptions", j, "categories", k),
-                                  f"category {cid!r} is not in the price book in force from {start.isoformat()} "
-                                  f"({book.source}); expected one of: {', '.join(book.categories)}",
-                                  code="unknown-category")
+    for _, doc, start, book in books_while_in_force(pricing, versions):
+        for j, raw in enumerate(doc.data.get("exemptions") or ()):
+            named = raw.get("categories") if isinstance(raw, dict) else None
+            for k, cid in enumerate(named if isinstance(named, list) else ()):
+                if isinstance(cid, str) and cid not in book.categories:
+                    b.problem(doc, ("exemptions", j, "categories", k),
+                              f"category {cid!r} is not in the price book in force from {start.isoformat()} "
+                              f"({book.source}); expected one of: {', '.join(book.categories)}",
+                              code="unknown-category")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from .model import AccountTerms, Commitment, Credit, Discount, Terms, Window, frozen_mapping, version_at
+from .model import AccountTerms, Commitment, Credit, Discount, Terms, Window, frozen_mapping, books_while_in_force
 from .periods import next_month, parse_period
 from .rules_models import number
 
@@ -118,27 +118,19 @@ def account_terms(b, doc, start: date) -> AccountTerms:
 
 def check_categories(b, pricing, versions):
     """Every category an account's terms name is in each price book in force while the terms are."""
-    for i, (version, doc) in enumerate(versions):
-        end = versions[i + 1][0].effective_from if i + 1 < len(versions) else date.max
-        starts = {version.effective_from.replace(day=1)} | {
-            p.effective_from.replace(day=1) for p, _ in pricing if version.effective_from <= p.effective_from < end}
-        for start in sorted(starts):
-            chosen = version_at(pricing, start, lambda pair: pair[0].effective_from)
-            if chosen is None:
+    for _, doc, start, book in books_while_in_force(pricing, versions):
+        for account, data in doc.data.get("accounts", {}).items():
+            if not isinstance(data, dict):
                 continue
-            book = chosen[0]
-            for account, data in doc.data.get("accounts", {}).items():
-                if not isinstance(data, dict):
-                    continue
-                named: list[tuple[tuple[str | int, ...], object]] = [
-                    (("accounts", account, "discounts", j, "category"), d.get("category"))
-                    for j, d in enumerate(data.get("discounts", ()) or ()) if isinstance(d, dict)]
-                for key in ("minimum_spend", "maximum_spend"):
-                    if isinstance(data.get(key), dict):
-                        named += [(("accounts", account, key, cid), cid) for cid in data[key]]
-                for where, cid in named:
-                    if isinstance(cid, str) and cid not in book.categories:
-                        b.problem(doc, where, f"category {cid!r} is not in the price book in force from "
-                                  f"{start.isoformat()} ({book.source}); expected one of: "
-                                  f"{', '.join(book.categories)}", key=where[-1] != "category",
-                                  code="unknown-category")
+            named: list[tuple[tuple[str | int, ...], object]] = [
+                (("accounts", account, "discounts", j, "category"), d.get("category"))
+                for j, d in enumerate(data.get("discounts", ()) or ()) if isinstance(d, dict)]
+            for key in ("minimum_spend", "maximum_spend"):
+                if isinstance(data.get(key), dict):
+                    named += [(("accounts", account, key, cid), cid) for cid in data[key]]
+            for where, cid in named:
+                if isinstance(cid, str) and cid not in book.categories:
+                    b.problem(doc, where, f"category {cid!r} is not in the price book in force from "
+                              f"{start.isoformat()} ({book.source}); expected one of: "
+                              f"{', '.join(book.categories)}", key=where[-1] != "category",
+                              code="unknown-category")
