@@ -14,7 +14,8 @@ import duckdb
 from ..errors import RatecardError
 from .checks import BAD, OUT, RowChecker, calls_or_zero
 from .compile import Dialect, compile_usage, count_of_text
-from .files import AGGREGATED, CALLS, EXPECTED, KNOWN, MAX_ROW_BYTES, REQUIRED, Source, records
+from .files import AGGREGATED, CALLS, EXPECTED, KNOWN, MAX_ROW_BYTES, REQUIRED, Source
+from .rows import records
 
 DEFAULT_MEMORY = "2GiB"  # fits a 2-core / 8 GiB machine beside the rating workers; DuckDB spills past it
 

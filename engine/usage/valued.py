@@ -18,7 +18,8 @@ from ..errors import RatecardError
 from ..rating import UsageItem
 from .. import usage_values
 from .checks import BAD, OK, OUT, RowChecker
-from .files import AGGREGATED, CALLS, Bad, records
+from .files import AGGREGATED, CALLS, Bad
+from .rows import records
 from .records import AccountUsage, Rejected
 
 
