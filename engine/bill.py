@@ -370,19 +370,7 @@ def builder(cls):
     result is an ordinary, frozen instance of `cls`, equal to `cls(*args)`. For the rating hot path
     only; everything else should call the class.
     """
-    names = tuple(f.name for f in fields(cls))
-    if getattr(cls, "__slots__", None) != names or hasattr(cls, "__post_init__"):
-        raise TypeError(f"builder() needs a slotted dataclass without __post_init__, not {cls.__name__}")
-    twin = type(f"_{cls.__name__}Draft", (), {"__slots__": names})
-    # Fields with defaults keep them (passed by name from the namespace, never as text).
-    defaults = {f"D_{f.name}": f.default for f in fields(cls) if f.default is not MISSING}
-    params = ", ".join(f"{n}=D_{n}" if f"D_{n}" in defaults else n for n in names)
-    stores = "".join(f"    o.{n} = {n}\n" for n in names)
-    source = (f"def build_{cls.__name__}({params}):\n    o = new(twin)\n{stores}"
-              f"    setattr(o, '__class__', cls)\n    return o\n")
-    namespace = {"new": object.__new__, "twin": twin, "cls": cls, "setattr": object.__setattr__, **defaults}
-    exec(source, namespace)  # noqa: S102 - generated from the dataclass's own field names
-    return namespace[f"build_{cls.__name__}"]
+    return builder_with(cls)
 
 
 def builder_with(cls, **constants):
@@ -392,7 +380,7 @@ def builder_with(cls, **constants):
     way, without passing them on every call."""
     names = tuple(f.name for f in fields(cls))
     if getattr(cls, "__slots__", None) != names or hasattr(cls, "__post_init__"):
-        raise TypeError(f"builder_with() needs a slotted dataclass without __post_init__, not {cls.__name__}")
+        raise TypeError(f"builder() needs a slotted dataclass without __post_init__, not {cls.__name__}")
     unknown = set(constants) - set(names)
     if unknown:
         raise TypeError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
