@@ -7,7 +7,8 @@ from decimal import Decimal
 from .bill import Bill, BillLine
 from .formatting import format_count as n
 from .formatting import charge_label, format_money, format_price
-from .rating import _EXACT, Tariff, _graduated
+from .pricing_code import graduated
+from .rating import _EXACT, Tariff
 from .formatting import counted
 
 
@@ -23,7 +24,7 @@ def tier_cost(tiers, mode: str, calls: int) -> tuple[int, Decimal]:
         for number, (bound, price) in enumerate(tiers, 1):
             if bound is None or calls <= bound:
                 return number, _EXACT.multiply(price, calls)
-    charges, cost = _graduated(tiers, calls)
+    charges, cost = graduated(tiers, calls)
     return charges[-1].tier, cost
 
 

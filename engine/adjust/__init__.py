@@ -43,7 +43,7 @@ class Adjuster:
         return self.book_terms, self.account_terms.get(account, NO_TERMS)
 
     def __call__(self, rated, account: str, period: str):
-        """The adjustments of one bill, from its rated lines (see `rating._compile_pricing`)."""
+        """The adjustments of one bill, from its rated lines (see `pricing_code.compile_pricing`)."""
         state = State(self, rated, period)
         book, own = self.terms_of(account)
         for pos in state.used:

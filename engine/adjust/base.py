@@ -21,7 +21,7 @@ class State:
         self.currency = adjuster.currency
         self.quantize = adjuster.quantize
         self.position = adjuster.position
-        # A rated line is (position, …, amount, charge, …): see rating._compile_pricing.
+        # A rated line is (position, …, amount, charge, …): see pricing_code.compile_pricing.
         self.category_total = {r[0]: r[8] for r in rated}
         self.used = [r[0] for r in rated]
         total = ZERO
