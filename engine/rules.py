@@ -6,7 +6,6 @@ in one run. Problems point at the offending key or value (FILE:LINE:COL).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from datetime import date
@@ -19,8 +18,9 @@ from . import currencies, rules_models, rules_tax, rules_terms, schemas, yamlsou
 from .displaytext import unsafe_character
 from .formatting import counted
 from .errors import Location, Problem, RuleSetInvalid
+from .fingerprints import canonical, fingerprint
 from .model import (ApiMapping, ApiRule, Category, PackOffer, PriceBook, Rounding, RuleSet,
-                    InvoiceNumbering, Party, Seller, SettlementPolicy, Tier, digest, frozen_mapping, version_at)
+                    InvoiceNumbering, Party, Seller, SettlementPolicy, Tier, frozen_mapping, version_at)
 from .periods import next_month
 from .yamlsource import Document
 
@@ -203,28 +203,6 @@ def _read(raw, shown: str) -> tuple[Document | None, list[Problem]]:
                                 "at the top of the file"))
         return None, problems
     return doc, problems
-
-
-def fingerprint(documents) -> str:
-    """A hash of what the rules say: comments, layout, key order and quoting style do not change it.
-    A number's digits do (0.50 vs 0.5): bills show prices as written, so two rule sets with one
-    fingerprint always give byte-identical bills."""
-    return digest(canonical(d) for d in documents)
-
-
-def canonical(document: Document) -> str:
-    """One document's meaning as text: what `fingerprint` hashes."""
-
-    def canon(value):
-        if isinstance(value, Decimal):
-            return {"$decimal": str(value)}  # as written, trailing zeros included
-        if isinstance(value, dict):
-            return {k: canon(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [canon(v) for v in value]
-        return value
-
-    return json.dumps(canon(document.data), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 # What reading a part of a document that failed its schema check can raise.
