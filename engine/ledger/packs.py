@@ -101,17 +101,49 @@ def buy_pack(store, rules, account: str, category: str, size, at: datetime,
 def pack_balances(store, account: str, service: str, when_, zone: str, *, before_bill: bool = False) -> tuple:
     """The account's packs of `service` that serve the period of `when_`, with their units left,
     as `rating.rate` takes them. `before_bill`: as they were before the period's bill was recorded."""
-    from .. import settlement as S
-    from ..rating import PackBalance
-
+    if not before_bill:
+        return pack_balances_of(store, [account], service, when_, zone)[account]
     cut = (" AND u.entry < (SELECT e.seq FROM entries AS e WHERE e.account = p.account AND e.service = "
-           "p.service AND e.period = :period AND e.kind = 'bill-issued')") if before_bill else ""
+           "p.service AND e.period = :period AND e.kind = 'bill-issued')")
     rows = store.read(
         "SELECT p.id, p.category, p.expires_at, p.units - coalesce((SELECT sum(u.units) FROM pack_units AS u "
         f"WHERE u.pack = p.id{cut}), 0) FROM packs AS p WHERE p.account = :account AND p.service = :service "
         "AND p.bought_at < :end AND p.expires_at > :start ORDER BY p.expires_at, p.id",
         {"account": account, "service": service, "period": when_.period, "start": stamp(when_.start),
          "end": stamp(when_.end)})
+    return _balances(rows, zone)
+
+
+def pack_balances_of(store, accounts, service: str, when_, zone: str) -> dict[str, tuple]:
+    """`pack_balances` of each of `accounts` (as they are now), in one query."""
+    accounts = list(accounts)
+    found: dict[str, list] = {account: [] for account in accounts}
+    for start in range(0, len(accounts), P.MAX_VARIABLES):
+        part = accounts[start:start + P.MAX_VARIABLES]
+        for account, *row in store.read(
+                "SELECT p.account, p.id, p.category, p.expires_at, p.units - coalesce((SELECT sum(u.units) FROM "
+                "pack_units AS u WHERE u.pack = p.id), 0) FROM packs AS p WHERE p.service = ? AND p.bought_at < ? "
+                f"AND p.expires_at > ? AND p.account IN ({', '.join('?' * len(part))}) "
+                "ORDER BY p.account, p.expires_at, p.id",
+                (service, stamp(when_.end), stamp(when_.start), *part)):
+            found[account].append(row)
+    return {account: _balances(rows, zone) for account, rows in found.items()}
+
+
+def with_packs(store, accounts, service: str) -> set[str]:
+    """Those of `accounts` that ever bought a pack of `service`."""
+    accounts, out = list(accounts), set()
+    for start in range(0, len(accounts), P.MAX_VARIABLES):
+        part = accounts[start:start + P.MAX_VARIABLES]
+        out.update(r[0] for r in store.read(f"SELECT DISTINCT account FROM packs WHERE service = ? AND account IN "
+                                            f"({', '.join('?' * len(part))})", (service, *part)))
+    return out
+
+
+def _balances(rows, zone: str) -> tuple:
+    from .. import settlement as S
+    from ..rating import PackBalance
+
     return tuple(PackBalance(pack, category, left, S.rating_expiry(moment(expires), zone))
                  for pack, category, expires, left in rows if left > 0)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from ..formatting import format_money
 from . import postings as P
 from .corrections import correct
-from .accounts import _party
+from .lookups import Ahead, Inside
 from .packs import earlier_unsettled, pack_balances, take_packs
 from .prerender import Prerenderer
 from .records import Applied, Collected, Settled, SettleReport, Unbilled
@@ -87,7 +87,7 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         raise ValueError(f"batch must be at least 1, not {batch}")
     from .. import settlement as S
     from ..documents import INVOICE
-    from ..invoice import invoice_meta
+    from ..invoice import invoice_meta, invoice_number
     from ..rating import rate, tariff
     from ..tax import TaxError
     from .accounts import buyers as buyers_of
@@ -131,8 +131,9 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         list_cost = S.list_price_cost(book, bill)
         freeze = S.freeze_amount(policy, list_cost)
         basis = "" if freeze is None else S.freeze_basis(policy, list_cost, bill.currency)
-        return _Priced(bill, _bill_json(bill), invoice_meta(bill, policy).fingerprint, list_cost,
-                       S.Terms.of(policy, freeze, basis), packs,
+        as_dict = bill.to_dict()  # once: the bill's JSON and its document's hold the same dict
+        return _Priced(bill, as_dict, _bill_json(as_dict), invoice_number(bill.rules_name, bill.account, bill.period),
+                       list_cost, S.Terms.of(policy, freeze, basis), packs,
                        lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued), prerendered)
 
     # Whom tax rules tax by: the buyer details as they are when the period is settled.
@@ -144,31 +145,32 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     series = policy.numbering.series(INVOICE, issued_on)
     next_seq = store.read("SELECT coalesce(max(seq), 0) + 1 FROM documents WHERE series = ?", (series,))[0][0]
 
-    def rate_account(account: str) -> Callable[[], Settled]:
+    def rate_account(account: str, ahead: Ahead) -> Callable[[Inside], Settled]:
         """Rate the account (reading the ledger only, outside any transaction, so that the write lock
         is held for writing alone); returns what records it, inside its batch's transaction."""
         nonlocal next_seq
         items = by_account[account].items if account in by_account else ()
-        suspended = _suspended_at(store, account, service, end)
+        suspended = ahead.suspended(account)
         # An account already settled is re-rated with its packs as they were before its bill, to
         # compare like with like.
-        packs = pack_balances(store, account, service, when_, zone, before_bill=account in recorded)
+        packs = pack_balances(store, account, service, when_, zone, before_bill=True) if account in recorded \
+            else ahead.packs(account)
         buyer = buyers.get(account)
         try:
             bill = rate(rules, items, period, account=account, packs=packs, suspended=suspended, buyer=buyer)
         except TaxError as exc:  # this account cannot be taxed as its details stand: the others are settled
             untaxed = Settled(account, "failed", "", book.currency, None, problem=str(exc))
-            return lambda: untaxed
-        number = invoice_meta(bill, policy).fingerprint
+            return lambda inside: untaxed
+        number = invoice_number(bill.rules_name, bill.account, bill.period)
         if account in recorded:
             # A recorded bill is never altered: usage that now rates differently is billed (or
             # credited) by a supplementary invoice (or credit note) for the difference.
-            return lambda: correct(store, policy, bill, service, when_, at, seller)
+            return lambda inside: correct(store, policy, bill, service, when_, at, seller)
         if currencies[account] != bill.currency:
             failed = Settled(account, "failed", number, bill.currency, bill.total,
                              problem=f"the account is in {currencies[account]} but {rules.name} bills in "
                              f"{bill.currency}")
-            return lambda: failed
+            return lambda inside: failed
         waiting = earlier_unsettled(store, bill, service)
         if waiting:
             # Settling now would take pack units an earlier period is owed, and a recorded bill is never
@@ -179,7 +181,7 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
             failed = Settled(account, "failed", number, bill.currency, bill.total, problem=(
                 f"its bill would take units of resource pack {packs_}, which also serves {periods}, not settled "
                 f"yet for {account}: a pack's units go to the earlier period first; settle {earliest} first"))
-            return lambda: failed
+            return lambda inside: failed
 
         def again(fresh) -> _Priced:
             return priced(rate(rules, items, period, account=account, packs=fresh, suspended=suspended,
@@ -187,16 +189,14 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
 
         prerendered: Callable[[str, object], str | None] = _not_rendered
         if pre.active:
-            printed = _party(store.read("SELECT legal_name, address, country, tax_id FROM accounts WHERE id = ?",
-                                        (account,))[0], account)
             prerendered = pre.add(account, items, packs, suspended, buyer, policy.numbering.number(series, next_seq),
-                                  printed)
+                                  ahead.party(account))
             next_seq += 1
         first = priced(bill, packs, prerendered)
         step("rated")
 
-        def record() -> Settled:
-            done = _settle_one(store, first, service, when_, at, policy, again, seller)
+        def record(inside: Inside) -> Settled:
+            done = _settle_one(store, first, service, when_, at, policy, again, seller, inside)
             if done is None:  # a concurrent run settled it after we looked: what it recorded stands
                 before = pack_balances(store, account, service, when_, zone, before_bill=True)
                 done = correct(store, policy, bill if before == packs else rate(
@@ -205,24 +205,28 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
             return done
         return record
 
+    def rate_batch(accounts: list[str]) -> list[Callable[[Inside], Settled]]:
+        ahead = Ahead(store, accounts, service, end, when_, zone, recorded)
+        return [rate_account(account, ahead) for account in accounts]
+
     with Prerenderer(rules, period, issued_on, jobs, len(billable)) as pre:
         ahead = None
         for start in range(0, len(billable), batch):
             chunk = billable[start:start + batch]
             try:
-                records = ahead if ahead is not None else [rate_account(account) for account in chunk]
+                records = ahead if ahead is not None else rate_batch(chunk)
                 # The next batch is rated (its invoices handed to the workers) before this one is
                 # written, so that the workers render while the ledger writes.
-                ahead = [rate_account(account) for account in billable[start + batch:start + 2 * batch]] \
-                    if pre.active else None
+                ahead = rate_batch(billable[start + batch:start + 2 * batch]) if pre.active else None
             except LedgerError as exc:  # the ledger could not be read: nothing of this batch was written
                 raise SettleInterrupted(period, service, exc, tuple(results), tuple(billable[start:])) from None
             done, failure = [], None
             try:
                 with store.batch():
+                    inside = Inside(store, chunk, service, period, when_, stamp(at))
                     for record in records:
                         try:
-                            done.append(record())
+                            done.append(record(inside))
                         except LedgerError as exc:
                             # Its own changes are undone (a savepoint); the accounts before it in the
                             # batch are whole, and are committed.
@@ -243,15 +247,15 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     return SettleReport(period, service, t.fingerprint, at, when_, collected, tuple(results), tuple(unbilled))
 
 
-def _settle_one(store, priced: _Priced, service, when_, at, policy, again, seller=None) -> Settled | None:
+def _settle_one(store, priced: _Priced, service, when_, at, policy, again, seller, inside: Inside) -> Settled | None:
     """Record one account's bill, numbered in its series, the pack units it uses (and those its packs
     lose by expiring), and its debit, in one transaction. `again(packs)` prices the bill anew, should
-    the account's packs have changed since it was priced (a purchase committed meanwhile). None: a
-    concurrent run recorded the period's bill after it was looked for."""
+    the account's packs have changed since it was priced (a purchase committed meanwhile). `inside`:
+    what the batch's transaction read of its accounts. None: a concurrent run recorded the period's
+    bill after it was looked for."""
     from .. import settlement as S
     from ..documents import INVOICE, SETTLEMENT
     from ..render import render_invoice
-    from .accounts import buyer_of
     from .documents import assign_number, insert_document
 
     bill = priced.bill
@@ -259,15 +263,13 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
     when = stamp(at)
     opens, closes = stamp(when_.deduction_opens), stamp(when_.deduction_closes)
     with store.write() as db:
-        old = db.execute("SELECT bill_json FROM bills WHERE account = ? AND service = ? AND period = ?",
-                         (account, service, period)).fetchone()
-        if old is not None:
+        if inside.recorded(account):
             return None
         try:
-            position = P.position(db, account, when)
+            position = inside.position(account)
         except LedgerError as exc:
             return Settled(account, "failed", priced.fingerprint, bill.currency, bill.total, problem=str(exc))
-        fresh = pack_balances(store, account, service, when_, when_.time_zone)
+        fresh = inside.packs(account)
         if fresh != priced.packs:
             priced = again(fresh)
             bill = priced.bill
@@ -276,7 +278,7 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
         meta = priced.meta(number, issued_on)
         db.execute("UPDATE services SET time_zone = ? WHERE account = ? AND service = ?",
                    (policy.time_zone, account, service))
-        buyer, party = buyer_of(db, account), seller.party if seller else None
+        buyer, party = inside.buyer(account), seller.party if seller else None
         paper = seller.paper if seller else "A4"
         invoice_text = priced.prerendered(number, buyer) or render_invoice(bill, policy, "text", meta=meta,
                                                                           seller=party, buyer=buyer, paper=paper)
@@ -293,14 +295,15 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
         insert_document(db, number=number, series=series, seq=seq, kind=INVOICE, account=account, service=service,
                         period=period, refers_to=None, cause=SETTLEMENT, reason="", currency=currency, amount=total,
                         fingerprint=priced.fingerprint, bill_json=priced.bill_json,
-                        document_json=json.dumps({"invoice": meta.to_dict(), "bill": bill.to_dict(),
+                        document_json=json.dumps({"invoice": meta.to_dict(), "bill": priced.bill_dict,
                                                   "locale": policy.locale, "paper": paper,
                                                   "seller": party.to_dict() if party else None,
                                                   "buyer": buyer.to_dict() if buyer else None},
                                                  ensure_ascii=False, sort_keys=True),
                         document_text=invoice_text, issued_at=when,
                         entry=issued.entries[0].seq)
-        issued = P.merge(issued, take_packs(db, bill, service, when_, position, when))
+        if inside.has_packs(account):  # else no unit is used or lost: nothing to record
+            issued = P.merge(issued, take_packs(db, bill, service, when_, position, when))
         db.execute("INSERT INTO debits (account, service, period, amount, due_at, closes_at, arrears_action, "
                    "resume_when, freeze, freeze_basis, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled')",
                    (account, service, period, as_text(total), opens, closes, terms.arrears_action,
@@ -334,21 +337,13 @@ def _debit(db, account, service, period, amount, terms, invoice, position, when,
     return applied
 
 
-def _suspended_at(store, account: str, service: str, moment_text: str) -> bool:
-    """Whether the service was suspended at a moment (the end of a period), from the entries."""
-    from .. import settlement as S
-
-    row = store.read("SELECT kind FROM entries WHERE account = ? AND service = ? AND kind IN ('suspended', "
-                     "'resumed') AND at < ? ORDER BY seq DESC LIMIT 1", (account, service, moment_text))
-    return bool(row) and row[0][0] == S.SUSPENDED
-
-
 @dataclass(frozen=True)
 class _Priced:
     """One account's bill for a period, priced, with the packs it was priced with. `meta(number,
     issued)` gives its invoice's number and dates once the settlement's transaction has numbered it."""
 
     bill: Bill
+    bill_dict: dict  # bill.to_dict()
     bill_json: str
     fingerprint: str
     list_cost: Decimal
@@ -362,5 +357,5 @@ def _not_rendered(number: str, buyer: object) -> str | None:
     return None
 
 
-def _bill_json(bill) -> str:
-    return json.dumps(bill.to_dict(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+def _bill_json(as_dict: dict) -> str:
+    return json.dumps(as_dict, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
