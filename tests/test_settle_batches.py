@@ -147,3 +147,71 @@ def test_numbers_taken_meanwhile_are_not_printed_on_a_text_rendered_ahead(templa
         (a, f"INV-{n:06d}") for n, a in enumerate(ACCOUNTS[:11], 2)]
     for account, number, text in rows:
         assert number in text, account
+
+
+def test_an_account_that_fails_in_its_batch_leaves_the_others_as_one_at_a_time_would(template, tmp_path):
+    """The batch's transaction reads its accounts' positions at once: an account whose position cannot
+    take the bill (an entry dated after the settlement) fails alone, as it does settled one at a time."""
+    root, rules, db, usage = template
+    broken = copy(db, tmp_path / "broken.db")
+    with Ledger(broken) as ledger:
+        ledger.top_up("acct-05", "1", at(2024, 2, 7))  # after the settlement's moment
+    dumps = {}
+    for batch, jobs in ((1, 1), (5, 1), (5, 2), (100, 2)):
+        target = copy(broken, tmp_path / f"b{batch}-j{jobs}.db")
+        with Ledger(target) as ledger:
+            report = ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=batch, jobs=jobs)
+            assert ledger.verify() == []
+        outcomes = {a.account: a.outcome for a in report.accounts}
+        assert outcomes.pop("acct-05") == "failed"
+        assert set(outcomes.values()) == {"settled"}
+        (failed,) = report.failed
+        assert "acct-05 already has an entry at 2024-02-06T23:00:00+00:00" in failed.problem, failed.problem
+        dumps[batch, jobs] = dump(target)
+    expected = dumps.pop((1, 1))
+    assert [r[3] for r in expected["bills"]] == [f"INV-{n:06d}" for n in range(1, 12)]  # gap-free: 11 bills
+    assert "acct-05" not in {r[0] for r in expected["bills"]}
+    for key, other in dumps.items():
+        assert other == expected, key
+
+
+def test_a_pack_bought_between_rating_and_writing_a_later_batch_is_taken(tmp_path, monkeypatch, renders_here):
+    """A batch is rated (and, with workers, the next one too) before its transaction reads the packs
+    again: a pack bought in between is found there, the bill priced again with it and its invoice
+    rendered in place (the text rendered ahead priced it without)."""
+    from test_packs import PACK_PRICING
+
+    rules = ratecard.load_rules(write_rule_set(tmp_path / "toy", pricing=PACK_PRICING))
+    accounts = [f"p{n}" for n in range(8)]
+    usage = [AccountUsage(a, "2024-01", (UsageItem("RenderWidget", 80),)) for a in accounts]
+    template = tmp_path / "template.db"
+    with Ledger(template, create=True) as ledger:
+        for account in accounts:
+            ledger.create_account(account, account.upper(), "EUR", at(2024, 1, 1))
+            ledger.activate(account, "toy", "v1", at(2024, 1, 1))
+            ledger.top_up(account, "100", at(2024, 1, 1))
+    for jobs in (1, 2):
+        renders_here.clear()
+        target = copy(template, tmp_path / f"j{jobs}.db")
+        rated = []
+
+        def buy_for_p4(step):
+            if step == "rated":
+                rated.append(step)
+                if len(rated) == 6:  # p4 and p5 (the second batch) are rated: another process buys for p4
+                    monkeypatch.setattr(ledger_module, "_checkpoint_hook", None)
+                    with Ledger(target) as other:
+                        other.buy_pack(rules, "p4", "widgets", "100", at(2024, 1, 25))
+
+        monkeypatch.setattr(ledger_module, "_checkpoint_hook", buy_for_p4)
+        with Ledger(target) as ledger:
+            report = ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=3, jobs=jobs)
+            assert ledger.verify() == []
+            totals = {a.account: a.total for a in report.accounts}
+            # 80 requests less 5 free at 0.10: 7.50; p4's 75 are covered by its pack.
+            assert totals.pop("p4") == 0 and set(totals.values()) == {7.5}, (jobs, report.accounts)
+            text, bill = ledger.invoice("p4", "toy", "2024-01")
+        assert bill["lines"][0]["packs_used"] == [{"pack_id": "PK-000001", "units_used": 75, "units_left": 25}]
+        assert "Covered by pack PK-000001" in text
+        if jobs == 2:
+            assert renders_here == ["p4"]  # the others' texts, rendered ahead, were recorded
