@@ -100,6 +100,42 @@ class DocumentFormat:
         self._texts: dict = {}
         for name in ("count", "price", "amount", "money", "date", "month"):
             setattr(self, name, _remembered(self._texts, name, getattr(self, name)))
+        from babel.numbers import format_decimal, get_decimal_symbol, get_group_symbol
+
+        self._group, self._decimal = get_group_symbol(self.locale), get_decimal_symbol(self.locale)
+        # Written without Babel only where it writes a probe the same (CLDR data can say otherwise:
+        # some locales do not group four-digit numbers, or at all).
+        probe = Decimal("1234567.125")
+        with localcontext(ROUNDING):
+            same = format_decimal(probe, format="#,##0.00", locale=self.locale, decimal_quantization=False) \
+                == self._digits(probe, 2) and format_decimal(1234, format="#,##0", locale=self.locale) \
+                == self._digits(1234, 0)
+        self._fast = same
+
+    def _plain(self, value, places: int) -> str | None:
+        return self._digits(value, places) if self._fast else None
+
+    def _digits(self, value, places: int) -> str | None:
+        """`value` (an int or a finite Decimal, not negative) as Babel writes it with the pattern
+        `#,##0` followed by `places` zeros and no quantization: every digit it has, at least `places`
+        decimals, groups of three. Babel parses its pattern and walks the digits on every call, and an
+        invoice writes a dozen counts and amounts that differ from account to account; None for what
+        this does not cover (negative numbers, NaN), which Babel writes. tests/test_i18n.py holds the
+        two equal on random values."""
+        if type(value) is int:
+            if value < 0 or value >= 10 ** 27:  # Babel quantizes in the current context (28 digits)
+                return None
+            whole, frac = str(value), ""
+        else:
+            if type(value) is not Decimal or not value.is_finite() or value.is_signed():
+                return None
+            whole, _, frac = format(ROUNDING.normalize(value), "f").partition(".")
+        if len(frac) < places:
+            frac += "0" * (places - len(frac))
+        if len(whole) > 3:
+            head = len(whole) % 3 or 3
+            whole = whole[:head] + "".join(self._group + whole[i:i + 3] for i in range(head, len(whole), 3))
+        return whole + self._decimal + frac if frac else whole
 
     def count(self, value: int) -> str:
         from babel.numbers import format_decimal
@@ -107,6 +143,10 @@ class DocumentFormat:
         if type(value) is not int and value != int(value):  # a decimal quantity (GB): every digit, never rounded
             with localcontext(ROUNDING):
                 return format_decimal(value, format="#,##0.#", locale=self.locale, decimal_quantization=False)
+        if type(value) is int:
+            text = self._plain(value, 0)
+            if text is not None:
+                return text
         return format_decimal(value, format="#,##0", locale=self.locale)
 
     def price(self, value) -> str:
@@ -126,6 +166,10 @@ class DocumentFormat:
         from .currencies import minor_units
 
         places = minor_units(currency) if currency else 2
+        if exact:
+            text = self._plain(value if type(value) is Decimal else Decimal(value), places)
+            if text is not None:
+                return text
         pattern = "#,##0" + ("." + "0" * places if places else "")
         with localcontext(ROUNDING):
             return format_decimal(Decimal(value), format=pattern, locale=self.locale, decimal_quantization=not exact)

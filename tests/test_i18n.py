@@ -144,3 +144,48 @@ def test_status_does_not_load_babel(tmp_path):
              f"{str(db)!r}])\nprint(sorted(m for m in sys.modules if m.split('.')[0] == 'babel'))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=Path(ROOT))
     assert done.stdout.splitlines()[-1] == "[]", done.stderr
+
+
+# -- counts and exact amounts written without Babel's pattern machinery: the same text -----------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_LOCALES = ("en", "zh_Hans_CN", "de_DE", "fr", "hi_IN", "ar_EG", "de_CH")
+_CURRENCIES = ("USD", "JPY", "BHD", "CNY", "EUR")
+
+
+@settings(max_examples=400, deadline=None)
+@given(locale=st.sampled_from(_LOCALES), currency=st.sampled_from(_CURRENCIES),
+       value=st.one_of(st.decimals(allow_nan=False, allow_infinity=False, places=None),
+                       st.decimals(min_value=0, max_value=10 ** 12, places=6),
+                       st.integers(min_value=-10 ** 40, max_value=10 ** 40).map(D)))
+def test_exact_amounts_are_written_as_babel_writes_them(locale, currency, value):
+    from decimal import localcontext
+
+    from babel.numbers import format_decimal
+
+    from ratecard.currencies import minor_units
+    from ratecard.exact import ROUNDING
+
+    places = minor_units(currency)
+    with localcontext(ROUNDING):
+        expected = _or_error(lambda: format_decimal(value, format="#,##0" + ("." + "0" * places if places else ""),
+                                                    locale=locale, decimal_quantization=False))
+    assert _or_error(lambda: DocumentFormat(locale).amount(value, currency)) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(locale=st.sampled_from(_LOCALES), value=st.integers(min_value=-10 ** 30, max_value=10 ** 30))
+def test_counts_are_written_as_babel_writes_them(locale, value):
+    from babel.numbers import format_decimal
+
+    assert _or_error(lambda: DocumentFormat(locale).count(value)) == \
+        _or_error(lambda: format_decimal(value, format="#,##0", locale=locale))
+
+
+def _or_error(write):
+    """The text written, or the type of error raised (Babel's past 28 digits): the same either way."""
+    try:
+        return write()
+    except ArithmeticError as exc:
+        return type(exc)
