@@ -144,11 +144,20 @@ def bench_accounts(sizes, tmp: Path, memory: str) -> None:
 def bench_settle(sizes, tmp: Path) -> None:
     from ratecard.ledger import Ledger
 
+    def timed(command: list[str]) -> tuple[float, int, int, float, float]:
+        """As `run`, then the CPU seconds (user + system, with the workers it waited for) and the load."""
+        before = os.times()
+        result = run(command)
+        after = os.times()
+        cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+        return (*result, cpu, os.getloadavg()[0])
+
     print(f"\n3. settle; load {os.getloadavg()[0]:.1f}")
     print("   baseline: one transaction an account, invoices rendered in the one process (--batch 1 --jobs 1);")
     print("   ratecard: the defaults (accounts committed in batches, invoices rendered ahead by one worker a core)")
-    print(f"{'accounts':>12} {'baseline':>9} {'accounts/s':>11} {'ratecard':>9} {'accounts/s':>11} {'ratio':>6} "
-          f"{'peak MiB':>9}")
+    print("   cpu: user + system seconds of the run and its workers; load: 1-minute load average as each run ended")
+    print(f"{'accounts':>12} {'baseline':>9} {'accounts/s':>11} {'cpu':>7} {'peak MiB':>9} {'load':>5} "
+          f"{'ratecard':>9} {'accounts/s':>11} {'cpu':>7} {'peak MiB':>9} {'load':>5} {'ratio':>6}")
     opened = datetime(2020, 9, 1, tzinfo=timezone.utc)
     for n in sizes:
         path = tmp / f"agg-{n}.csv"
@@ -169,11 +178,13 @@ def bench_settle(sizes, tmp: Path) -> None:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(db) + suffix).unlink(missing_ok=True)
             shutil.copy(template, db)
-            times[mode] = run([sys.executable, "-m", "ratecard", "settle", "--period", PERIOD, "--usage", str(path),
-                               "--rules", str(RULES), "--db", str(db), "--at", "2020-10-02T10:00:00+08:00", *extra])
-        (base, _, _), (took, peak, _) = times["baseline"], times["ratecard"]
-        print(f"{n:>12,} {base:>8.2f}s {n / base:>11,.0f} {took:>8.2f}s {n / took:>11,.0f} {base / took:>6.2f} "
-              f"{peak:>9,}")
+            times[mode] = timed([sys.executable, "-m", "ratecard", "settle", "--period", PERIOD, "--usage",
+                                 str(path), "--rules", str(RULES), "--db", str(db), "--at",
+                                 "2020-10-02T10:00:00+08:00", *extra])
+        (base, base_peak, _, base_cpu, base_load) = times["baseline"]
+        (took, peak, _, cpu, load) = times["ratecard"]
+        print(f"{n:>12,} {base:>8.2f}s {n / base:>11,.0f} {base_cpu:>6.1f}s {base_peak:>9,} {base_load:>5.1f} "
+              f"{took:>8.2f}s {n / took:>11,.0f} {cpu:>6.1f}s {peak:>9,} {load:>5.1f} {base / took:>6.2f}")
 
 
 def main() -> None:
