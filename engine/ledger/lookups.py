@@ -85,7 +85,7 @@ class Inside:
 
     def _load(self) -> None:
         store, accounts = self._store, self._accounts
-        self._recorded = set()
+        self._recorded: set[str] = set()
         for part, marks in _each_part(accounts):
             self._recorded.update(r[0] for r in store.read(
                 f"SELECT account FROM bills WHERE service = ? AND period = ? AND account IN ({marks})",

@@ -132,7 +132,7 @@ def pack_balances_of(store, accounts, service: str, when_, zone: str) -> dict[st
 
 def with_packs(store, accounts, service: str) -> set[str]:
     """Those of `accounts` that ever bought a pack of `service`."""
-    accounts, out = list(accounts), set()
+    accounts, out = list(accounts), set[str]()
     for start in range(0, len(accounts), P.MAX_VARIABLES):
         part = accounts[start:start + P.MAX_VARIABLES]
         out.update(r[0] for r in store.read(f"SELECT DISTINCT account FROM packs WHERE service = ? AND account IN "

@@ -46,7 +46,8 @@ def positions(db, accounts, when: str) -> dict:
     """`position(db, account, when)` of each of `accounts`, read in one query a table: the Position,
     or the LedgerError `position` would raise."""
     accounts = list(accounts)
-    rows, services = {}, {}
+    rows: dict[str, tuple] = {}
+    services: dict[str, list] = {}
     for start in range(0, len(accounts), MAX_VARIABLES):
         part = accounts[start:start + MAX_VARIABLES]
         marks = ", ".join("?" * len(part))
