@@ -33,7 +33,8 @@ def _codes(problems):
     return sorted((p.location.line, p.code) for p in problems)
 
 
-def test_the_toy_book_has_three_cliffs_and_strict_fails(capsys):
+def test_the_toy_book_has_three_cliffs_and_strict_fails(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the folder is named as an analyst types it, relative, in a folder of its own
     write_rule_set(Path("rs"))
     assert main(["lint", "rs", "--strict"]) == 1
     assert capsys.readouterr().out.splitlines()[-1] == "rs: valid, 3 warnings"
