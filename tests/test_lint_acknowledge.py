@@ -16,6 +16,15 @@ from ratecard.rules import load_rules
 
 from conftest import ROOT, TOY_PRICING, write_rule_set
 
+
+
+@pytest.fixture(autouse=True)
+def _in_a_folder_of_its_own(tmp_path, monkeypatch):
+    # Each test names its rule set as an analyst types it (relative: "rs"), so it runs in a temporary
+    # folder, never in the repository.
+    monkeypatch.chdir(tmp_path)
+
+
 CLIFF_100 = "      - { up_to: 100, unit_price: 0.10 }"
 CLIFF_1000 = "      - { up_to: 1000, unit_price: 0.05 }"
 CLIFF_10 = "      - { up_to: 10, unit_price: 1.5 }"
@@ -33,8 +42,7 @@ def _codes(problems):
     return sorted((p.location.line, p.code) for p in problems)
 
 
-def test_the_toy_book_has_three_cliffs_and_strict_fails(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # the folder is named as an analyst types it, relative, in a folder of its own
+def test_the_toy_book_has_three_cliffs_and_strict_fails(capsys):
     write_rule_set(Path("rs"))
     assert main(["lint", "rs", "--strict"]) == 1
     assert capsys.readouterr().out.splitlines()[-1] == "rs: valid, 3 warnings"
