@@ -26,34 +26,45 @@ def _price_blocks(t: Tariff, env: dict, indent: str, packs: bool = True) -> list
     account. Without `packs`, the source is for a bill with no resource packs (`pack_queues` is
     never read). The names it needs go into `env`."""
     body = ["rated = []", "append = rated.append", "subtotal = charged = ZERO"]
+    count = len(t.categories)
+    # One unpacking instead of a subscript a category: most accounts use a few categories of many.
+    body += [f"{', '.join(f'n{pos}' for pos in range(count))}{',' if count == 1 else ''} = billed"] if count else []
     for pos, cat in enumerate(t.categories):
         env[f"C{pos}"] = cat
-        body += [f"n = billed[{pos}]", "if n >= 0:", "    payg, free_used, packs_used = n, 0, ()"]
+        n = f"n{pos}"
+        body += [f"if {n} >= 0:"]
         condition = ("grant_free or pack_queues" if packs else "grant_free") if cat.free_quota else \
             ("pack_queues" if packs else None)
-        if condition is not None:
-            body += [f"    if {condition}:",
-                     f"        payg, free_used, packs_used = prepaid(C{pos}, n, grant_free, pack_queues)"]
+        if condition is None:  # nothing can be prepaid: every billable unit is pay-as-you-go
+            payg, free_used, packs_used = n, "0", "()"
+        else:
+            payg, free_used, packs_used = "payg", "free_used", "packs_used"
+            body += [f"    payg, free_used, packs_used = {n}, 0, ()", f"    if {condition}:",
+                     f"        payg, free_used, packs_used = prepaid(C{pos}, {n}, grant_free, pack_queues)"]
         if cat.pricer is not None:
             env[f"M{pos}"] = cat.pricer.price
             argument = f"basis[{pos}]" if pos in t.basis_pos else "None"
-            body += [f"    number, price, charges, amount = M{pos}(payg, {argument})"]
+            body += [f"    number, price, charges, amount = M{pos}({payg}, {argument})"]
+            charges = "charges"
         elif cat.volume:
             for i, (bound, price) in enumerate(cat.tiers):
                 env[f"P{pos}_{i}"] = price
                 keyword = "if" if i == 0 else "elif"
-                test = f"{keyword} payg <= {int(bound)}:" if bound is not None else ("else:" if i else "if True:")
+                test = f"{keyword} {payg} <= {int(bound)}:" if bound is not None else ("else:" if i else "if True:")
                 body += [f"    {test}", f"        number, price = {i + 1}, P{pos}_{i}"]
-            body += ["    amount = mul(price, payg)", "    charges = None"]
+            body += [f"    amount = mul(price, {payg})"]
+            charges = "None"
         else:
-            body += [f"    charges, amount = graduated(C{pos}.tiers, payg)",
+            body += [f"    charges, amount = graduated(C{pos}.tiers, {payg})",
                      "    number, price = charges[-1].tier, charges[-1].unit_price"]
+            charges = "charges"
         body += ["    subtotal = add(subtotal, amount)"]
         if t.per_line:
             body += ["    charge = quantize(amount, Q)", "    charged = add(charged, charge)"]
+            charge = "charge"
         else:
-            body += ["    charge = amount"]
-        body += [f"    append(({pos}, n, free_used, packs_used, payg, number, price, amount, charge, charges))"]
+            charge = "amount"
+        body += [f"    append(({pos}, {n}, {free_used}, {packs_used}, {payg}, number, price, amount, {charge}, {charges}))"]
     if not t.per_line:
         body += ["charged = subtotal"]
     return [indent + line for line in body]
