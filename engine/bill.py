@@ -389,8 +389,8 @@ def builder_with(cls, **constants):
     params = ", ".join(f"{n}=D_{n}" if f"D_{n}" in defaults else n for n in names if n not in constants)
     stores = "".join(f"    o.{n} = {'K_' + n if n in constants else n}\n" for n in names)
     source = (f"def build_{cls.__name__}({params}):\n    o = new(twin)\n{stores}"
-              f"    setattr(o, '__class__', cls)\n    return o\n")
-    namespace = {"new": object.__new__, "twin": twin, "cls": cls, "setattr": object.__setattr__, **defaults,
+              f"    o.__class__ = cls\n    return o\n")
+    namespace = {"new": object.__new__, "twin": twin, "cls": cls, **defaults,
                  **{f"K_{n}": v for n, v in constants.items()}}
     exec(source, namespace)  # noqa: S102 - generated from the dataclass's own field names
     return namespace[f"build_{cls.__name__}"]

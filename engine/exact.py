@@ -24,10 +24,16 @@ def decimal_text(value: decimal.Decimal | int, places: int = 0) -> str:
     exponent, no grouping, no `+`, no `-0`) with every digit the value carries, padded to at least
     `places` digits after the point. Never rounds: a writer shows the exact value. `places` is the
     currency's minor units for money the ledger holds (`money_text`), 0 for anything else."""
-    value = decimal.Decimal(value)
-    if not value.is_finite():
-        raise ValueError(f"{value} is not a finite decimal")
-    if decimal_places(value) < places:
+    if type(value) is not decimal.Decimal:
+        value = decimal.Decimal(value)
+    if places and decimal_places(value) < places and value.is_finite():
         value = value.quantize(decimal.Decimal(1).scaleb(-places), context=EXACT)
     text = format(value, "f")
-    return text[1:] if text.startswith("-") and not value else text
+    # Every bill writes dozens of these: the text itself says whether the value was finite (NaN,
+    # sNaN and Infinity end in a letter) and whether it is a negative zero.
+    if text[-1] not in _DIGITS:
+        raise ValueError(f"{value} is not a finite decimal")
+    return text[1:] if text[0] == "-" and not value else text
+
+
+_DIGITS = frozenset("0123456789")

@@ -21,7 +21,7 @@ from .errors import RatingError, UnknownApi
 from .model import ROUNDING_MODES, AccountTerms, ApiMapping, PriceBook, RuleSet, SettlementPolicy
 from .periods import parse_period
 from .price import pricer_for
-from .pricing_code import compile_pricing
+from .pricing_code import compile_pricing, compile_rating
 from .adjust import Adjuster
 from .adjust import needed as adjustments_needed
 
@@ -110,7 +110,8 @@ class Tariff:
     __slots__ = ("book", "mapping", "policy", "categories", "index", "slot_position", "slot_api", "slot_billable",
                  "billable_pos", "free_pos", "keyed_billable_pos", "keyed_free_pos", "billed_outcomes",
                  "unknown_billable", "unknown_api", "no_usage", "free_while_suspended", "quantum", "quantize",
-                 "per_line", "rounding", "versions", "rules_name", "fingerprint", "price_lines", "adjust",
+                 "per_line", "rounding", "versions", "rules_name", "fingerprint", "price_lines", "rate_keyed",
+                 "rate_items", "adjust",
                  "account_terms", "basis_pos", "decimal_pos", "free_outcomes", "new_bill", "tax")
 
     def __init__(self, rules: RuleSet, book, mapping, policy, account_terms=None, tax=None):
@@ -179,6 +180,10 @@ class Tariff:
         self.new_bill = builder_with(Bill, currency=book.currency, unit=book.unit, rounding=self.rounding,
                                      rules_name=self.rules_name, rules_fingerprint=self.fingerprint,
                                      rule_versions=self.versions)
+        self.rate_keyed, self.rate_items = compile_rating(self, {
+            "finish": _finish, "quantity": _quantity, "unpack": _unpack, "billed_after": _billed_after_normalizing,
+            "too_large": _too_large, "build_lines": _build_lines, "Lines": Lines, "new_object": _new_object,
+            "UsageItem": UsageItem, "DecimalException": decimal.DecimalException})
 
 
 def tariff(rules: RuleSet, period: str) -> Tariff:
@@ -230,60 +235,21 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
     do not list (when the rules say that is an error), NoRulesInForce for a period before the rules.
     """
     t = rules._compiled.get(period) or tariff(rules, period)
-    # Billable calls by category position; -1 for a category with no usage at all (no line).
-    billed = t.no_usage.copy()
-    unknown: dict[str, int] | None = None
-    snapshot: dict[str, Any] | tuple[Any, ...]  # calls by API, or UsageItems, as the caller gave them
+    if type(usage) is dict:
+        # The snapshot keeps the bill independent of later changes to the caller's mapping (a dict's
+        # copy costs a fraction of a tuple of items).
+        return t.rate_keyed(usage.copy(), account, period, packs, suspended, buyer)
+    if type(usage) is not list and isinstance(usage, Mapping):
+        return t.rate_keyed(dict(usage), account, period, packs, suspended, buyer)
+    return t.rate_items(usage, account, period, packs, suspended, buyer)
 
-    if type(usage) is dict or (type(usage) is not list and isinstance(usage, Mapping)):
-        # Outcomes unknown; keys are distinct APIs. The snapshot keeps the bill independent of
-        # later changes to the caller's mapping (a dict's copy costs a fraction of a tuple of items).
-        by_api: dict[str, Any] = usage.copy() if type(usage) is dict else dict(usage)
-        snapshot, keyed = by_api, True
-        billable_pos, free_pos = t.keyed_billable_pos.get, t.keyed_free_pos.get
-        for api, calls in by_api.items():
-            if type(calls) is not int or calls < 0:
-                calls = _quantity(t, api, calls)
-            pos = billable_pos(api)
-            if pos is not None:
-                was = billed[pos]
-                billed[pos] = was + calls if was > 0 else calls
-                continue
-            pos = free_pos(api)
-            if pos is None:
-                if unknown is None:
-                    unknown = {}
-                unknown[api] = calls
-            elif billed[pos] < 0:
-                billed[pos] = 0
-    else:
-        snapshot = usage if type(usage) is tuple else tuple(usage)
-        keyed = False
-        billed_outcomes, free_outcomes = t.billed_outcomes, t.free_outcomes
-        billable_pos, free_pos = t.billable_pos.get, t.free_pos.get
-        for item in snapshot:
-            if type(item) is UsageItem:
-                api, calls, outcome = item.api, item.calls, item.outcome
-            else:
-                api, calls, outcome = _unpack(item)
-            if type(calls) is not int or calls < 0:
-                calls = _quantity(t, api, calls)
-            pos = billable_pos(api)
-            if pos is None:
-                pos = free_pos(api)
-                if pos is None:
-                    if unknown is None:
-                        unknown = {}
-                    unknown[api] = unknown.get(api, 0) + calls
-                    continue
-            elif outcome in billed_outcomes or (outcome is not None and outcome not in free_outcomes
-                                                and _billed_after_normalizing(t, outcome)):
-                was = billed[pos]
-                billed[pos] = was + calls if was > 0 else calls
-                continue
-            if billed[pos] < 0:
-                billed[pos] = 0
 
+def _finish(t: Tariff, billed: list, snapshot, keyed: bool, unknown: dict[str, Any] | None, account: str,
+            period: str, packs, suspended: bool, buyer) -> Bill:
+    """The bill of usage counted by category position (`billed`; see `pricing_code.compile_rating`),
+    whatever it holds: APIs the rules do not list, resource packs, price models priced on a
+    transaction amount, adjustments and tax. `snapshot` is the usage as counted: a dict API → calls
+    when `keyed`, else a tuple of usage items."""
     warnings: tuple[str, ...] = ()
     unrated: tuple[UnratedUsage, ...] = ()
     if unknown:
@@ -307,12 +273,10 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
         # empty bill the quantum's exponent too.
         total = t.quantize(charged, t.quantum)
     except decimal.DecimalException as exc:
-        raise RatingError(f"the bill's amounts are too large to compute exactly ({type(exc).__name__}); "
-                          "check the usage counts") from None
+        raise _too_large(exc) from None
 
     lines: Lines | tuple[()]
     if rated:
-        # Lines(_build_lines, args), without the cost of a Python __init__ call on every bill.
         lines = _new_object(Lines)
         lines._build, lines._args, lines._lines = _build_lines, (t, snapshot, keyed, rated), None
     else:
@@ -325,6 +289,11 @@ def rate(rules: RuleSet, usage, period: str, *, account: str = "", packs: Iterab
         taxed = tax_of(t.tax, parts, total, t.quantum, buyer, account)
         total = taxed.gross
     return t.new_bill(account, period, lines, subtotal, total, unrated, warnings, adjustments, taxed)
+
+
+def _too_large(exc: decimal.DecimalException) -> RatingError:
+    return RatingError(f"the bill's amounts are too large to compute exactly ({type(exc).__name__}); "
+                       "check the usage counts")
 
 
 def _quantity(t: Tariff, api, calls):

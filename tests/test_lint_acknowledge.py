@@ -16,6 +16,15 @@ from ratecard.rules import load_rules
 
 from conftest import ROOT, TOY_PRICING, write_rule_set
 
+
+
+@pytest.fixture(autouse=True)
+def _in_a_folder_of_its_own(tmp_path, monkeypatch):
+    # Each test names its rule set as an analyst types it (relative: "rs"), so it runs in a temporary
+    # folder, never in the repository.
+    monkeypatch.chdir(tmp_path)
+
+
 CLIFF_100 = "      - { up_to: 100, unit_price: 0.10 }"
 CLIFF_1000 = "      - { up_to: 1000, unit_price: 0.05 }"
 CLIFF_10 = "      - { up_to: 10, unit_price: 1.5 }"

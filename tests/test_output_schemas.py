@@ -266,6 +266,13 @@ def test_decimal_text_is_exact_fixed_point_and_never_rounds(value, places):
     assert len(text.partition(".")[2]) >= max(0, -value.as_tuple().exponent)  # every digit it has
 
 
+@pytest.mark.parametrize("value", ["NaN", "-NaN", "sNaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("places", [0, 2])
+def test_decimal_text_refuses_a_value_that_is_not_a_finite_decimal(value, places):
+    with pytest.raises(ValueError, match="not a finite decimal"):
+        decimal_text(Decimal(value), places)
+
+
 def test_money_text_pads_to_the_currencys_minor_units_and_keeps_more():
     assert money_text(Decimal("318"), "CNY") == "318.00"
     assert money_text(Decimal("0"), "USD") == "0.00"

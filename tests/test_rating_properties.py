@@ -210,3 +210,54 @@ def test_every_category_at_every_edge(shipped_rules):
             assert (line.calls, line.tier, Fraction(line.unit_price), Fraction(line.amount)) \
                 == (n, tier, price, amount), (cat, calls)
             assert Fraction(bill.total) == reference([(api, calls, None)])[2]
+
+
+# -- the generated common case against the general path --------------------------------------------
+
+def _graduated_toy(tmp_path_factory):
+    from conftest import TOY_PRICING, write_rule_set
+
+    import ratecard
+
+    pricing = TOY_PRICING.replace("tier_mode: volume", "tier_mode: graduated\nfree_quota: { units: 50, "
+                                  "while_suspended: true }")
+    return ratecard.load_rules(write_rule_set(tmp_path_factory.mktemp("graduated") / "toy", pricing=pricing))
+
+
+def _cn_rules():
+    import ratecard
+
+    from conftest import ROOT
+
+    return ratecard.load_rules(ROOT / "rules" / "face-recognition-cn")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_the_common_case_bills_exactly_as_the_general_path(shipped_rules, tmp_path_factory, data):
+    """`rate` prices the common case (known APIs, no packs, plain tiered prices, no adjustments or
+    tax) in one generated function, and everything else on the general path (`rating._finish`). An
+    expired resource pack changes no bill but takes the general path: the two must agree, for usage
+    items and for counts, suspended or not, volume or graduated, per-bill or per-line rounding."""
+    from datetime import date
+
+    from ratecard.rating import PackBalance, tariff
+
+    rules, period = data.draw(st.sampled_from([(shipped_rules, PERIOD), ("cn", "2020-10"), ("toy", "2024-03")]))
+    if rules == "cn":
+        rules = _cn_rules()
+    elif rules == "toy":
+        rules = _graduated_toy(tmp_path_factory)
+    t = tariff(rules, period)
+    apis = sorted(t.index)
+    outcomes = [SUCCESS, "SUCCESS", " success ", NO_FACE, None, "", *FREE_ERRORS]
+    items = data.draw(st.lists(st.tuples(st.sampled_from(apis), st.sampled_from([0, 1, 10**12]) | st.integers(0, 10**8),
+                                         st.sampled_from(outcomes)), max_size=14))
+    suspended = data.draw(st.booleans())
+    category = t.categories[0].id
+    expired = (PackBalance("expired", category, 1_000, date(2000, 1, 1)),)
+    for usage in (as_items(items), {api: calls for api, calls, _ in items}):
+        common = rate(rules, usage, period, suspended=suspended)
+        general = rate(rules, usage, period, suspended=suspended, packs=expired)
+        assert common == general
+        assert json.dumps(common.to_dict()) == json.dumps(general.to_dict())

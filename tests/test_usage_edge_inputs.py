@@ -149,6 +149,8 @@ def test_a_lone_surrogate_in_json_text_is_a_bad_row(shipped_rules, tmp_path, fie
     "acme,2020-09,DetectFace,5,success,,,\n",
     'acme, "2020-09",DetectFace,5,success\n',  # a space before an opening quote
     'acme,"2020-09" ,DetectFace,5,success\n',  # a space after a closing quote
+    'acme,2020-09,DetectFace,5,"",\n',  # an empty quoted field, then a trailing delimiter
+    'acme,2020-09,DetectFace,5,"" \n',  # a space after an empty quoted field
 ])
 def test_a_row_the_checks_refuse_is_refused_whether_or_not_another_row_is_bad(shipped_rules, tmp_path, row):
     alone, beside = alone_and_beside_a_bad_row(shipped_rules, tmp_path, AGG + GOOD + row, BAD_CSV)
@@ -157,12 +159,38 @@ def test_a_row_the_checks_refuse_is_refused_whether_or_not_another_row_is_bad(sh
     assert [line for line, _ in beside[1]] == [3, 4]
 
 
+@pytest.mark.parametrize("row", [
+    'acme,2020-09,DetectFace,5, ""\n',  # a space before an empty quoted field: Python reads the outcome ' ""'
+    'acme,2020-09,DetectFace,5,x""\n',  # quotes inside an unquoted field: the outcome 'x""'
+    'acme,2020-09,DetectFace,5,""""\n',  # a quoted quote
+    '"",2020-09,DetectFace,5,""\n',  # an empty account, quoted
+])
+def test_odd_quotes_read_the_same_whether_or_not_another_row_is_bad(shipped_rules, tmp_path, row):
+    alone, beside = alone_and_beside_a_bad_row(shipped_rules, tmp_path, AGG + GOOD + row, BAD_CSV)
+    assert alone[0] == beside[0]
+    assert alone[1] == [r for r in beside[1] if r[0] != 4]
+
+
 def test_legitimate_empty_last_fields_and_quoted_fields_still_read_in_one_pass(shipped_rules, tmp_path):
     (tmp_path / "usage.csv").write_text(AGG + 'acme,2020-09,DetectFace,5,\n"acme","2020-09","DetectFace",2,"Quota""Exceeded"\n'
                                         'acme,2020-09,DetectFace,1,"Quota,Exceeded"\n', encoding="utf-8")
     reader = read_usage([Path("usage.csv")], shipped_rules)
     assert not reader.diagnosed
     assert reader.reconciliation.rows_accepted == 3
+
+
+def test_empty_quoted_fields_as_export_tools_write_them_read_in_one_pass(shipped_rules, tmp_path):
+    (tmp_path / "usage.csv").write_text(AGG + 'acme,2020-09,DetectFace,5,""\n""acme"",2020-09,DetectFace,1,\n'
+                                        'acme,2020-09,"",1,""\n', encoding="utf-8")
+    rejected = []
+    reader = read_usage([Path("usage.csv")], shipped_rules, on_reject=rejected.append)
+    assert reader.reconciliation.rows_accepted == 1 and [r.line for r in rejected] == [3, 4]
+    (tmp_path / "usage.csv").write_text(AGG + 'acme,2020-09,DetectFace,5,""\n"",2020-09,DetectFace,1,""\n', encoding="utf-8")
+    reader = read_usage([Path("usage.csv")], shipped_rules, on_reject=rejected.append)
+    assert reader.diagnosed  # the empty account of line 3 is named
+    (tmp_path / "usage.csv").write_text(AGG + 'acme,2020-09,DetectFace,5,""\nacme,2020-09,DetectFace,2,""\n', encoding="utf-8")
+    reader = read_usage([Path("usage.csv")], shipped_rules)
+    assert not reader.diagnosed and reader.reconciliation.rows_accepted == 2
 
 
 # -- JSON Lines -------------------------------------------------------------------------------------

@@ -109,3 +109,59 @@ def test_semicolon_and_tab_files_and_unix_times(spark_session, shipped_rules, tm
     (tmp_path / "tab.csv").write_text("request_id\taccount\tapi\ttimestamp\nr1\tacme\tDetectFace\t1601481599\n"
                                       "r2\tacme\tDetectFace\t1601481600000\nr3\tglobex\tSearchFaces\t1601481599999\n")
     _same(spark_session, shipped_rules, [tmp_path / "semi.csv", tmp_path / "tab.csv"])
+
+
+def test_json_lines_call_records_and_aggregated_usage(spark_session, shipped_rules, tmp_path):
+    """JSON Lines run through the compiled query on Spark (not the row pass) with the bills DuckDB
+    gives: call records plain and gzip-compressed (every id again: duplicates), and aggregated usage
+    with counts as numbers and as text, outcomes and error codes present, null or absent, CRLF ends."""
+    calls = (EXAMPLES / "calls-2020-09-30.jsonl").read_bytes()
+    (tmp_path / "calls.jsonl").write_bytes(calls)
+    (tmp_path / "again.jsonl.gz").write_bytes(gzip.compress(calls, mtime=0))
+    _same(spark_session, shipped_rules, [tmp_path / "calls.jsonl", tmp_path / "again.jsonl.gz"])
+    rows = [{"account": "acme", "period": "2020-09", "api": "DetectFace", "calls": 1000},
+            {"account": "acme", "period": "2020-09", "api": "DetectFace", "calls": "25", "outcome": "success"},
+            {"account": "acme", "period": "2020-09", "api": "SearchFaces", "calls": 7, "outcome": None},
+            {"account": "globex", "period": "2020-09", "api": "CompareFace", "calls": 3,
+             "error_code": "InvalidParameterValue.NoFaceInPhoto"},
+            {"account": "globex", "period": "2020-09", "api": "CompareFace", "calls": 4, "error_code": None},
+            {"account": "initech", "period": "2020-09", "api": "CreateGroup", "calls": 0, "error_code": ""}]
+    (tmp_path / "usage.jsonl").write_text("\r\n".join(json.dumps(r) for r in rows) + "\r\n", newline="")
+    _same(spark_session, shipped_rules, [tmp_path / "usage.jsonl"])
+
+
+@pytest.mark.parametrize("line", [
+    '{"account": "ac\\u006de", "period": "2020-09", "api": "DetectFace", "calls": 5}',  # an escape
+    '{"account": "acme", "period": "2020-09", "api": "DetectFace", "calls": 5, "meta": {"a": [1]}}',  # nested
+    '{"account": "acme", "period": "2020-09", "api": "DetectFace", "calls": 5.0}',  # a fraction
+    '{"account": "acme", "period": "2020-09", "api": "DetectFace", "calls": 5, "calls": 6}',  # a key twice
+    '{"account": 42, "period": "2020-09", "api": "DetectFace", "calls": 5}',  # a number for text
+    '{"account": "acme", "period": "2020-09", "api": "DetectFace", "calls": 5}\r{"account": "x"}',  # a lone CR
+    '{"account": "acme", "period": "2020-09", "api": "DetectFace", "calls": 5}\f',  # not JSON's whitespace
+    '{"account": "acme", "period": "2020-09", "api": "DetectFace", "calls": -5}',
+    '{"account": "acme", "period": "2020-09", "api": "DetectFace", "calls": 99999999999999999999}',
+    '["acme", "2020-09", "DetectFace", 5]',
+])
+def test_json_lines_spark_leaves_to_the_row_pass_are_read_as_duckdb_reads_them(spark_session, shipped_rules,
+                                                                                tmp_path, line):
+    path = tmp_path / "usage.jsonl"
+    path.write_bytes(('{"account": "acme", "period": "2020-09", "api": "SearchFaces", "calls": 9}\n'
+                      + line + "\n").encode())
+    reader = _same(spark_session, shipped_rules, [path], clean=False)
+    assert reader.diagnosed  # the line went to the row pass on Spark too
+
+
+def test_json_lines_bytes_that_are_not_utf8_are_refused_as_on_duckdb(spark_session, shipped_rules, tmp_path):
+    """Spark reads text without checking its encoding: the line it cannot vouch for goes to the row
+    pass, which refuses the file as the DuckDB engine does, naming the line."""
+    from ratecard.errors import RatecardError
+
+    path = tmp_path / "usage.jsonl"
+    path.write_bytes(b'{"account": "acme", "period": "2020-09", "api": "SearchFaces", "calls": 9}\n'
+                     b'{"account": "ac\xffme", "period": "2020-09", "api": "DetectFace", "calls": 5}\n')
+    messages = []
+    for engine in ("spark", "duckdb"):
+        with pytest.raises(RatecardError) as caught:
+            read_usage([path], shipped_rules, engine=engine, spark=spark_session)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] and "usage.jsonl:2: the file is not UTF-8 text" in messages[0]

@@ -88,7 +88,14 @@ class Dialect:
         return f"(to_timestamp(CAST({digits} AS BIGINT) // 1000) + to_milliseconds(CAST({digits} AS BIGINT) % 1000))"
 
     def local_month(self, instant: str, zone: str) -> str:
-        return f"date_trunc('month', timezone({self.lit(zone)}, {instant}))"
+        # From the 3rd to the 26th of a UTC month an instant is in that month in every zone (no UTC
+        # offset reaches 48 hours): only the days near a month's turn pay for the zone's rules.
+        utc = f"make_timestamp(epoch_us({instant}))"
+        return (f"CASE WHEN day({utc}) BETWEEN 3 AND 26 THEN date_trunc('month', {utc}) "
+                f"ELSE date_trunc('month', timezone({self.lit(zone)}, {instant})) END")
+
+    def id_hash(self, x: str) -> str:
+        return f"hash({x})"
 
     def month_text(self, month: str) -> str:
         return f"strftime({month}, '%Y-%m')"
@@ -138,6 +145,9 @@ class SparkDialect(Dialect):
 
     def local_month(self, instant: str, zone: str) -> str:
         return f"date_trunc('MONTH', from_utc_timestamp({instant}, {self.lit(zone)}))"
+
+    def id_hash(self, x: str) -> str:
+        return f"xxhash64({x})"
 
     def month_text(self, month: str) -> str:
         return f"date_format({month}, 'yyyy-MM')"
@@ -297,25 +307,25 @@ def _calls_stages(d: Dialect, head: str, rules: RuleSet, zones: list[str]) -> st
     # The years a period can have (periods.py): the row checks refuse the others, and so must the query.
     years = " AND ".join(f"{d.year(f'm{i}')} BETWEEN {FIRST_YEAR} AND {LAST_YEAR}" for i in range(len(zones)))
     return f"""src AS (SELECT * FROM {head} AS input),
-tuples AS {d.materialized}(  -- copies of a call logged twice are one row here, with the number of copies
-  SELECT request_id, account, api, ts, outcome, error_code, count(*) AS copies, bool_and(input_ok) AS ok
-  FROM src
-  GROUP BY request_id, account, api, ts, outcome, error_code),
-unique_ids AS (  -- copies of one request id that differ: the rows are read one by one
-  SELECT count(DISTINCT request_id) = count(*) AS unique_ids FROM tuples),
-instants AS (
-  SELECT account, api, outcome, error_code, copies,
+stamped AS (  -- each row's instant, when its timestamp is spelled in a form the query reads
+  SELECT request_id, account, api, outcome, error_code, input_ok AND request_id IS NOT NULL AND request_id <> '' AS ok,
          CASE WHEN {d.full_match('ts', _TIMESTAMP)} THEN {d.instant('ts')}
               WHEN {d.full_match('ts', _EPOCH_SECONDS)} THEN {d.epoch_seconds('ts')}
-              WHEN {d.full_match('ts', _EPOCH_MILLIS)} THEN {d.epoch_millis('ts')} END AS instant,
-         ok AND request_id IS NOT NULL AND request_id <> '' AS ok
-  FROM tuples),
+              WHEN {d.full_match('ts', _EPOCH_MILLIS)} THEN {d.epoch_millis('ts')} END AS instant
+  FROM src),
 months AS (
-  SELECT account, api, outcome, error_code, copies, ok AND instant IS NOT NULL AS ok, {months}
-  FROM instants),
+  SELECT request_id, account, api, outcome, error_code, ok AND instant IS NOT NULL AS ok, {months}
+  FROM stamped),
+tuples AS {d.materialized}(  -- copies of a call logged twice are one row here, with the number of copies
+  SELECT {d.id_hash('request_id')} AS id, account, api, outcome, error_code, {keys}, count(*) AS copies,
+         bool_and(ok) AS ok
+  FROM months
+  GROUP BY request_id, account, api, outcome, error_code, {keys}),
+unique_ids AS (  -- copies of one request id that differ (or two ids of one hash): the rows are read one by one
+  SELECT count(DISTINCT id) = count(*) AS unique_ids FROM tuples),
 local AS (
   SELECT account, api, outcome, error_code, {keys}, count(*) AS calls, sum(copies) AS copies, bool_and(coalesce(ok, false)) AS ok
-  FROM months
+  FROM tuples
   GROUP BY account, api, outcome, error_code, {keys}),
 groups AS (
   SELECT account, api, outcome, error_code, {_period_of_months(d, rules, zones)} AS period, calls, copies,

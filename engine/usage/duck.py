@@ -88,8 +88,20 @@ def _csv_plain(s: Source) -> str:
              "max_line_size = 131072, strict_mode = true)")
     sep, field = s.delimiter, _field(s.delimiter)
     record = field + "(" + sep + field + "){" + str(width - 1) + "}"
-    plain = (f"CASE WHEN strpos(line, '\"') = 0 THEN length(line) - length(replace(line, {lit(sep)}, '')) = {width - 1} "
-             f"AND strpos(line, chr(13)) = 0 ELSE regexp_full_match(line, {lit(record)}) END")
+    if sep in "%_\\":
+        fields = f"length(line) - length(replace(line, {lit(sep)}, '')) = {width - 1}"
+    else:  # exactly width - 1 delimiters, by two scans (cheaper than counting them)
+        at_least = "%" + (sep + "%") * (width - 1)
+        fields = f"line LIKE {lit(at_least)} AND line NOT LIKE {lit(at_least + sep + '%')}"
+    # The usual lines skip the regular expression (byte searches, no character counting): those without a
+    # quote, those whose only quotes are an empty last field, and those whose only quotes are whole empty
+    # fields ("", as DuckDB and Spark write an empty text).
+    empty_last = lit(sep + '""')
+    last_empty = f"(ends_with(line, {empty_last}) AND line NOT LIKE '%\"%\"%\"%')"
+    empty_field = lit(sep + '""' + sep)
+    empties = f"NOT contains(replace({lit(sep)} || line || {lit(sep)}, {empty_field}, {lit(sep + sep)}), '\"')"
+    plain = (f"CASE WHEN NOT contains(line, '\"') OR {last_empty} OR {empties} THEN {fields} "
+             f"AND NOT contains(line, chr(13)) ELSE regexp_full_match(line, {lit(record)}) END")
     return f"SELECT coalesce(bool_and({plain}), true) FROM {lines} WHERE line IS NOT NULL AND line <> ''"
 
 

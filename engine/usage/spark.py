@@ -71,9 +71,10 @@ def _view(spark, source: Source, index: int, types: dict) -> str:
             error_code = "CAST(NULL AS STRING)"
         calls = _parquet_calls(types) if source.kind == AGGREGATED else None
         ok = " AND ".join(oks)
+    elif source.format == "jsonl":
+        text, error_code, calls, ok = _json_columns(spark, source, name)
     else:
-        raise RatecardError(f"{source.name}: --engine spark reads CSV and Parquet; read JSON Lines with "
-                            "--engine duckdb")
+        raise RatecardError(f"{source.name}: --engine spark reads CSV, JSON Lines and Parquet, not {source.format}")
     if source.kind == CALLS:
         cols = (f"{_D.trim(text['request_id'])} AS request_id, {text['account']} AS account, {text['api']} AS api, "
                 f"{text['timestamp']} AS ts")
@@ -82,6 +83,50 @@ def _view(spark, source: Source, index: int, types: dict) -> str:
     spark.sql(f"SELECT {cols}, {text['outcome']} AS outcome, {error_code} AS error_code, {ok} AS input_ok "
               f"FROM {name}_raw").createOrReplaceTempView(name)
     return name
+
+
+# A record Spark reads without the row pass: one flat JSON object whose values are strings without
+# escapes, null or whole numbers, its keys plain names. Anything else (an escape, a nested value, a
+# fraction, a key named twice, bytes that are not UTF-8) is left to the row-numbered pass, which
+# reads it exactly as the DuckDB engine does: this check only ever sends more rows there, never fewer.
+_STRING = r'"[^"\\\x00-\x1f]*"'
+_VALUE = rf"(?:{_STRING}|null|-?(?:0|[1-9][0-9]*))"
+_WS = r"[ \t\r]*"  # JSON's whitespace within a line (a regular expression's \s has more)
+_MEMBER = rf'"[A-Za-z0-9_]+"{_WS}:{_WS}{_VALUE}{_WS}'
+_FLAT_OBJECT = rf"{_WS}\{{{_WS}(?:{_MEMBER}(?:,{_WS}{_MEMBER})*)?\}}{_WS}"
+
+
+def _json_columns(spark, source: Source, name: str) -> tuple[dict, str, str | None, str]:
+    """The text columns of a JSON Lines file, as `duck._json_projection` reads them, for the records
+    it can read plainly (`_FLAT_OBJECT`); any other line makes its group not clean."""
+    from .duck import _NESTING
+    from .files import MAX_ROW_BYTES
+
+    # Lines end at \n only, as the DuckDB engine and the row pass split them (Spark's default also
+    # splits at a lone \r); a CRLF line keeps its \r, which JSON reads as whitespace.
+    spark.read.option("lineSep", "\n").text(source.path).createOrReplaceTempView(f"{name}_lines")
+    spark.sql(f"SELECT value AS line, CASE WHEN {_D.full_match('value', _FLAT_OBJECT)} THEN "
+              f"json_object_keys(value) END AS keys FROM {name}_lines WHERE trim(value) <> ''"
+              ).createOrReplaceTempView(f"{name}_raw")
+    fields = [*REQUIRED[source.kind], "outcome", "error_code"]
+
+    def value_is(f: str, token: str) -> str:
+        return _D.search("line", f'"{f}"{_WS}:{_WS}{token}')
+
+    text = {f: f"CASE WHEN {value_is(f, chr(34))} THEN get_json_object(line, '$.{f}') END" for f in fields}
+    checks = ["keys IS NOT NULL", "is_valid_utf8(line)", f"octet_length(line) <= {MAX_ROW_BYTES}",
+              f"length(line) - length(replace(replace(line, '[', ''), '{{', '')) <= {_NESTING}",
+              "size(keys) = size(array_distinct(keys))"]
+    checks += [f"NOT {value_is(f, '-?[0-9]')}" for f in fields if f != "calls"]
+    calls = None
+    if source.kind == AGGREGATED:
+        # A count as the DuckDB engine takes it: a whole number, or text holding one.
+        number_or_text = value_is("calls", '(?:"|-?[0-9])')
+        raw = _D.trim("get_json_object(line, '$.calls')")
+        calls = f"CASE WHEN {number_or_text} THEN {count_of_text(_D, raw)} END"
+    error_code = f"CASE WHEN array_contains(keys, 'error_code') THEN coalesce({text['error_code']}, '') END"
+    ok = "coalesce(" + " AND ".join(checks) + ", false)"
+    return text, error_code, calls, ok
 
 
 def _parquet_text(types: dict, name: str) -> tuple[str, str]:
@@ -113,7 +158,7 @@ def run_fast(reader, con, kind: str, sources: list[Source], table: str) -> bool:
     from . import duck
 
     for s in sources:
-        if s.gzip and s.format == "csv" and not s.path.endswith(".gz"):
+        if s.gzip and not s.path.endswith(".gz"):
             return False  # Spark decompresses by file name only: the local row pass reads it
     spark = reader.spark or session(reader.master)
     types = [duck.parquet_schema(con, s) if s.format == "parquet" else {} for s in sources]
