@@ -88,6 +88,7 @@ class _Sandbox(ImmutableSandboxedEnvironment, limits_module.LimitedEnvironment):
         self.limits = limits
         super().__init__(*args, **kwargs)
         self._verdicts: dict[tuple[type, str], bool] = {}
+        self.own_callables: tuple = ()  # called without the checks a template's own callables need
         self.globals["lipsum"] = limits_module.bounded_lipsum(limits, self.globals["lipsum"])
 
     def is_safe_attribute(self, obj, attr: str, value) -> bool:
@@ -103,6 +104,18 @@ class _Sandbox(ImmutableSandboxedEnvironment, limits_module.LimitedEnvironment):
         return super().call_binop(context, operator, left, right) if exact is None else exact
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's own signature)
+        for own in __self.own_callables:
+            if __obj is own:
+                # ratecard's gettext functions (`_direct_gettext`): safe, and building nothing a limit
+                # bounds; called as Jinja's `Context.call` calls a `pass_context` function.
+                limits_module.check_time(__self.limits)
+                if kwargs.get("_loop_vars"):
+                    __context = __context.derived(kwargs["_loop_vars"])
+                if kwargs.get("_block_vars"):
+                    __context = __context.derived(kwargs["_block_vars"])
+                kwargs.pop("_loop_vars", None)
+                kwargs.pop("_block_vars", None)
+                return __obj(__context, *args, **kwargs)
         limits_module.check_call(__obj, args, kwargs, __self.limits)
         return super().call(__context, __obj, *args, **kwargs)
 
@@ -176,6 +189,8 @@ def _direct_gettext(env: jinja2.Environment, catalog) -> None:
         return __context.call(found, *args, **kwargs)
 
     env.globals.update(gettext=gettext, ngettext=ngettext, _=alias)
+    if isinstance(env, _Sandbox):
+        env.own_callables = (alias, gettext, ngettext)
 
 
 def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True,

@@ -186,3 +186,20 @@ def test_template_arithmetic_on_money_is_exact_past_28_digits(tmp_path):
     env = _env(tmp_path, "{{ balance - frozen }} {{ balance + frozen }} {{ frozen * 3 }}")
     text = render("evil.txt.j2", {"balance": Decimal("1" + "0" * 30 + ".01"), "frozen": Decimal("0.02")}, env)
     assert text == "first line\n" + "9" * 30 + ".99 1" + "0" * 30 + ".03 0.06\n"
+
+
+def test_a_templates_own_gettext_is_used_by_underscore(tmp_path):
+    # `_()` calls the catalog directly only while `gettext` is ratecard's own: a template (or its
+    # context) that names another keeps Jinja's meaning, as the i18n extension's alias resolves it.
+    env = _env(tmp_path, '{% macro gettext(s) %}<{{ s }}>{% endmacro %}{{ _("Subtotal") }} {{ gettext("x") }}')
+    assert render("evil.txt.j2", {}, env) == "first line\n<Subtotal> <x>\n"
+    plain = _env(tmp_path, '{{ _("%(n)s of %(m)s", n=1, m=2) }} {{ ngettext("%(num)s day", "%(num)s days", 3) }}')
+    assert render("evil.txt.j2", {}, plain) == "first line\n1 of 2 3 days\n"
+
+
+def test_translating_in_a_loop_is_bounded_in_time(tmp_path):
+    # ratecard's gettext functions skip the sandbox's checks of a template's own callables, not its clock.
+    env = _env(tmp_path, '{% for i in range(10**5) %}{% for j in range(100) %}{{ _("Subtotal") }}{% endfor %}{% endfor %}', max_seconds=0.5,
+               max_output=10**9, max_items=10**7)
+    with pytest.raises(TemplateError, match=r"rendering took longer than 0\.5 seconds"):
+        render("evil.txt.j2", {}, env)
