@@ -199,7 +199,7 @@ def test_a_templates_own_gettext_is_used_by_underscore(tmp_path):
 
 def test_translating_in_a_loop_is_bounded_in_time(tmp_path):
     # ratecard's gettext functions skip the sandbox's checks of a template's own callables, not its clock.
-    env = _env(tmp_path, '{% for i in range(10**5) %}{% for j in range(100) %}{{ _("Subtotal") }}{% endfor %}{% endfor %}', max_seconds=0.5,
-               max_output=10**9, max_items=10**7)
+    text = '{% for i in range(10**5) %}{% for j in range(100) %}{{ _("Subtotal") }}{% endfor %}{% endfor %}'
+    env = _env(tmp_path, text, max_seconds=0.5, max_output=10**9, max_items=10**7)
     with pytest.raises(TemplateError, match=r"rendering took longer than 0\.5 seconds"):
         render("evil.txt.j2", {}, env)
