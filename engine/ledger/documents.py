@@ -79,6 +79,19 @@ def assign_number(db, numbering, kind: str, issued: date) -> tuple[str, str, int
     return numbering.number(series, seq), series, seq
 
 
+def bill_json(bill_dict: dict) -> str:
+    """A bill as `bills.bill_json` and `documents.bill_json` record it."""
+    return json.dumps(bill_dict, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def invoice_json(meta, bill_dict: dict, locale: str, paper: str, seller, buyer) -> str:
+    """A settled invoice as `documents.document_json` records it: its number and dates, its bill,
+    and the parties and page it was printed with."""
+    return json.dumps({"invoice": meta.to_dict(), "bill": bill_dict, "locale": locale, "paper": paper,
+                       "seller": seller.to_dict() if seller else None, "buyer": buyer.to_dict() if buyer else None},
+                      ensure_ascii=False, sort_keys=True)
+
+
 def insert_document(db, *, number, series, seq, kind, account, service, period, refers_to, cause, reason,
                     currency, amount: Decimal, fingerprint, bill_json, document_json, document_text, issued_at,
                     entry) -> None:

@@ -9,7 +9,9 @@ buyer it read are those the text was rendered with, and the bill was not priced 
 (a pack bought concurrently). Otherwise — a concurrent run took numbers, a worker failed, the rules
 file changed under the workers — it renders the invoice itself, as it would without workers. A text
 is the same function of the same inputs wherever it is rendered, so the recorded documents are
-byte-identical whatever the number of workers.
+byte-identical whatever the number of workers. The workers write the bill's two JSON texts (the
+bill's and its document's) with the invoice text, under the same conditions: the ledger's process,
+the one that cannot be parallel, then only records them.
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ def _init_worker(rules_path: str, fingerprint: str, period: str, issued: date) -
                    policy=tariff(rules, period).policy, seller=rules.seller_at(period))
 
 
-def _render_chunk(chunk: list[tuple]) -> list[str]:
+def _render_chunk(chunk: list[tuple]) -> list[tuple[str, str, str]]:
     from ..bill import builder
     from ..invoice import invoice_meta
     from ..rating import UsageItem, rate
     from ..render import render_invoice
+    from .documents import bill_json, invoice_json
 
     if _worker["changed"]:  # the rule file was edited as the workers started: the caller renders
         raise RuntimeError("rules changed")
@@ -51,8 +54,12 @@ def _render_chunk(chunk: list[tuple]) -> list[str]:
         bill = rate(rules, [item(*i) for i in items], period, account=account, packs=packs, suspended=suspended,
                     buyer=taxed_as)
         meta = invoice_meta(bill, policy, number=number, issued=_worker["issued"])
-        out.append(render_invoice(bill, policy, "text", meta=meta, seller=seller.party if seller else None,
-                                  buyer=buyer, paper=seller.paper if seller else "A4"))
+        party, paper = (seller.party, seller.paper) if seller else (None, "A4")
+        as_dict = bill.to_dict()
+        # The bill's JSON texts too: the same function of the same inputs as the transaction's, and
+        # the workers have time to spare while the ledger writes.
+        out.append((render_invoice(bill, policy, "text", meta=meta, seller=party, buyer=buyer, paper=paper),
+                    bill_json(as_dict), invoice_json(meta, as_dict, policy.locale, paper, party, buyer)))
     return out
 
 
@@ -74,10 +81,10 @@ class Prerenderer:
         return self._pool is not None
 
     def add(self, account: str, items, packs, suspended: bool, taxed_as, number: str,
-            buyer) -> Callable[[str, object], str | None]:
+            buyer) -> Callable[[str, object], tuple[str, str, str] | None]:
         """Queue the invoice of `account` (rated with `taxed_as`, the buyer tax rules tax by) rendered
-        with `number` and `buyer`; returns what gives its text for the number and buyer the
-        transaction found (None: render it there)."""
+        with `number` and `buyer`; returns what gives its text, bill JSON and document JSON for the
+        number and buyer the transaction found (None: render them there)."""
         if self._pool is None:
             return _none
         index = len(self._pending)
@@ -86,7 +93,7 @@ class Prerenderer:
         slot: dict = {}
         self._slots.append(slot)
 
-        def text(actual_number: str, actual_buyer) -> str | None:
+        def text(actual_number: str, actual_buyer) -> tuple[str, str, str] | None:
             if (actual_number, actual_buyer) != (number, buyer):
                 return None
             if "future" not in slot:

@@ -5,14 +5,15 @@ settled or untouched and a concurrent run finds the work done; and collecting th
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime
 from decimal import Decimal
 from datetime import date
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..formatting import format_money
+from . import documents as D
 from . import postings as P
 from .corrections import correct
 from .lookups import Ahead, Inside
@@ -127,12 +128,11 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     results: list[Settled] = []
     zone = policy.time_zone
 
-    def priced(bill, packs, prerendered=_not_rendered) -> _Priced:
+    def priced(bill, packs, prerendered=_not_rendered, fingerprint: str | None = None) -> _Priced:
         list_cost = S.list_price_cost(book, bill)
         freeze = S.freeze_amount(policy, list_cost)
         basis = "" if freeze is None else S.freeze_basis(policy, list_cost, bill.currency)
-        as_dict = bill.to_dict()  # once: the bill's JSON and its document's hold the same dict
-        return _Priced(bill, as_dict, _bill_json(as_dict), invoice_number(bill.rules_name, bill.account, bill.period),
+        return _Priced(bill, fingerprint or invoice_number(bill.rules_name, bill.account, bill.period),
                        list_cost, S.Terms.of(policy, freeze, basis), packs,
                        lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued), prerendered)
 
@@ -187,12 +187,12 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
             return priced(rate(rules, items, period, account=account, packs=fresh, suspended=suspended,
                                buyer=buyer), fresh)
 
-        prerendered: Callable[[str, object], str | None] = _not_rendered
+        prerendered: Callable[[str, object], tuple[str, str, str] | None] = _not_rendered
         if pre.active:
             prerendered = pre.add(account, items, packs, suspended, buyer, policy.numbering.number(series, next_seq),
                                   ahead.party(account))
             next_seq += 1
-        first = priced(bill, packs, prerendered)
+        first = priced(bill, packs, prerendered, number)
         step("rated")
 
         def record(inside: Inside) -> Settled:
@@ -280,26 +280,26 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
                    (policy.time_zone, account, service))
         buyer, party = inside.buyer(account), seller.party if seller else None
         paper = seller.paper if seller else "A4"
-        invoice_text = priced.prerendered(number, buyer) or render_invoice(bill, policy, "text", meta=meta,
-                                                                          seller=party, buyer=buyer, paper=paper)
+        ahead = priced.prerendered(number, buyer)
+        if ahead is not None:  # rendered by a worker for this number and buyer: the same texts
+            invoice_text, bill_json, document_json = ahead
+        else:
+            invoice_text = render_invoice(bill, policy, "text", meta=meta, seller=party, buyer=buyer, paper=paper)
+            bill_json = D.bill_json(priced.bill_dict)
+            document_json = D.invoice_json(meta, priced.bill_dict, policy.locale, paper, party, buyer)
         currency, total, terms = bill.currency, bill.total, priced.terms
         db.execute("INSERT INTO bills (account, service, period, invoice_number, currency, total, list_cost, "
                    "rules_name, rules_fingerprint, bill_json, invoice_text, issued_at) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (account, service, period, number, currency, as_text(total), as_text(priced.list_cost),
-                    bill.rules_name, bill.rules_fingerprint, priced.bill_json, invoice_text, when))
+                    bill.rules_name, bill.rules_fingerprint, bill_json, invoice_text, when))
         money = format_money(total, currency)
         issued = P.record(db, account, position, when, [S.Change(
             S.BILL_ISSUED, f"invoice {number} for {period}: {money} ({bill.rules_name}, "
             f"{bill.rules_fingerprint[:19]})", service, period, ref=number)], position)
         insert_document(db, number=number, series=series, seq=seq, kind=INVOICE, account=account, service=service,
                         period=period, refers_to=None, cause=SETTLEMENT, reason="", currency=currency, amount=total,
-                        fingerprint=priced.fingerprint, bill_json=priced.bill_json,
-                        document_json=json.dumps({"invoice": meta.to_dict(), "bill": priced.bill_dict,
-                                                  "locale": policy.locale, "paper": paper,
-                                                  "seller": party.to_dict() if party else None,
-                                                  "buyer": buyer.to_dict() if buyer else None},
-                                                 ensure_ascii=False, sort_keys=True),
+                        fingerprint=priced.fingerprint, bill_json=bill_json, document_json=document_json,
                         document_text=invoice_text, issued_at=when,
                         entry=issued.entries[0].seq)
         if inside.has_packs(account):  # else no unit is used or lost: nothing to record
@@ -343,19 +343,18 @@ class _Priced:
     issued)` gives its invoice's number and dates once the settlement's transaction has numbered it."""
 
     bill: Bill
-    bill_dict: dict  # bill.to_dict()
-    bill_json: str
     fingerprint: str
     list_cost: Decimal
     terms: S.Terms
     packs: tuple[PackBalance, ...]
     meta: Callable[[str, date], InvoiceMeta]  # (number, issue date) → the invoice's number and dates
-    prerendered: Callable[[str, object], str | None]  # (number, buyer) → its text rendered ahead, or None
+    # (number, buyer) → its invoice text, bill JSON and document JSON rendered ahead, or None
+    prerendered: Callable[[str, object], tuple[str, str, str] | None]
+
+    @cached_property
+    def bill_dict(self) -> dict:
+        return self.bill.to_dict()
 
 
-def _not_rendered(number: str, buyer: object) -> str | None:
+def _not_rendered(number: str, buyer: object) -> tuple[str, str, str] | None:
     return None
-
-
-def _bill_json(as_dict: dict) -> str:
-    return json.dumps(as_dict, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
