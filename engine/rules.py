@@ -19,7 +19,7 @@ from .displaytext import unsafe_character
 from .formatting import counted
 from .errors import Location, Problem, RuleSetInvalid
 from .fingerprints import canonical, fingerprint
-from .model import (ApiMapping, ApiRule, Category, PackOffer, PriceBook, Rounding, RuleSet,
+from .model import (ApiMapping, ApiRule, PriceBook, Rounding, RuleSet,
                     InvoiceNumbering, Party, Seller, SettlementPolicy, Tier, frozen_mapping, version_at)
 from .periods import next_month
 from .yamlsource import Document
@@ -308,7 +308,7 @@ class _Builder:
         categories = []
         raw_categories = data.get("categories")
         for cid, cat in (raw_categories.items() if isinstance(raw_categories, dict) else ()):
-            category = _guarded(lambda: self._category(doc, cid, cat, book_mode, free, packs_terms))
+            category = _guarded(lambda: rules_models.category(self, doc, cid, cat, book_mode, free, packs_terms))
             if category is not None:
                 categories.append((cid, category))
         written = raw_categories if isinstance(raw_categories, dict) else {}
@@ -319,62 +319,6 @@ class _Builder:
             free_quota_while_suspended=bool(free.get("while_suspended", False)),
             pack_validity_months=_guarded(lambda: int(packs_terms["valid_for_months"])) if packs_terms else None,
             source=doc.file,
-        )
-
-    def _category(self, doc, cid, cat, book_mode, free, packs_terms) -> Category:
-        model = cat.get("model", "tiered")
-        unit, precision = rules_models.unit_of(cat)
-        mode = cat.get("tier_mode", book_mode)
-        package = percentage = None
-        if model == "package":
-            package, tiers = rules_models.package(self, doc, cid, cat, precision)
-        elif model == "percentage":
-            percentage, tiers = rules_models.percentage(self, doc, cid, cat)
-            mode = "graduated"  # a percentage's tiers split the transaction amount: graduated by nature
-            if precision:
-                self.problem(doc, ("categories", cid, "unit", "precision"), "a percentage category counts "
-                             "transactions, which are whole: expected precision 0", code="percentage-terms")
-            for key in ("packs", "free_quota"):
-                if key in cat:
-                    self.problem(doc, ("categories", cid, key), f"a percentage category cannot have `{key}`: "
-                                 "it prices transaction amounts, not units", key=True, code="percentage-terms")
-        else:
-            for key in ("package", "percentage"):
-                if key in cat:
-                    self.problem(doc, ("categories", cid, key), f"`{key}` terms belong to `model: {key}`; this "
-                                 f"category is {model}: set `model: {key}` or remove them", key=True,
-                                 code="model-terms")
-            if "tiers" not in cat:
-                self.problem(doc, ("categories", cid), "a tiered category needs `tiers`; a flat fee is a tier "
-                             "too: write `tiers: [{flat_amount: 10}]`", key=True, code="no-tiers")
-                tiers = ()
-            else:
-                tiers = rules_models.tiers(self, doc, cid, cat["tiers"], "tiered", precision)
-        if (model == "package" and package is None) or (model == "percentage" and percentage is None):
-            raise ValueError("the model's terms are missing (reported)")
-        packs = tuple(PackOffer(int(p["units"]), _decimal(p["price"])) for p in cat.get("packs", ()))
-        seen: dict[int, int] = {}
-        for i, pack in enumerate(packs):
-            if pack.units in seen:
-                self.problem(doc, ("categories", cid, "packs", i, "units"),
-                             f"a pack of {pack.units:,} units is listed twice (also item {seen[pack.units] + 1}); "
-                             "expected each pack size once", code="duplicate-pack")
-            seen[pack.units] = i
-        if packs and packs_terms is None:
-            self.problem(doc, ("categories", cid, "packs"),
-                         "packs are on sale but the book has no `resource_packs` terms; "
-                         "expected `resource_packs: {valid_for_months: N}` at the top level",
-                         key=True, code="pack-terms")
-        if not tiers:
-            raise ValueError("no tiers (reported)")
-        low, high = _decimal(cat.get("minimum_spend")), _decimal(cat.get("maximum_spend"))
-        return Category(
-            id=cid, name=cat["name"], tier_mode=mode, tiers=tiers,
-            description=cat.get("description", ""),
-            free_quota=0 if model == "percentage" else int(cat.get("free_quota", free.get("units", 0))),
-            packs=packs, model=model, package=package, percentage=percentage, unit=unit, precision=precision,
-            minimum_spend=low if isinstance(low, Decimal) else None,
-            maximum_spend=high if isinstance(high, Decimal) else None,
         )
 
     def account_terms(self, doc: Document, start: date):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from .model import PackageTerms, PercentageTerms, Tier
+from .model import Category, PackageTerms, PackOffer, PercentageTerms, Tier
 
 # The keys of a tier that each model reads; any other priced key in a tier is a mistake.
 _TIER_KEYS = {"tiered": {"unit_price", "flat_amount"}, "package": {"package_size", "package_price", "flat_amount"},
@@ -160,3 +160,62 @@ def percentage(b, doc, cid, cat):
                   "transaction's amount) or tiers with a `rate` each", key=True, code="percentage-terms")
         return None, ()
     return built, (Tier(None, Decimal(0), None, None, built.rate),)
+
+
+def category(b, doc, cid, cat, book_mode: str, free: dict, packs_terms) -> Category:
+    """One category of a price book, its price model's terms checked (`free`: the book's free quota;
+    `packs_terms`: its resource pack terms, None when it sells none)."""
+    model = cat.get("model", "tiered")
+    unit, precision = unit_of(cat)
+    mode = cat.get("tier_mode", book_mode)
+    package_terms = percentage_terms = None
+    if model == "package":
+        package_terms, priced = package(b, doc, cid, cat, precision)
+    elif model == "percentage":
+        percentage_terms, priced = percentage(b, doc, cid, cat)
+        mode = "graduated"  # a percentage's tiers split the transaction amount: graduated by nature
+        if precision:
+            b.problem(doc, ("categories", cid, "unit", "precision"), "a percentage category counts "
+                         "transactions, which are whole: expected precision 0", code="percentage-terms")
+        for key in ("packs", "free_quota"):
+            if key in cat:
+                b.problem(doc, ("categories", cid, key), f"a percentage category cannot have `{key}`: "
+                             "it prices transaction amounts, not units", key=True, code="percentage-terms")
+    else:
+        for key in ("package", "percentage"):
+            if key in cat:
+                b.problem(doc, ("categories", cid, key), f"`{key}` terms belong to `model: {key}`; this "
+                             f"category is {model}: set `model: {key}` or remove them", key=True,
+                             code="model-terms")
+        if "tiers" not in cat:
+            b.problem(doc, ("categories", cid), "a tiered category needs `tiers`; a flat fee is a tier "
+                         "too: write `tiers: [{flat_amount: 10}]`", key=True, code="no-tiers")
+            priced = ()
+        else:
+            priced = tiers(b, doc, cid, cat["tiers"], "tiered", precision)
+    if (model == "package" and package_terms is None) or (model == "percentage" and percentage_terms is None):
+        raise ValueError("the model's terms are missing (reported)")
+    packs = tuple(PackOffer(int(p["units"]), number(p["price"])) for p in cat.get("packs", ()))
+    seen: dict[int, int] = {}
+    for i, pack in enumerate(packs):
+        if pack.units in seen:
+            b.problem(doc, ("categories", cid, "packs", i, "units"),
+                         f"a pack of {pack.units:,} units is listed twice (also item {seen[pack.units] + 1}); "
+                         "expected each pack size once", code="duplicate-pack")
+        seen[pack.units] = i
+    if packs and packs_terms is None:
+        b.problem(doc, ("categories", cid, "packs"),
+                     "packs are on sale but the book has no `resource_packs` terms; "
+                     "expected `resource_packs: {valid_for_months: N}` at the top level",
+                     key=True, code="pack-terms")
+    if not priced:
+        raise ValueError("no tiers (reported)")
+    low, high = number(cat.get("minimum_spend")), number(cat.get("maximum_spend"))
+    return Category(
+        id=cid, name=cat["name"], tier_mode=mode, tiers=priced,
+        description=cat.get("description", ""),
+        free_quota=0 if model == "percentage" else int(cat.get("free_quota", free.get("units", 0))),
+        packs=packs, model=model, package=package_terms, percentage=percentage_terms, unit=unit, precision=precision,
+        minimum_spend=low if isinstance(low, Decimal) else None,
+        maximum_spend=high if isinstance(high, Decimal) else None,
+    )
