@@ -11,7 +11,8 @@
    DuckDB (API, outcome, Beijing month, one count per request id; 2 threads), then
    ``ratecard bill --period 2020-09 --format jsonl`` as a user runs it (start, rules, every bad-row
    check, the reconciliation, rating, rendering), with its wall time and peak memory (ru_maxrss).
-   Ratio = hand-written time / ratecard time (goal >= 0.5); ns/row shows whether cost is linear.
+   Ratio = hand-written time / ratecard time (goal >= 0.5); ns/row shows whether cost is linear; peak
+   MiB is the whole process's (it must stay within --memory-limit); load is the load average after each size.
 2. Aggregated usage of N accounts (3 APIs each): `ratecard bill` to JSON Lines; accounts/s, peak memory.
 3. Settlement of N accounts (created, activated and topped up first, not timed): `ratecard settle`
    with its defaults next to the baseline of one transaction an account and no workers (`--batch 1
@@ -114,7 +115,8 @@ def hand_written(path: Path) -> str:
 
 def bench_calls(sizes, tmp: Path, threads: int, memory: str) -> None:
     print(f"\n1. call records, CSV (threads {threads}, --memory-limit {memory}); load {os.getloadavg()[0]:.1f}")
-    print(f"{'rows':>12} {'count(*)':>9} {'by hand':>9} {'ratecard':>9} {'ratio':>6} {'ns/row':>7} {'peak MiB':>9}")
+    print(f"{'rows':>12} {'count(*)':>9} {'by hand':>9} {'ratecard':>9} {'ratio':>6} {'ns/row':>7} {'peak MiB':>9} "
+          f"{'load':>5}")
     for rows in sizes:
         path = tmp / f"calls-{rows}.csv"
         if not path.exists():
@@ -125,7 +127,7 @@ def bench_calls(sizes, tmp: Path, threads: int, memory: str) -> None:
                              "--format", "jsonl", "--quiet", "--threads", str(threads), "--memory-limit", memory,
                              "--rules", str(RULES)])
         print(f"{rows:>12,} {count:>8.2f}s {hand:>8.2f}s {took:>8.2f}s {hand / took:>6.2f} "
-              f"{took / rows * 1e9:>7.0f} {peak:>9,}")
+              f"{took / rows * 1e9:>7.0f} {peak:>9,} {os.getloadavg()[0]:>5.1f}")
 
 
 def bench_accounts(sizes, tmp: Path, memory: str) -> None:

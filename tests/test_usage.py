@@ -519,7 +519,8 @@ def test_the_engine_memory_is_capped_and_spills_to_the_spill_directory(shipped_r
     reader.read(path)
     assert reader.reconciliation.rows_accepted == 2_000
     con = reader._con
-    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] in ("64.0 MiB", "61.0 MiB", "64 MiB")
+    # DuckDB gets four fifths of the cap: the process holds more than DuckDB's buffers (see duck.ENGINE_SHARE).
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] in ("51.1 MiB", "51.2 MiB", "51 MiB")
     assert str(tmp_path / "spill-here") in con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
     reader.close()
     assert not any((tmp_path / "spill-here").iterdir())  # the scratch folder goes with the reader

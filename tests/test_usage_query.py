@@ -6,6 +6,7 @@ import duckdb
 import pytest
 
 from ratecard.usage.compile import Dialect
+from ratecard.usage.duck import engine_memory
 
 # Zones with the largest UTC offsets the time zone database has, and some with odd historical ones.
 ZONES = ["Asia/Shanghai", "Pacific/Kiritimati", "Pacific/Pago_Pago", "Asia/Kathmandu", "America/Sitka",
@@ -28,3 +29,16 @@ def test_the_local_month_shortcut_is_the_month_in_the_zone(zone):
         SELECT count(*), min(instant) FILTER (WHERE ({quick}) IS DISTINCT FROM ({exact}))
         FROM instants WHERE ({quick}) IS DISTINCT FROM ({exact})""").fetchone()
     assert wrong[0] == 0, wrong
+
+
+@pytest.mark.parametrize("cap, engine", [("2GiB", 1717986918), ("64MiB", 53687091), ("512MB", 409600000),
+                                         ("1.5 GiB", 1288490188), (None, 1717986918)])
+def test_duckdb_gets_four_fifths_of_the_memory_cap(cap, engine):
+    # The rest of the cap is the process's own: Python, the rating, what DuckDB allocates past its buffers.
+    assert engine_memory(cap) == f"{engine}B"
+    con = duckdb.connect(config={"memory_limit": engine_memory(cap)})
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0].endswith("iB")
+
+
+def test_a_memory_size_duckdb_reads_its_own_way_is_handed_to_it():
+    assert engine_memory("75%") == "75%"

@@ -6,7 +6,8 @@ query on the chosen engine (`ratecard.usage.compile`), so a request id is counte
 file of the run. Only when that query finds something not clean does the row-numbered diagnosing
 pass run over the same files, to name each bad row (`ratecard.usage.checks`).
 
-Memory: the engine works within `memory_limit` and spills to `spill_directory` past it; accounts
+Memory: `memory_limit` caps the process; the engine works within four fifths of it (the rest is the
+process's own, see `duck.ENGINE_SHARE`) and spills to `spill_directory` past that; accounts
 stream out in order from the engine's sorted result, so Python holds one account at a time.
 """
 
@@ -45,8 +46,8 @@ class UsageReader:
 
     `period` keeps only that period's rows: the others are counted as out of period. Bad rows go to
     `on_reject` (e.g. a `RejectsWriter`) once the files are read; without it they are kept in
-    `rejected`, for `raise_for_rejects()`. `memory_limit` (e.g. ``"4GiB"``) caps the engine's
-    memory, `spill_directory` is where it spills (default: a fresh folder in the system's temporary
+    `rejected`, for `raise_for_rejects()`. `memory_limit` (e.g. ``"4GiB"``) caps the memory of
+    the reading (the engine gets four fifths of it), `spill_directory` is where it spills (default: a fresh folder in the system's temporary
     folder), `threads` its worker threads (default: one per core). `engine` is ``duckdb`` or
     ``spark`` (with `master`, default ``local[*]``).
     """
