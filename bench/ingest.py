@@ -84,7 +84,8 @@ def write_aggregated(path: Path, accounts: int) -> None:
 
 
 def run(command: list[str], cwd=None, stdout=subprocess.DEVNULL) -> tuple[float, int, int]:
-    """Wall seconds, peak RSS in MiB (ru_maxrss: the largest process), exit status."""
+    """Wall seconds, peak RSS in MiB (ru_maxrss of the command), exit status. This process stays small
+    (DuckDB runs in children: see duck_time), so the peak is the command's own."""
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=ENV, cwd=cwd, stdout=stdout, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -96,13 +97,32 @@ def run(command: list[str], cwd=None, stdout=subprocess.DEVNULL) -> tuple[float,
     return elapsed, usage.ru_maxrss // 1024, proc.returncode
 
 
-def duck_time(sql: str, threads: int) -> float:
-    import duckdb
+_DUCK_TIME = """import sys, time, duckdb
+con = duckdb.connect(config={"threads": int(sys.argv[2])})
+con.execute("SET enable_progress_bar = false")
+started = time.perf_counter()
+con.execute(sys.argv[1]).fetchall()
+print(time.perf_counter() - started)
+"""
 
-    con = duckdb.connect(config={"threads": threads})
-    started = time.perf_counter()
-    con.execute(sql).fetchall()
-    return time.perf_counter() - started
+
+def duck_time(sql: str, threads: int) -> float:
+    # In a child process: a process started later by this one (ratecard) would otherwise report this
+    # one's peak as its own, since Linux carries the peak RSS of the forking process across fork and exec.
+    out = subprocess.run([sys.executable, "-c", _DUCK_TIME, sql, str(threads)], capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.split()[-1])
+
+
+def in_child(function, *args) -> None:
+    """Run a file generator in a child process, for the same reason (DuckDB keeps what it allocated)."""
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(target=function, args=args)
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        sys.exit(f"failed ({child.exitcode}): {function.__name__}{args}")
 
 
 def hand_written(path: Path) -> str:
@@ -120,7 +140,7 @@ def bench_calls(sizes, tmp: Path, threads: int, memory: str) -> None:
     for rows in sizes:
         path = tmp / f"calls-{rows}.csv"
         if not path.exists():
-            write_calls(path, rows, threads)
+            in_child(write_calls, path, rows, threads)
         count = duck_time(f"SELECT count(*) FROM read_csv('{path}')", threads)
         hand = duck_time(hand_written(path), threads)
         took, peak, _ = run([sys.executable, "-m", "ratecard", "bill", "--usage", str(path), "--period", PERIOD,
@@ -137,7 +157,7 @@ def bench_accounts(sizes, tmp: Path, memory: str) -> None:
     for n in sizes:
         path = tmp / f"agg-{n}.csv"
         if not path.exists():
-            write_aggregated(path, n)
+            in_child(write_aggregated, path, n)
         took, peak, _ = run([sys.executable, "-m", "ratecard", "bill", "--usage", str(path), "--format", "jsonl",
                              "--quiet", "--rules", str(RULES), "--memory-limit", memory])
         print(f"{n:>12,} {took:>8.2f}s {n / took:>11,.0f} {peak:>9,} {peak * 2**20 / n:>14,.0f}")
@@ -164,7 +184,7 @@ def bench_settle(sizes, tmp: Path) -> None:
     for n in sizes:
         path = tmp / f"agg-{n}.csv"
         if not path.exists():
-            write_aggregated(path, n)
+            in_child(write_aggregated, path, n)
         template = tmp / f"settle-template-{n}.db"
         if not template.exists():
             # Made once (not timed): each run settles a copy of the same ledger.
