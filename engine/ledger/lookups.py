@@ -2,8 +2,9 @@
 
 Two views of a batch: `Ahead`, read before its transaction (what the accounts are rated with:
 suspension, packs, buyer details as printed), and `Inside`, read by the transaction itself the first
-time it is asked (whether the bill is recorded already, the position, the packs as they are now, the
-buyer). Inside ``BEGIN IMMEDIATE`` nobody else writes, and an account's savepoint writes only that
+time it is asked (whether the bill is recorded already, the position, and what the rating depends
+on as it is now: packs, suspension, buyer). Another process may write between the two, so an
+account rated from `Ahead` is rated again when `Inside` finds any of these changed. Inside ``BEGIN IMMEDIATE`` nobody else writes, and an account's savepoint writes only that
 account's rows, so what the transaction read of one account at its start is what a query just before
 that account's savepoint would find: the rows recorded are those of reading them one account at a time.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from . import postings as P
 from .accounts import _party
 from .packs import pack_balances_of, with_packs
+from .values import stamp
 
 
 def _each_part(accounts: list[str]):
@@ -94,6 +96,7 @@ class Inside:
         self._packs = pack_balances_of(store, accounts, self._service, self._when_, self._when_.time_zone)
         self._with_packs = with_packs(store, accounts, self._service)
         self._parties = parties(store, accounts)
+        self._suspended = suspended_at(store, accounts, self._service, stamp(self._when_.end))
         self._read = True
 
     def _get(self, name: str):
@@ -119,3 +122,7 @@ class Inside:
 
     def buyer(self, account: str):
         return self._get("_parties")[account]
+
+    def suspended(self, account: str) -> bool:
+        """Whether the service was suspended when the period ended, as the entries now say."""
+        return account in self._get("_suspended")

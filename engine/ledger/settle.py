@@ -162,10 +162,24 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
             untaxed = Settled(account, "failed", "", book.currency, None, problem=str(exc))
             return lambda inside: untaxed
         number = invoice_number(bill.rules_name, bill.account, bill.period)
+
+        def as_now(inside: Inside, fresh_packs) -> Bill:
+            """The bill as the ledger stands inside the transaction: rated again when another process
+            changed what it depends on (packs, suspension, the buyer tax rules tax by) since it was rated."""
+            now = (fresh_packs, inside.suspended(account), inside.buyer(account) if t.tax is not None else None)
+            if now == (packs, suspended, buyer):
+                return bill
+            return rate(rules, items, period, account=account, packs=now[0], suspended=now[1], buyer=now[2])
+
         if account in recorded:
             # A recorded bill is never altered: usage that now rates differently is billed (or
             # credited) by a supplementary invoice (or credit note) for the difference.
-            return lambda inside: correct(store, policy, bill, service, when_, at, seller)
+            def correct_recorded(inside: Inside) -> Settled:
+                try:
+                    return correct(store, policy, as_now(inside, packs), service, when_, at, seller)
+                except TaxError as exc:
+                    return Settled(account, "failed", "", book.currency, None, problem=str(exc))
+            return correct_recorded
         if currencies[account] != bill.currency:
             failed = Settled(account, "failed", number, bill.currency, bill.total,
                              problem=f"the account is in {currencies[account]} but {rules.name} bills in "
@@ -183,9 +197,10 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
                 f"yet for {account}: a pack's units go to the earlier period first; settle {earliest} first"))
             return lambda inside: failed
 
-        def again(fresh) -> _Priced:
-            return priced(rate(rules, items, period, account=account, packs=fresh, suspended=suspended,
-                               buyer=buyer), fresh)
+        def again(inside: Inside, current: _Priced) -> _Priced:
+            fresh = inside.packs(account)
+            now = as_now(inside, fresh)
+            return current if now is bill else priced(now, fresh)
 
         prerendered: Callable[[str, object], tuple[str, str, str] | None] = _not_rendered
         if pre.active:
@@ -199,9 +214,10 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
             done = _settle_one(store, first, service, when_, at, policy, again, seller, inside)
             if done is None:  # a concurrent run settled it after we looked: what it recorded stands
                 before = pack_balances(store, account, service, when_, zone, before_bill=True)
-                done = correct(store, policy, bill if before == packs else rate(
-                    rules, items, period, account=account, packs=before, suspended=suspended, buyer=buyer),
-                    service, when_, at, seller)
+                try:
+                    done = correct(store, policy, as_now(inside, before), service, when_, at, seller)
+                except TaxError as exc:
+                    done = Settled(account, "failed", number, book.currency, None, problem=str(exc))
             return done
         return record
 
@@ -249,13 +265,15 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
 
 def _settle_one(store, priced: _Priced, service, when_, at, policy, again, seller, inside: Inside) -> Settled | None:
     """Record one account's bill, numbered in its series, the pack units it uses (and those its packs
-    lose by expiring), and its debit, in one transaction. `again(packs)` prices the bill anew, should
-    the account's packs have changed since it was priced (a purchase committed meanwhile). `inside`:
+    lose by expiring), and its debit, in one transaction. `again(inside, priced)` is the bill priced
+    anew when what it depends on changed since it was priced (a pack bought, a top-up that resumed
+    the service, new buyer details, committed meanwhile by another process), else `priced`. `inside`:
     what the batch's transaction read of its accounts. None: a concurrent run recorded the period's
     bill after it was looked for."""
     from .. import settlement as S
     from ..documents import INVOICE, SETTLEMENT
     from ..render import render_invoice
+    from ..tax import TaxError
     from .documents import assign_number, insert_document
 
     bill = priced.bill
@@ -269,10 +287,11 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
             position = inside.position(account)
         except LedgerError as exc:
             return Settled(account, "failed", priced.fingerprint, bill.currency, bill.total, problem=str(exc))
-        fresh = inside.packs(account)
-        if fresh != priced.packs:
-            priced = again(fresh)
-            bill = priced.bill
+        try:
+            priced = again(inside, priced)  # as the ledger stands now, should another process have changed it
+        except TaxError as exc:
+            return Settled(account, "failed", priced.fingerprint, bill.currency, None, problem=str(exc))
+        bill = priced.bill
         issued_on = at.astimezone(when_.start.tzinfo).date()
         number, series, seq = assign_number(db, policy.numbering, INVOICE, issued_on)
         meta = priced.meta(number, issued_on)
