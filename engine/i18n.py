@@ -127,8 +127,8 @@ class DocumentFormat:
                 return None
             whole, frac = str(value), ""
         else:
-            if type(value) is not Decimal or not value.is_finite() or value.is_signed():
-                return None
+            if type(value) is not Decimal or not value.is_finite() or value.is_signed() or value.adjusted() >= 27:
+                return None  # huge amounts as Babel writes them (or the error it raises past 199 digits)
             whole, _, frac = format(ROUNDING.normalize(value), "f").partition(".")
         if len(frac) < places:
             frac += "0" * (places - len(frac))

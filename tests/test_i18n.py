@@ -189,3 +189,21 @@ def _or_error(write):
         return write()
     except ArithmeticError as exc:
         return type(exc)
+
+
+def test_a_huge_amount_is_written_by_babel_itself_even_its_error():
+    """The direct writer covers amounts below 10**27; past that Babel writes them, so the text (or,
+    past its 199 digits, the error) is Babel's own."""
+    import decimal
+
+    from babel.numbers import format_currency
+
+    from ratecard.i18n import DocumentFormat
+
+    fmt = DocumentFormat("en")
+    with pytest.raises(decimal.InvalidOperation):
+        format_currency(decimal.Decimal("1E+199"), "USD", locale="en", currency_digits=False,
+                        decimal_quantization=False)
+    with pytest.raises(decimal.InvalidOperation):
+        fmt.amount(decimal.Decimal("1E+199"), "USD")
+    assert fmt.amount(decimal.Decimal("1E+30"), "USD") == "1,000,000,000,000,000,000,000,000,000,000.00"
