@@ -209,13 +209,6 @@ def _read(raw, shown: str) -> tuple[Document | None, list[Problem]]:
 _UNREADABLE = (KeyError, TypeError, AttributeError, ValueError, ArithmeticError)
 
 
-def _decimal(number: Any) -> Any:
-    """Money and rates as Decimal: a whole number written `2` loads as int, never to reach a float."""
-    if isinstance(number, bool) or not isinstance(number, (int, Decimal)):
-        return number  # not a number: the schema check reports it, and the rule set is refused
-    return Decimal(number)
-
-
 def _guarded(fn):
     """Run one semantic check; a part too malformed to check was already reported by the schema."""
     try:
@@ -386,9 +379,10 @@ class _Builder:
             effective_from=start, billing_cycle=data["billing_cycle"], time_zone=zone,
             bill_issue_day=int(data["bill_issue_day"]),
             deduction_first_day=int(window["first_day"]), deduction_last_day=int(window["last_day"]),
-            rounding=Rounding(_decimal(data["rounding"]["quantum"]), data["rounding"]["mode"], data["rounding"]["apply"]),
+            rounding=Rounding(rules_models.number(data["rounding"]["quantum"]), data["rounding"]["mode"],
+                              data["rounding"]["apply"]),
             arrears_action=data["arrears"]["action"], resume_when=resume,
-            deposit_freeze_percent=_decimal(freeze["percent"]) if freeze else None, source=doc.file,
+            deposit_freeze_percent=rules_models.number(freeze["percent"]) if freeze else None, source=doc.file,
             locale=locale if isinstance(locale, str) else "en",
             numbering=self._numbering(doc, data.get("invoice_numbering")),
         )

@@ -18,7 +18,9 @@ _TIER_KEYS = {"tiered": {"unit_price", "flat_amount"}, "package": {"package_size
 
 
 def number(value):
-    """A rule number as Decimal (a whole number loads as int); anything else as it is (the schema reports it)."""
+    """A rule number (money, a rate, a quantum) as Decimal: a whole number written `2` loads as int,
+    never to reach a float; anything else as it is (the schema check reports it, and the rule set is
+    refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
         return value
     return Decimal(value)
