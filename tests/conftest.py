@@ -120,6 +120,27 @@ def snapshot_html(snapshot):
     return snapshot.use_extension(HtmlSnapshot)
 
 
+@pytest.fixture
+def meanwhile(monkeypatch):
+    """``meanwhile(after, write)``: run `write` (another process's change to the ledger) once, when
+    the `after`-th account of a settlement has been rated and before it is written."""
+    import ratecard.ledger as ledger_module
+
+    def arm(after: int, write) -> None:
+        rated = []
+
+        def hook(step):
+            if step == "rated":
+                rated.append(step)
+                if len(rated) == after:
+                    monkeypatch.setattr(ledger_module, "_checkpoint_hook", None)
+                    write()
+
+        monkeypatch.setattr(ledger_module, "_checkpoint_hook", hook)
+
+    return arm
+
+
 @pytest.fixture(scope="session")
 def spark_session():
     """One local SparkSession for the whole run: starting the JVM is the slow part."""

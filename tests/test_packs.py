@@ -336,18 +336,16 @@ def test_the_statement_shows_purchases_usage_and_what_the_period_cost(cli, rules
     assert "| pack-use | toy | pack PK-000001 (widgets): 100 requests used for 2024-01; 0 left |" in markdown
 
 
-def test_a_purchase_committed_while_a_settlement_rates_is_used(tmp_path, rules, monkeypatch):
+def test_a_purchase_committed_while_a_settlement_rates_is_used(tmp_path, rules, meanwhile):
     db = tmp_path / "l.db"
     with Ledger(db, create=True) as ledger:
         open_account(ledger)
 
-    def buy_meanwhile(step):
-        if step == "rated":
-            monkeypatch.setattr(ledger_module, "_checkpoint_hook", None)
-            with Ledger(db) as other:  # another process, dated within January
-                other.buy_pack(rules, "ada", "widgets", "100", berlin(2024, 1, 25))
+    def buy():
+        with Ledger(db) as other:  # another process, dated within January
+            other.buy_pack(rules, "ada", "widgets", "100", berlin(2024, 1, 25))
 
-    monkeypatch.setattr(ledger_module, "_checkpoint_hook", buy_meanwhile)
+    meanwhile(1, buy)
     with Ledger(db) as ledger:
         # Rated without a pack (80 × 0.10 = 7.50 after 5 free); written with the pack bought meanwhile.
         report = ledger.settle(rules, usage("2024-01", ada=80), "2024-01", berlin(2024, 2, 6))

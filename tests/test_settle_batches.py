@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import ratecard
-import ratecard.ledger as ledger_module
 import ratecard.render as render_module
 from ratecard.ledger import Ledger
 from ratecard.rating import UsageItem
@@ -93,19 +92,15 @@ def test_batches_and_workers_record_the_same_ledger_as_one_account_at_a_time(tem
         assert len(renders_here) == (len(ACCOUNTS) if jobs == 1 else 0), (batch, jobs)
 
 
-def test_a_buyer_changed_after_rendering_ahead_is_rendered_again(template, tmp_path, renders_here, monkeypatch):
+def test_a_buyer_changed_after_rendering_ahead_is_rendered_again(template, tmp_path, renders_here, meanwhile):
     root, rules, db, usage = template
     target = copy(db, tmp_path / "changed.db")
-    rated = []
 
-    def rename_a_later_buyer(step):
-        if step == "rated":
-            rated.append(step)
-            if len(rated) == 10:  # acct-09 was rated and handed to a worker; another process renames it
-                with Ledger(target) as other:
-                    other.update_account("acct-09", legal_name="Renamed AG")
+    def rename_a_later_buyer():
+        with Ledger(target) as other:
+            other.update_account("acct-09", legal_name="Renamed AG")
 
-    monkeypatch.setattr(ledger_module, "_checkpoint_hook", rename_a_later_buyer)
+    meanwhile(10, rename_a_later_buyer)  # acct-09 was rated and handed to a worker; another process renames it
     with Ledger(target) as ledger:
         ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=4, jobs=2)
         assert ledger.verify() == []
@@ -117,22 +112,17 @@ def test_a_buyer_changed_after_rendering_ahead_is_rendered_again(template, tmp_p
 
 
 def test_numbers_taken_meanwhile_are_not_printed_on_a_text_rendered_ahead(template, tmp_path, renders_here,
-                                                                           monkeypatch):
+                                                                           meanwhile):
     root, rules, db, usage = template
     target = copy(db, tmp_path / "numbers.db")
-    rated = []
 
-    def another_run_settles_one_account(step):
-        if step == "rated":
-            rated.append(step)
-            if len(rated) == 1:  # acct-11 is settled by another run (it takes INV-000001) as this one rates
-                monkeypatch.setattr(ledger_module, "_checkpoint_hook", None)
-                with Ledger(target) as other:
-                    other.settle(rules, [u for u in usage if u.account == "acct-11"], "2024-01",
-                                 at(2024, 2, 6, 10), hold=[a for a in ACCOUNTS if a != "acct-11"], jobs=1)
-                monkeypatch.setattr(ledger_module, "_checkpoint_hook", another_run_settles_one_account)
+    def another_run_settles_one_account():
+        with Ledger(target) as other:
+            other.settle(rules, [u for u in usage if u.account == "acct-11"], "2024-01",
+                         at(2024, 2, 6, 10), hold=[a for a in ACCOUNTS if a != "acct-11"], jobs=1)
 
-    monkeypatch.setattr(ledger_module, "_checkpoint_hook", another_run_settles_one_account)
+    # acct-11 is settled by another run (it takes INV-000001) as this one rates
+    meanwhile(1, another_run_settles_one_account)
     with Ledger(target) as ledger:
         report = ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=100, jobs=2)
         assert ledger.verify() == []
@@ -175,7 +165,7 @@ def test_an_account_that_fails_in_its_batch_leaves_the_others_as_one_at_a_time_w
         assert other == expected, key
 
 
-def test_a_pack_bought_between_rating_and_writing_a_later_batch_is_taken(tmp_path, monkeypatch, renders_here):
+def test_a_pack_bought_between_rating_and_writing_a_later_batch_is_taken(tmp_path, meanwhile, renders_here):
     """A batch is rated (and, with workers, the next one too) before its transaction reads the packs
     again: a pack bought in between is found there, the bill priced again with it and its invoice
     rendered in place (the text rendered ahead priced it without)."""
@@ -193,17 +183,12 @@ def test_a_pack_bought_between_rating_and_writing_a_later_batch_is_taken(tmp_pat
     for jobs in (1, 2):
         renders_here.clear()
         target = copy(template, tmp_path / f"j{jobs}.db")
-        rated = []
 
-        def buy_for_p4(step):
-            if step == "rated":
-                rated.append(step)
-                if len(rated) == 6:  # p4 and p5 (the second batch) are rated: another process buys for p4
-                    monkeypatch.setattr(ledger_module, "_checkpoint_hook", None)
-                    with Ledger(target) as other:
-                        other.buy_pack(rules, "p4", "widgets", "100", at(2024, 1, 25))
+        def buy_for_p4():
+            with Ledger(target) as other:
+                other.buy_pack(rules, "p4", "widgets", "100", at(2024, 1, 25))
 
-        monkeypatch.setattr(ledger_module, "_checkpoint_hook", buy_for_p4)
+        meanwhile(6, buy_for_p4)  # p4 and p5 (the second batch) are rated: another process buys for p4
         with Ledger(target) as ledger:
             report = ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=3, jobs=jobs)
             assert ledger.verify() == []

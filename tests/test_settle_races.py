@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import ratecard
-import ratecard.ledger as ledger_module
 from ratecard.ledger import Ledger
 from ratecard.rating import UsageItem
 from ratecard.usage import AccountUsage
@@ -39,20 +38,6 @@ def _total(db, account, period):
         con.close()
 
 
-def _meanwhile(monkeypatch, after: int, write):
-    """Run `write` (another process's change) once, after the `after`-th account of the run is rated."""
-    rated = []
-
-    def hook(step):
-        if step == "rated":
-            rated.append(step)
-            if len(rated) == after:
-                monkeypatch.setattr(ledger_module, "_checkpoint_hook", None)
-                write()
-
-    monkeypatch.setattr(ledger_module, "_checkpoint_hook", hook)
-
-
 @pytest.fixture
 def suspended_in_january(tmp_path):
     rules = ratecard.load_rules(write_rule_set(tmp_path / "toy", pricing=PACK_PRICING))
@@ -72,7 +57,7 @@ def suspended_in_january(tmp_path):
 
 @pytest.mark.parametrize("after", [1, 2])
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_a_top_up_that_resumed_the_service_meanwhile_gives_the_free_quota(suspended_in_january, monkeypatch,
+def test_a_top_up_that_resumed_the_service_meanwhile_gives_the_free_quota(suspended_in_january, meanwhile,
                                                                        jobs, after):
     tmp_path, rules, template, feb = suspended_in_january
     # In order: a top-up dated 2024-02-20 resumes s1 inside February, then February is settled.
@@ -91,7 +76,7 @@ def test_a_top_up_that_resumed_the_service_meanwhile_gives_the_free_quota(suspen
         with Ledger(race) as other:
             other.top_up("s1", "100", at(2024, 2, 20))
 
-    _meanwhile(monkeypatch, after, top_up)
+    meanwhile(after, top_up)
     with Ledger(race) as ledger:
         ledger.settle(rules, feb, "2024-02", at(2024, 3, 6, 10), batch=100, jobs=jobs)
     assert _total(race, "s1", "2024-02") == "7.50"
@@ -101,7 +86,7 @@ def test_a_top_up_that_resumed_the_service_meanwhile_gives_the_free_quota(suspen
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_the_invoice_is_taxed_for_the_buyer_it_prints(tmp_path, monkeypatch, jobs):
+def test_the_invoice_is_taxed_for_the_buyer_it_prints(tmp_path, meanwhile, jobs):
     rules = ratecard.load_rules(write_rule_set(tmp_path / "taxed", tax=TAX))
     db = tmp_path / "l.db"
     with Ledger(db, create=True) as ledger:
@@ -115,7 +100,7 @@ def test_the_invoice_is_taxed_for_the_buyer_it_prints(tmp_path, monkeypatch, job
         with Ledger(db) as other:
             other.update_account("t1", country="DE")
 
-    _meanwhile(monkeypatch, 2, move_to_germany)  # after t1 is rated, before it is written
+    meanwhile(2, move_to_germany)  # after t1 is rated, before it is written
     with Ledger(db) as ledger:
         report = ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), jobs=jobs)
         assert not report.failed, report.failed
