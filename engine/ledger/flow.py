@@ -21,15 +21,19 @@ HELD = "has rejected usage rows: settled once they are fixed"
 class UsageOrderError(ValueError):
     """Usage given to a streamed settlement that is not of its period, or not in account order."""
 
+    def __init__(self, account: str, message: str):
+        super().__init__(message)
+        self.account = account  # whose usage it is
+
 
 def in_order(usage: Iterable, period: str) -> Iterator:
     """`usage` as it comes, checked to be of `period` and in account order, each account once."""
     last = None
     for u in usage:
         if u.period != period:
-            raise UsageOrderError(f"usage of {u.account} is for {u.period}, not {period}")
+            raise UsageOrderError(u.account, f"usage of {u.account} is for {u.period}, not {period}")
         if last is not None and u.account <= last:
-            raise UsageOrderError(f"usage of {u.account} comes after that of {last}: a streamed settlement takes "
+            raise UsageOrderError(u.account, f"usage of {u.account} comes after that of {last}: a streamed settlement takes "
                                   "usage in account order, each account once (as UsageReader.accounts() yields it)")
         last = u.account
         yield u
@@ -98,10 +102,6 @@ class UsageMerge:
         """Read the usage after the last batch: none of it is settled."""
         while self._next is not None:
             self._aside(self._advance())
-
-    @property
-    def next_account(self) -> str | None:
-        return None if self._next is None else self._next.account
 
     def unbilled(self) -> tuple[Unbilled, ...]:
         """The held accounts (with their usage's calls, or none), then the others with usage, by account."""

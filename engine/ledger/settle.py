@@ -93,7 +93,8 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     memory does not grow with the number of accounts: `usage` is read as the batches need it and must
     come in account order, each account once, all of `period` (as `UsageReader.accounts()` yields
     usage read for one period; else `flow.UsageOrderError`, or `SettleInterrupted` if batches were
-    recorded already), and each account's `Settled` is handed to `on_account`, in account order, once
+    recorded already: an account whose usage comes later than it should may have been settled without
+    it by then, and is billed the difference by the next run), and each account's `Settled` is handed to `on_account`, in account order, once
     its batch is committed. The report then keeps, instead of `accounts`, the counts of each outcome
     and the failed and unrecorded accounts (`SettleReport.streamed`); `outcomes`, `failed` and
     `complete` answer as they would. `hold` must be complete when `settle` is called. `on_start(head,
@@ -282,7 +283,7 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     except F.UsageOrderError as exc:
         if not tally.count:
             raise
-        raise interrupted(exc, (), merge.next_account or "(after the last)") from None
+        raise interrupted(exc, (), exc.account) from None
     return SettleReport(period, service, t.fingerprint, at, when_, collected, tuple(tally.kept), merge.unbilled(),
                         streamed=None if tally.keep else tally.streamed())
 

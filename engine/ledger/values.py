@@ -46,7 +46,7 @@ class SettleInterrupted(LedgerError):
         super().__init__(
             f"settling {period} of {service} stopped at account {stopped_at or left[0]}: {reason}. Recorded before "
             "it, and "
-            f"kept: {_some(recorded) or 'no account'}. Not recorded: {_some(left)}. Settle again once the "
+            f"kept: {_some(recorded) or 'no account'}. Not recorded: {_some(left) or 'no account'}. Settle again once the "
             "cause is fixed: it records what is missing and changes nothing already recorded")
 
 
