@@ -158,7 +158,7 @@ def cmd_settle(args) -> int:
         else:
             # Streamed: each account's result is printed once its batch is committed, and not kept, so
             # that memory stays flat however many accounts there are (see docs/scale.md).
-            stream = (_JsonStream if args.format == "json" else _TextStream)(sys.stdout)
+            stream: _JsonStream | _TextStream = (_JsonStream if args.format == "json" else _TextStream)(sys.stdout)
             report = ledger.settle(rules, reader.accounts(), args.period, at, hold=held, batch=args.batch,
                                    jobs=args.jobs, on_start=stream.start, on_account=stream.account)
     if args.format == "pdf":
@@ -170,6 +170,7 @@ def cmd_settle(args) -> int:
     elif args.format == "json":
         held_out = {"rejects": {"file": args.rejects, "rows": rejects.count,
                                 "accounts_held": sorted(held - {""})}} if rejects is not None else {}
+        assert isinstance(stream, _JsonStream)
         stream.finish(report, {"reconciliation": reconciliation.to_dict()} | held_out)
     else:
         print("\n".join(_tail_text(report) + reconciliation.lines()))

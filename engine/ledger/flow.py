@@ -9,7 +9,7 @@ library's default); either way the report keeps what `SettleReport.complete` nee
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from . import postings as P
 from .records import OUTCOMES, Settled, Streamed, Unbilled
@@ -33,8 +33,9 @@ def in_order(usage: Iterable, period: str) -> Iterator:
         if u.period != period:
             raise UsageOrderError(u.account, f"usage of {u.account} is for {u.period}, not {period}")
         if last is not None and u.account <= last:
-            raise UsageOrderError(u.account, f"usage of {u.account} comes after that of {last}: a streamed settlement takes "
-                                  "usage in account order, each account once (as UsageReader.accounts() yields it)")
+            raise UsageOrderError(u.account, f"usage of {u.account} comes after that of {last}: a streamed "
+                                  "settlement takes usage in account order, each account once (as "
+                                  "UsageReader.accounts() yields it)")
         last = u.account
         yield u
 
@@ -71,7 +72,7 @@ class UsageMerge:
 
     def __init__(self, usage: Iterator, held: set[str], why: Callable[[str], str]):
         self._usage, self._held, self._why = usage, held, why
-        self._held_calls: dict[str, object] = {}
+        self._held_calls: dict[str, Any] = {}  # an account's calls: an int, or a Decimal of a decimal unit
         self._others: list[Unbilled] = []
         self._next = next(self._usage, None)  # a usage problem found before anything is written
 

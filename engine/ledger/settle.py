@@ -92,14 +92,15 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     account's result (`SettleReport.accounts`). With `on_account`, the settlement streams, so that its
     memory does not grow with the number of accounts: `usage` is read as the batches need it and must
     come in account order, each account once, all of `period` (as `UsageReader.accounts()` yields
-    usage read for one period; else `flow.UsageOrderError`, or `SettleInterrupted` if batches were
-    recorded already: an account whose usage comes later than it should may have been settled without
-    it by then, and is billed the difference by the next run), and each account's `Settled` is handed to `on_account`, in account order, once
-    its batch is committed. The report then keeps, instead of `accounts`, the counts of each outcome
-    and the failed and unrecorded accounts (`SettleReport.streamed`); `outcomes`, `failed` and
-    `complete` answer as they would. `hold` must be complete when `settle` is called. `on_start(head,
-    accounts)`, when given, is called once before any account is settled with the report as it
-    stands (the debits collected, no accounts) and the accounts to be settled, in order."""
+    usage read for one period), and each account's `Settled` is handed to `on_account`, in account
+    order, once its batch is committed. The report then keeps, instead of `accounts`, the counts of
+    each outcome and the failed and unrecorded accounts (`SettleReport.streamed`): `outcomes`,
+    `failed` and `complete` answer as they would. `hold` must be complete when `settle` is called.
+    Usage out of order or of another period raises `flow.UsageOrderError` when nothing is recorded
+    yet, else `SettleInterrupted` (an account whose usage comes later than it should may have been
+    settled without it by then: the next run bills it the difference). `on_start(head, accounts)`,
+    when given, is called once before any account is settled, with the report as it stands (the
+    debits collected, no accounts) and the accounts to be settled, in order."""
     if batch < 1:
         raise ValueError(f"batch must be at least 1, not {batch}")
     from .. import settlement as S
