@@ -246,14 +246,6 @@ def test_a_url_spark_cannot_read_is_a_clear_error(spark_session, shipped_rules, 
     assert str(caught.value).startswith(url.split("*")[0].rstrip("/"))
 
 
-def test_a_url_on_the_duckdb_engine_is_refused_not_taken_for_a_missing_path(shipped_rules, capsys):
-    from ratecard.cli import main
-
-    assert main(["bill", "--usage", "s3a://bucket/usage-2020-09.csv"]) == 1
-    err = capsys.readouterr().err
-    assert "s3a://bucket/usage-2020-09.csv: a URL is read with --engine spark" in err and "Traceback" not in err
-
-
 def test_bill_reads_a_url_on_spark_as_the_file_itself(spark_session, tmp_path, capsys):
     from ratecard.cli import main
 

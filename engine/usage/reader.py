@@ -34,6 +34,8 @@ from .remote import is_url
 if TYPE_CHECKING:
     import duckdb
 
+    from .remote import Remote
+
 ENGINES = ("duckdb", "spark")
 _BATCH = 50_000  # result rows fetched at a time
 _item = builder(UsageItem)  # the frozen record, built without its slow __init__
@@ -81,7 +83,7 @@ class UsageReader:
         self._pipes = 0  # named pipes and devices copied to the scratch folder
         self.diagnosed = False  # whether the row-numbered pass had to run (something was not clean)
         self._valued = None  # the groups read by the `valued` path, when the rules need it
-        self._remote = None  # the Hadoop file systems of the Spark session, once a URL is read
+        self._remote: Remote | None = None  # the Hadoop file systems of the Spark session, once a URL is read
         self._remotes = 0  # files read at a URL
 
     # -- input ----------------------------------------------------------------------------------
@@ -107,7 +109,7 @@ class UsageReader:
         if not isinstance(source, (str, os.PathLike)):
             raise RatecardError(f"cannot read usage from a {type(source).__name__}: expected a path, a glob "
                                 "pattern, '-' or a file object opened for reading")
-        if is_url(source):
+        if isinstance(source, str) and is_url(source):
             return self._read_url(source, format, kind)
         for path in expand(source):
             if path == "-":
@@ -140,7 +142,7 @@ class UsageReader:
             # Never silently a local path that does not exist ("s3a:/bucket/..." would be one).
             raise RatecardError(f"{url}: a URL is read with --engine spark, through the cluster's file systems; "
                                 "the DuckDB engine reads local (or mounted) files: copy or mount it, or run the "
-                                "compiled query where the files are (`ratecard usage --sql`) and bill its result")
+                                "compiled query where the files are (`ratecard usage --sql --dialect spark`) and bill its result")
         from .remote import Remote, is_pattern, starts_array
 
         remote = self._remote = self._remote or Remote(self.spark or self._spark_session())
