@@ -128,13 +128,23 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     results: list[Settled] = []
     zone = policy.time_zone
 
+    dues: dict[date, date] = {}
+
+    def due_on(bill, issued: date) -> date:
+        """An invoice's due date: a function of the period, the policy and the issue date alone (see
+        `invoice_meta`), the same for every bill of the run, so worked out once."""
+        if issued not in dues:
+            dues[issued] = invoice_meta(bill, policy, issued=issued).due_date
+        return dues[issued]
+
     def priced(bill, packs, prerendered=_not_rendered, fingerprint: str | None = None) -> _Priced:
         list_cost = S.list_price_cost(book, bill)
         freeze = S.freeze_amount(policy, list_cost)
         basis = "" if freeze is None else S.freeze_basis(policy, list_cost, bill.currency)
         return _Priced(bill, fingerprint or invoice_number(bill.rules_name, bill.account, bill.period),
                        list_cost, S.Terms.of(policy, freeze, basis), packs,
-                       lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued), prerendered)
+                       lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued),
+                       lambda issued: due_on(bill, issued), prerendered)
 
     # Whom tax rules tax by: the buyer details as they are when the period is settled.
     buyers = buyers_of(store) if t.tax is not None else {}
@@ -185,7 +195,8 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
                              problem=f"the account is in {currencies[account]} but {rules.name} bills in "
                              f"{bill.currency}")
             return lambda inside: failed
-        waiting = earlier_unsettled(store, bill, service)
+        # A bill rated without pack balances takes no pack units.
+        waiting = earlier_unsettled(store, bill, service) if packs else ()
         if waiting:
             # Settling now would take pack units an earlier period is owed, and a recorded bill is never
             # altered: the earlier period would pay for them instead, so the money would depend on the order.
@@ -278,8 +289,7 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
 
     bill = priced.bill
     account, period = bill.account, bill.period
-    when = stamp(at)
-    opens, closes = stamp(when_.deduction_opens), stamp(when_.deduction_closes)
+    when, opens, closes = inside.when, inside.opens, inside.closes
     with store.write() as db:
         if inside.recorded(account):
             return None
@@ -294,15 +304,16 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
         bill = priced.bill
         issued_on = at.astimezone(when_.start.tzinfo).date()
         number, series, seq = assign_number(db, policy.numbering, INVOICE, issued_on)
-        meta = priced.meta(number, issued_on)
-        db.execute("UPDATE services SET time_zone = ? WHERE account = ? AND service = ?",
-                   (policy.time_zone, account, service))
+        if inside.time_zone(account) != policy.time_zone:  # set once, then only when the policy's zone changes
+            db.execute("UPDATE services SET time_zone = ? WHERE account = ? AND service = ?",
+                       (policy.time_zone, account, service))
         buyer, party = inside.buyer(account), seller.party if seller else None
         paper = seller.paper if seller else "A4"
         ahead = priced.prerendered(number, buyer)
         if ahead is not None:  # rendered by a worker for this number and buyer: the same texts
             invoice_text, bill_json, document_json = ahead
         else:
+            meta = priced.meta(number, issued_on)
             invoice_text = render_invoice(bill, policy, "text", meta=meta, seller=party, buyer=buyer, paper=paper)
             bill_json = D.bill_json(priced.bill_dict)
             document_json = D.invoice_json(meta, priced.bill_dict, policy.locale, paper, party, buyer)
@@ -313,47 +324,58 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
                    (account, service, period, number, currency, as_text(total), as_text(priced.list_cost),
                     bill.rules_name, bill.rules_fingerprint, bill_json, invoice_text, when))
         money = format_money(total, currency)
-        issued = P.record(db, account, position, when, [S.Change(
-            S.BILL_ISSUED, f"invoice {number} for {period}: {money} ({bill.rules_name}, "
-            f"{bill.rules_fingerprint[:19]})", service, period, ref=number)], position)
+        billed = S.Change(S.BILL_ISSUED, f"invoice {number} for {period}: {money} ({bill.rules_name}, "
+                          f"{bill.rules_fingerprint[:19]})", service, period, ref=number)
+        if when < opens:
+            window = f"{when_.deduction_opens.date().isoformat()} to {when_.deduction_last_day.isoformat()}"
+            then, after = [S.Change(
+                S.DEBIT_SCHEDULED, f"invoice {number} for {period}: {money} to be debited in the deduction "
+                f"window, {window} ({when_.time_zone})", service, period, ref=number)], position
+            debit = "scheduled"
+        else:
+            outcome = S.apply_debit(position, service, period, total, terms, number, note=_late(when, closes))
+            then, after = outcome.changes, outcome.position
+            debit = "applied"
+        if inside.has_packs(account):
+            # The units a bill takes are recorded between its bill and its debit (they change no balance).
+            issued = P.record(db, account, position, when, [billed], position)
+            entry = issued.entries[0].seq
+            issued = P.merge(issued, take_packs(db, bill, service, when_, position, when))
+            applied = P.merge(issued, P.record(db, account, position, when, then, after))
+        else:  # the bill's entry and its debit's in one go: the account's row is updated once
+            applied = P.record(db, account, position, when, [billed, *then], after)
+            entry = applied.entries[0].seq
         insert_document(db, number=number, series=series, seq=seq, kind=INVOICE, account=account, service=service,
                         period=period, refers_to=None, cause=SETTLEMENT, reason="", currency=currency, amount=total,
                         fingerprint=priced.fingerprint, bill_json=bill_json, document_json=document_json,
-                        document_text=invoice_text, issued_at=when,
-                        entry=issued.entries[0].seq)
-        if inside.has_packs(account):  # else no unit is used or lost: nothing to record
-            issued = P.merge(issued, take_packs(db, bill, service, when_, position, when))
-        db.execute("INSERT INTO debits (account, service, period, amount, due_at, closes_at, arrears_action, "
-                   "resume_when, freeze, freeze_basis, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled')",
-                   (account, service, period, as_text(total), opens, closes, terms.arrears_action,
-                    terms.resume_when, None if terms.freeze is None else as_text(terms.freeze), terms.freeze_basis))
+                        document_text=invoice_text, issued_at=when, entry=entry)
         step("billed")
-        if when < opens:
-            window = f"{when_.deduction_opens.date().isoformat()} to {when_.deduction_last_day.isoformat()}"
-            scheduled = P.record(db, account, position, when, [S.Change(
-                S.DEBIT_SCHEDULED, f"invoice {number} for {period}: {money} to be debited in the deduction "
-                f"window, {window} ({when_.time_zone})", service, period, ref=number)], position)
-            applied = P.merge(issued, scheduled)
-            debit = "scheduled"
-        else:
-            applied = P.merge(issued, _debit(db, account, service, period, total, terms, number, position,
-                                                 when, closes))
-            debit = "applied"
+        # The debit's row as it ends up (applied, with its entry; or scheduled): one statement, not two.
+        taken = next(e.seq for e in applied.entries if e.kind == S.DEBIT) if debit == "applied" else None
+        db.execute("INSERT INTO debits (account, service, period, amount, due_at, closes_at, arrears_action, "
+                   "resume_when, freeze, freeze_basis, status, entry) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (account, service, period, as_text(total), opens, closes, terms.arrears_action,
+                    terms.resume_when, None if terms.freeze is None else as_text(terms.freeze), terms.freeze_basis,
+                    debit, taken))
         step("debited")
     return Settled(account, "settled", number, currency, total, debit, when_.deduction_opens, applied,
-                   issue_date=issued_on, due_date=meta.due_date)
+                   issue_date=issued_on, due_date=priced.due(issued_on))
 
 
 def _debit(db, account, service, period, amount, terms, invoice, position, when, closes) -> Applied:
+    """Take a scheduled debit: its entries, and its row marked applied."""
     from .. import settlement as S
 
-    note = "" if when < closes else f" (after the deduction window, which closed {moment(closes).isoformat()})"
-    outcome = S.apply_debit(position, service, period, amount, terms, invoice, note=note)
+    outcome = S.apply_debit(position, service, period, amount, terms, invoice, note=_late(when, closes))
     applied = P.record(db, account, position, when, outcome.changes, outcome.position)
     seq = next(e.seq for e in applied.entries if e.kind == S.DEBIT)
     db.execute("UPDATE debits SET status = 'applied', entry = ? WHERE account = ? AND service = ? AND period = ?",
                (seq, account, service, period))
     return applied
+
+
+def _late(when: str, closes: str) -> str:
+    return "" if when < closes else f" (after the deduction window, which closed {moment(closes).isoformat()})"
 
 
 @dataclass(frozen=True)
@@ -367,6 +389,7 @@ class _Priced:
     terms: S.Terms
     packs: tuple[PackBalance, ...]
     meta: Callable[[str, date], InvoiceMeta]  # (number, issue date) → the invoice's number and dates
+    due: Callable[[date], date]  # issue date → its due date
     # (number, buyer) → its invoice text, bill JSON and document JSON rendered ahead, or None
     prerendered: Callable[[str, object], tuple[str, str, str] | None]
 
