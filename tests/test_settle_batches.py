@@ -80,7 +80,7 @@ def test_batches_and_workers_record_the_same_ledger_as_one_account_at_a_time(tem
     assert len(renders_here) == len(ACCOUNTS)
     expected = dump(one)
     assert [r[3] for r in expected["bills"]] == [f"INV-{n:06d}" for n in range(1, 13)]
-    for batch, jobs in ((5, 1), (5, 2), (100, 2)):
+    for batch, jobs in ((5, 1), (5, 2), (100, 2), (1, 2), (3, 2)):  # with workers, rated several batches ahead
         renders_here.clear()
         other = copy(db, tmp_path / f"b{batch}-j{jobs}.db")
         with Ledger(other) as ledger:

@@ -5,6 +5,7 @@ settled or untouched and a concurrent run finds the work done; and collecting th
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import datetime
@@ -237,14 +238,18 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         return [rate_account(account, ahead) for account in accounts]
 
     with Prerenderer(rules, period, issued_on, jobs, len(billable)) as pre:
-        ahead = None
+        rated: deque[list[Callable[[Inside], Settled]]] = deque()
+        upto = 0  # the accounts before it are rated; those of `rated` are not written yet
         for start in range(0, len(billable), batch):
             chunk = billable[start:start + batch]
             try:
-                records = ahead if ahead is not None else rate_batch(chunk)
-                # The next batch is rated (its invoices handed to the workers) before this one is
-                # written, so that the workers render while the ledger writes.
-                ahead = rate_batch(billable[start + batch:start + 2 * batch]) if pre.active else None
+                # This batch, and with workers the batches after it up to `pre.ahead` accounts: rated (their
+                # invoices handed to the workers) before this one is written, so that the workers render
+                # while the ledger writes, and have work left whenever they finish a task first.
+                while upto <= start or (pre.active and upto < len(billable) and upto - start < batch + pre.ahead):
+                    rated.append(rate_batch(billable[upto:upto + batch]))
+                    upto += batch
+                records = rated.popleft()
             except LedgerError as exc:  # the ledger could not be read: nothing of this batch was written
                 raise SettleInterrupted(period, service, exc, tuple(results), tuple(billable[start:])) from None
             done, failure = [], None
