@@ -345,9 +345,9 @@ def apply_debit(position: Position, service: str, period: str, total: Decimal, t
                         f"released on settling {period}", service, period, frozen=-state.frozen))
     # The terms as of this debit; the deposit released; a pending freeze of an earlier period replaced by
     # this period's estimate.
-    state = replace(state, arrears_action=terms.arrears_action, resume_when=terms.resume_when,
-                    pending_freeze=None, pending_period=None,
-                    **({"frozen": ZERO, "frozen_period": None} if state.frozen else {}))
+    frozen, frozen_period = (ZERO, None) if state.frozen else (state.frozen, state.frozen_period)
+    state = replace(state, arrears_action=terms.arrears_action, resume_when=terms.resume_when, frozen=frozen,
+                    frozen_period=frozen_period, pending_freeze=None, pending_period=None)
     if terms.freeze is not None:
         state = b.try_freeze(state, terms.freeze, period, f" for {period}" + (f" ({terms.freeze_basis})"
                                                                              if terms.freeze_basis else ""))

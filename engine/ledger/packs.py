@@ -157,7 +157,7 @@ def take_packs(db, bill, service, when_, position, when) -> Applied:
     S = settlement()
 
     account, period = bill.account, bill.period
-    changes: list[S.Change] = []
+    changes: list = []  # of settlement.Change
     rows: list[tuple[str, str, int]] = []  # (pack, kind, units)
     taken: dict[str, int] = {}
     for line in bill.lines:

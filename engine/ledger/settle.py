@@ -129,9 +129,9 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     results: list[Settled] = []
     zone = policy.time_zone
 
-    dues: dict[date, date] = {}
+    dues: dict[date, date | None] = {}
 
-    def due_on(bill, issued: date) -> date:
+    def due_on(bill, issued: date) -> date | None:
         """An invoice's due date: a function of the period, the policy and the issue date alone (see
         `invoice_meta`), the same for every bill of the run, so worked out once."""
         if issued not in dues:
@@ -402,7 +402,7 @@ class _Priced:
     terms: S.Terms
     packs: tuple[PackBalance, ...]
     meta: Callable[[str, date], InvoiceMeta]  # (number, issue date) → the invoice's number and dates
-    due: Callable[[date], date]  # issue date → its due date
+    due: Callable[[date], date | None]  # issue date → its due date
     # (number, buyer) → its invoice text, bill JSON and document JSON rendered ahead, or None
     prerendered: Callable[[str, object], tuple[str, str, str] | None]
 
