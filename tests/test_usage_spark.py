@@ -165,3 +165,95 @@ def test_json_lines_bytes_that_are_not_utf8_are_refused_as_on_duckdb(spark_sessi
             read_usage([path], shipped_rules, engine=engine, spark=spark_session)
         messages.append(str(caught.value))
     assert messages[0] == messages[1] and "usage.jsonl:2: the file is not UTF-8 text" in messages[0]
+
+
+# -- files at a URL: read where they are, through the Hadoop file systems of the Spark session --------
+
+
+def _urls_read_as_local_paths(spark_session, rules, paths, period=None):
+    """Read as `file://` URLs on Spark (Hadoop's file-system API, as for hdfs:// or s3a://) and as
+    local paths on DuckDB: the same reconciliation, the same rejected rows (named by the URL given),
+    the same accounts and bills."""
+    urls = [p.as_uri() for p in paths]
+    on_spark = read_usage(urls, rules, period=period, engine="spark", spark=spark_session)
+    on_duckdb = read_usage(paths, rules, period=period)
+    assert all(s.staged is not None or s.lines is not None for s in on_spark.sources)  # not opened as local paths
+    assert on_spark.reconciliation == on_duckdb.reconciliation
+    url_of = {source.name: url for source, url in zip(on_duckdb.sources, urls)}
+    assert [(r.file, r.line, r.reason, r.raw) for r in on_spark.rejected] == [
+        (url_of[r.file], r.line, r.reason, r.raw) for r in on_duckdb.rejected]
+    assert list(on_spark.accounts()) == list(on_duckdb.accounts())
+    assert _bills(on_spark, rules) == _bills(on_duckdb, rules)
+    return on_spark
+
+
+def test_files_at_a_url_every_format(spark_session, shipped_rules, corpus, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    calls = (EXAMPLES / "calls-2020-09-30.jsonl").read_bytes()
+    (tmp_path / "calls.jsonl").write_bytes(calls)
+    (tmp_path / "again.jsonl.gz").write_bytes(gzip.compress(calls, mtime=0))
+    pq.write_table(pa.table({"account": ["acme", "globex"], "period": ["2020-09"] * 2, "api": ["SearchFaces"] * 2,
+                             "calls": pa.array([3000001.0, 12.0], pa.float64())}), tmp_path / "a.parquet")
+    (tmp_path / "array.json").write_text(json.dumps([{"account": "initech", "period": "2020-09", "api": "DetectFace",
+                                                      "calls": 40}]))
+    reader = _urls_read_as_local_paths(spark_session, shipped_rules, [
+        corpus / "calls.csv", corpus / "calls-again.csv.gz", tmp_path / "calls.jsonl", tmp_path / "again.jsonl.gz",
+        tmp_path / "a.parquet", tmp_path / "array.json"])
+    assert not reader.diagnosed  # the compiled query ran on Spark over the files where they are
+    assert reader.reconciliation.rows_duplicate > 0
+
+
+def test_a_bad_row_at_a_url_is_named_by_its_url_and_row(spark_session, shipped_rules, corpus, tmp_path):
+    (tmp_path / "usage.csv.gz").write_bytes(gzip.compress((corpus / "usage-with-bad-row.csv").read_bytes(), mtime=0))
+    (tmp_path / "no-gz-name").write_bytes(gzip.compress((corpus / "usage.csv").read_bytes(), mtime=0))
+    for path in (corpus / "usage-with-bad-row.csv", tmp_path / "usage.csv.gz", tmp_path / "no-gz-name"):
+        reader = _urls_read_as_local_paths(spark_session, shipped_rules, [path])
+        assert reader.diagnosed  # the row pass ran here, on a copy of the file
+    [bad] = _urls_read_as_local_paths(spark_session, shipped_rules, [tmp_path / "usage.csv.gz"]).rejected
+    assert (bad.file, bad.line, bad.code) == ((tmp_path / "usage.csv.gz").as_uri(), 30, "unknown-api")
+
+
+def test_a_url_pattern_reads_each_match_once(spark_session, shipped_rules, corpus, tmp_path):
+    (tmp_path / "part-1.csv").write_bytes((corpus / "calls.csv").read_bytes())
+    (tmp_path / "part-2.csv").write_bytes((corpus / "calls-again.csv.gz").read_bytes())
+    (tmp_path / "other.txt").write_text("not usage")
+    pattern = tmp_path.as_uri() + "/part-*.csv"
+    on_spark = read_usage(pattern, shipped_rules, engine="spark", spark=spark_session)
+    on_duckdb = read_usage(str(tmp_path / "part-*.csv"), shipped_rules)
+    assert [s.name.rsplit("/", 1)[1] for s in on_spark.sources] == ["part-1.csv", "part-2.csv"]
+    assert on_spark.reconciliation == on_duckdb.reconciliation
+    assert list(on_spark.accounts()) == list(on_duckdb.accounts())
+    from ratecard.errors import RatecardError
+
+    with pytest.raises(RatecardError, match="given twice"):
+        read_usage([pattern, (tmp_path / "part-1.csv").as_uri()], shipped_rules, engine="spark", spark=spark_session)
+
+
+@pytest.mark.parametrize("where, message", [
+    ("{dir}/missing.csv", "cannot read the usage file: No such file or directory"),
+    ("{dir}/*.nothing", "no usage file matches this pattern"),
+    ("{dir}", "Is a directory"),
+    ("nosuchscheme://bucket/usage.csv", 'No FileSystem for scheme "nosuchscheme"'),
+])
+def test_a_url_spark_cannot_read_is_a_clear_error(spark_session, shipped_rules, tmp_path, where, message):
+    from ratecard.errors import RatecardError
+
+    url = where.format(dir=tmp_path.as_uri())
+    with pytest.raises(RatecardError, match=message) as caught:
+        read_usage(url, shipped_rules, engine="spark", spark=spark_session)
+    assert str(caught.value).startswith(url.split("*")[0].rstrip("/"))
+
+
+def test_bill_reads_a_url_on_spark_as_the_file_itself(spark_session, tmp_path, capsys):
+    from ratecard.cli import main
+
+    local = EXAMPLES / "usage-2020-09.csv"
+    assert main(["bill", "--usage", str(local), "--format", "jsonl", "--rejects", str(tmp_path / "local.csv")]) == 0
+    expected = capsys.readouterr().out
+    assert main(["bill", "--usage", local.as_uri(), "--format", "jsonl", "--rejects", str(tmp_path / "url.csv"),
+                 "--engine", "spark", "--master", "local[2]"]) == 0
+    assert capsys.readouterr().out == expected and expected.count('"schema_version"') == 13
+    rejected = (tmp_path / "url.csv").read_text()
+    assert local.as_uri() in rejected and "DetectLiveFaceAccurate" in rejected

@@ -167,7 +167,7 @@ def _json_projection(s: Source) -> str:
 def parquet_schema(con, source: Source) -> dict[str, str]:
     """Column name (lowercased) → DuckDB type of a Parquet file; a clear error when it is not one."""
     try:
-        described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({lit(source.path)})").fetchall()
+        described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({lit(source.staged or source.path)})").fetchall()
     except duckdb.Error as exc:
         raise RatecardError(f"{source.name}: cannot read the Parquet file: {_first_line(exc)}") from None
     types = ParquetTypes({name.strip().lower(): str(kind) for name, kind, *_ in described})
@@ -209,7 +209,7 @@ def parquet_source(con, source: Source, kind: str | None) -> tuple[Source, dict]
                             "of its calls is unknown; expected TIMESTAMP WITH TIME ZONE (UTC-adjusted) or ISO 8601 "
                             "text with a UTC offset")
     found = Source(source.name, source.path, "parquet", kind, False, tuple(n for n in names if n in KNOWN),
-                   source.identity)
+                   source.identity, staged=source.staged)
     return found, types
 
 

@@ -69,6 +69,9 @@ class Source:
     identity: tuple | None = None  # (device, inode): the same file given twice is refused
     delimiter: str = ","  # CSV: what separates the fields, as the header line shows it
     lines: tuple[int, ...] | None = None  # a JSON array read as JSON Lines: each record's line in the file
+    # A file at a URL (`path`), read by Spark where it is: its first bytes (a Parquet file's footer)
+    # copied here for sniffing and the schema; None for a file this machine opens itself.
+    staged: str | None = None
 
     @property
     def decimal_comma(self) -> bool:

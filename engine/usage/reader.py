@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import stat
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
@@ -29,16 +29,16 @@ from ..bill import builder
 from ..rating import UsageItem
 from .files import CALLS, KINDS, STDIN_NAME, Source, copy_pipe, copy_stdin, expand, identity_of, shown, sniff
 from .records import AccountUsage, Reconciliation, Rejected
+from .remote import is_url
 
 if TYPE_CHECKING:
     import duckdb
 
+    from .remote import Remote
+
 ENGINES = ("duckdb", "spark")
 _BATCH = 50_000  # result rows fetched at a time
 _item = builder(UsageItem)  # the frozen record, built without its slow __init__
-
-
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 
 
 class UsageReader:
@@ -83,13 +83,16 @@ class UsageReader:
         self._pipes = 0  # named pipes and devices copied to the scratch folder
         self.diagnosed = False  # whether the row-numbered pass had to run (something was not clean)
         self._valued = None  # the groups read by the `valued` path, when the rules need it
+        self._remote: Remote | None = None  # the Hadoop file systems of the Spark session, once a URL is read
+        self._remotes = 0  # files read at a URL
 
     # -- input ----------------------------------------------------------------------------------
 
     def read(self, source, *, stdin=None, format: str | None = None, kind: str | None = None,
              name: str | None = None) -> UsageReader:
-        """Add a file (a path, a glob pattern, ``-`` for the binary stream `stdin`, or an open file
-        object, text or binary, such as ``io.StringIO(text)``) to the run; standard input is named
+        """Add a file (a path, a glob pattern, ``-`` for the binary stream `stdin`, an open file
+        object, text or binary, such as ``io.StringIO(text)``, or with the Spark engine a URL of a
+        file system Spark reads, such as ``hdfs://…`` or ``s3a://…/*.parquet``) to the run; standard input is named
         `name` in problems (e.g. "request body"; default <stdin>), a file object by `name`, else its
         own name, else ``<stream N>``."""
         if self._done:
@@ -106,13 +109,8 @@ class UsageReader:
         if not isinstance(source, (str, os.PathLike)):
             raise RatecardError(f"cannot read usage from a {type(source).__name__}: expected a path, a glob "
                                 "pattern, '-' or a file object opened for reading")
-        if isinstance(source, str) and _URL.match(source):
-            # Not silently a local path that does not exist ("s3a:/bucket/..."): every file is also read
-            # here (its format, its bad rows named by row, the reconciliation), whatever the engine.
-            raise RatecardError(f"{source}: usage is read from local files (also with --engine spark, which "
-                                "needs each file on a local or mounted path for the row checks); copy or mount it "
-                                "locally, or run the compiled query in the cluster (`ratecard usage --sql "
-                                "--dialect spark`) and bill the aggregated result it writes")
+        if isinstance(source, str) and is_url(source):
+            return self._read_url(source, format, kind)
         for path in expand(source):
             if path == "-":
                 if self._stdin_read:
@@ -137,6 +135,43 @@ class UsageReader:
             self._note_copy(found)
             self.sources.append(found)
         return self
+
+    def _read_url(self, url: str, format: str | None, kind: str | None) -> UsageReader:
+        """A file (or a glob of files) at a URL: Spark reads it where it is (see `remote`)."""
+        if self.engine != "spark":
+            # Never silently a local path that does not exist ("s3a:/bucket/..." would be one).
+            raise RatecardError(f"{url}: a URL is read with --engine spark, through the cluster's file systems; "
+                                "the DuckDB engine reads local (or mounted) files: copy or mount it, or run the "
+                                "compiled query where the files are (`ratecard usage --sql --dialect spark`) and bill its result")
+        from .remote import Remote, is_pattern, starts_array
+
+        remote = self._remote = self._remote or Remote(self.spark or self._spark_session())
+        for path in remote.expand(url):
+            name = path if is_pattern(url) else url  # as given, or as the file system names a match
+            identity = ("url", path)
+            if identity in self._identities:
+                raise RatecardError(f"{name}: this usage file is given twice (also as {self._identities[identity]}); "
+                                    "each file is read once, or its calls would count twice")
+            self._identities[identity] = name
+            self._remotes += 1
+            head = remote.stage(path, self._scratch, self._remotes)
+            if format == "json" or (format is None and starts_array(head, name)):
+                # A JSON array is read as JSON Lines, one record a line, made here from the whole file.
+                whole = remote.fetch(path, self._scratch, f"remote-{self._remotes}")
+                self.sources.append(self._sniffed(whole, name, format, kind, identity))
+                continue
+            found = replace(sniff(head, name, format=format, kind=kind, identity=identity), path=path, staged=head)
+            if found.format == "parquet":
+                from .duck import parquet_source
+
+                found, _ = parquet_source(self._connection(), found, kind)
+            self.sources.append(found)
+        return self
+
+    def _spark_session(self):
+        from .spark import session
+
+        return session(self.master)
 
     def _sniffed(self, real: str, name: str, format: str | None, kind: str | None, identity) -> Source:
         found = sniff(real, name, format=format, kind=kind, identity=identity, scratch=self._scratch)
@@ -335,6 +370,10 @@ class UsageReader:
                 found = duck.fast_counts(con, table, kind)
             else:
                 self.diagnosed = True
+                if self._remote is not None:  # the row pass reads each file here: the remote ones are copied
+                    from .remote import fetched
+
+                    sources = fetched(self._remote, sources, self._scratch, kind)
                 found, bad = duck.run_rows(con, self.rules, kind, self.period, sources, types, self._scratch, table)
                 for src, line, reason, code, raw, who, also in bad:
                     index = chosen[src][0]
