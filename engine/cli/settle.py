@@ -24,7 +24,14 @@ NOT_ALL_SETTLED = 3
 
 
 def _settle_text(report) -> list[str]:
+    """The whole report as text, from a report that kept its accounts."""
+    width = max((len(a.account) for a in report.accounts), default=0)
+    return (_head_text(report) + ([""] if report.accounts else []) + [_account_text(a, width) for a in report.accounts]
+            + _tail_text(report))
 
+
+def _head_text(report) -> list[str]:
+    """The lines before the accounts: what was settled, the schedule, the scheduled debits collected."""
     when = report.schedule
     zone = when.start.tzinfo
     out = [f"Settled {report.period} of {report.service} ({report.rules_fingerprint[:19]}) as of "
@@ -34,32 +41,77 @@ def _settle_text(report) -> list[str]:
     for c in report.collected:
         state = (applied_text(c.applied, c.currency) if c.applied else f"not collected: {c.problem}")
         out.append(f"  collected {c.account} {c.period} ({c.service}): {format_money(c.amount, c.currency)}; {state}")
-    if report.accounts:
-        out.append("")
-        width = max(len(a.account) for a in report.accounts)
-    for a in report.accounts:
-        head = (f"  {a.account.ljust(width)}  invoice {a.invoice}  {format_money(a.total, a.currency)}"
-                if a.total is not None else f"  {a.account.ljust(width)}  no invoice")
-        if a.outcome == "corrected":
-            out.append(f"  {a.account.ljust(width)}  {a.problem}; {applied_text(a.applied, a.currency)}")
-        elif a.outcome == "already-settled":
-            out.append(f"{head}  already settled" + (f" — note: {a.problem}" if a.problem else ""))
-        elif a.outcome == "failed":
-            out.append(f"{head}  NOT SETTLED: {a.problem}")
-        elif a.debit == "scheduled":
-            out.append(f"{head}  debit scheduled for {a.due_at.date().isoformat()}")
-        else:
-            out.append(f"{head}  debited; {applied_text(a.applied, a.currency)}")
-    counts = {k: sum(a.outcome == k for a in report.accounts)
-              for k in ("settled", "corrected", "already-settled", "failed")}
+    return out
+
+
+def _account_text(a, width: int) -> str:
+    """One account's line, its name padded to `width` (the longest name of the accounts settled)."""
+    head = (f"  {a.account.ljust(width)}  invoice {a.invoice}  {format_money(a.total, a.currency)}"
+            if a.total is not None else f"  {a.account.ljust(width)}  no invoice")
+    if a.outcome == "corrected":
+        return f"  {a.account.ljust(width)}  {a.problem}; {applied_text(a.applied, a.currency)}"
+    if a.outcome == "already-settled":
+        return f"{head}  already settled" + (f" — note: {a.problem}" if a.problem else "")
+    if a.outcome == "failed":
+        return f"{head}  NOT SETTLED: {a.problem}"
+    if a.debit == "scheduled":
+        return f"{head}  debit scheduled for {a.due_at.date().isoformat()}"
+    return f"{head}  debited; {applied_text(a.applied, a.currency)}"
+
+
+def _tail_text(report) -> list[str]:
+    """The lines after the accounts: how many had each outcome, the usage not billed."""
+    counts = report.outcomes
     corrected = f"{counts['corrected']:,} corrected, " if counts["corrected"] else ""
-    out += ["", f"{counted(len(report.accounts), 'account')}: {counts['settled']:,} settled, {corrected}"
-            f"{counts['already-settled']:,} already settled, {counts['failed']:,} not settled"]
+    out = ["", f"{counted(report.settled_count, 'account')}: {counts['settled']:,} settled, {corrected}"
+           f"{counts['already-settled']:,} already settled, {counts['failed']:,} not settled"]
     if report.unbilled:
         out.append(f"Usage not billed ({counted(len(report.unbilled), 'account')}; settle again once they are set up):")
         width = max(len(u.account) for u in report.unbilled)
         out += [f"  {u.account.ljust(width)}  {counted(u.calls, 'call')}: {u.reason}" for u in report.unbilled]
     return out
+
+
+class _TextStream:
+    """The text report printed as the settlement goes: each account's line once its batch is committed.
+    The accounts' column is as wide as the longest name of those to be settled, known before the first."""
+
+    def __init__(self, out):
+        self._out, self._width = out, 0
+
+    def start(self, head, accounts) -> None:
+        lines = _head_text(head) + ([""] if accounts else [])
+        self._width = max((len(a) for a in accounts), default=0)
+        self._out.write("".join(line + "\n" for line in lines))
+
+    def account(self, settled) -> None:
+        self._out.write(_account_text(settled, self._width) + "\n")
+
+
+class _JsonStream:
+    """`json.dumps(report.to_dict() | extra, indent=2)`, byte for byte, written as the settlement goes:
+    the keys before "accounts", each account once its batch is committed, then the rest."""
+
+    def __init__(self, out):
+        self._out, self._any = out, False
+
+    @staticmethod
+    def _dumps(value) -> str:
+        return json.dumps(value, indent=2, ensure_ascii=False)
+
+    def start(self, head, accounts) -> None:
+        # The head object's text up to its closing brace, then the key that follows it.
+        self._out.write(self._dumps(head.head_dict())[:-2] + ',\n  "accounts": ')
+
+    def account(self, settled) -> None:
+        # One item of a list two levels deep: its lines indented by two levels more (no JSON string
+        # holds a raw newline, so every newline is the layout's).
+        self._out.write(("[\n    " if not self._any else ",\n    ")
+                        + self._dumps(settled.to_dict()).replace("\n", "\n    "))
+        self._any = True
+
+    def finish(self, report, extra: dict) -> None:
+        self._out.write(("\n  ]" if self._any else "[]") + "," + self._dumps(report.tail_dict() | extra)[1:] + "\n")
 
 
 def cmd_settle(args) -> int:
@@ -99,10 +151,16 @@ def cmd_settle(args) -> int:
                                f"{len(unowned):,} bad usage row(s) whose account cannot be read "
                                f"(first: {unowned[0]}); nothing was settled, since any account could be the "
                                "one they belong to. Fix them and settle again")
-        report = ledger.settle(rules, reader.accounts(), args.period, at, hold=held, batch=args.batch,
-                               jobs=args.jobs)
-        if args.format == "pdf":
+        if args.format == "pdf":  # the documents of every account settled are printed: all are kept
+            report = ledger.settle(rules, reader.accounts(), args.period, at, hold=held, batch=args.batch,
+                                   jobs=args.jobs)
             written = _documents_pdf(ledger, report, out_dir, getattr(args, "paper", None))
+        else:
+            # Streamed: each account's result is printed once its batch is committed, and not kept, so
+            # that memory stays flat however many accounts there are (see docs/scale.md).
+            stream: _JsonStream | _TextStream = (_JsonStream if args.format == "json" else _TextStream)(sys.stdout)
+            report = ledger.settle(rules, reader.accounts(), args.period, at, hold=held, batch=args.batch,
+                                   jobs=args.jobs, on_start=stream.start, on_account=stream.account)
     if args.format == "pdf":
         # The PDF is standard output's one document (unless --out): the report goes to standard error.
         report_to = sys.stdout if out_dir else sys.stderr
@@ -112,10 +170,10 @@ def cmd_settle(args) -> int:
     elif args.format == "json":
         held_out = {"rejects": {"file": args.rejects, "rows": rejects.count,
                                 "accounts_held": sorted(held - {""})}} if rejects is not None else {}
-        print(json.dumps(report.to_dict() | {"reconciliation": reconciliation.to_dict()} | held_out, indent=2,
-                         ensure_ascii=False))
+        assert isinstance(stream, _JsonStream)
+        stream.finish(report, {"reconciliation": reconciliation.to_dict()} | held_out)
     else:
-        print("\n".join(_settle_text(report) + reconciliation.lines()))
+        print("\n".join(_tail_text(report) + reconciliation.lines()))
     if rejects is not None and args.format != "json":
         print(f"{counted(rejects.count, 'bad row')} written to {args.rejects}",
               file=sys.stderr if args.format == "pdf" and not out_dir else sys.stdout)

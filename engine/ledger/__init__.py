@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from .facade import Ledger
 from .records import (Account, Applied, BillRecord, Charge, Collected, Entry, Pack, PackBought, PackUnits,
-                      ServiceInfo, Settled, SettleReport, Statement, Status, Unbilled)
+                      ServiceInfo, Settled, SettleReport, Statement, Status, Streamed, Unbilled)
 from .schema import LATEST, MIGRATIONS, Migration
 from .values import (ACTIVE, APPLICATION_ID, BUSY_TIMEOUT_S, DB_ENV, DEFAULT_DB, NOT_ACTIVATED, SUSPENDED, LedgerError,
                      NotALedger, SettleInterrupted, UnknownAccount, default_path, moment, parse_amount,
@@ -58,6 +58,6 @@ __all__ = [
     "ACTIVE", "APPLICATION_ID", "BUSY_TIMEOUT_S", "DB_ENV", "DEFAULT_DB", "LATEST", "MIGRATIONS", "NOT_ACTIVATED",
     "SUSPENDED", "Account", "Applied", "BillRecord", "Charge", "Collected", "Entry", "Ledger", "LedgerError",
     "Migration", "NotALedger", "Pack", "PackBought", "PackUnits", "ServiceInfo", "SettleInterrupted", "SettleReport",
-    "Settled", "Statement", "Status", "Unbilled", "UnknownAccount", "default_path", "moment", "parse_amount",
+    "Settled", "Statement", "Status", "Streamed", "Unbilled", "UnknownAccount", "default_path", "moment", "parse_amount",
     "parse_pack_size", "stamp",
 ]

@@ -4,7 +4,7 @@ the module that does it (accounts, packs, settle, corrections, documents, statem
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable
+from typing import Callable, Iterable
 
 # Imported under other names: the facade's methods are named as the modules are.
 from . import accounts as _accounts
@@ -14,7 +14,8 @@ from . import imports as _imports
 from . import packs as _packs
 from . import settle as _settle
 from . import statements as _statements
-from .records import Account, Applied, BillRecord, Collected, Entry, Pack, PackBought, SettleReport, Statement, Status
+from .records import (Account, Applied, BillRecord, Collected, Entry, Pack, PackBought, Settled, SettleReport,
+                      Statement, Status)
 from .storage import Store
 from .values import BUSY_TIMEOUT_S
 
@@ -120,8 +121,11 @@ class Ledger:
 
     @_as(_settle.settle)
     def settle(self, rules, usage: Iterable, period: str, at: datetime, *, hold: Iterable[str] = (),
-               batch: int = _settle.BATCH, jobs: int | None = None) -> SettleReport:
-        return _settle.settle(self._store, rules, usage, period, at, hold=hold, batch=batch, jobs=jobs)
+               batch: int = _settle.BATCH, jobs: int | None = None,
+               on_start: Callable[[SettleReport, tuple[str, ...]], None] | None = None,
+               on_account: Callable[[Settled], None] | None = None) -> SettleReport:
+        return _settle.settle(self._store, rules, usage, period, at, hold=hold, batch=batch, jobs=jobs,
+                              on_start=on_start, on_account=on_account)
 
     @_as(_settle.collect)
     def collect(self, at: datetime) -> list[Collected]:

@@ -302,8 +302,27 @@ class Unbilled:
         return {"account": self.account, "calls": quantity(self.calls), "reason": self.reason}
 
 
+# The outcomes a settled account can have, in the order reports count them.
+OUTCOMES = ("settled", "corrected", "already-settled", "failed")
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """What a report keeps of accounts that were handed one by one to the caller as they were settled
+    (`settle(on_account=...)`) instead of kept: how many had each outcome, and the accounts that make the
+    settlement incomplete, which a report must still name."""
+
+    outcomes: tuple[tuple[str, int], ...]  # (outcome, accounts), in the order of OUTCOMES then by name
+    failed: tuple[Settled, ...] = ()
+    unrecorded: tuple[Settled, ...] = ()
+
+
 @dataclass(frozen=True)
 class SettleReport:
+    """A settlement's result. `accounts` holds every account settled, in account order, unless they
+    were streamed to the caller instead (`streamed` is then set, and `accounts` empty): `outcomes`,
+    `failed`, `unrecorded` and `complete` answer alike either way."""
+
     period: str
     service: str
     rules_fingerprint: str
@@ -312,9 +331,28 @@ class SettleReport:
     collected: tuple[Collected, ...] = ()
     accounts: tuple[Settled, ...] = ()
     unbilled: tuple[Unbilled, ...] = ()
+    streamed: Streamed | None = None
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        """How many accounts had each outcome: every name of OUTCOMES (0 when none), then any other."""
+        if self.streamed is not None:
+            counts = dict(self.streamed.outcomes)
+        else:
+            counts = {}
+            for a in self.accounts:
+                counts[a.outcome] = counts.get(a.outcome, 0) + 1
+        return {k: counts.get(k, 0) for k in OUTCOMES} | {k: n for k, n in sorted(counts.items()) if k not in OUTCOMES}
+
+    @property
+    def settled_count(self) -> int:
+        """How many accounts this settlement went through (whatever their outcome)."""
+        return sum(self.outcomes.values())
 
     @property
     def failed(self) -> tuple[Settled, ...]:
+        if self.streamed is not None:
+            return self.streamed.failed
         return tuple(a for a in self.accounts if a.outcome == "failed")
 
     @property
@@ -327,19 +365,31 @@ class SettleReport:
     @property
     def unrecorded(self) -> tuple[Settled, ...]:
         """Accounts whose usage given rates differently from what is recorded, with no document for it."""
+        if self.streamed is not None:
+            return self.streamed.unrecorded
         return tuple(a for a in self.accounts if a.unrecorded)
 
-    def to_dict(self) -> dict:
+    def head_dict(self) -> dict:
+        """The keys of `to_dict` before "accounts" (known before any account is settled)."""
         return {"period": self.period, "service": self.service, "rules_fingerprint": self.rules_fingerprint,
                 "at": self.at.isoformat(), "issue": self.schedule.issue.isoformat(),
                 "deduction_window": [self.schedule.deduction_opens.isoformat(),
-                                     self.schedule.deduction_closes.isoformat()],
-                "accounts": [a.to_dict() for a in self.accounts],
-                "unbilled": [u.to_dict() for u in self.unbilled],
+                                     self.schedule.deduction_closes.isoformat()]}
+
+    def tail_dict(self) -> dict:
+        """The keys of `to_dict` after "accounts"."""
+        return {"unbilled": [u.to_dict() for u in self.unbilled],
                 "collected": [{"account": c.account, "service": c.service, "period": c.period,
                                "amount": money_text(c.amount, c.currency), "currency": c.currency,
                                "applied": c.applied is not None, "problem": c.problem or None}
                               for c in self.collected]}
+
+    def to_dict(self) -> dict:
+        if self.streamed is not None:
+            # Its accounts went to the caller as they were settled: a list of none would be wrong.
+            raise ValueError("the accounts of this settlement were streamed, not kept: write them as they come "
+                             "(head_dict, each account's to_dict, tail_dict)")
+        return self.head_dict() | {"accounts": [a.to_dict() for a in self.accounts]} | self.tail_dict()
 
 
 @dataclass(frozen=True)

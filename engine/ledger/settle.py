@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..formatting import format_money
 from . import documents as D
+from . import flow as F
 from . import postings as P
 from .corrections import correct
 from .lookups import Ahead, Inside
 from .packs import earlier_unsettled, pack_balances, take_packs
 from .prerender import Prerenderer
-from .records import Applied, Collected, Settled, SettleReport, Unbilled
+from .records import Applied, Collected, Settled, SettleReport
 from .values import LedgerError, SettleInterrupted, as_decimal, as_text, moment, settlement, stamp, step
 
 if TYPE_CHECKING:
@@ -73,7 +74,9 @@ BATCH = 100
 
 
 def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: Iterable[str] = (),
-           batch: int = BATCH, jobs: int | None = None) -> SettleReport:
+           batch: int = BATCH, jobs: int | None = None,
+           on_start: Callable[[SettleReport, tuple[str, ...]], None] | None = None,
+           on_account: Callable[[Settled], None] | None = None) -> SettleReport:
     """Settle `period` with `rules`: bill every account that activated the rule set's service
     before the period ended (with its usage, or none), debit the bills (or schedule the debits
     for the deduction window), hold deposits and suspend as the policy says. `usage` holds
@@ -84,7 +87,21 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     accounts are settled in one transaction (1: one transaction each): a crash leaves each batch
     wholly recorded or not at all, and each account wholly settled or untouched. `jobs` worker
     processes render the invoices ahead of their transactions (default: one per core for a large
-    run; 1: none), with the same documents recorded (see `prerender`)."""
+    run; 1: none), with the same documents recorded (see `prerender`).
+
+    By default `usage` may come in any order (it is read wholly first) and the report holds every
+    account's result (`SettleReport.accounts`). With `on_account`, the settlement streams, so that its
+    memory does not grow with the number of accounts: `usage` is read as the batches need it and must
+    come in account order, each account once, all of `period` (as `UsageReader.accounts()` yields
+    usage read for one period), and each account's `Settled` is handed to `on_account`, in account
+    order, once its batch is committed. The report then keeps, instead of `accounts`, the counts of
+    each outcome and the failed and unrecorded accounts (`SettleReport.streamed`): `outcomes`,
+    `failed` and `complete` answer as they would. `hold` must be complete when `settle` is called.
+    Usage out of order or of another period raises `flow.UsageOrderError` when nothing is recorded
+    yet, else `SettleInterrupted` (an account whose usage comes later than it should may have been
+    settled without it by then: the next run bills it the difference). `on_start(head, accounts)`,
+    when given, is called once before any account is settled, with the report as it stands (the
+    debits collected, no accounts) and the accounts to be settled, in order."""
     if batch < 1:
         raise ValueError(f"batch must be at least 1, not {batch}")
     S = settlement()
@@ -92,41 +109,23 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     from ..invoice import invoice_meta, invoice_number
     from ..rating import rate, tariff
     from ..tax import TaxError
-    from .accounts import buyers as buyers_of
 
     t = tariff(rules, period)
     policy, book = t.policy, t.book
     seller = rules.seller_at(period)
     when_ = S.check_settleable(policy, period, at)
     service, end = rules.name, stamp(when_.end)
-    by_account = {}
-    for u in usage:
-        if u.period != period:
-            raise ValueError(f"usage of {u.account} is for {u.period}, not {period}")
-        by_account[u.account] = u
+    streaming = on_account is not None
+    # Read before anything is written, so that usage of another period is refused with nothing changed.
+    ordered = F.in_order(usage, period) if streaming else iter(F.sorted_usage(usage, period))
+    held = set(hold)
+    merge = F.UsageMerge(ordered, held, F.why_unbilled(store, service, end))
 
     collected = tuple(collect(store, at))
 
-    activated = dict(store.read("SELECT account, activated_at FROM services WHERE service = ?", (service,)))
-    held = set(hold)
-    billable = sorted(a for a, since in activated.items() if since < end and a not in held)
-    unbilled = [Unbilled(account, by_account[account].calls if account in by_account else 0,
-                         "has rejected usage rows: settled once they are fixed")
-                for account in sorted(held) if account]
-    for account in sorted(set(by_account) - set(billable) - held):
-        if account in activated:
-            why = (f"activated {service} only at {moment(activated[account]).isoformat()}, after the period "
-                   "ended")
-        elif store.read("SELECT 1 FROM accounts WHERE id = ?", (account,)):
-            why = f"has not activated {service}"
-        else:
-            why = "is not in the ledger"
-        unbilled.append(Unbilled(account, by_account[account].calls, why))
-
-    recorded = {r[0]: r[1] for r in store.read(
-        "SELECT account, bill_json FROM bills WHERE service = ? AND period = ?", (service, period))}
-    currencies = dict(store.read("SELECT id, currency FROM accounts"))
-    results: list[Settled] = []
+    billable = tuple(sorted(a for (a,) in store.read(
+        "SELECT account FROM services WHERE service = ? AND activated_at < ?", (service, end)) if a not in held))
+    tally = F.Tally(keep=not streaming)
     zone = policy.time_zone
 
     dues: dict[date, date | None] = {}
@@ -147,26 +146,24 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
                        lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued),
                        lambda issued: due_on(bill, issued), prerendered)
 
-    # Whom tax rules tax by: the buyer details as they are when the period is settled.
-    buyers = buyers_of(store) if t.tax is not None else {}
-
     # The numbers the new invoices will get if nothing else issues any meanwhile (a prediction: the
     # transaction assigns the real one, and a text rendered with another is not used).
     issued_on = at.astimezone(when_.start.tzinfo).date()
     series = policy.numbering.series(INVOICE, issued_on)
     next_seq = store.read("SELECT coalesce(max(seq), 0) + 1 FROM documents WHERE series = ?", (series,))[0][0]
 
-    def rate_account(account: str, ahead: Ahead) -> Callable[[Inside], Settled]:
+    def rate_account(account: str, ahead: Ahead, items, recorded: bool, currency: str
+                     ) -> Callable[[Inside], Settled]:
         """Rate the account (reading the ledger only, outside any transaction, so that the write lock
         is held for writing alone); returns what records it, inside its batch's transaction."""
         nonlocal next_seq
-        items = by_account[account].items if account in by_account else ()
         suspended = ahead.suspended(account)
         # An account already settled is re-rated with its packs as they were before its bill, to
         # compare like with like.
-        packs = pack_balances(store, account, service, when_, zone, before_bill=True) if account in recorded \
+        packs = pack_balances(store, account, service, when_, zone, before_bill=True) if recorded \
             else ahead.packs(account)
-        buyer = buyers.get(account)
+        # Whom tax rules tax by: the buyer details as they are when the period is settled.
+        buyer = ahead.party(account) if t.tax is not None else None
         try:
             bill = rate(rules, items, period, account=account, packs=packs, suspended=suspended, buyer=buyer)
         except TaxError as exc:  # this account cannot be taxed as its details stand: the others are settled
@@ -182,7 +179,7 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
                 return bill
             return rate(rules, items, period, account=account, packs=now[0], suspended=now[1], buyer=now[2])
 
-        if account in recorded:
+        if recorded:
             # A recorded bill is never altered: usage that now rates differently is billed (or
             # credited) by a supplementary invoice (or credit note) for the difference.
             def correct_recorded(inside: Inside) -> Settled:
@@ -191,9 +188,9 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
                 except TaxError as exc:
                     return Settled(account, "failed", "", book.currency, None, problem=str(exc))
             return correct_recorded
-        if currencies[account] != bill.currency:
+        if currency != bill.currency:
             failed = Settled(account, "failed", number, bill.currency, bill.total,
-                             problem=f"the account is in {currencies[account]} but {rules.name} bills in "
+                             problem=f"the account is in {currency} but {rules.name} bills in "
                              f"{bill.currency}")
             return lambda inside: failed
         # A bill rated without pack balances takes no pack units.
@@ -234,24 +231,50 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         return record
 
     def rate_batch(accounts: list[str]) -> list[Callable[[Inside], Settled]]:
+        # What is read of each batch as it comes, rather than of the whole ledger up front: its usage
+        # (from the merge), whether its bills are recorded already, its currencies.
+        usage_of = merge.take(accounts)
+        recorded, currencies = F.batch_facts(store, accounts, service, period)
         ahead = Ahead(store, accounts, service, end, when_, zone, recorded)
-        return [rate_account(account, ahead) for account in accounts]
+        return [rate_account(account, ahead, usage_of[account].items if account in usage_of else (),
+                             account in recorded, currencies[account]) for account in accounts]
 
+    def interrupted(cause: Exception, left, stopped: str | None = None) -> SettleInterrupted:
+        """What a settlement stopped part-way says: the accounts committed before are billable[:count]."""
+        if tally.keep:
+            return SettleInterrupted(period, service, cause, tuple(tally.kept), tuple(left), stopped)
+        failed = tally.failed_accounts()
+        recorded = [a for a in billable[:tally.count] if a not in failed]
+        return SettleInterrupted(period, service, cause, (), tuple(left), stopped, recorded=recorded)
+
+    def committed(done: list[Settled]) -> None:
+        for result in done:
+            tally.add(result)
+            step("committed")
+            if on_account is not None:
+                on_account(result)
+
+    if on_start is not None:
+        on_start(SettleReport(period, service, t.fingerprint, at, when_, collected), billable)
     with Prerenderer(rules, period, issued_on, jobs, len(billable)) as pre:
         rated: deque[list[Callable[[Inside], Settled]]] = deque()
         upto = 0  # the accounts before it are rated; those of `rated` are not written yet
         for start in range(0, len(billable), batch):
-            chunk = billable[start:start + batch]
+            chunk = list(billable[start:start + batch])
             try:
                 # This batch, and with workers the batches after it up to `pre.ahead` accounts: rated (their
                 # invoices handed to the workers) before this one is written, so that the workers render
                 # while the ledger writes, and have work left whenever they finish a task first.
                 while upto <= start or (pre.active and upto < len(billable) and upto - start < batch + pre.ahead):
-                    rated.append(rate_batch(billable[upto:upto + batch]))
+                    rated.append(rate_batch(list(billable[upto:upto + batch])))
                     upto += batch
                 records = rated.popleft()
             except LedgerError as exc:  # the ledger could not be read: nothing of this batch was written
-                raise SettleInterrupted(period, service, exc, tuple(results), tuple(billable[start:])) from None
+                raise interrupted(exc, billable[start:]) from None
+            except F.UsageOrderError as exc:
+                if not tally.count:
+                    raise
+                raise interrupted(exc, billable[start:]) from None
             done, failure = [], None
             try:
                 with store.batch():
@@ -266,17 +289,20 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
                             break
             except LedgerError as exc:  # the batch's commit failed: none of it is recorded
                 stopped = chunk[len(done)] if failure is not None else None
-                raise SettleInterrupted(period, service, failure or exc, tuple(results), tuple(billable[start:]),
-                                        stopped) from None
-            results.extend(done)
-            for _ in done:
-                step("committed")
+                raise interrupted(failure or exc, billable[start:], stopped) from None
+            committed(done)
             if failure is not None:
                 # The batches before are recorded and stay so: saying "nothing was changed" would be
                 # wrong (a full disk, a lost lock).
-                raise SettleInterrupted(period, service, failure, tuple(results),
-                                        tuple(billable[start + len(done):])) from None
-    return SettleReport(period, service, t.fingerprint, at, when_, collected, tuple(results), tuple(unbilled))
+                raise interrupted(failure, billable[start + len(done):]) from None
+    try:
+        merge.rest()
+    except F.UsageOrderError as exc:
+        if not tally.count:
+            raise
+        raise interrupted(exc, (), exc.account) from None
+    return SettleReport(period, service, t.fingerprint, at, when_, collected, tuple(tally.kept), merge.unbilled(),
+                        streamed=None if tally.keep else tally.streamed())
 
 
 def _settle_one(store, priced: _Priced, service, when_, at, policy, again, seller, inside: Inside) -> Settled | None:

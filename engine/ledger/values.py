@@ -34,16 +34,20 @@ class SettleInterrupted(LedgerError):
     the failure are recorded, and stay so; the rest are not. Settling again records the rest."""
 
     def __init__(self, period: str, service: str, cause: Exception, done: tuple, left: tuple,
-                 stopped_at: str | None = None):
+                 stopped_at: str | None = None, *, recorded=None):
+        # `done`: the results of the accounts settled before the failure (empty when they were streamed
+        # to the caller as they were settled: `recorded` then names those whose bill is recorded).
         self.period, self.service, self.done, self.left = period, service, done, left
         reason = str(cause)
         for tail in ("; nothing was changed", "; Nothing was changed"):
             reason = reason.removesuffix(tail)
-        recorded = [r.account for r in done if getattr(r, "outcome", "") != "failed"]
+        if recorded is None:
+            recorded = [r.account for r in done if getattr(r, "outcome", "") != "failed"]
+        self.recorded = tuple(recorded)
         super().__init__(
             f"settling {period} of {service} stopped at account {stopped_at or left[0]}: {reason}. Recorded before "
             "it, and "
-            f"kept: {_some(recorded) or 'no account'}. Not recorded: {_some(left)}. Settle again once the "
+            f"kept: {_some(recorded) or 'no account'}. Not recorded: {_some(left) or 'no account'}. Settle again once the "
             "cause is fixed: it records what is missing and changes nothing already recorded")
 
 
