@@ -338,15 +338,16 @@ def apply_debit(position: Position, service: str, period: str, total: Decimal, t
     policy freezes one); then suspend or resume the service as the terms say."""
     b = _Builder(position)
     state = b.services.get(service) or ServiceState(service)
-    state = replace(state, arrears_action=terms.arrears_action, resume_when=terms.resume_when)
     b.append(Change(DEBIT, f"invoice {invoice} for {period}: {b.money(total)}{note}", service, period,
                     amount=subtract(ZERO, total), ref=invoice))  # not -total: a zero bill debits 0.00, not -0.00
     if state.frozen:
         b.append(Change(FREEZE_RELEASED, f"deposit of {b.money(state.frozen)} held after {state.frozen_period} "
                         f"released on settling {period}", service, period, frozen=-state.frozen))
-        state = replace(state, frozen=ZERO, frozen_period=None)
-    # A pending freeze of an earlier period is replaced by this period's estimate.
-    state = replace(state, pending_freeze=None, pending_period=None)
+    # The terms as of this debit; the deposit released; a pending freeze of an earlier period replaced by
+    # this period's estimate.
+    frozen, frozen_period = (ZERO, None) if state.frozen else (state.frozen, state.frozen_period)
+    state = replace(state, arrears_action=terms.arrears_action, resume_when=terms.resume_when, frozen=frozen,
+                    frozen_period=frozen_period, pending_freeze=None, pending_period=None)
     if terms.freeze is not None:
         state = b.try_freeze(state, terms.freeze, period, f" for {period}" + (f" ({terms.freeze_basis})"
                                                                              if terms.freeze_basis else ""))

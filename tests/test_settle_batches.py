@@ -80,7 +80,7 @@ def test_batches_and_workers_record_the_same_ledger_as_one_account_at_a_time(tem
     assert len(renders_here) == len(ACCOUNTS)
     expected = dump(one)
     assert [r[3] for r in expected["bills"]] == [f"INV-{n:06d}" for n in range(1, 13)]
-    for batch, jobs in ((5, 1), (5, 2), (100, 2)):
+    for batch, jobs in ((5, 1), (5, 2), (100, 2), (1, 2), (3, 2)):  # with workers, rated several batches ahead
         renders_here.clear()
         other = copy(db, tmp_path / f"b{batch}-j{jobs}.db")
         with Ledger(other) as ledger:
@@ -90,6 +90,23 @@ def test_batches_and_workers_record_the_same_ledger_as_one_account_at_a_time(tem
         assert dump(other) == expected, (batch, jobs)
         # With workers every text came from them: none was rendered by the transaction.
         assert len(renders_here) == (len(ACCOUNTS) if jobs == 1 else 0), (batch, jobs)
+
+
+def test_with_workers_accounts_are_rated_several_batches_ahead(template, tmp_path, monkeypatch):
+    """The workers get the invoices of the batches after the one being written (up to four tasks a
+    worker), not of the next batch alone: without workers an account is rated just before its batch."""
+    import ratecard.ledger as ledger_module
+
+    root, rules, db, usage = template
+    orders = {}
+    for jobs in (1, 2):
+        steps = []
+        monkeypatch.setattr(ledger_module, "_checkpoint_hook", lambda step: steps.append(step))
+        with Ledger(copy(db, tmp_path / f"ahead-{jobs}.db")) as ledger:
+            ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=2, jobs=jobs)
+        orders[jobs] = [s for s in steps if s in ("rated", "committed")]
+    assert orders[1] == ["rated", "rated", "committed", "committed"] * 6
+    assert orders[2] == ["rated"] * 12 + ["committed"] * 12  # 12 accounts: all within the first batch's look-ahead
 
 
 def test_a_buyer_changed_after_rendering_ahead_is_rendered_again(template, tmp_path, renders_here, meanwhile):

@@ -83,6 +83,9 @@ class Inside:
     def __init__(self, store, accounts: list[str], service: str, period: str, when_, when: str):
         self._store, self._accounts, self._service, self._period = store, accounts, service, period
         self._when_, self._when = when_, when
+        self.when = when
+        # The batch's moments as stored, stamped once rather than once an account.
+        self.opens, self.closes = stamp(when_.deduction_opens), stamp(when_.deduction_closes)
         self._read = False
 
     def _load(self) -> None:
@@ -97,6 +100,10 @@ class Inside:
         self._with_packs = with_packs(store, accounts, self._service)
         self._parties = parties(store, accounts)
         self._suspended = suspended_at(store, accounts, self._service, stamp(self._when_.end))
+        self._zones: dict[str, str | None] = {}
+        for part, marks in _each_part(accounts):
+            self._zones.update(store.read(f"SELECT account, time_zone FROM services WHERE service = ? AND account "
+                                          f"IN ({marks})", (self._service, *part)))
         self._read = True
 
     def _get(self, name: str):
@@ -126,3 +133,7 @@ class Inside:
     def suspended(self, account: str) -> bool:
         """Whether the service was suspended when the period ended, as the entries now say."""
         return account in self._get("_suspended")
+
+    def time_zone(self, account: str) -> str | None:
+        """The time zone the account's service's times are shown in (`services.time_zone`)."""
+        return self._get("_zones").get(account)

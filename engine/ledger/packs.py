@@ -12,7 +12,7 @@ from . import accounts
 from . import postings as P
 from .records import Applied, Pack, PackBought, PackUnits
 from ..formatting import counted
-from .values import LedgerError, as_text, check_reference, moment, parse_pack_size, stamp
+from .values import LedgerError, as_text, check_reference, moment, parse_pack_size, settlement, stamp
 
 PACK_COLUMNS = ("id, account, service, category, units, unit, price, currency, bought_at, expires_at, time_zone, "
                  "rules_name, rules_fingerprint, reference")
@@ -44,7 +44,7 @@ def buy_pack(store, rules, account: str, category: str, size, at: datetime,
     every period from the one it is bought in to the one it expires in, the book's
     `valid_for_months` later. With a `reference` (the caller's id of the purchase), recording the
     same purchase again changes nothing."""
-    from .. import settlement as S
+    S = settlement()
     from ..periods import period_of
     from ..rating import tariff
 
@@ -141,7 +141,7 @@ def with_packs(store, accounts, service: str) -> set[str]:
 
 
 def _balances(rows, zone: str) -> tuple:
-    from .. import settlement as S
+    S = settlement()
     from ..rating import PackBalance
 
     return tuple(PackBalance(pack, category, left, S.rating_expiry(moment(expires), zone))
@@ -154,10 +154,10 @@ def take_packs(db, bill, service, when_, position, when) -> Applied:
     primary key of `pack_units` (pack, kind, period) makes taking them twice impossible."""
     from zoneinfo import ZoneInfo
 
-    from .. import settlement as S
+    S = settlement()
 
     account, period = bill.account, bill.period
-    changes: list[S.Change] = []
+    changes: list = []  # of settlement.Change
     rows: list[tuple[str, str, int]] = []  # (pack, kind, units)
     taken: dict[str, int] = {}
     for line in bill.lines:
@@ -191,7 +191,7 @@ def take_packs(db, bill, service, when_, position, when) -> Applied:
 
 def served_periods(bought_at: datetime, expires_at: datetime, zone: str) -> list[str]:
     """The periods a pack serves, in order: from the one it is bought in to the one it expires in."""
-    from .. import settlement as S
+    S = settlement()
     from ..periods import next_month, parse_period, period_of
 
     month, last = parse_period(period_of(bought_at, zone)), parse_period(S.last_period_served(expires_at, zone))

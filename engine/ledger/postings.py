@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from .records import Applied, Entry
-from .values import ACTIVE, SUSPENDED, LedgerError, UnknownAccount, as_decimal, as_text, moment
+from .values import ACTIVE, SUSPENDED, LedgerError, UnknownAccount, as_decimal, as_text, moment, settlement
 
 if TYPE_CHECKING:
     from .. import settlement as S
@@ -75,7 +75,7 @@ MAX_VARIABLES = 900
 
 
 def _position(row, service_rows) -> S.Position:
-    from .. import settlement as S
+    S = settlement()
 
     services = {}
     for r in service_rows:
@@ -86,7 +86,7 @@ def _position(row, service_rows) -> S.Position:
 
 def record(db, account: str, before: S.Position, when: str, changes, after: S.Position) -> Applied:
     """Append `changes` as entries and bring the account and its services in step with them."""
-    from .. import settlement as S
+    S = settlement()
 
     balance, frozen = before.balance, before.frozen
     entries = []

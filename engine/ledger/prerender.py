@@ -24,6 +24,9 @@ from typing import Callable
 
 PARALLEL_FROM = 500  # accounts to settle; below this starting the workers costs more than they save
 CHUNK = 25  # invoices a task
+# Tasks queued a worker beyond the batch being written: one would leave a worker idle whenever it finishes
+# before the ledger has written the batch.
+TASKS_AHEAD = 4
 
 _worker: dict = {}
 
@@ -72,6 +75,7 @@ class Prerenderer:
         self._pool: ProcessPoolExecutor | None = None
         self._pending: list[tuple] = []
         self._slots: list[dict] = []
+        self.ahead = jobs * CHUNK * TASKS_AHEAD  # accounts to rate (and render) ahead of the batch written
         if jobs > 1:
             self._pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(
                 str(Path(rules.path).resolve()), rules.fingerprint, period, issued))

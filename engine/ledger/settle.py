@@ -5,8 +5,9 @@ settled or untouched and a concurrent run finds the work done; and collecting th
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from datetime import datetime
 from decimal import Decimal
 from datetime import date
@@ -21,7 +22,7 @@ from .lookups import Ahead, Inside
 from .packs import earlier_unsettled, pack_balances, take_packs
 from .prerender import Prerenderer
 from .records import Applied, Collected, Settled, SettleReport
-from .values import LedgerError, SettleInterrupted, as_decimal, as_text, moment, stamp, step
+from .values import LedgerError, SettleInterrupted, as_decimal, as_text, moment, settlement, stamp, step
 
 if TYPE_CHECKING:
     from .. import settlement as S
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 def collect(store, at: datetime) -> list[Collected]:
     """Apply every scheduled debit whose deduction window has opened by `at`, each in its own
     transaction, dated `at`."""
-    from .. import settlement as S
+    S = settlement()
 
     when = stamp(at)
     # A voided invoice's debit is cancelled: never taken.
@@ -103,7 +104,7 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     debits collected, no accounts) and the accounts to be settled, in order."""
     if batch < 1:
         raise ValueError(f"batch must be at least 1, not {batch}")
-    from .. import settlement as S
+    S = settlement()
     from ..documents import INVOICE
     from ..invoice import invoice_meta, invoice_number
     from ..rating import rate, tariff
@@ -127,13 +128,23 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     tally = F.Tally(keep=not streaming)
     zone = policy.time_zone
 
+    dues: dict[date, date | None] = {}
+
+    def due_on(bill, issued: date) -> date | None:
+        """An invoice's due date: a function of the period, the policy and the issue date alone (see
+        `invoice_meta`), the same for every bill of the run, so worked out once."""
+        if issued not in dues:
+            dues[issued] = invoice_meta(bill, policy, issued=issued).due_date
+        return dues[issued]
+
     def priced(bill, packs, prerendered=_not_rendered, fingerprint: str | None = None) -> _Priced:
         list_cost = S.list_price_cost(book, bill)
         freeze = S.freeze_amount(policy, list_cost)
         basis = "" if freeze is None else S.freeze_basis(policy, list_cost, bill.currency)
         return _Priced(bill, fingerprint or invoice_number(bill.rules_name, bill.account, bill.period),
                        list_cost, S.Terms.of(policy, freeze, basis), packs,
-                       lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued), prerendered)
+                       lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued),
+                       lambda issued: due_on(bill, issued), prerendered)
 
     # The numbers the new invoices will get if nothing else issues any meanwhile (a prediction: the
     # transaction assigns the real one, and a text rendered with another is not used).
@@ -182,7 +193,8 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
                              problem=f"the account is in {currency} but {rules.name} bills in "
                              f"{bill.currency}")
             return lambda inside: failed
-        waiting = earlier_unsettled(store, bill, service)
+        # A bill rated without pack balances takes no pack units.
+        waiting = earlier_unsettled(store, bill, service) if packs else ()
         if waiting:
             # Settling now would take pack units an earlier period is owed, and a recorded bill is never
             # altered: the earlier period would pay for them instead, so the money would depend on the order.
@@ -245,14 +257,18 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     if on_start is not None:
         on_start(SettleReport(period, service, t.fingerprint, at, when_, collected), billable)
     with Prerenderer(rules, period, issued_on, jobs, len(billable)) as pre:
-        ahead = None
+        rated: deque[list[Callable[[Inside], Settled]]] = deque()
+        upto = 0  # the accounts before it are rated; those of `rated` are not written yet
         for start in range(0, len(billable), batch):
             chunk = list(billable[start:start + batch])
             try:
-                records = ahead if ahead is not None else rate_batch(chunk)
-                # The next batch is rated (its invoices handed to the workers) before this one is
-                # written, so that the workers render while the ledger writes.
-                ahead = rate_batch(list(billable[start + batch:start + 2 * batch])) if pre.active else None
+                # This batch, and with workers the batches after it up to `pre.ahead` accounts: rated (their
+                # invoices handed to the workers) before this one is written, so that the workers render
+                # while the ledger writes, and have work left whenever they finish a task first.
+                while upto <= start or (pre.active and upto < len(billable) and upto - start < batch + pre.ahead):
+                    rated.append(rate_batch(list(billable[upto:upto + batch])))
+                    upto += batch
+                records = rated.popleft()
             except LedgerError as exc:  # the ledger could not be read: nothing of this batch was written
                 raise interrupted(exc, billable[start:]) from None
             except F.UsageOrderError as exc:
@@ -296,16 +312,12 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
     the service, new buyer details, committed meanwhile by another process), else `priced`. `inside`:
     what the batch's transaction read of its accounts. None: a concurrent run recorded the period's
     bill after it was looked for."""
-    from .. import settlement as S
-    from ..documents import INVOICE, SETTLEMENT
-    from ..render import render_invoice
-    from ..tax import TaxError
-    from .documents import assign_number, insert_document
+    S = settlement()
+    INVOICE, SETTLEMENT, TaxError, render = _recording()
 
     bill = priced.bill
     account, period = bill.account, bill.period
-    when = stamp(at)
-    opens, closes = stamp(when_.deduction_opens), stamp(when_.deduction_closes)
+    when, opens, closes = inside.when, inside.opens, inside.closes
     with store.write() as db:
         if inside.recorded(account):
             return None
@@ -319,17 +331,18 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
             return Settled(account, "failed", priced.fingerprint, bill.currency, None, problem=str(exc))
         bill = priced.bill
         issued_on = at.astimezone(when_.start.tzinfo).date()
-        number, series, seq = assign_number(db, policy.numbering, INVOICE, issued_on)
-        meta = priced.meta(number, issued_on)
-        db.execute("UPDATE services SET time_zone = ? WHERE account = ? AND service = ?",
-                   (policy.time_zone, account, service))
+        number, series, seq = D.assign_number(db, policy.numbering, INVOICE, issued_on)
+        if inside.time_zone(account) != policy.time_zone:  # set once, then only when the policy's zone changes
+            db.execute("UPDATE services SET time_zone = ? WHERE account = ? AND service = ?",
+                       (policy.time_zone, account, service))
         buyer, party = inside.buyer(account), seller.party if seller else None
         paper = seller.paper if seller else "A4"
         ahead = priced.prerendered(number, buyer)
         if ahead is not None:  # rendered by a worker for this number and buyer: the same texts
             invoice_text, bill_json, document_json = ahead
         else:
-            invoice_text = render_invoice(bill, policy, "text", meta=meta, seller=party, buyer=buyer, paper=paper)
+            meta = priced.meta(number, issued_on)
+            invoice_text = render.render_invoice(bill, policy, "text", meta=meta, seller=party, buyer=buyer, paper=paper)
             bill_json = D.bill_json(priced.bill_dict)
             document_json = D.invoice_json(meta, priced.bill_dict, policy.locale, paper, party, buyer)
         currency, total, terms = bill.currency, bill.total, priced.terms
@@ -339,47 +352,69 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
                    (account, service, period, number, currency, as_text(total), as_text(priced.list_cost),
                     bill.rules_name, bill.rules_fingerprint, bill_json, invoice_text, when))
         money = format_money(total, currency)
-        issued = P.record(db, account, position, when, [S.Change(
-            S.BILL_ISSUED, f"invoice {number} for {period}: {money} ({bill.rules_name}, "
-            f"{bill.rules_fingerprint[:19]})", service, period, ref=number)], position)
-        insert_document(db, number=number, series=series, seq=seq, kind=INVOICE, account=account, service=service,
-                        period=period, refers_to=None, cause=SETTLEMENT, reason="", currency=currency, amount=total,
-                        fingerprint=priced.fingerprint, bill_json=bill_json, document_json=document_json,
-                        document_text=invoice_text, issued_at=when,
-                        entry=issued.entries[0].seq)
-        if inside.has_packs(account):  # else no unit is used or lost: nothing to record
-            issued = P.merge(issued, take_packs(db, bill, service, when_, position, when))
-        db.execute("INSERT INTO debits (account, service, period, amount, due_at, closes_at, arrears_action, "
-                   "resume_when, freeze, freeze_basis, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled')",
-                   (account, service, period, as_text(total), opens, closes, terms.arrears_action,
-                    terms.resume_when, None if terms.freeze is None else as_text(terms.freeze), terms.freeze_basis))
-        step("billed")
+        billed = S.Change(S.BILL_ISSUED, f"invoice {number} for {period}: {money} ({bill.rules_name}, "
+                          f"{bill.rules_fingerprint[:19]})", service, period, ref=number)
         if when < opens:
             window = f"{when_.deduction_opens.date().isoformat()} to {when_.deduction_last_day.isoformat()}"
-            scheduled = P.record(db, account, position, when, [S.Change(
+            then, after = [S.Change(
                 S.DEBIT_SCHEDULED, f"invoice {number} for {period}: {money} to be debited in the deduction "
-                f"window, {window} ({when_.time_zone})", service, period, ref=number)], position)
-            applied = P.merge(issued, scheduled)
+                f"window, {window} ({when_.time_zone})", service, period, ref=number)], position
             debit = "scheduled"
         else:
-            applied = P.merge(issued, _debit(db, account, service, period, total, terms, number, position,
-                                                 when, closes))
+            outcome = S.apply_debit(position, service, period, total, terms, number, note=_late(when, closes))
+            then, after = outcome.changes, outcome.position
             debit = "applied"
+        if inside.has_packs(account):
+            # The units a bill takes are recorded between its bill and its debit (they change no balance).
+            issued = P.record(db, account, position, when, [billed], position)
+            entry = issued.entries[0].seq
+            issued = P.merge(issued, take_packs(db, bill, service, when_, position, when))
+            applied = P.merge(issued, P.record(db, account, position, when, then, after))
+        else:  # the bill's entry and its debit's in one go: the account's row is updated once
+            applied = P.record(db, account, position, when, [billed, *then], after)
+            entry = applied.entries[0].seq
+        D.insert_document(db, number=number, series=series, seq=seq, kind=INVOICE, account=account, service=service,
+                        period=period, refers_to=None, cause=SETTLEMENT, reason="", currency=currency, amount=total,
+                        fingerprint=priced.fingerprint, bill_json=bill_json, document_json=document_json,
+                        document_text=invoice_text, issued_at=when, entry=entry)
+        step("billed")
+        # The debit's row as it ends up (applied, with its entry; or scheduled): one statement, not two.
+        taken = next(e.seq for e in applied.entries if e.kind == S.DEBIT) if debit == "applied" else None
+        db.execute("INSERT INTO debits (account, service, period, amount, due_at, closes_at, arrears_action, "
+                   "resume_when, freeze, freeze_basis, status, entry) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (account, service, period, as_text(total), opens, closes, terms.arrears_action,
+                    terms.resume_when, None if terms.freeze is None else as_text(terms.freeze), terms.freeze_basis,
+                    debit, taken))
         step("debited")
     return Settled(account, "settled", number, currency, total, debit, when_.deduction_opens, applied,
-                   issue_date=issued_on, due_date=meta.due_date)
+                   issue_date=issued_on, due_date=priced.due(issued_on))
 
 
 def _debit(db, account, service, period, amount, terms, invoice, position, when, closes) -> Applied:
-    from .. import settlement as S
+    """Take a scheduled debit: its entries, and its row marked applied."""
+    S = settlement()
 
-    note = "" if when < closes else f" (after the deduction window, which closed {moment(closes).isoformat()})"
-    outcome = S.apply_debit(position, service, period, amount, terms, invoice, note=note)
+    outcome = S.apply_debit(position, service, period, amount, terms, invoice, note=_late(when, closes))
     applied = P.record(db, account, position, when, outcome.changes, outcome.position)
     seq = next(e.seq for e in applied.entries if e.kind == S.DEBIT)
     db.execute("UPDATE debits SET status = 'applied', entry = ? WHERE account = ? AND service = ? AND period = ?",
                (seq, account, service, period))
     return applied
+
+
+@cache
+def _recording():
+    """What recording a bill needs of modules `ratecard status` does not load: imported once, not once an
+    account (the render module, not its function, which tests replace)."""
+    from .. import render
+    from ..documents import INVOICE, SETTLEMENT
+    from ..tax import TaxError
+
+    return INVOICE, SETTLEMENT, TaxError, render
+
+
+def _late(when: str, closes: str) -> str:
+    return "" if when < closes else f" (after the deduction window, which closed {moment(closes).isoformat()})"
 
 
 @dataclass(frozen=True)
@@ -393,6 +428,7 @@ class _Priced:
     terms: S.Terms
     packs: tuple[PackBalance, ...]
     meta: Callable[[str, date], InvoiceMeta]  # (number, issue date) → the invoice's number and dates
+    due: Callable[[date], date | None]  # issue date → its due date
     # (number, buyer) → its invoice text, bill JSON and document JSON rendered ahead, or None
     prerendered: Callable[[str, object], tuple[str, str, str] | None]
 

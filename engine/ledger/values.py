@@ -3,6 +3,7 @@ fault-injection tests use to stop a write between two steps."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -67,6 +68,15 @@ class UnknownAccount(LedgerError):
         self.account = account
         super().__init__(f"unknown account {account!r}: no such account in the ledger; create it with "
                          "`ratecard account create`")
+
+
+@functools.cache
+def settlement():
+    """`ratecard.settlement`, imported on first use (``ratecard status`` does not load it) and then
+    without the import machinery: the settlement's per-account paths ask for it several times an account."""
+    from .. import settlement as S
+
+    return S
 
 
 def step(name: str) -> None:
