@@ -14,7 +14,7 @@
    check, the reconciliation, rating, rendering), with its wall time and peak memory (ru_maxrss).
    Ratio = hand-written time / ratecard time (goal >= 0.5); ns/row shows whether cost is linear; peak
    MiB is the whole process's (it must stay within --memory-limit); load is the load average after each size.
-2. Aggregated usage of N accounts (3 APIs each): `ratecard bill` to JSON Lines; accounts/s, peak memory.
+2. Aggregated usage of N accounts (3 APIs each): `ratecard bill` to JSON Lines; accounts/s, CPU seconds, peak memory.
 3. Settlement of N accounts (created, activated and topped up first, not timed): `ratecard settle`
    with its defaults next to the baseline of one transaction an account and no workers (`--batch 1
    --jobs 1`, how settle ran before issue 10), on copies of one ledger; accounts/s, ratio, peak memory.
@@ -154,14 +154,20 @@ def bench_calls(sizes, tmp: Path, threads: int, memory: str) -> None:
 def bench_accounts(sizes, tmp: Path, memory: str) -> None:
     print(f"\n2. aggregated usage, 3 APIs an account, billed to JSON Lines (--memory-limit {memory}); "
           f"load {os.getloadavg()[0]:.1f}")
-    print(f"{'accounts':>12} {'time':>9} {'accounts/s':>11} {'peak MiB':>9} {'bytes/account':>14}")
+    print("   cpu: user + system seconds of the run (steadier than the time on a shared machine); load: as it ended")
+    print(f"{'accounts':>12} {'time':>9} {'accounts/s':>11} {'cpu':>7} {'accounts/cpu s':>15} {'peak MiB':>9} "
+          f"{'bytes/account':>14} {'load':>5}")
     for n in sizes:
         path = tmp / f"agg-{n}.csv"
         if not path.exists():
             in_child(write_aggregated, path, n)
+        before = os.times()
         took, peak, _ = run([sys.executable, "-m", "ratecard", "bill", "--usage", str(path), "--format", "jsonl",
                              "--quiet", "--rules", str(RULES), "--memory-limit", memory])
-        print(f"{n:>12,} {took:>8.2f}s {n / took:>11,.0f} {peak:>9,} {peak * 2**20 / n:>14,.0f}")
+        after = os.times()
+        cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+        print(f"{n:>12,} {took:>8.2f}s {n / took:>11,.0f} {cpu:>6.1f}s {n / cpu:>15,.0f} {peak:>9,} "
+              f"{peak * 2**20 / n:>14,.0f} {os.getloadavg()[0]:>5.1f}")
 
 
 def bench_settle(sizes, tmp: Path, baseline: bool = True) -> None:

@@ -61,6 +61,12 @@ def engine_memory(memory_limit: str | None) -> str:
     return f"{int(Decimal(found.group(1)) * _UNITS[found.group(2).lower()] * ENGINE_SHARE)}B"
 
 
+def engine_bytes(memory_limit: str | None) -> int:
+    """`engine_memory` in bytes; a spelling this does not know counts as the default cap."""
+    found = re.fullmatch(r"([0-9]+)B", engine_memory(memory_limit))
+    return int(found.group(1)) if found else int(engine_memory(None)[:-1])
+
+
 def lit(text: str) -> str:
     return _D.lit(text)
 
@@ -292,15 +298,28 @@ def _first_line(exc: Exception) -> str:
 # -- running -----------------------------------------------------------------------------------------------
 
 
-def run_fast(con, rules, kind: str, period, projections: list[str], table: str) -> bool:
+def run_fast(con, rules, kind: str, period, projections: list[str], table: str, *,
+             ranged: str | None = None) -> bool:
     """Pass 1: the compiled query over every file of one kind into `table`; True when all is clean.
+    `ranged` (the engine's whole share of the cap) runs it a range of accounts at a time within the
+    small budget set (`ranges.run_ranged`: flat memory in accounts), and again within the whole
+    share should the budget not be enough.
 
     False when the engine could not read a file as it stands (a malformed row) or a group is not clean:
     then the diagnosing pass decides."""
     union = "(" + " UNION ALL ".join(f"({p})" for p in projections) + ")"
-    query = compile_usage(rules, kind, period=period, source=union, projected=True).sql
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS {query}")
+        if ranged:
+            from .ranges import limit, run_ranged
+
+            try:
+                run_ranged(con, rules, kind, period, union, table)
+            except duckdb.OutOfMemoryException:
+                limit(con, ranged)  # an input the budget cannot hold (very long lines, many files at once)
+                run_ranged(con, rules, kind, period, union, table)
+        else:
+            query = compile_usage(rules, kind, period=period, source=union, projected=True).sql
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS {query}")
     except duckdb.OutOfMemoryException as exc:
         raise _resource_error(exc) from None
     except duckdb.Error as exc:

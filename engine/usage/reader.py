@@ -27,7 +27,7 @@ from ..model import RuleSet
 from ..periods import parse_period
 from ..bill import builder
 from ..rating import UsageItem
-from .files import CALLS, KINDS, STDIN_NAME, Source, copy_pipe, copy_stdin, expand, identity_of, shown, sniff
+from .files import AGGREGATED, CALLS, KINDS, STDIN_NAME, Source, copy_pipe, copy_stdin, expand, identity_of, shown, sniff
 from .records import AccountUsage, Reconciliation, Rejected
 from .remote import is_url
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .remote import Remote
 
 ENGINES = ("duckdb", "spark")
-_BATCH = 50_000  # result rows fetched at a time
+_BATCH = 10_000  # result rows fetched at a time (as Python objects: a few MiB)
 _item = builder(UsageItem)  # the frozen record, built without its slow __init__
 
 
@@ -83,6 +83,8 @@ class UsageReader:
         self._pipes = 0  # named pipes and devices copied to the scratch folder
         self.diagnosed = False  # whether the row-numbered pass had to run (something was not clean)
         self._valued = None  # the groups read by the `valued` path, when the rules need it
+        self._ranges: list[tuple] = []  # the ranges of accounts the result is read in (see `ranges`)
+        self._full = ""  # the engine's whole share of the cap
         self._remote: Remote | None = None  # the Hadoop file systems of the Spark session, once a URL is read
         self._remotes = 0  # files read at a URL
 
@@ -234,12 +236,10 @@ class UsageReader:
         if self._largest > 2**63 - 1:
             raise RatecardError(f"a total of {self._largest:,} calls of one API in one account's month is beyond "
                                 "what can be billed exactly; check the usage")
-        cursor = self._connection().cursor()
-        cursor.execute("SELECT account, period, api, outcome, CAST(calls AS BIGINT) FROM usage_result "
-                       "ORDER BY account, period, api, coalesce(outcome, '')")
         key: tuple[str, str] | None = None
         items: list[UsageItem] = []
-        while batch := cursor.fetchmany(_BATCH):
+        for batch in self._ranged("SELECT account, period, api, outcome, CAST(calls AS BIGINT) FROM usage_result "
+                                  "WHERE {range} ORDER BY account, period, api, coalesce(outcome, '')"):
             for account, period, api, outcome, calls in batch:
                 if account != key[0] or period != key[1] if key else True:
                     if key is not None:
@@ -260,14 +260,21 @@ class UsageReader:
         self._run()
         if self._valued is not None:  # read without the engine (see `valued`)
             return {usage.account for usage in self.accounts()}
-        return {row[0] for row in self._connection().execute("SELECT DISTINCT account FROM usage_result").fetchall()}
+        return {row[0] for batch in self._ranged("SELECT DISTINCT account FROM usage_result WHERE {range}")
+                for row in batch}
 
     @property
     def account_periods(self) -> int:
         self._run()
         if self._valued is not None:
             return len(self._valued)
-        return _aggregate(self._connection(), "SELECT count(*) FROM (SELECT DISTINCT account, period FROM usage_result)")
+        return sum(row[0] for batch in self._ranged("SELECT count(*) FROM (SELECT DISTINCT account, period "
+                                                    "FROM usage_result WHERE {range})") for row in batch)
+
+    def _ranged(self, sql: str) -> Iterator[list[tuple]]:
+        from .ranges import read_ranged
+
+        return read_ranged(self._connection(), self._ranges, sql, self._full, _BATCH)
 
     @property
     def reconciliation(self) -> Reconciliation:
@@ -296,6 +303,9 @@ class UsageReader:
                else "csv" if name.endswith(".csv") else None)
         if fmt is None:
             raise RatecardError(f"{name}: expected a .parquet, .csv or .jsonl file name for the aggregated usage")
+        from .ranges import limit
+
+        limit(self._connection(), self._full)  # one sort of the whole result, into a file: the whole share
         largest = _aggregate(self._connection(), "SELECT coalesce(max(calls), 0) FROM usage_result")
         if largest > 2**63 - 1:
             raise RatecardError(f"{name}: a total of {largest:,} calls does not fit a 64-bit count; split the period")
@@ -350,9 +360,11 @@ class UsageReader:
         if valued.needed(self.rules):
             self._run_valued()
             return
-        from . import duck
+        from . import duck, ranges
 
         con = self._connection()
+        full = self._full = duck.engine_memory(self.memory_limit)  # the engine's share of the cap
+        small = min(duck.engine_bytes(self.memory_limit), ranges.BUDGET)
         counts = dict.fromkeys(("rows_read", "rows_accepted", "rows_rejected", "rows_duplicate", "rows_out_of_period",
                                 "calls_read", "calls_accepted", "calls_rejected", "calls_duplicate",
                                 "calls_out_of_period"), 0)
@@ -366,10 +378,15 @@ class UsageReader:
             sources = [s for _, s in chosen]
             types = {j: (duck.parquet_schema(con, s) if s.format == "parquet" else {}) for j, s in enumerate(sources)}
             projections = [duck.projection(s, types[j]) for j, s in enumerate(sources)]
-            if self._fast(con, kind, projections, sources, table):
+            # Aggregated usage is grouped a range of accounts at a time, within the small budget; call
+            # records' grouping (one entry a request id, growing with the rows) gets the whole share.
+            ranged = kind == AGGREGATED and self.engine == "duckdb"
+            ranges.limit(con, small if ranged else full)
+            if self._fast(con, kind, projections, sources, table, full if ranged else None):
                 found = duck.fast_counts(con, table, kind)
             else:
                 self.diagnosed = True
+                ranges.limit(con, full)
                 if self._remote is not None:  # the row pass reads each file here: the remote ones are copied
                     from .remote import fetched
 
@@ -382,15 +399,17 @@ class UsageReader:
             for k, v in found.items():
                 counts[k] += v
             results.append(table)
-        union = " UNION ALL ".join(f"SELECT account, period, api, outcome, calls FROM {t} WHERE in_period"
-                                   for t in results) or ("SELECT NULL::VARCHAR AS account, NULL::VARCHAR AS period, "
-                                                         "NULL::VARCHAR AS api, NULL::VARCHAR AS outcome, "
-                                                         "NULL::HUGEINT AS calls WHERE false")
-        con.execute("CREATE OR REPLACE TABLE usage_result AS SELECT account, period, api, outcome, "
-                    f"CAST(sum(calls) AS HUGEINT) AS calls FROM ({union}) GROUP BY account, period, api, outcome")
-        for t in results:
-            con.execute(f"DROP TABLE IF EXISTS {t}")
-        self._largest = int(_aggregate(con, "SELECT coalesce(max(calls), 0) FROM usage_result"))
+        import duckdb
+
+        try:
+            stream = min(duck.engine_bytes(self.memory_limit), ranges.STREAM_BUDGET)
+            self._largest, self._ranges = ranges.result(con, results, stream)
+        except duckdb.OutOfMemoryException:  # a budget too small for what the engine holds meanwhile
+            ranges.limit(con, full)
+            self._largest, self._ranges = ranges.result(con, results, full)
+        if len(results) > 1:  # grouped into usage_result (one kind's table is read through the view)
+            for t in results:
+                con.execute(f"DROP TABLE IF EXISTS {t}")
         self._counts = counts
         self._done = True
         bad_rows.sort(key=lambda b: (b[0], b[1]))
@@ -414,14 +433,14 @@ class UsageReader:
                 self.on_reject(bad)
         Reconciliation(**counts, period=self.period).check()
 
-    def _fast(self, con, kind, projections, sources, table) -> bool:
+    def _fast(self, con, kind, projections, sources, table, ranged) -> bool:
         if self.engine == "spark":
             from .spark import run_fast as spark_fast
 
             return spark_fast(self, con, kind, sources, table)
         from .duck import run_fast
 
-        return run_fast(con, self.rules, kind, self.period, projections, table)
+        return run_fast(con, self.rules, kind, self.period, projections, table, ranged=ranged)
 
 
 def read_usage(sources: Iterable, rules: RuleSet, *, period: str | None = None, stdin=None,

@@ -1,0 +1,144 @@
+"""Account ranges: the engine's work over many accounts done a slice of accounts at a time, so that
+its memory stays flat as the accounts grow.
+
+Grouping the usage of N accounts in one hash table, or sorting it in one sort, takes memory in
+proportion to N: DuckDB holds it within its memory limit and spills past it, but below the limit it
+keeps all of it (1M aggregated accounts took 1.1 GiB of the default 2 GiB cap). Every group of the
+compiled query belongs to one account (as trimmed), so the accounts can be cut into ranges of about
+`RANGE_ROWS` rows, found from a sample, and each range grouped, or sorted and streamed out, on its
+own: the result is the same rows, and in the same order (ranges ascend, NULL last as in ORDER BY).
+The tables between the steps are evicted to the spill folder under `BUDGET`, the engine's limit
+while it groups aggregated usage, and `STREAM_BUDGET` while the accounts stream out.
+
+Imported only on the paths that read usage with the embedded engine (duckdb is a large library).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import duckdb
+
+from .compile import Dialect, compile_usage
+
+RANGE_ROWS = 250_000  # rows a range holds, about: its grouping and sort stay well inside BUDGET
+SAMPLE_ROWS = 20_000  # rows sampled to place the ranges' bounds
+# DuckDB's limits (bytes) while it groups aggregated usage (reading a file takes most of it: the
+# tables are evicted past it), and while the accounts stream out (a range's sort; the rest evicted).
+BUDGET = 96 * 2**20
+STREAM_BUDGET = 64 * 2**20
+
+_D = Dialect()
+Range = tuple  # (lowest account or None, account past the range or None)
+
+
+def limit(con: duckdb.DuckDBPyConnection, size: int | str) -> None:
+    """Set DuckDB's memory limit (bytes, or DuckDB's own spelling); lowering it evicts what it can
+    to the spill folder. A limit it cannot reach at once is left as it was: the next query then
+    works within the old one, as it would have without this."""
+    try:
+        con.execute(f"SET memory_limit = '{int(size)}B'" if isinstance(size, int) else f"SET memory_limit = {_D.lit(size)}")
+    except duckdb.Error:
+        pass
+
+
+def bounds(con: duckdb.DuckDBPyConnection, relation: str, column: str, rows: int) -> list[Range]:
+    """Ranges of `column` (an account) cutting `relation` into parts of about RANGE_ROWS rows;
+    one range (everything) when it is small. A value is in exactly one range; NULL in the last."""
+    parts = -(-rows // RANGE_ROWS)
+    if parts <= 1:
+        return [(None, None)]
+    # A sample, not the quantiles: those would sort every account, the very memory this avoids.
+    # The bounds only shape the work (each account lands in one range whatever they are).
+    sample = sorted(v for (v,) in con.execute(
+        f"SELECT {column} FROM {relation} USING SAMPLE reservoir({SAMPLE_ROWS} ROWS) REPEATABLE (10)").fetchall()
+        if v is not None)
+    cuts: list[str] = []
+    for i in range(1, parts):
+        if sample:
+            cut = sample[min(len(sample) - 1, i * len(sample) // parts)]
+            # Written into the queries as literals (so the scans skip the blocks outside a range by
+            # their min/max): an account that is not plain printable text is no bound.
+            if cut.isprintable() and (not cuts or cut > cuts[-1]):
+                cuts.append(cut)
+    edges = [None, *cuts, None]
+    return list(zip(edges, edges[1:]))
+
+
+def predicate(column: str, span: Range) -> str:
+    """The condition selecting `span` of `column`."""
+    low, high = span
+    if low is None and high is None:
+        return "true"
+    if low is None:
+        return f"{column} < {_D.lit(high)}"
+    if high is None:
+        return f"({column} >= {_D.lit(low)} OR {column} IS NULL)"
+    return f"{column} >= {_D.lit(low)} AND {column} < {_D.lit(high)}"
+
+
+def run_ranged(con: duckdb.DuckDBPyConnection, rules, kind: str, period, union: str, table: str) -> None:
+    """The compiled query of `kind` over `union` (the files' projections) into `table`, range by range
+    of accounts: the files are read once into a table (evicted to the spill folder past the limit),
+    then each range is grouped on its own. Raises duckdb's errors as the one query would."""
+    key = _D.trim("account")  # the account as the query groups it: each group falls in one range
+    source = f"{table}_input"
+    con.execute(f"CREATE OR REPLACE TABLE {source} AS SELECT *, {key} AS range_key FROM {union} AS files")
+    try:
+        rows = _one(con, f"SELECT count(*) FROM {source}")
+        for i, span in enumerate(bounds(con, source, "range_key", rows)):
+            where = predicate("range_key", span)
+            query = compile_usage(rules, kind, period=period, projected=True,
+                                  source=f"(SELECT * EXCLUDE (range_key) FROM {source} WHERE {where})").sql
+            into = f"CREATE OR REPLACE TABLE {table} AS " if i == 0 else f"INSERT INTO {table} "
+            con.execute(f"{into}SELECT * FROM ({query})")
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {source}")
+
+
+def result(con: duckdb.DuckDBPyConnection, tables: list[str], budget: int | str) -> tuple[int, list[Range]]:
+    """`usage_result` (account, period, api, outcome, calls) from the kinds' `tables`; its largest count
+    and the ranges of accounts it is read in. The engine works within `budget` from here on: it holds
+    the result and streams it out a range at a time, and past the budget the tables are evicted."""
+    union = " UNION ALL ".join(f"SELECT account, period, api, outcome, calls FROM {t} WHERE in_period"
+                               for t in tables) or ("SELECT NULL::VARCHAR AS account, NULL::VARCHAR AS period, "
+                                                    "NULL::VARCHAR AS api, NULL::VARCHAR AS outcome, "
+                                                    "NULL::HUGEINT AS calls WHERE false")
+    if len(tables) == 1:  # one kind: its rows in period are already one per account, period, API, outcome
+        # A view, not a copy: a range's reads skip the blocks of the others (aggregated usage was
+        # written range by range).
+        limit(con, budget)
+        con.execute(f"CREATE OR REPLACE VIEW usage_result AS SELECT account, period, api, outcome, "
+                    f"CAST(calls AS HUGEINT) AS calls FROM ({union})")
+    else:  # both kinds: grouped together (one hash table of every account, within the whole share)
+        con.execute("CREATE OR REPLACE TABLE usage_result AS SELECT account, period, api, outcome, "
+                    f"CAST(sum(calls) AS HUGEINT) AS calls FROM ({union}) GROUP BY account, period, api, outcome")
+        limit(con, budget)
+    largest = int(_one(con, "SELECT coalesce(max(calls), 0) FROM usage_result"))
+    return largest, bounds(con, "usage_result", "account", _one(con, "SELECT count(*) FROM usage_result"))
+
+
+def read_ranged(con: duckdb.DuckDBPyConnection, spans: list[Range], sql: str, full: str,
+                batch: int) -> Iterator[list[tuple]]:
+    """Batches of the rows of `sql` run on each range of accounts in turn (`{range}` is its condition
+    on ``account``): an account's rows are all in one range, and the ranges ascend, so an ORDER BY on
+    the account holds across them. A range the budget cannot sort is sorted within `full`."""
+    for span in spans:
+        cursor = con.cursor()
+        try:
+            cursor.execute(sql.replace("{range}", predicate("account", span)))
+        except duckdb.OutOfMemoryException:
+            limit(con, full)
+            cursor.execute(sql.replace("{range}", predicate("account", span)))
+        while rows := cursor.fetchmany(batch):
+            yield rows
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str):
+    """The one value of an aggregate query (which always returns one row)."""
+    row = con.execute(sql).fetchone()
+    assert row is not None
+    return row[0]
+
+
+__all__ = ["RANGE_ROWS", "BUDGET", "STREAM_BUDGET", "limit", "bounds", "predicate", "run_ranged", "result", "read_ranged"]

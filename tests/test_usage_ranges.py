@@ -1,0 +1,110 @@
+"""Usage read a range of accounts at a time (`ratecard.usage.ranges`): with ranges of a few rows, the
+same accepted usage, bad rows, reconciliation and byte-identical bills as the Python reader the
+query replaced (the differential harness), and the same as one range; each account in one range."""
+
+from __future__ import annotations
+
+import contextlib
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ratecard.usage import ranges, read_usage
+
+from test_usage_differential import _APIS, _CALLS, _IDS, _MOMENTS, _OUTCOMES, _PERIODS, _chdir, _file, compare
+
+# Accounts that sort around each other (a prefix, spaces the query trims, capitals, other scripts),
+# so that range bounds fall between and on them.
+_ACCOUNTS = st.sampled_from(["acme", "acme2", " acme", "acme ", "Acme", "globex", "", " ", "a\u0001b", "ünïcode",
+                             "x,y", "zz", "客户", "b", "bb", "b b"])
+
+
+@contextlib.contextmanager
+def _ranges_of(rows: int, budget: int | None = None):
+    saved = ranges.RANGE_ROWS, ranges.BUDGET, ranges.STREAM_BUDGET
+    ranges.RANGE_ROWS = rows
+    if budget is not None:
+        ranges.BUDGET = ranges.STREAM_BUDGET = budget
+    try:
+        yield
+    finally:
+        ranges.RANGE_ROWS, ranges.BUDGET, ranges.STREAM_BUDGET = saved
+
+
+def _stream(reader):
+    return [(u.account, u.period, tuple((i.api, i.calls, i.outcome) for i in u.items)) for u in reader.accounts()]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(_ACCOUNTS, _PERIODS, _APIS, _CALLS, _OUTCOMES), min_size=1, max_size=30),
+       fmt=st.sampled_from(["csv", "jsonl"]), size=st.integers(1, 4), period=st.sampled_from([None, "2020-09"]))
+def test_aggregated_usage_in_small_ranges_reads_as_the_python_reader(shipped_rules, tmp_path_factory, rows, fmt,
+                                                                     size, period):
+    tmp = tmp_path_factory.mktemp("ranged")
+    header = ("account", "period", "api", "calls", "outcome")
+    with _chdir(tmp), _ranges_of(size):
+        compare(shipped_rules, [_file(tmp, f"u.{fmt}", header, rows, fmt, False)], period)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(_IDS, _ACCOUNTS, _APIS, _MOMENTS, _OUTCOMES), min_size=1, max_size=30),
+       size=st.integers(1, 4))
+def test_call_records_streamed_in_small_ranges_read_as_the_python_reader(shipped_rules, tmp_path_factory, rows,
+                                                                         size):
+    tmp = tmp_path_factory.mktemp("ranged-calls")
+    header = ("request_id", "account", "api", "timestamp", "error_code")
+    with _chdir(tmp), _ranges_of(size):
+        compare(shipped_rules, [_file(tmp, "c.csv", header, rows, "csv", False)], None)
+
+
+def _aggregated(tmp_path, accounts: int):
+    path = tmp_path / "usage.csv"
+    lines = ["account,period,api,calls,outcome"]
+    for a in range(accounts):  # out of account order, some accounts spelled with spaces the query trims
+        name = f"acct-{(a * 7919) % accounts:05d}"
+        lines.append(f"{' ' + name if a % 5 == 0 else name},2020-09,DetectFace,{a + 1},success")
+        lines.append(f"{name},2020-09,SearchFaces,{a % 9},")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_many_ranges_give_the_one_range_result(shipped_rules, tmp_path):
+    path = _aggregated(tmp_path, 300)
+    whole = read_usage([path], shipped_rules)
+    with _ranges_of(50):
+        ranged = read_usage([path], shipped_rules)
+        assert len(ranged._ranges) > 5  # the run was cut into ranges indeed
+        assert _stream(ranged) == _stream(whole)
+        assert ranged.account_periods == whole.account_periods == 300
+        assert ranged.account_ids() == whole.account_ids()
+        assert ranged.reconciliation.to_dict() == whole.reconciliation.to_dict()
+
+
+def test_a_budget_too_small_for_the_input_falls_back_to_the_whole_share(shipped_rules, tmp_path):
+    path = _aggregated(tmp_path, 2000)
+    whole = read_usage([path], shipped_rules)
+    with _ranges_of(500, budget=2**20):  # 1 MiB: DuckDB cannot read the file within it
+        ranged = read_usage([path], shipped_rules)
+        assert _stream(ranged) == _stream(whole)
+
+
+@pytest.mark.parametrize("rows, size", [(1, 1), (10, 3), (1000, 7), (1000, 1000)])
+def test_every_account_falls_in_exactly_one_range_in_order(rows, size, monkeypatch):
+    monkeypatch.setattr(ranges, "RANGE_ROWS", size)
+    con = duckdb.connect()
+    values = [f"a{i % 97:03d}" for i in range(rows)] + [None, "\u0001x", "ü", "'quote"]
+    con.execute("CREATE TABLE t (account VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?)", [[v] for v in values])
+    spans = ranges.bounds(con, "t", "account", len(values))
+    assert spans[0][0] is None and spans[-1][1] is None
+    assert all(high == low for (_, high), (low, _) in zip(spans, spans[1:]))  # adjacent, ascending
+    seen = []
+    for span in spans:
+        seen += [v for (v,) in con.execute(f"SELECT account FROM t WHERE {ranges.predicate('account', span)} "
+                                           "ORDER BY account").fetchall()]
+    assert seen == [v for (v,) in con.execute("SELECT account FROM t ORDER BY account").fetchall()]
+    assert seen[-1] is None  # NULL last, as ORDER BY puts it
+    if len(values) > size:
+        assert len(spans) > 1
