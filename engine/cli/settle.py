@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from ..errors import RatecardError
+from ..ledger.values import SettleInterrupted
 from ..formatting import counted, format_count, format_money
 from .exits import BAD_INPUT, STATUS_EXIT
 from .common import (
@@ -72,6 +74,31 @@ def _tail_text(report) -> list[str]:
     return out
 
 
+class _Guarded:
+    """Standard output for a report written while the settlement runs. A write that fails (a pipe
+    whose reader is gone, a full disk) must not stop the settlement part-way, leaving most accounts
+    unbilled: the first failure is kept, nothing more is written, and it is said once the
+    settlement is done."""
+
+    def __init__(self, out):
+        self.out, self.error = out, None
+
+    def write(self, text: str) -> None:
+        if self.error is None:
+            try:
+                self.out.write(text)
+            except OSError as exc:
+                self.error = exc
+
+    def flush(self) -> None:
+        self.write("")
+        if self.error is None:
+            try:
+                self.out.flush()
+            except OSError as exc:
+                self.error = exc
+
+
 class _TextStream:
     """The text report printed as the settlement goes: each account's line once its batch is committed.
     The accounts' column is as wide as the longest name of those to be settled, known before the first."""
@@ -86,6 +113,10 @@ class _TextStream:
 
     def account(self, settled) -> None:
         self._out.write(_account_text(settled, self._width) + "\n")
+
+    def interrupted(self, stopped) -> None:
+        self._out.write(f"\nstopped part-way: {counted(len(stopped.recorded), 'account')} recorded, "
+                        f"{counted(len(stopped.left), 'account')} not (see standard error)\n")
 
 
 class _JsonStream:
@@ -112,6 +143,13 @@ class _JsonStream:
 
     def finish(self, report, extra: dict) -> None:
         self._out.write(("\n  ]" if self._any else "[]") + "," + self._dumps(report.tail_dict() | extra)[1:] + "\n")
+
+    def interrupted(self, stopped) -> None:
+        """The document closed as one that stopped part-way, so that it is still JSON: the accounts
+        recorded are those listed; the usage not billed and the debits collected are not known."""
+        self._out.write(("\n  ]" if self._any else "[]") + "," + self._dumps({"interrupted": {
+            "message": str(stopped), "recorded": len(stopped.recorded), "not_recorded": list(stopped.left)}})[1:]
+            + "\n")
 
 
 def cmd_settle(args) -> int:
@@ -158,9 +196,18 @@ def cmd_settle(args) -> int:
         else:
             # Streamed: each account's result is printed once its batch is committed, and not kept, so
             # that memory stays flat however many accounts there are (see docs/scale.md).
-            stream: _JsonStream | _TextStream = (_JsonStream if args.format == "json" else _TextStream)(sys.stdout)
-            report = ledger.settle(rules, reader.accounts(), args.period, at, hold=held, batch=args.batch,
-                                   jobs=args.jobs, on_start=stream.start, on_account=stream.account)
+            out = _Guarded(sys.stdout)
+            stream: _JsonStream | _TextStream = (_JsonStream if args.format == "json" else _TextStream)(out)
+            try:
+                report = ledger.settle(rules, reader.accounts(), args.period, at, hold=held, batch=args.batch,
+                                       jobs=args.jobs, on_start=stream.start, on_account=stream.account)
+            except SettleInterrupted as stopped:
+                stream.interrupted(stopped)
+                out.flush()
+                raise
+            out.flush()
+            if out.error is not None:
+                return _unreported(report, out.error)
     if args.format == "pdf":
         # The PDF is standard output's one document (unless --out): the report goes to standard error.
         report_to = sys.stdout if out_dir else sys.stderr
@@ -177,13 +224,39 @@ def cmd_settle(args) -> int:
     if rejects is not None and args.format != "json":
         print(f"{counted(rejects.count, 'bad row')} written to {args.rejects}",
               file=sys.stderr if args.format == "pdf" and not out_dir else sys.stdout)
+    _problems(report)
+    return 0 if report.complete else NOT_ALL_SETTLED
+
+
+def _unreported(report, error: OSError) -> int:
+    """A settlement that is recorded, but whose report could not all be written to standard output."""
+    if isinstance(error, BrokenPipeError):
+        # Its reader is gone (`| head`): nothing more is printed there, as any command's output stops; the
+        # status still says whether every account was settled, and the problems still go to standard error.
+        try:  # what is still buffered for it is dropped, not reported again at exit (Python's advice for EPIPE)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass  # standard output is no file (a test's, a caller's stream): nothing to point elsewhere
+        _problems(report)
+        return 0 if report.complete else NOT_ALL_SETTLED
+    _problems(report)
+    counts = report.outcomes
+    raise RatecardError(f"the settlement of {report.period} is recorded ({counted(report.settled_count, 'account')}: "
+                        f"{counts['settled']:,} settled, {counts['already-settled']:,} already settled, "
+                        f"{counts['failed']:,} not settled), but its report could not be written to standard output: "
+                        f"{error.strerror or error}; settling again changes nothing and reports each account as "
+                        "already settled")
+
+
+def _problems(report) -> None:
     for failed in report.failed:
         print(f"{failed.account}: not settled: {failed.problem}", file=sys.stderr)
     for unrecorded in report.unrecorded:
         print(f"{unrecorded.account}: usage not recorded: {unrecorded.unrecorded}", file=sys.stderr)
     for unbilled in report.unbilled:
         print(f"{unbilled.account}: not settled: {unbilled.reason}", file=sys.stderr)
-    return 0 if report.complete else NOT_ALL_SETTLED
 
 
 def _documents_pdf(ledger, report, out_dir, paper) -> int:

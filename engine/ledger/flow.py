@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Iterator
 
+from ..errors import RatecardError
 from . import postings as P
 from .records import OUTCOMES, Settled, Streamed, Unbilled
 from .values import moment
@@ -18,12 +19,13 @@ from .values import moment
 HELD = "has rejected usage rows: settled once they are fixed"
 
 
-class UsageOrderError(ValueError):
-    """Usage given to a streamed settlement that is not of its period, or not in account order."""
+class UsageOrderError(RatecardError, ValueError):
+    """Usage given to a streamed settlement that is not of its period, or not in account order, or
+    that could not be read on (a streamed settlement reads it as its batches need it)."""
 
     def __init__(self, account: str, message: str):
         super().__init__(message)
-        self.account = account  # whose usage it is
+        self.account = account  # whose usage it is (the last read, when it could not be read on)
 
 
 def in_order(usage: Iterable, period: str) -> Iterator:
@@ -77,7 +79,15 @@ class UsageMerge:
         self._next = next(self._usage, None)  # a usage problem found before anything is written
 
     def _advance(self):
-        current, self._next = self._next, next(self._usage, None)
+        current = self._next
+        try:
+            self._next = next(self._usage, None)
+        except UsageOrderError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the reader's engine (a spill file lost, a disk full): said, not a traceback
+            last = current.account if current is not None else ""
+            raise UsageOrderError(last, f"the usage could not be read on after account {last or '(none)'}: "
+                                  f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from exc
         return current
 
     def _aside(self, u) -> None:

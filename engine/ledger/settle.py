@@ -97,9 +97,12 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
     order, once its batch is committed. The report then keeps, instead of `accounts`, the counts of
     each outcome and the failed and unrecorded accounts (`SettleReport.streamed`): `outcomes`,
     `failed` and `complete` answer as they would. `hold` must be complete when `settle` is called.
-    Usage out of order or of another period raises `flow.UsageOrderError` when nothing is recorded
-    yet, else `SettleInterrupted` (an account whose usage comes later than it should may have been
-    settled without it by then: the next run bills it the difference). `on_start(head, accounts)`,
+    Usage out of order, of another period, or that cannot be read on raises `flow.UsageOrderError`
+    (a `RatecardError`) when no account is recorded yet (the scheduled debits due, collected first,
+    stay collected), else `SettleInterrupted` (an account whose usage comes later than it should may
+    have been settled without it by then: the next run bills it the difference). An `on_account`
+    that raises stops the settlement with `SettleInterrupted` too, naming what is recorded (its
+    whole batch is). `on_start(head, accounts)`,
     when given, is called once before any account is settled, with the report as it stands (the
     debits collected, no accounts) and the accounts to be settled, in order."""
     if batch < 1:
@@ -251,8 +254,13 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         for result in done:
             tally.add(result)
             step("committed")
-            if on_account is not None:
+        if on_account is None:
+            return
+        for result in done:
+            try:
                 on_account(result)
+            except Exception as exc:  # noqa: BLE001 - the caller's (a report that cannot be written): what is recorded is said
+                raise interrupted(exc, billable[tally.count:], f"{result.account} (handing over its result)") from exc
 
     if on_start is not None:
         on_start(SettleReport(period, service, t.fingerprint, at, when_, collected), billable)
