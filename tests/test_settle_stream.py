@@ -9,10 +9,8 @@ import io
 import json
 import shutil
 import sqlite3
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -24,13 +22,9 @@ from ratecard.rating import UsageItem
 from ratecard.usage import AccountUsage
 
 from conftest import write_rule_set
+from test_settle_batches import at  # noqa: F401 - also used by test_settle_report_failures
 
-BERLIN = ZoneInfo("Europe/Berlin")
 ACCOUNTS = [f"acct-{n:02d}" for n in range(10)]
-
-
-def at(*args) -> datetime:
-    return datetime(*args, tzinfo=BERLIN)
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,6 @@ class _Guarded:
                 self.error = exc
 
     def flush(self) -> None:
-        self.write("")
         if self.error is None:
             try:
                 self.out.flush()
@@ -141,15 +140,18 @@ class _JsonStream:
                         + self._dumps(settled.to_dict()).replace("\n", "\n    "))
         self._any = True
 
+    def _close(self, tail: dict) -> None:
+        """The accounts' list closed, then `tail`'s keys, and the document."""
+        self._out.write(("\n  ]" if self._any else "[]") + "," + self._dumps(tail)[1:] + "\n")
+
     def finish(self, report, extra: dict) -> None:
-        self._out.write(("\n  ]" if self._any else "[]") + "," + self._dumps(report.tail_dict() | extra)[1:] + "\n")
+        self._close(report.tail_dict() | extra)
 
     def interrupted(self, stopped) -> None:
         """The document closed as one that stopped part-way, so that it is still JSON: the accounts
         recorded are those listed; the usage not billed and the debits collected are not known."""
-        self._out.write(("\n  ]" if self._any else "[]") + "," + self._dumps({"interrupted": {
-            "message": str(stopped), "recorded": len(stopped.recorded), "not_recorded": list(stopped.left)}})[1:]
-            + "\n")
+        self._close({"interrupted": {"message": str(stopped), "recorded": len(stopped.recorded),
+                                     "not_recorded": list(stopped.left)}})
 
 
 def cmd_settle(args) -> int:

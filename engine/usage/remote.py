@@ -70,10 +70,10 @@ class Remote:
         path, fs = self._fs(url)
         return int(fs.getFileStatus(path).getLen())
 
-    def read(self, url: str, offset: int, length: int) -> bytes:
-        """`length` bytes of the file from `offset` (fewer at its end)."""
+    def read(self, url: str, size: int, offset: int, length: int) -> bytes:
+        """`length` bytes of the file (of `size` bytes) from `offset` (fewer at its end)."""
         path, fs = self._fs(url)
-        length = max(0, min(length, self.size(url) - offset))
+        length = max(0, min(length, size - offset))
         if length == 0:
             return b""
         try:
@@ -92,14 +92,14 @@ class Remote:
         file with its data left out (magic, footer, footer length, magic: the schema DuckDB
         describes, exactly as from the whole file)."""
         local = os.path.join(directory, f"remote-{number}-head")
-        head = self.read(url, 0, _HEAD)
+        size = self.size(url)  # asked of the file system once: each question is a round trip
+        head = self.read(url, size, 0, _HEAD)
         if head[:4] == PARQUET_MAGIC:
-            size = self.size(url)
-            tail = self.read(url, max(0, size - 8), 8)
+            tail = self.read(url, size, max(0, size - 8), 8)
             if len(tail) == 8 and tail[4:] == PARQUET_MAGIC:
                 (footer,) = struct.unpack("<I", tail[:4])
                 if 0 < footer <= size - 12:
-                    head = PARQUET_MAGIC + self.read(url, size - 8 - footer, footer + 8)
+                    head = PARQUET_MAGIC + self.read(url, size, size - 8 - footer, footer + 8)
         with open(local, "wb") as out:
             out.write(head)
         return local
