@@ -217,3 +217,30 @@ def test_a_pack_bought_between_rating_and_writing_a_later_batch_is_taken(tmp_pat
         assert "Covered by pack PK-000001" in text
         if jobs == 2:
             assert renders_here == ["p4"]  # the others' texts, rendered ahead, were recorded
+
+
+def test_savepoints_keep_what_they_undo_in_memory_while_settling_and_only_then(template, tmp_path, monkeypatch):
+    """Each account's savepoint keeps the pages it changes as they were (SQLite's sub-journal): in a
+    temporary file that is a write system call a page, so a settlement keeps them in memory, and puts
+    SQLite's setting back once it is done (a failed run too), for other reads' large sorts."""
+    import ratecard.ledger as ledger_module
+
+    root, rules, db, usage = template
+    with Ledger(copy(db, tmp_path / "memory.db")) as ledger:
+        connection = ledger._store._db
+        seen = []
+        monkeypatch.setattr(ledger_module, "_checkpoint_hook", lambda step: seen.append(
+            connection.execute("PRAGMA temp_store").fetchone()[0]) if step == "billed" else None)
+        assert connection.execute("PRAGMA temp_store").fetchone()[0] == 0
+        ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=5, jobs=1)
+        assert seen == [2] * len(ACCOUNTS)  # MEMORY
+        assert connection.execute("PRAGMA temp_store").fetchone()[0] == 0
+
+        def fails(step):
+            if step == "billed":
+                raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(ledger_module, "_checkpoint_hook", fails)
+        with pytest.raises(ratecard.ledger.LedgerError):
+            ledger.settle(rules, [], "2024-02", at(2024, 3, 6, 10), batch=5, jobs=1)
+        assert connection.execute("PRAGMA temp_store").fetchone()[0] == 0
