@@ -244,3 +244,72 @@ def test_savepoints_keep_what_they_undo_in_memory_while_settling_and_only_then(t
         with pytest.raises(ratecard.ledger.LedgerError):
             ledger.settle(rules, [], "2024-02", at(2024, 3, 6, 10), batch=5, jobs=1)
         assert connection.execute("PRAGMA temp_store").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("fails_at", ["billed", "debited"])
+def test_an_account_whose_write_fails_leaves_those_before_it_in_its_batch_whole_and_once(template, tmp_path,
+                                                                                         monkeypatch, fails_at):
+    """A batch is first written without a savepoint an account: when an account's write fails part-way,
+    the whole batch is undone and the accounts before it are written again. What is recorded is what one
+    account at a time records: those before it whole and once, its own changes none, its number given back."""
+    import ratecard.ledger as ledger_module
+    from ratecard.ledger import SettleInterrupted
+
+    root, rules, db, usage = template
+    dumps = {}
+    for batch, jobs in ((1, 1), (5, 1), (5, 2), (100, 1)):
+        target = copy(db, tmp_path / f"fails-{batch}-{jobs}.db")
+        steps = []
+
+        def fail_the_eighth(step):  # acct-07: in the second batch of five, the eighth of one batch
+            if step == fails_at:
+                steps.append(step)
+                if len(steps) == 8:
+                    raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(ledger_module, "_checkpoint_hook", fail_the_eighth)
+        with Ledger(target) as ledger:
+            with pytest.raises(SettleInterrupted) as stopped:
+                ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=batch, jobs=jobs)
+        monkeypatch.setattr(ledger_module, "_checkpoint_hook", None)
+        assert "stopped at account acct-07" in str(stopped.value) and "database or disk is full" in str(stopped.value)
+        assert list(stopped.value.recorded) == ACCOUNTS[:7], (batch, jobs)
+        with Ledger(target, readonly=True) as ledger:
+            assert ledger.verify() == []
+        dumps[batch, jobs] = dump(target)
+    expected = dumps.pop((1, 1))
+    assert [r[3] for r in expected["bills"]] == [f"INV-{n:06d}" for n in range(1, 8)]
+    assert [r[0] for r in expected["debits"]] == ACCOUNTS[:7]
+    for key, other in dumps.items():
+        assert other == expected, key
+    # Settling again records the rest, numbered on from where the series stopped.
+    with Ledger(copy(tmp_path / "fails-5-1.db", tmp_path / "again.db")) as ledger:
+        report = ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 11), batch=5, jobs=1)
+        assert [a.outcome for a in report.accounts] == ["already-settled"] * 7 + ["settled"] * 5
+        assert [d.number for d in ledger.documents()] == [f"INV-{n:06d}" for n in range(1, 13)]
+        assert ledger.verify() == []
+
+
+def test_a_correction_in_a_batch_is_numbered_between_its_new_invoices_without_a_gap(template, tmp_path):
+    """The series' next number is read once a batch; a correction (a supplementary invoice, numbered in
+    the invoices' series) issued in the same batch after a new invoice takes the next one, and the
+    invoices after it go on from there."""
+    root, rules, db, usage = template
+    more = [AccountUsage(u.account, u.period, (*u.items, UsageItem("RenderWidget", 5))) if u.account == "acct-02"
+            else u for u in usage]
+    dumps = {}
+    for batch in (1, 5, 100):
+        target = copy(db, tmp_path / f"corrected-{batch}.db")
+        with Ledger(target) as ledger:
+            ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), hold=[ACCOUNTS[0], *ACCOUNTS[3:]],
+                          batch=batch, jobs=1)
+            report = ledger.settle(rules, more, "2024-01", at(2024, 2, 6, 11), batch=batch, jobs=1)
+            assert [a.outcome for a in report.accounts] == (["settled", "already-settled", "corrected"]
+                                                            + ["settled"] * 9), batch
+            numbers = [(d.number, d.kind, d.account) for d in ledger.documents()]
+            assert ledger.verify() == []
+        assert numbers == ([("INV-000001", "invoice", "acct-01"), ("INV-000002", "invoice", "acct-02"),
+                            ("INV-000003", "invoice", "acct-00"), ("INV-000004", "supplementary-invoice", "acct-02")]
+                           + [(f"INV-{n + 5:06d}", "invoice", a) for n, a in enumerate(ACCOUNTS[3:])]), batch
+        dumps[batch] = dump(target)
+    assert dumps[5] == dumps[1] and dumps[100] == dumps[1]

@@ -11,6 +11,7 @@ that account's savepoint would find: the rows recorded are those of reading them
 
 from __future__ import annotations
 
+from . import documents as D
 from . import postings as P
 from .accounts import _party
 from .packs import pack_balances_of, with_packs
@@ -80,13 +81,33 @@ class Ahead:
 class Inside:
     """A batch's accounts as its transaction finds them: read by the first account's savepoint, once."""
 
-    def __init__(self, store, accounts: list[str], service: str, period: str, when_, when: str):
+    def __init__(self, store, accounts: list[str], service: str, period: str, when_, when: str, issued_on):
         self._store, self._accounts, self._service, self._period = store, accounts, service, period
         self._when_, self._when = when_, when
-        self.when = when
+        self.when, self.issued_on = when, issued_on  # the settlement's moment, and its local date
         # The batch's moments as stored, stamped once rather than once an account.
         self.opens, self.closes = stamp(when_.deduction_opens), stamp(when_.deduction_closes)
         self._read = False
+        self._next_seq: dict[str, int] = {}
+
+    def assign_number(self, db, numbering, kind: str) -> tuple[str, str, int]:
+        """`documents.assign_number` of a document of `kind` issued on `issued_on`, its series' next place
+        read once: the transaction holds the write lock, so only it numbers documents meanwhile, and the
+        settlement's invoices (one an account, each taking the number assigned) are all it numbers until
+        `numbered_elsewhere`. An account that fails stops the batch: no number is assigned after one
+        given back."""
+        series = numbering.series(kind, self.issued_on)
+        seq = self._next_seq.get(series)
+        if seq is None:
+            number, series, seq = D.assign_number(db, numbering, kind, self.issued_on)
+        else:
+            number = numbering.number(series, seq)
+        self._next_seq[series] = seq + 1
+        return number, series, seq
+
+    def numbered_elsewhere(self) -> None:
+        """A document is about to be numbered by other code (a correction): the next places are read again."""
+        self._next_seq.clear()
 
     def _load(self) -> None:
         store, accounts = self._store, self._accounts

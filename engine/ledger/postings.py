@@ -84,12 +84,15 @@ def _position(row, service_rows) -> S.Position:
     return S.Position(row[0], Decimal(row[1]), Decimal(row[2]), services)
 
 
-def record(db, account: str, before: S.Position, when: str, changes, after: S.Position) -> Applied:
-    """Append `changes` as entries and bring the account and its services in step with them."""
+def record(db, account: str, before: S.Position, when: str, changes, after: S.Position, *,
+           time_zone: tuple[str, str] | None = None) -> Applied:
+    """Append `changes` as entries and bring the account and its services in step with them.
+    `time_zone`: (service, zone) to set as the service's `time_zone` too, with its row when that changes."""
     S = settlement()
 
     balance, frozen = before.balance, before.frozen
     entries = []
+    at = None
     for c in changes:
         balance, frozen = S.add(balance, c.amount), S.add(frozen, c.frozen)
         cur = db.execute(
@@ -97,7 +100,8 @@ def record(db, account: str, before: S.Position, when: str, changes, after: S.Po
             "frozen_after, reason, ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (account, when, c.kind, c.service, c.period, as_text(c.amount), as_text(c.frozen), as_text(balance),
              as_text(frozen), c.reason, c.ref))
-        entries.append(Entry(cur.lastrowid, account, moment(when), c.kind, c.service, c.period, c.amount, c.frozen,
+        at = at or moment(when)
+        entries.append(Entry(cur.lastrowid, account, at, c.kind, c.service, c.period, c.amount, c.frozen,
                              balance, frozen, c.reason, c.ref))
     if (balance, frozen) != (after.balance, after.frozen):
         raise AssertionError(f"internal error: the entries of {account} add up to {balance}/{frozen}, "
@@ -106,17 +110,24 @@ def record(db, account: str, before: S.Position, when: str, changes, after: S.Po
         db.execute("UPDATE accounts SET balance = ?, frozen = ?, last_at = max(last_at, ?) WHERE id = ?",
                    (as_text(balance), as_text(frozen), when, account))
     standing = {c.service: c for c in changes if c.kind in (S.SUSPENDED, S.RESUMED)}
+    zone_service, zone = time_zone or (None, None)
     for name, state in after.services.items():
         if state == before.services.get(name) and name not in standing:
             continue
-        db.execute("UPDATE services SET state = ?, frozen = ?, frozen_period = ?, pending_freeze = ?, "
-                   "pending_period = ?, arrears_action = ?, resume_when = ? WHERE account = ? AND service = ?",
-                   (SUSPENDED if state.suspended else ACTIVE, as_text(state.frozen), state.frozen_period,
-                    None if state.pending_freeze is None else as_text(state.pending_freeze), state.pending_period,
-                    state.arrears_action, state.resume_when, account, name))
+        # One statement a service: its state, and with it when it changed standing, and its time zone.
+        values = [SUSPENDED if state.suspended else ACTIVE, as_text(state.frozen), state.frozen_period,
+                  None if state.pending_freeze is None else as_text(state.pending_freeze), state.pending_period,
+                  state.arrears_action, state.resume_when]
+        extra = ""
         if name in standing:
-            db.execute("UPDATE services SET since = ?, reason = ? WHERE account = ? AND service = ?",
-                       (when, standing[name].reason, account, name))
+            extra, values = ", since = ?, reason = ?", values + [when, standing[name].reason]
+        if name == zone_service:
+            extra, values, zone_service = extra + ", time_zone = ?", values + [zone], None
+        db.execute("UPDATE services SET state = ?, frozen = ?, frozen_period = ?, pending_freeze = ?, "
+                   f"pending_period = ?, arrears_action = ?, resume_when = ?{extra} WHERE account = ? AND service = ?",
+                   (*values, account, name))
+    if zone_service is not None:  # its row changed otherwise not
+        db.execute("UPDATE services SET time_zone = ? WHERE account = ? AND service = ?", (zone, account, zone_service))
     suspended = tuple(sorted(n for n, s in after.services.items() if s.suspended))
     return Applied(account, tuple(entries), balance, frozen, suspended)
 

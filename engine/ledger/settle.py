@@ -187,6 +187,7 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
             # credited) by a supplementary invoice (or credit note) for the difference.
             def correct_recorded(inside: Inside) -> Settled:
                 try:
+                    inside.numbered_elsewhere()  # a correction is numbered in the invoices' series too
                     return correct(store, policy, as_now(inside, packs), service, when_, at, seller)
                 except TaxError as exc:
                     return Settled(account, "failed", "", book.currency, None, problem=str(exc))
@@ -227,6 +228,7 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
             if done is None:  # a concurrent run settled it after we looked: what it recorded stands
                 before = pack_balances(store, account, service, when_, zone, before_bill=True)
                 try:
+                    inside.numbered_elsewhere()
                     done = correct(store, policy, as_now(inside, before), service, when_, at, seller)
                 except TaxError as exc:
                     done = Settled(account, "failed", number, book.currency, None, problem=str(exc))
@@ -262,6 +264,38 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
             except Exception as exc:  # noqa: BLE001 - the caller's (a report that cannot be written): what is recorded is said
                 raise interrupted(exc, billable[tally.count:], f"{result.account} (handing over its result)") from exc
 
+    def write_batch(chunk: list[str], records, start: int, savepoints: bool = False
+                    ) -> tuple[list[Settled], LedgerError | None]:
+        """Record a batch's accounts in one transaction: the results of those recorded, and the failure
+        (a LedgerError) that stopped the batch at the account after them, whose changes are undone.
+        First without a savepoint an account (each costs about a tenth of recording a bill): an account
+        that fails then undoes the whole batch, and the accounts before it are recorded again, each
+        in its savepoint, as they would have been had the first try had savepoints."""
+        done: list[Settled] = []
+        failure = None
+        try:
+            with store.batch(savepoints=savepoints):
+                inside = Inside(store, chunk, service, period, when_, stamp(at), issued_on)
+                for record in records:
+                    try:
+                        done.append(record(inside))
+                    except LedgerError as exc:
+                        failure = exc
+                        if savepoints or not store.in_transaction:
+                            # Its own changes are undone (its savepoint, or SQLite's rollback of the whole
+                            # transaction, which leaving the batch says); those before it are whole.
+                            break
+                        raise _Redo from None
+        except _Redo:
+            if not done:
+                return [], failure
+            kept, stopped = write_batch(chunk, records[:len(done)], start, savepoints=True)
+            return kept, stopped or failure
+        except LedgerError as exc:  # the batch's commit failed: none of it is recorded
+            stopped = chunk[len(done)] if failure is not None else None
+            raise interrupted(failure or exc, billable[start:], stopped) from None
+        return done, failure
+
     if on_start is not None:
         on_start(SettleReport(period, service, t.fingerprint, at, when_, collected), billable)
     with Prerenderer(rules, period, issued_on, jobs, len(billable)) as pre, store.journals_in_memory():
@@ -283,21 +317,7 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
                 if not tally.count:
                     raise
                 raise interrupted(exc, billable[start:]) from None
-            done, failure = [], None
-            try:
-                with store.batch():
-                    inside = Inside(store, chunk, service, period, when_, stamp(at))
-                    for record in records:
-                        try:
-                            done.append(record(inside))
-                        except LedgerError as exc:
-                            # Its own changes are undone (a savepoint); the accounts before it in the
-                            # batch are whole, and are committed.
-                            failure = exc
-                            break
-            except LedgerError as exc:  # the batch's commit failed: none of it is recorded
-                stopped = chunk[len(done)] if failure is not None else None
-                raise interrupted(failure or exc, billable[start:], stopped) from None
+            done, failure = write_batch(chunk, records, start)
             committed(done)
             if failure is not None:
                 # The batches before are recorded and stay so: saying "nothing was changed" would be
@@ -311,6 +331,10 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         raise interrupted(exc, (), exc.account) from None
     return SettleReport(period, service, t.fingerprint, at, when_, collected, tuple(tally.kept), merge.unbilled(),
                         streamed=None if tally.keep else tally.streamed())
+
+
+class _Redo(Exception):
+    """Leaves a batch written without savepoints, rolling it back, to record it again with them."""
 
 
 def _settle_one(store, priced: _Priced, service, when_, at, policy, again, seller, inside: Inside) -> Settled | None:
@@ -338,11 +362,10 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
         except TaxError as exc:
             return Settled(account, "failed", priced.fingerprint, bill.currency, None, problem=str(exc))
         bill = priced.bill
-        issued_on = at.astimezone(when_.start.tzinfo).date()
-        number, series, seq = D.assign_number(db, policy.numbering, INVOICE, issued_on)
-        if inside.time_zone(account) != policy.time_zone:  # set once, then only when the policy's zone changes
-            db.execute("UPDATE services SET time_zone = ? WHERE account = ? AND service = ?",
-                       (policy.time_zone, account, service))
+        issued_on = inside.issued_on
+        number, series, seq = inside.assign_number(db, policy.numbering, INVOICE)
+        # Set once, then only when the policy's zone changes: with the service's row, as its debit updates it.
+        zone = (service, policy.time_zone) if inside.time_zone(account) != policy.time_zone else None
         buyer, party = inside.buyer(account), seller.party if seller else None
         paper = seller.paper if seller else "A4"
         ahead = priced.prerendered(number, buyer)
@@ -377,9 +400,9 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
             issued = P.record(db, account, position, when, [billed], position)
             entry = issued.entries[0].seq
             issued = P.merge(issued, take_packs(db, bill, service, when_, position, when))
-            applied = P.merge(issued, P.record(db, account, position, when, then, after))
+            applied = P.merge(issued, P.record(db, account, position, when, then, after, time_zone=zone))
         else:  # the bill's entry and its debit's in one go: the account's row is updated once
-            applied = P.record(db, account, position, when, [billed, *then], after)
+            applied = P.record(db, account, position, when, [billed, *then], after, time_zone=zone)
             entry = applied.entries[0].seq
         D.insert_document(db, number=number, series=series, seq=seq, kind=INVOICE, account=account, service=service,
                         period=period, refers_to=None, cause=SETTLEMENT, reason="", currency=currency, amount=total,

@@ -22,6 +22,7 @@ class Store:
         self.path = default_path(path)
         self.readonly, self.timeout = readonly, timeout
         self._batched = False  # inside `batch()`: each `write()` is a savepoint of its transaction
+        self._savepoints = True  # ... unless the batch was asked for without
         shown = str(self.path)
         if self.path.is_dir():
             raise NotALedger(f"{shown}: is a folder, not a ledger file")
@@ -132,11 +133,12 @@ class Store:
     @contextmanager
     def write(self):
         """One change, all or nothing. Inside `batch()` it is a savepoint of the batch's transaction:
-        undone alone when it fails, made durable when the batch commits."""
+        undone alone when it fails, made durable when the batch commits (in a `batch(savepoints=False)`,
+        part of the batch's one change: undone with the whole batch)."""
         if self.readonly:
             raise LedgerError(f"{self.path}: opened read-only")
         if self._batched:
-            with self._savepoint() as db:
+            with (self._savepoint() if self._savepoints else self._part()) as db:
                 yield db
             return
         db = self._db
@@ -157,16 +159,20 @@ class Store:
             raise
 
     @contextmanager
-    def batch(self):
+    def batch(self, *, savepoints: bool = True):
         """Several `write()`s in one ``BEGIN IMMEDIATE`` transaction, committed together on leaving
         (one commit, one sync of the log, instead of one each); on an error every one of them is
-        rolled back. A crash leaves all of them recorded or none."""
+        rolled back. A crash leaves all of them recorded or none. Each `write()` is a savepoint, undone
+        alone when it fails; with `savepoints` false it is not (a savepoint costs about a tenth of
+        recording a bill): a `write()` that fails (a LedgerError) leaves what it changed until the
+        batch is rolled back, so the caller must then leave the batch by an exception, which rolls it
+        back whole, and redo what it wants kept."""
         if self.readonly:
             raise LedgerError(f"{self.path}: opened read-only")
         if self._batched:
             raise RuntimeError("Store.batch() does not nest")
         with self.write() as db:
-            self._batched = True
+            self._batched, self._savepoints = True, savepoints
             try:
                 yield db
                 if not db.in_transaction:
@@ -196,6 +202,23 @@ class Store:
                 self._db.execute(f"PRAGMA temp_store = {before}")
             except sqlite3.Error:
                 pass  # refused only inside a transaction left open, when the connection is of no further use
+
+    @property
+    def in_transaction(self) -> bool:
+        """False inside a batch whose transaction SQLite rolled back by itself (a full disk, out of memory)."""
+        return self._db.in_transaction
+
+    @contextmanager
+    def _part(self):
+        """A `write()` of a `batch(savepoints=False)`: its errors are said as a savepoint's are, but
+        nothing is undone until the batch is."""
+        db = self._db
+        if not db.in_transaction:
+            raise LedgerError(f"{self.path}: SQLite rolled the transaction back; nothing of it was recorded")
+        try:
+            yield db
+        except sqlite3.Error as exc:
+            raise LedgerError(f"{self.path}: {exc}; nothing was changed") from None
 
     @contextmanager
     def _savepoint(self):
