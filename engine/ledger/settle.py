@@ -289,8 +289,8 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         except _Redo:
             if not done:
                 return [], failure
-            kept, stopped = write_batch(chunk, records[:len(done)], start, savepoints=True)
-            return kept, stopped or failure
+            kept, earlier = write_batch(chunk, records[:len(done)], start, savepoints=True)
+            return kept, earlier or failure
         except LedgerError as exc:  # the batch's commit failed: none of it is recorded
             stopped = chunk[len(done)] if failure is not None else None
             raise interrupted(failure or exc, billable[start:], stopped) from None
@@ -345,7 +345,7 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
     what the batch's transaction read of its accounts. None: a concurrent run recorded the period's
     bill after it was looked for."""
     S = settlement()
-    INVOICE, SETTLEMENT, TaxError, render = _recording()
+    INVOICE, SETTLEMENT, TaxError = _recording()
 
     bill = priced.bill
     account, period = bill.account, bill.period
@@ -372,6 +372,9 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
         if ahead is not None:  # rendered by a worker for this number and buyer: the same texts
             invoice_text, bill_json, document_json = ahead
         else:
+            # Imported only here: with workers the ledger's process renders nothing (jinja and the templates unloaded).
+            from .. import render
+
             meta = priced.meta(number, issued_on)
             invoice_text = render.render_invoice(bill, policy, "text", meta=meta, seller=party, buyer=buyer, paper=paper)
             bill_json = D.bill_json(priced.bill_dict)
@@ -436,12 +439,11 @@ def _debit(db, account, service, period, amount, terms, invoice, position, when,
 @cache
 def _recording():
     """What recording a bill needs of modules `ratecard status` does not load: imported once, not once an
-    account (the render module, not its function, which tests replace)."""
-    from .. import render
+    account."""
     from ..documents import INVOICE, SETTLEMENT
     from ..tax import TaxError
 
-    return INVOICE, SETTLEMENT, TaxError, render
+    return INVOICE, SETTLEMENT, TaxError
 
 
 def _late(when: str, closes: str) -> str:
