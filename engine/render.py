@@ -91,7 +91,10 @@ class _Sandbox(ImmutableSandboxedEnvironment, limits_module.LimitedEnvironment):
         self._verdicts: dict[tuple[type, str], bool] = {}
         # ratecard's gettext functions (`_direct_gettext`), called without the checks a template's own
         # callables need; None until installed.
-        self._alias = self._gettext = self._ngettext = self._translate = None
+        self._alias: Any = None
+        self._gettext: Any = None
+        self._ngettext: Any = None
+        self._translate: Any = None
         self.globals["lipsum"] = limits_module.bounded_lipsum(limits, self.globals["lipsum"])
 
     def is_safe_attribute(self, obj, attr: str, value) -> bool:
