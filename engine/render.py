@@ -94,7 +94,7 @@ class _Sandbox(ImmutableSandboxedEnvironment, limits_module.LimitedEnvironment):
         self._alias: Any = None
         self._gettext: Any = None
         self._ngettext: Any = None
-        self._translate: Any = None
+        self._catalog_gettext: Any = None
         self.globals["lipsum"] = limits_module.bounded_lipsum(limits, self.globals["lipsum"])
 
     def is_safe_attribute(self, obj, attr: str, value) -> bool:
@@ -127,6 +127,13 @@ class _Sandbox(ImmutableSandboxedEnvironment, limits_module.LimitedEnvironment):
         return value if verdict else self.unsafe_undefined(obj, attribute)
 
     def call_binop(self, context, operator, left, right):
+        # A column width (`W - 58`) or a rule (`"-" * W`): what check_binop, decimal_binop and Jinja's
+        # operator table do with two whole numbers added or subtracted, or a text repeated, in one step.
+        kind = type(left)
+        if kind is int and type(right) is int and (operator == "-" or operator == "+"):
+            return left - right if operator == "-" else left + right
+        if kind is str and type(right) is int and operator == "*" and len(left) * right <= self.limits.max_output:
+            return left * right
         limits_module.check_binop(self.limits, operator, left, right)
         exact = limits_module.decimal_binop(operator, left, right)
         return super().call_binop(context, operator, left, right) if exact is None else exact
@@ -144,7 +151,12 @@ class _Sandbox(ImmutableSandboxedEnvironment, limits_module.LimitedEnvironment):
             if found is missing:
                 found = __context.resolve_or_missing("gettext")
             if found is __self._gettext:
-                return __self._translate(__context.eval_ctx, *args, **kwargs)
+                if len(args) != 1:
+                    return found(__context, *args, **kwargs)  # the error gettext() gives
+                rv = __self._catalog_gettext(args[0])  # what `gettext` does, one call fewer
+                if __context.eval_ctx.autoescape:
+                    rv = Markup(rv)
+                return rv % kwargs
             # A template's own `gettext` (`{% set gettext = ... %}`), called in the context Jinja's alias
             # would call it in, and checked as any other call of the template's (Jinja's alias calls it
             # unchecked: `"a".center` as `gettext` made a text of any width).
@@ -164,9 +176,16 @@ class _Sandbox(ImmutableSandboxedEnvironment, limits_module.LimitedEnvironment):
             return __obj(__context, *args, **kwargs)
         if type(__obj) is Macro:
             # A template's macro: nothing of Python's to reach (it has no `__self__`, and is not
-            # marked unsafe), its own statements checked as they run.
+            # marked unsafe), its own statements checked as they run. Called as `Context.call` calls
+            # it (`Macro.__call__` takes the evaluation context).
             limits_module.check_time(__self.limits)
-            return __context.call(__obj, *args, **kwargs)
+            kwargs.pop("_loop_vars", None)
+            kwargs.pop("_block_vars", None)
+            try:
+                return __obj(__context.eval_ctx, *args, **kwargs)
+            except StopIteration:
+                return __context.environment.undefined("value was undefined because a callable raised a"
+                                                       " StopIteration exception")
         limits_module.check_call(__obj, args, kwargs, __self.limits)
         return super().call(__context, __obj, *args, **kwargs)
 
@@ -220,15 +239,12 @@ def _direct_gettext(env: jinja2.Environment, catalog) -> None:
     raw = getattr(catalog, "ugettext", None) or catalog.gettext
     raw_n = getattr(catalog, "ungettext", None) or catalog.ngettext
 
-    def translate(eval_ctx, __string: str, **variables):
-        rv = raw(__string)
-        if eval_ctx.autoescape:
-            rv = Markup(rv)
-        return rv % variables  # always a format string, as Jinja's newstyle gettext
-
     @pass_context
     def gettext(__context, __string: str, **variables):
-        return translate(__context.eval_ctx, __string, **variables)
+        rv = raw(__string)
+        if __context.eval_ctx.autoescape:
+            rv = Markup(rv)
+        return rv % variables  # always a format string, as Jinja's newstyle gettext
 
     @pass_context
     def ngettext(__context, __singular: str, __plural: str, __num: int, **variables):
@@ -247,7 +263,7 @@ def _direct_gettext(env: jinja2.Environment, catalog) -> None:
 
     env.globals.update(gettext=gettext, ngettext=ngettext, _=alias)
     if isinstance(env, _Sandbox):
-        env._alias, env._gettext, env._ngettext, env._translate = alias, gettext, ngettext, translate
+        env._alias, env._gettext, env._ngettext, env._catalog_gettext = alias, gettext, ngettext, raw
 
 
 def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True,

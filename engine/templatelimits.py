@@ -20,6 +20,7 @@ import re
 import string
 import time
 import types
+from collections import ChainMap
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import update_wrapper
@@ -28,6 +29,7 @@ from itertools import islice
 import jinja2
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator
+from jinja2.runtime import new_context
 from jinja2.sandbox import SecurityError
 
 
@@ -412,8 +414,24 @@ class BoundedTemplate(jinja2.Template):
     environment: LimitedEnvironment  # only a LimitedEnvironment makes BoundedTemplates (its template_class)
 
     def render(self, *args, **kwargs) -> str:
-        with deadline(self.environment.limits):
+        # `deadline` without its context manager's frames: a text invoice is one rendering.
+        if _active.get() is not None:
             return super().render(*args, **kwargs)
+        token = _active.set(_Rendering(time.monotonic() + self.environment.limits.max_seconds))
+        try:
+            return super().render(*args, **kwargs)
+        finally:
+            _active.reset(token)
+
+    def new_context(self, vars=None, shared: bool = False, locals=None):
+        # Jinja's, with the template's globals (a ChainMap of its own over the environment's) made one
+        # dict at C speed: Jinja copies them key by key through the ChainMap on every rendering. The
+        # same keys, values and order (the template's own first in precedence, as the ChainMap has it).
+        chained = self.globals
+        if type(chained) is ChainMap and len(chained.maps) == 2 \
+                and type(chained.maps[0]) is dict and type(chained.maps[1]) is dict:
+            chained = {**chained.maps[1], **chained.maps[0]}
+        return new_context(self.environment, self.name, self.blocks, vars, shared, chained, locals)
 
     def generate(self, *args, **kwargs):
         with deadline(self.environment.limits):

@@ -64,6 +64,15 @@ SAME_AS_JINJA = [
     # output values: Markup, a str subclass, numbers, None, containers, layout characters
     '{{ "<b>x</b>"|safe }} {{ shout }} {{ 3 }} {{ 2.5 }} {{ none }} {{ [1, "a"] }} {{ {"k": 1} }} {{ amount }}',
     '{{ "a\\tb\\nc" }} {{ "full\u3000width space" }} {{ "non\u00a0breaking" }}',
+    # arithmetic: column widths, rules, and what is not whole numbers or a text repeated
+    '{{ 74 - 58 }} {{ 3 + 4 }} {{ "ab" * 3 }} {{ "ab" * -1 }}|{{ "ab" * 0 }}|{{ 3 * "x" }} {{ true + 1 }} '
+    '{{ 1.5 - 1 }} {{ amount - 1 }} {{ amount + amount }} {{ [1] * 2 }} {{ "a" + "b" }} {{ 2 ** 10 }} {{ 7 % 3 }}',
+    '{{ "ab" - 1 }}',
+    '{{ 1 + "a" }}',
+    # imported macros, with and without the importing template's context
+    '{% import "names.j2" as names %}{{ names.mode("volume") }} {{ names.rounding("half-up") }} {{ names.kind("x") }}',
+    '{% import "names.j2" as names with context %}{% set _ = names.mode %}{{ names.kind("tax") }}',
+    '{% from "names.j2" import treatment %}{{ treatment("exempt") }}',
     # padding: texts, numbers, None, a str subclass, negative and zero widths, wide characters
     '{{ "ab"|ljust(5) }}|{{ 7|rjust(4) }}|{{ none|ljust(6) }}|{{ shout|rjust(6) }}|{{ "abc"|ljust(-3) }}|'
     '{{ "人脸"|ljust(6) }}|{{ [1]|rjust(5) }}|{{ "x"|ljust(0) }}',
@@ -88,6 +97,13 @@ def test_the_sandbox_renders_what_jinja_renders(environments, text):
     context = dict(row=Row(), d={"key": "value"}, shout=Shout("loud"), amount=Decimal("1.50"))
     expected = _outcome(plain, text, **context)
     assert _outcome(sandboxed, text, **context) == expected
+
+
+def test_a_templates_own_globals_come_before_the_environments(environments):
+    for env in environments:
+        template = env.from_string("{{ locale }}|{{ extra }}|{{ lang }}", globals={"locale": "xx", "extra": 1})
+        assert template.render() == "xx|1|en"
+        assert template.render(locale="yy") == "yy|1|en"  # what the caller gives comes first
 
 
 def test_a_gettext_given_in_the_context_is_used_by_underscore(environments):
