@@ -1,8 +1,8 @@
 """Call records at provider scale: `ratecard bill` end to end against DuckDB by hand, on one machine.
 
     python bench/ingest.py [--rows 1000000,5000000,20000000] [--accounts 100000,1000000]
-                           [--settle 10000,100000] [--no-settle-baseline] [--threads 2] [--memory-limit 2GiB]
-                           [--keep DIR]
+                           [--settle 10000,100000] [--no-settle-baseline] [--settle-before DIR] [--threads 2]
+                           [--memory-limit 2GiB] [--keep DIR]
 
 1. Call records (CSV, one file per size): 10,000 accounts, every API of the shipped mapping in force
    for 2020-09, a few error codes, 0.1% of request ids logged twice (identical copies), and UTC
@@ -18,6 +18,11 @@
 3. Settlement of N accounts (created, activated and topped up first, not timed): `ratecard settle`
    with its defaults next to the baseline of one transaction an account and no workers (`--batch 1
    --jobs 1`, how settle ran before issue 10), on copies of one ledger; accounts/s, ratio, peak memory.
+   `--settle-before DIR` also settles the same usage with the engine as it was when issue 10 was
+   filed, in the same run: DIR is a checkout of that engine with its own virtualenv, made once by
+   `git worktree add DIR ebcf9d0 && python -m venv DIR/.venv && DIR/.venv/bin/pip install -e DIR`.
+   It does less per account than today's engine (no seller and buyer, no stored documents, no
+   invoice JSON, no template bounds), so its line shows what the features since cost as well.
 
 Not a test: timings never gate CI. The machine is shared; the load average is printed with the results.
 """
@@ -170,8 +175,50 @@ def bench_accounts(sizes, tmp: Path, memory: str) -> None:
               f"{peak * 2**20 / n:>14,.0f} {os.getloadavg()[0]:>5.1f}")
 
 
-def bench_settle(sizes, tmp: Path, baseline: bool = True) -> None:
-    from ratecard.ledger import Ledger
+# The ledger a settle run starts from: N accounts created, activated and topped up (one code for this
+# engine and an earlier one, whose library has the same four calls).
+LEDGER_SCRIPT = """
+import sys
+from datetime import datetime, timezone
+from ratecard.ledger import Ledger
+path, n, rules = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+opened = datetime(2020, 9, 1, tzinfo=timezone.utc)
+with Ledger(path, create=True) as ledger:
+    for a in range(n):
+        account = f"acct-{a:07d}"
+        ledger.create_account(account, account, "USD", opened)
+        ledger.activate(account, rules, "v1", opened)
+        ledger.top_up(account, "100000.00", opened)
+"""
+
+
+def make_ledger(python: str, path: Path, n: int) -> None:
+    """Made once (not timed): each run settles a copy of the same ledger."""
+    if not path.exists():
+        made = subprocess.run([python, "-c", LEDGER_SCRIPT, str(path), str(n), RULES.name], env=ENV if
+                              python == sys.executable else None, stderr=subprocess.PIPE, text=True)
+        if made.returncode:
+            path.unlink(missing_ok=True)
+            sys.exit(f"{python} could not make the ledger {path}:\n{made.stderr}")
+
+
+def before_engine(folder: str) -> tuple[str, Path, str]:
+    """The interpreter, rule set and revision of the engine checked out at `folder` (--settle-before)."""
+    root = Path(folder).resolve()
+    python = root / ".venv" / "bin" / "python"
+    rules = root / "rules" / RULES.name
+    if not python.exists() or not rules.is_dir():
+        sys.exit(f"--settle-before {folder}: expected a checkout with its virtualenv in .venv and {rules.relative_to(root)}"
+                 " (see the docstring)")
+    found = subprocess.run([str(python), "-c", "import ratecard, os; print(os.path.dirname(ratecard.__file__))"],
+                           capture_output=True, text=True)
+    if found.returncode or not Path(found.stdout.strip()).resolve().is_relative_to(root):
+        sys.exit(f"--settle-before {folder}: its .venv does not import ratecard from {root}")
+    rev = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return str(python), rules, rev.stdout.strip() or "?"
+
+
+def bench_settle(sizes, tmp: Path, baseline: bool = True, before: str | None = None) -> None:
 
     def timed(command: list[str]) -> tuple[float, int, int, float, float]:
         """As `run`, then the CPU seconds (user + system, with the workers it waited for) and the load."""
@@ -187,30 +234,34 @@ def bench_settle(sizes, tmp: Path, baseline: bool = True) -> None:
     print("   cpu: user + system seconds of the run and its workers; load: 1-minute load average as each run ended")
     print(f"{'accounts':>12} {'baseline':>9} {'accounts/s':>11} {'cpu':>7} {'peak MiB':>9} {'load':>5} "
           f"{'ratecard':>9} {'accounts/s':>11} {'cpu':>7} {'peak MiB':>9} {'load':>5} {'ratio':>6}")
-    opened = datetime(2020, 9, 1, tzinfo=timezone.utc)
+    earlier = before_engine(before) if before else None
+    befores = []
     for n in sizes:
         path = tmp / f"agg-{n}.csv"
         if not path.exists():
             in_child(write_aggregated, path, n)
         template = tmp / f"settle-template-{n}.db"
-        if not template.exists():
-            # Made once (not timed): each run settles a copy of the same ledger.
-            with Ledger(template, create=True) as ledger:
-                for a in range(n):
-                    account = f"acct-{a:07d}"
-                    ledger.create_account(account, account, "USD", opened)
-                    ledger.activate(account, RULES.name, "v1", opened)
-                    ledger.top_up(account, "100000.00", opened)
+        make_ledger(sys.executable, template, n)
+        # (mode, interpreter, rules, ledger to copy, options)
+        modes = [("baseline", sys.executable, RULES, template, ["--batch", "1", "--jobs", "1"])] if baseline else []
+        if earlier:
+            python, rules, rev = earlier
+            before_template = tmp / f"settle-template-{n}-{rev}.db"
+            make_ledger(python, before_template, n)
+            modes.insert(0, ("before", python, rules, before_template, []))
         times = {}
-        modes = (("baseline", ["--batch", "1", "--jobs", "1"]),) if baseline else ()
-        for mode, extra in (*modes, ("ratecard", [])):
+        for mode, python, rules, ledger, extra in (*modes, ("ratecard", sys.executable, RULES, template, [])):
             db = tmp / f"settle-{n}.db"
             for suffix in ("", "-wal", "-shm"):
                 Path(str(db) + suffix).unlink(missing_ok=True)
-            shutil.copy(template, db)
-            times[mode] = timed([sys.executable, "-m", "ratecard", "settle", "--period", PERIOD, "--usage",
-                                 str(path), "--rules", str(RULES), "--db", str(db), "--at",
+            shutil.copy(ledger, db)
+            times[mode] = timed([python, "-m", "ratecard", "settle", "--period", PERIOD, "--usage",
+                                 str(path), "--rules", str(rules), "--db", str(db), "--at",
                                  "2020-10-02T10:00:00+08:00", *extra])
+            if times[mode][2] not in (0, 3):
+                sys.exit(f"settle ({mode}) of {n:,} accounts failed with exit status {times[mode][2]}")
+        if earlier:
+            befores.append((n, times["before"], times["ratecard"][0]))
         (took, peak, _, cpu, load) = times["ratecard"]
         if not baseline:  # a memory run: the baseline's time (several minutes at 100k accounts) is not needed
             print(f"{n:>12,} {'-':>9} {'-':>11} {'-':>7} {'-':>9} {'-':>5} "
@@ -219,6 +270,13 @@ def bench_settle(sizes, tmp: Path, baseline: bool = True) -> None:
         (base, base_peak, _, base_cpu, base_load) = times["baseline"]
         print(f"{n:>12,} {base:>8.2f}s {n / base:>11,.0f} {base_cpu:>6.1f}s {base_peak:>9,} {base_load:>5.1f} "
               f"{took:>8.2f}s {n / took:>11,.0f} {cpu:>6.1f}s {peak:>9,} {load:>5.1f} {base / took:>6.2f}")
+    if earlier:
+        print(f"\n   before: the engine when issue 10 was filed ({earlier[2]}, {before}), its defaults on its own ledger;")
+        print("   ratio: its time / ratecard's defaults above")
+        print(f"{'accounts':>12} {'before':>9} {'accounts/s':>11} {'cpu':>7} {'peak MiB':>9} {'load':>5} {'ratio':>6}")
+        for n, (then, then_peak, _, then_cpu, then_load), now in befores:
+            print(f"{n:>12,} {then:>8.2f}s {n / then:>11,.0f} {then_cpu:>6.1f}s {then_peak:>9,} {then_load:>5.1f} "
+                  f"{then / now:>6.2f}")
 
 
 def main() -> None:
@@ -234,6 +292,8 @@ def main() -> None:
                         "it, so a lower one shows the accounts streamed through a bounded engine")
     parser.add_argument("--no-settle-baseline", action="store_true", help="settle with the defaults only (peak "
                         "memory and accounts/s), without the one-transaction-an-account baseline")
+    parser.add_argument("--settle-before", metavar="DIR", help="also settle with the engine checked out at DIR "
+                        "(as issue 10 found it: see the docstring)")
     parser.add_argument("--keep", metavar="DIR", help="generate (and reuse) the files here")
     args = parser.parse_args()
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ratecard-ingest-"))
@@ -244,7 +304,7 @@ def main() -> None:
         if args.accounts:
             bench_accounts(args.accounts, tmp, args.accounts_memory_limit or args.memory_limit)
         if args.settle:
-            bench_settle(args.settle, tmp, baseline=not args.no_settle_baseline)
+            bench_settle(args.settle, tmp, baseline=not args.no_settle_baseline, before=args.settle_before)
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -67,9 +67,16 @@ def rjust(value, width: int) -> str:
 _REMEMBERED = 50_000  # texts kept per DocumentFormat; then it starts afresh
 
 
+# Types whose equal values are spelled alike, so that the value itself can be the key: not Decimal
+# (1.0 == 1.00), float (0.0 == -0.0) or datetime (equal instants in different zones).
+_SPELLED_BY_VALUE = frozenset({int, str, date})
+
+
 def _remembered(texts: dict, name: str, fn):
     def format_(value, *args, **kwargs):
-        key = (name, type(value), str(value), args, tuple(sorted(kwargs.items())))
+        kind = type(value)
+        key = (name, kind, value if kind in _SPELLED_BY_VALUE else str(value), args,
+               tuple(sorted(kwargs.items())) if kwargs else ())
         try:
             return texts[key]
         except KeyError:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.runtime import Macro, missing
 from markupsafe import Markup
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -88,7 +89,12 @@ class _Sandbox(ImmutableSandboxedEnvironment, limits_module.LimitedEnvironment):
         self.limits = limits
         super().__init__(*args, **kwargs)
         self._verdicts: dict[tuple[type, str], bool] = {}
-        self.own_callables: tuple = ()  # called without the checks a template's own callables need
+        # ratecard's gettext functions (`_direct_gettext`), called without the checks a template's own
+        # callables need; None until installed.
+        self._alias: Any = None
+        self._gettext: Any = None
+        self._ngettext: Any = None
+        self._translate: Any = None
         self.globals["lipsum"] = limits_module.bounded_lipsum(limits, self.globals["lipsum"])
 
     def is_safe_attribute(self, obj, attr: str, value) -> bool:
@@ -98,24 +104,69 @@ class _Sandbox(ImmutableSandboxedEnvironment, limits_module.LimitedEnvironment):
             verdict = self._verdicts[key] = super().is_safe_attribute(obj, attr, value)
         return verdict
 
+    def getattr(self, obj, attribute: str):
+        """`obj.attribute` in a template: `SandboxedEnvironment.getattr` in one frame (a text invoice
+        reads a hundred attributes). The same steps in the same order: the attribute, else the item;
+        a str.format method wrapped; the verdict for (type, name), refused as unsafe when it says so."""
+        try:
+            value = getattr(obj, attribute)
+        except AttributeError:
+            try:
+                return obj[attribute]
+            except (TypeError, LookupError):
+                return self.undefined(obj=obj, name=attribute)
+        kind = type(value)
+        if kind is types.MethodType or kind is types.BuiltinMethodType:
+            fmt = self.wrap_str_format(value)
+            if fmt is not None:
+                return fmt
+        key = (type(obj), attribute)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self.is_safe_attribute(obj, attribute, value)
+        return value if verdict else self.unsafe_undefined(obj, attribute)
+
     def call_binop(self, context, operator, left, right):
         limits_module.check_binop(self.limits, operator, left, right)
         exact = limits_module.decimal_binop(operator, left, right)
         return super().call_binop(context, operator, left, right) if exact is None else exact
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's own signature)
-        for own in __self.own_callables:
-            if __obj is own:
-                # ratecard's gettext functions (`_direct_gettext`): safe, and building nothing a limit
-                # bounds; called as Jinja's `Context.call` calls a `pass_context` function.
-                limits_module.check_time(__self.limits)
-                if kwargs.get("_loop_vars"):
-                    __context = __context.derived(kwargs["_loop_vars"])
-                if kwargs.get("_block_vars"):
-                    __context = __context.derived(kwargs["_block_vars"])
-                kwargs.pop("_loop_vars", None)
-                kwargs.pop("_block_vars", None)
-                return __obj(__context, *args, **kwargs)
+        if __obj is __self._alias:
+            # `_()`, a third of a text invoice's calls: the alias, its `gettext` and the message in one
+            # step, as `_direct_gettext`'s functions do them (a template's own `gettext` is called).
+            limits_module.check_time(__self.limits)
+            block_vars, loop_vars = kwargs.pop("_block_vars", None), kwargs.pop("_loop_vars", None)
+            # The variables of the loop or block the call is in first, as in the context Jinja derives.
+            found = block_vars.get("gettext", missing) if block_vars else missing
+            if found is missing and loop_vars:
+                found = loop_vars.get("gettext", missing)
+            if found is missing:
+                found = __context.resolve_or_missing("gettext")
+            if found is __self._gettext:
+                return __self._translate(__context.eval_ctx, *args, **kwargs)
+            # A template's own `gettext` (`{% set gettext = ... %}`), called in the context Jinja's alias
+            # would call it in, and checked as any other call of the template's (Jinja's alias calls it
+            # unchecked: `"a".center` as `gettext` made a text of any width).
+            if loop_vars:
+                __context = __context.derived(loop_vars)
+            if block_vars:
+                __context = __context.derived(block_vars)
+            if found is missing:
+                found = __context.environment.undefined(name="gettext")
+            return __self.call(__context, found, *args, **kwargs)
+        if __obj is __self._gettext or __obj is __self._ngettext:
+            # ratecard's own, safe, building nothing a limit bounds; they read only the context's
+            # autoescape, the same in a context derived for loop and block variables.
+            limits_module.check_time(__self.limits)
+            kwargs.pop("_loop_vars", None)
+            kwargs.pop("_block_vars", None)
+            return __obj(__context, *args, **kwargs)
+        if type(__obj) is Macro:
+            # A template's macro: nothing of Python's to reach (it has no `__self__`, and is not
+            # marked unsafe), its own statements checked as they run.
+            limits_module.check_time(__self.limits)
+            return __context.call(__obj, *args, **kwargs)
         limits_module.check_call(__obj, args, kwargs, __self.limits)
         return super().call(__context, __obj, *args, **kwargs)
 
@@ -147,11 +198,14 @@ class _Sandbox(ImmutableSandboxedEnvironment, limits_module.LimitedEnvironment):
         return joined
 
     def finalize_output(self, value):
-        limits_module.check_size(value, self.limits, "an output value")
         if type(value) is str:  # not Markup: a template's own HTML stays as it made it
+            if len(value) > self.limits.max_output:
+                limits_module.check_size(value, self.limits, "an output value")
             # An ANSI escape or bidi control recorded before names were checked at input shows as
             # U+FFFD in every format; line breaks and tabs stay, a template's layout may need them.
-            return visible(value, keep_lines=True)
+            # A printable text holds none of them (each is a control, format or separator character).
+            return value if value.isprintable() else visible(value, keep_lines=True)
+        limits_module.check_size(value, self.limits, "an output value")
         return value
 
 
@@ -166,12 +220,15 @@ def _direct_gettext(env: jinja2.Environment, catalog) -> None:
     raw = getattr(catalog, "ugettext", None) or catalog.gettext
     raw_n = getattr(catalog, "ungettext", None) or catalog.ngettext
 
-    @pass_context
-    def gettext(__context, __string: str, **variables):
+    def translate(eval_ctx, __string: str, **variables):
         rv = raw(__string)
-        if __context.eval_ctx.autoescape:
+        if eval_ctx.autoescape:
             rv = Markup(rv)
         return rv % variables  # always a format string, as Jinja's newstyle gettext
+
+    @pass_context
+    def gettext(__context, __string: str, **variables):
+        return translate(__context.eval_ctx, __string, **variables)
 
     @pass_context
     def ngettext(__context, __singular: str, __plural: str, __num: int, **variables):
@@ -190,7 +247,7 @@ def _direct_gettext(env: jinja2.Environment, catalog) -> None:
 
     env.globals.update(gettext=gettext, ngettext=ngettext, _=alias)
     if isinstance(env, _Sandbox):
-        env.own_callables = (alias, gettext, ngettext)
+        env._alias, env._gettext, env._ngettext, env._translate = alias, gettext, ngettext, translate
 
 
 def make_environment(template_dir: Path | None = None, *, sandboxed: bool = True,

@@ -274,7 +274,12 @@ _FILTER_WIDTHS = {
 def padding_filter(pad, limits: TemplateLimits):
     """ratecard's `ljust`/`rjust` filters (column layout of text invoices), width-bounded."""
 
+    most = limits.max_output
+
     def bounded(value, width):
+        # The common case in one test: a text within the limits, a width within them (negative pads nothing).
+        if type(value) is str and type(width) is int and len(value) <= most and -most <= width <= most:
+            return pad(value, width)
         _check_width(width, limits, f"the {pad.__name__} filter's width")
         check_size(value, limits, f"the input of the {pad.__name__} filter")
         return pad(value, width)

@@ -105,6 +105,21 @@ def test_a_rejects_path_that_is_not_a_regular_file_is_refused(tmp_path, capsys):
     assert run(capsys, "bill", "--usage", usage, "--rejects", os.devnull)[0] == 0  # keep no rejects
 
 
+@pytest.mark.parametrize("command", ["bill", "settle", "diff"])
+def test_rejects_dash_is_refused_not_written_to_a_file_named_dash(tmp_path, capsys, monkeypatch, command):
+    # `--rejects -` wrote a file named "-" in the working folder (one was once committed by mistake).
+    usage = tmp_path / "u.csv"
+    usage.write_bytes(EXAMPLE.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    rules = ROOT / "rules" / "face-recognition"
+    extra = {"settle": ("--period", "2020-09", "--db", tmp_path / "l.db"), "diff": ("--base", rules)}.get(command, ())
+    code, _, err = run(capsys, command, "--usage", usage, "--rules", rules, "--rejects", "-", *extra)
+    assert code == 1 and "--rejects -: the bad rows are written to a file" in err and "nothing was read" in err, err
+    assert not (tmp_path / "-").exists() and not (tmp_path / "l.db").exists()
+    assert run(capsys, "bill", "--usage", usage, "--rules", rules, "--rejects", "./-")[0] == 0  # asked for plainly
+    assert (tmp_path / "-").read_text(encoding="utf-8").startswith("file,")
+
+
 def test_usage_from_a_closed_standard_input_is_refused_plainly(capsys, monkeypatch):
     # issue 11 item 12: `bill --usage - <&-` ended in AttributeError ('NoneType' has no 'buffer').
     monkeypatch.setattr("sys.stdin", None)

@@ -92,6 +92,12 @@ def check_rejects_path(args) -> None:
     rejects = getattr(args, "rejects", None)
     if not rejects:
         return
+    if rejects == "-":
+        # Elsewhere `-` is standard input or output, but standard output carries the documents or the
+        # report: a file named "-" in the working folder would be a surprise, so it is asked for as ./-
+        raise RatecardError("--rejects -: the bad rows are written to a file, and standard output carries the "
+                            "report; expected a file name (./- for a file named '-'), or /dev/null to keep none: "
+                            "nothing was read")
     try:
         st = os.stat(rejects)
     except FileNotFoundError:
