@@ -197,9 +197,10 @@ def test_a_budget_too_small_for_any_range_falls_back_to_the_whole_share(shipped_
     assert limits[-1] != "24.0 MiB"
 
 
-def test_a_last_line_longer_than_the_bounded_buffer_is_read_with_duckdbs_own(shipped_rules, tmp_path):
-    # DuckDB's reader drops a last line longer than its buffer without a word: such a file is not read
-    # with the bounded buffer, and the line comes back as a bad row, never lost.
+def test_a_last_line_longer_than_the_bounded_buffer_comes_back_as_a_bad_row(shipped_rules, tmp_path):
+    # DuckDB's reader drops a last line longer than its buffer without a word (its own buffer is the
+    # file's size up to 32 MB, the bounded one 2 MiB): such a file goes to the row pass, which names the
+    # line, never loses it.
     from ratecard.usage import duck
     from ratecard.usage.files import sniff
 
@@ -207,8 +208,8 @@ def test_a_last_line_longer_than_the_bounded_buffer_is_read_with_duckdbs_own(shi
     short.write_text("account,period,api,calls,outcome\n" + "acme,2020-09,DetectFace,1,\n" * 100_000 + "\n\n")
     long.write_bytes(b"account,period,api,calls,outcome\nacme,2020-09,DetectFace,1,\n"
                      + b"acme,2020-09,DetectFace," + b"9" * duck.READ_BUFFER + b",\n")
-    assert duck.last_line_fits(sniff(str(short), str(short)))
-    assert not duck.last_line_fits(sniff(str(long), str(long)))
+    assert duck.bounded(sniff(str(short), str(short))) and not duck.long_last_line(sniff(str(short), str(short)))
+    assert duck.long_last_line(sniff(str(long), str(long))) and not duck.bounded(sniff(str(long), str(long)))
     reader = read_usage([long], shipped_rules)
-    assert [r.line for r in reader.rejected] == [3]
+    assert reader.diagnosed and [(r.line, r.code) for r in reader.rejected] == [(3, "oversize-row")]
     assert reader.reconciliation.rows_read == 2
