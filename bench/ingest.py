@@ -1,6 +1,6 @@
 """Call records at provider scale: `ratecard bill` end to end against DuckDB by hand, on one machine.
 
-    python bench/ingest.py [--rows 1000000,5000000,20000000] [--accounts 100000,1000000]
+    python bench/ingest.py [--rows 1000000,5000000,20000000] [--accounts 10000,100000,1000000]
                            [--settle 10000,100000] [--no-settle-baseline] [--settle-before DIR] [--threads 2]
                            [--memory-limit 2GiB] [--keep DIR]
 
@@ -14,7 +14,8 @@
    check, the reconciliation, rating, rendering), with its wall time and peak memory (ru_maxrss).
    Ratio = hand-written time / ratecard time (goal >= 0.5); ns/row shows whether cost is linear; peak
    MiB is the whole process's (it must stay within --memory-limit); load is the load average after each size.
-2. Aggregated usage of N accounts (3 APIs each): `ratecard bill` to JSON Lines; accounts/s, CPU seconds, peak memory.
+2. Aggregated usage of N accounts (3 APIs each): `ratecard bill` to JSON Lines; accounts/s, CPU seconds, peak
+   memory (from 10,000 accounts, where the whole file is one range, so that the peaks show it flat).
 3. Settlement of N accounts (created, activated and topped up first, not timed): `ratecard settle`
    with its defaults next to the baseline of one transaction an account and no workers (`--batch 1
    --jobs 1`, how settle ran before issue 10), on copies of one ledger; accounts/s, ratio, peak memory.
@@ -283,7 +284,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     numbers = lambda text: [int(x.replace("_", "")) for x in text.split(",") if x]  # noqa: E731
     parser.add_argument("--rows", type=numbers, default=[1_000_000, 5_000_000, 20_000_000])
-    parser.add_argument("--accounts", type=numbers, default=[100_000, 1_000_000])
+    parser.add_argument("--accounts", type=numbers, default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--settle", type=numbers, default=[10_000, 100_000])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory-limit", default="2GiB")

@@ -23,14 +23,17 @@ _ACCOUNTS = st.sampled_from(["acme", "acme2", " acme", "acme ", "Acme", "globex"
 
 @contextlib.contextmanager
 def _ranges_of(rows: int, budget: int | None = None):
-    saved = ranges.RANGE_ROWS, ranges.BUDGET, ranges.STREAM_BUDGET, ranges.SMALL_RESULT
-    ranges.RANGE_ROWS, ranges.SMALL_RESULT = rows, 0  # every result read in ranges, however small
+    saved = (ranges.RANGE_ROWS, ranges.STREAM_ROWS, ranges.LOAD_BUDGET, ranges.BUDGET, ranges.STREAM_BUDGET,
+             ranges.SMALL_RESULT)
+    ranges.RANGE_ROWS = ranges.STREAM_ROWS = rows
+    ranges.SMALL_RESULT = 0  # every result read in ranges, however small
     if budget is not None:
-        ranges.BUDGET = ranges.STREAM_BUDGET = budget
+        ranges.LOAD_BUDGET = ranges.BUDGET = ranges.STREAM_BUDGET = budget
     try:
         yield
     finally:
-        ranges.RANGE_ROWS, ranges.BUDGET, ranges.STREAM_BUDGET, ranges.SMALL_RESULT = saved
+        (ranges.RANGE_ROWS, ranges.STREAM_ROWS, ranges.LOAD_BUDGET, ranges.BUDGET, ranges.STREAM_BUDGET,
+         ranges.SMALL_RESULT) = saved
 
 
 def _stream(reader):
@@ -110,11 +113,22 @@ def test_every_account_falls_in_exactly_one_range_in_order(rows, size, monkeypat
         assert len(spans) > 1
 
 
-def test_a_small_result_is_streamed_in_one_sort_within_the_whole_share(shipped_rules, tmp_path, monkeypatch):
+def _calls(tmp_path, accounts: int):
+    path = tmp_path / "calls.csv"
+    lines = ["request_id,account,api,timestamp,error_code"]
+    for a in range(accounts):
+        lines.append(f"r{a},acct-{(a * 7919) % accounts:05d},DetectFace,2020-09-0{1 + a % 9}T10:00:00Z,")
+        lines.append(f"s{a},acct-{(a * 7919) % accounts:05d},SearchFaces,2020-09-1{a % 9}T10:00:00Z,")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_small_result_of_call_records_is_streamed_in_one_sort_within_the_whole_share(shipped_rules, tmp_path,
+                                                                                       monkeypatch):
     # Evicting the result and reading it back range by range cost 3 to 5 s of 35 at 20M call records
     # (10,000 accounts' totals): below SMALL_RESULT ranges' worth of rows it is not done.
-    monkeypatch.setattr(ranges, "RANGE_ROWS", 100)
-    path = _aggregated(tmp_path, 120)  # 240 rows: under 4 ranges' worth
+    monkeypatch.setattr(ranges, "STREAM_ROWS", 100)
+    path = _calls(tmp_path, 120)  # 240 totals: under SMALL_RESULT ranges' worth
     small = read_usage([path], shipped_rules)
     list(small.accounts())
     assert small._ranges == [(None, None)]
@@ -122,3 +136,80 @@ def test_a_small_result_is_streamed_in_one_sort_within_the_whole_share(shipped_r
     monkeypatch.setattr(ranges, "SMALL_RESULT", 1)
     ranged = read_usage([path], shipped_rules)
     assert len(ranged._ranges) > 1 and _stream(ranged) == _stream(small)
+
+
+def test_a_small_result_of_aggregated_usage_is_still_read_in_ranges(shipped_rules, tmp_path, monkeypatch):
+    # Aggregated usage was grouped within the small budget: holding its result whole would make the
+    # memory grow with the accounts again, up to SMALL_RESULT ranges' worth.
+    monkeypatch.setattr(ranges, "STREAM_ROWS", 100)
+    path = _aggregated(tmp_path, 120)  # 240 rows: under SMALL_RESULT ranges' worth
+    whole = read_usage([path], shipped_rules)
+    assert len(whole._ranges) > 1
+    monkeypatch.setattr(ranges, "STREAM_ROWS", 10_000)
+    assert _stream(whole) == _stream(read_usage([path], shipped_rules))
+
+
+def _limit(reader_or_con) -> str:
+    return reader_or_con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
+def test_a_range_the_budget_cannot_group_is_halved_until_it_can(shipped_rules, tmp_path, monkeypatch):
+    path = _aggregated(tmp_path, 300)  # 600 rows
+    whole = read_usage([path], shipped_rules)
+    real, grouped = ranges.group, []
+
+    def group(con, rules, kind, period, source, table, span, made):
+        where = ranges.predicate("range_key", span)
+        if con.execute(f"SELECT count(*) FROM {source} WHERE {where}").fetchone()[0] > 40:
+            raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
+        grouped.append(span)
+        real(con, rules, kind, period, source, table, span, made)
+
+    monkeypatch.setattr(ranges, "group", group)
+    with _ranges_of(200):  # 3 ranges of some 200 rows, each halved to 40 rows or fewer
+        ranged = read_usage([path], shipped_rules)
+        assert len(grouped) >= 15
+        # One pass over the accounts, in ascending ranges: no second run within the whole share.
+        assert grouped[0][0] is None and grouped[-1][1] is None
+        assert all(high == low for (_, high), (low, _) in zip(grouped, grouped[1:]))
+        assert _stream(ranged) == _stream(whole)
+        assert ranged.reconciliation.to_dict() == whole.reconciliation.to_dict()
+
+
+def test_a_budget_too_small_for_any_range_falls_back_to_the_whole_share(shipped_rules, tmp_path, monkeypatch):
+    path = _aggregated(tmp_path, 300)
+    whole = read_usage([path], shipped_rules)
+    real, limits = ranges.group, []
+
+    def group(con, rules, kind, period, source, table, span, made):
+        limits.append(_limit(con))
+        if _limit(con) == "24.0 MiB":  # the budget set below: no range fits in it
+            raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
+        real(con, rules, kind, period, source, table, span, made)
+
+    monkeypatch.setattr(ranges, "group", group)
+    with _ranges_of(200):
+        monkeypatch.setattr(ranges, "BUDGET", 24 * 2**20)
+        ranged = read_usage([path], shipped_rules)
+        assert _stream(ranged) == _stream(whole)
+    # Halved a few times (not down to each account), then read again within the whole share.
+    assert 2 <= limits.count("24.0 MiB") <= 2 * 16
+    assert limits[-1] != "24.0 MiB"
+
+
+def test_a_last_line_longer_than_the_bounded_buffer_comes_back_as_a_bad_row(shipped_rules, tmp_path):
+    # DuckDB's reader drops a last line longer than its buffer without a word (its own buffer is the
+    # file's size up to 32 MB, the bounded one 2 MiB): such a file goes to the row pass, which names the
+    # line, never loses it.
+    from ratecard.usage import duck
+    from ratecard.usage.files import sniff
+
+    short, long = tmp_path / "short.csv", tmp_path / "long.csv"
+    short.write_text("account,period,api,calls,outcome\n" + "acme,2020-09,DetectFace,1,\n" * 100_000 + "\n\n")
+    long.write_bytes(b"account,period,api,calls,outcome\nacme,2020-09,DetectFace,1,\n"
+                     + b"acme,2020-09,DetectFace," + b"9" * duck.READ_BUFFER + b",\n")
+    assert duck.bounded(sniff(str(short), str(short))) and not duck.long_last_line(sniff(str(short), str(short)))
+    assert duck.long_last_line(sniff(str(long), str(long))) and not duck.bounded(sniff(str(long), str(long)))
+    reader = read_usage([long], shipped_rules)
+    assert reader.diagnosed and [(r.line, r.code) for r in reader.rejected] == [(3, "oversize-row")]
+    assert reader.reconciliation.rows_read == 2

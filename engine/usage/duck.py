@@ -74,33 +74,88 @@ def lit(text: str) -> str:
 # -- the file readers (pass 1) ----------------------------------------------------------------------
 
 
-def projection(source: Source, parquet_types: dict | None = None) -> str:
-    """The engine's internal columns of one file, for the compiled query (`projected=True`)."""
+# The text readers' buffer (bytes) when the files are read within a small budget (`ranges.LOAD_BUDGET`):
+# DuckDB's own is the file's size up to 32 MB, one for each of the two reads of a CSV file (its records
+# and its lines), so a larger file took more memory to read (15.5 MiB a buffer at 100,000 accounts,
+# 30.5 at 1M). Twice JSON Lines' longest line (DuckDB wants a buffer larger than it).
+READ_BUFFER = 2 * MAX_ROW_BYTES
+
+
+def projection(source: Source, parquet_types: dict | None = None, *, buffer: int | None = None) -> str:
+    """The engine's internal columns of one file, for the compiled query (`projected=True`); `buffer`
+    bounds a text reader's buffer (DuckDB's own default when None)."""
     if source.format == "csv":
-        return _csv_projection(source)
+        return _csv_projection(source, _buffer(buffer))
     if source.format == "jsonl":
-        return _json_projection(source)
+        return _json_projection(source, _buffer(buffer))
     return _parquet_projection(source, parquet_types or {})
 
 
-def _csv_projection(s: Source) -> str:
+def long_last_line(source: Source, size: int = READ_BUFFER) -> bool:
+    """Whether a text file's last line is known to be longer than `size` bytes (more than a row may
+    hold, so a bad row): DuckDB's reader drops a last line longer than its buffer without a word (a
+    longer line elsewhere fails the read), so such a file goes to the row pass, which names it. Not
+    known of a gzip file (False)."""
+    if source.gzip or source.format not in ("csv", "jsonl"):
+        return False
+    try:
+        with open(source.path, "rb") as f:
+            return _last_line_bytes(f, size) > size
+    except OSError:
+        return False  # reading it says why
+
+
+def _last_line_bytes(f, most: int) -> int:
+    """The length of the last (not blank) line of the binary file `f`, read backwards a little at a time
+    (up to `most` + a chunk: the count stops past it)."""
+    pos, length, trailing = f.seek(0, os.SEEK_END), 0, True
+    while pos > 0:
+        step = min(1 << 16, pos)
+        pos -= step
+        f.seek(pos)
+        chunk = f.read(step)
+        if trailing:  # the line breaks and blank lines at the end are no line of the file's
+            chunk = chunk.rstrip(b"\r\n")
+            if not chunk:
+                continue
+            trailing = False
+        cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+        if cut >= 0:
+            return length + len(chunk) - cut - 1
+        length += len(chunk)
+        if length > most:
+            break
+    return length
+
+
+def bounded(source: Source) -> bool:
+    """Whether the file is read with the bounded buffer (READ_BUFFER): a text file whose last line is
+    known to fit it (not a gzip file's: its last line is not known before it is read)."""
+    return source.format in ("csv", "jsonl") and not source.gzip and not long_last_line(source)
+
+
+def _buffer(size: int | None) -> str:
+    return f", buffer_size = {int(size)}" if size else ""
+
+
+def _csv_projection(s: Source, buffer: str = "") -> str:
     names = [f"c{i}" for i in range(len(s.columns))]
     col = {n: names[i] for i, n in enumerate(s.columns) if n in KNOWN}
     columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in names) + "}"
     reader = (f"read_csv({lit(s.path)}, header = true, auto_detect = false, delim = {lit(s.delimiter)}, quote = '\"', "
               f"escape = '\"', strict_mode = true, null_padding = false, columns = {columns}, "
-              f"compression = '{'gzip' if s.gzip else 'none'}', max_line_size = 131072)")
+              f"compression = '{'gzip' if s.gzip else 'none'}', max_line_size = 131072{buffer})")
     outcome = col.get("outcome", "CAST(NULL AS VARCHAR)")
     error_code = f"coalesce({col['error_code']}, '')" if "error_code" in col else "CAST(NULL AS VARCHAR)"
     return _select(s.kind, {k: col.get(k) for k in REQUIRED[s.kind]}, outcome, error_code,
-                   f"({_csv_plain(s)})", reader, calls_text=True)
+                   f"({_csv_plain(s, buffer)})", reader, calls_text=True)
 
 
 def _field(delimiter: str) -> str:
     return '([^"' + delimiter + '\r\n]*|"([^"]|"")*")'
 
 
-def _csv_plain(s: Source) -> str:
+def _csv_plain(s: Source, buffer: str = "") -> str:
     """Whether every line of the file is plainly one record of the header's width.
 
     DuckDB's reader forgives what the row checks refuse (and Python's csv module reads otherwise): it
@@ -110,7 +165,7 @@ def _csv_plain(s: Source) -> str:
     width = len(s.columns)
     lines = (f"read_csv({lit(s.path)}, header = false, auto_detect = false, delim = '\x01', quote = '', "
              f"escape = '', columns = {{'line': 'VARCHAR'}}, compression = '{'gzip' if s.gzip else 'none'}', "
-             "max_line_size = 131072, strict_mode = true)")
+             f"max_line_size = 131072, strict_mode = true{buffer})")
     sep, field = s.delimiter, _field(s.delimiter)
     record = field + "(" + sep + field + "){" + str(width - 1) + "}"
     if sep in "%_\\":
@@ -142,12 +197,12 @@ def _select(kind: str, col: dict, outcome: str, error_code: str, ok: str, reader
     return f"SELECT {cols}, {outcome} AS outcome, {error_code} AS error_code, {ok} AS input_ok FROM {reader}"
 
 
-def _json_projection(s: Source) -> str:
+def _json_projection(s: Source, buffer: str = "") -> str:
     # Lines, not DuckDB's JSON reader: the checks need each line as written (its length, its nesting),
     # and a line no JSON text can hold (a raw control character) fails the read, for the row pass.
     lines = (f"read_csv({lit(s.path)}, header = false, auto_detect = false, delim = '\x01', quote = '', "
              f"escape = '', columns = {{'line': 'VARCHAR'}}, compression = '{'gzip' if s.gzip else 'none'}', "
-             f"max_line_size = {MAX_ROW_BYTES}, strict_mode = true)")
+             f"max_line_size = {MAX_ROW_BYTES}, strict_mode = true{buffer})")
     nesting = "length(line) - length(replace(replace(line, '[', ''), '{', ''))"
     reader = (f"(SELECT TRY_CAST(line AS JSON) AS json, {nesting} <= {_NESTING} AS shallow FROM {lines} "
               f"WHERE line IS NOT NULL AND trim(line) <> '')")
@@ -299,11 +354,11 @@ def _first_line(exc: Exception) -> str:
 
 
 def run_fast(con, rules, kind: str, period, projections: list[str], table: str, *,
-             ranged: str | None = None) -> bool:
+             ranged: str | None = None, budgets: tuple[int, int] | None = None) -> bool:
     """Pass 1: the compiled query over every file of one kind into `table`; True when all is clean.
     `ranged` (the engine's whole share of the cap) runs it a range of accounts at a time within the
-    small budget set (`ranges.run_ranged`: flat memory in accounts), and again within the whole
-    share should the budget not be enough.
+    small `budgets` (`ranges.run_ranged`: flat memory in accounts), and again within the whole share
+    should they not be enough.
 
     False when the engine could not read a file as it stands (a malformed row) or a group is not clean:
     then the diagnosing pass decides."""
@@ -313,7 +368,7 @@ def run_fast(con, rules, kind: str, period, projections: list[str], table: str, 
             from .ranges import limit, run_ranged
 
             try:
-                run_ranged(con, rules, kind, period, union, table)
+                run_ranged(con, rules, kind, period, union, table, budgets)
             except duckdb.OutOfMemoryException:
                 limit(con, ranged)  # an input the budget cannot hold (very long lines, many files at once)
                 run_ranged(con, rules, kind, period, union, table)

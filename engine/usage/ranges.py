@@ -7,8 +7,12 @@ keeps all of it (1M aggregated accounts took 1.1 GiB of the default 2 GiB cap). 
 compiled query belongs to one account (as trimmed), so the accounts can be cut into ranges of about
 `RANGE_ROWS` rows, found from a sample, and each range grouped, or sorted and streamed out, on its
 own: the result is the same rows, and in the same order (ranges ascend, NULL last as in ORDER BY).
-The tables between the steps are evicted to the spill folder under `BUDGET`, the engine's limit
-while it groups aggregated usage, and `STREAM_BUDGET` while the accounts stream out.
+
+DuckDB keeps what its limit allows, so each step's limit is what makes the memory flat: the files are
+read into a table within `LOAD_BUDGET` (the text readers' buffers bounded), the ranges grouped within
+`BUDGET` and streamed out within `STREAM_BUDGET`; the tables between the steps are evicted to the
+spill folder past them. Below a range's worth (10,000 accounts) the engine holds about as much as
+these budgets anyway, so the process's peak barely moves from there to 1M accounts.
 
 Imported only on the paths that read usage with the embedded engine (duckdb is a large library).
 """
@@ -21,15 +25,26 @@ import duckdb
 
 from .compile import Dialect, compile_usage
 
-RANGE_ROWS = 250_000  # rows a range holds, about: its grouping and sort stay well inside BUDGET
+# Rows of aggregated usage a range holds, about: its grouping (two hash tables, some 0.3 KB a row and
+# 10 MiB besides) stays inside BUDGET; measured at 1M accounts, 60,000 rows failed within 24 MiB. A
+# range the budget cannot group (longer names than these) is halved, down to RANGE_ROWS / SPLIT_ROWS.
+RANGE_ROWS = 50_000
+SPLIT_ROWS = 16
+# Rows of the result a range holds as the accounts stream out: one sort (200,000 rows failed within
+# 16 MiB); larger than RANGE_ROWS, since each range costs a query (60 to 200 ms).
+STREAM_ROWS = 80_000
 SAMPLE_ROWS = 20_000  # rows sampled to place the ranges' bounds
-# A result this small (in rows: some 30 to 60 MiB in the engine) is streamed out in one sort, without
-# lowering the budget: memory stays flat past it, as the accounts grow, and below it is small anyway.
-SMALL_RESULT = 4  # ranges' worth
-# DuckDB's limits (bytes) while it groups aggregated usage (reading a file takes most of it: the
-# tables are evicted past it), and while the accounts stream out (a range's sort; the rest evicted).
-BUDGET = 96 * 2**20
-STREAM_BUDGET = 64 * 2**20
+# A result this small (some 30 to 60 MiB in the engine) is streamed out in one sort, without lowering
+# the budget, when it holds call records' totals (whose grouping took the whole share anyway).
+SMALL_RESULT = 12  # STREAM_ROWS' worth
+# DuckDB's limits (bytes) while the files of aggregated usage are read into a table (the text readers'
+# buffers bounded: `duck.READ_BUFFER`), while it is grouped a range at a time, and while the accounts
+# stream out (a range's sort); the tables are evicted to the spill folder past them. Each limit is
+# what DuckDB holds at 100,000 accounts and more (10,000 accounts fit in them): lower ones cost time
+# (24 MiB, with ranges of 40,000 rows: 10 s more CPU at 1M accounts), higher ones memory.
+LOAD_BUDGET = 16 * 2**20
+BUDGET = 28 * 2**20
+STREAM_BUDGET = 16 * 2**20
 
 _D = Dialect()
 Range = tuple  # (lowest account or None, account past the range or None)
@@ -45,10 +60,11 @@ def limit(con: duckdb.DuckDBPyConnection, size: int | str) -> None:
         pass
 
 
-def bounds(con: duckdb.DuckDBPyConnection, relation: str, column: str, rows: int) -> list[Range]:
-    """Ranges of `column` (an account) cutting `relation` into parts of about RANGE_ROWS rows;
-    one range (everything) when it is small. A value is in exactly one range; NULL in the last."""
-    parts = -(-rows // RANGE_ROWS)
+def bounds(con: duckdb.DuckDBPyConnection, relation: str, column: str, rows: int,
+           size: int | None = None) -> list[Range]:
+    """Ranges of `column` (an account) cutting `relation` into parts of about `size` rows (default
+    RANGE_ROWS); one range (everything) when it is small. A value is in exactly one range; NULL in the last."""
+    parts = -(-rows // (size or RANGE_ROWS))
     if parts <= 1:
         return [(None, None)]
     # A sample, not the quantiles: those would sort every account, the very memory this avoids.
@@ -80,29 +96,75 @@ def predicate(column: str, span: Range) -> str:
     return f"{column} >= {_D.lit(low)} AND {column} < {_D.lit(high)}"
 
 
-def run_ranged(con: duckdb.DuckDBPyConnection, rules, kind: str, period, union: str, table: str) -> None:
+def run_ranged(con: duckdb.DuckDBPyConnection, rules, kind: str, period, union: str, table: str,
+               budgets: tuple[int, int] | None = None) -> None:
     """The compiled query of `kind` over `union` (the files' projections) into `table`, range by range
     of accounts: the files are read once into a table (evicted to the spill folder past the limit),
-    then each range is grouped on its own. Raises duckdb's errors as the one query would."""
+    then each range is grouped on its own. `budgets` are the limits (bytes) while the files are read
+    and while the ranges are grouped (None: the limit as it is). Raises duckdb's errors as the one
+    query would."""
     key = _D.trim("account")  # the account as the query groups it: each group falls in one range
     source = f"{table}_input"
+    if budgets:
+        limit(con, budgets[0])
     con.execute(f"CREATE OR REPLACE TABLE {source} AS SELECT *, {key} AS range_key FROM {union} AS files")
+    if budgets:
+        limit(con, budgets[1])  # the input evicted to the spill folder, past it
     try:
         rows = _one(con, f"SELECT count(*) FROM {source}")
-        for i, span in enumerate(bounds(con, source, "range_key", rows)):
-            where = predicate("range_key", span)
-            query = compile_usage(rules, kind, period=period, projected=True,
-                                  source=f"(SELECT * EXCLUDE (range_key) FROM {source} WHERE {where})").sql
-            into = f"CREATE OR REPLACE TABLE {table} AS " if i == 0 else f"INSERT INTO {table} "
-            con.execute(f"{into}SELECT * FROM ({query})")
+        pending = bounds(con, source, "range_key", rows)[::-1]  # a stack: the ranges in ascending order
+        made = False
+        while pending:
+            span = pending.pop()
+            try:
+                group(con, rules, kind, period, source, table, span, made)
+            except duckdb.OutOfMemoryException:
+                # Wider rows than RANGE_ROWS allows for (long names, many outcomes): the range in halves,
+                # each within the budget, rather than the whole share for every range.
+                halves = split(con, source, "range_key", span)
+                if halves is None:
+                    raise  # one account's rows: the caller reads within the whole share
+                pending += halves[::-1]
+                continue
+            made = True
     finally:
         con.execute(f"DROP TABLE IF EXISTS {source}")
 
 
-def result(con: duckdb.DuckDBPyConnection, tables: list[str], budget: int | str) -> tuple[int, list[Range]]:
+def group(con: duckdb.DuckDBPyConnection, rules, kind: str, period, source: str, table: str, span: Range,
+          made: bool) -> None:
+    """The compiled query of `kind` over the rows of `span` of `source` into `table` (made by the first)."""
+    where = predicate("range_key", span)
+    query = compile_usage(rules, kind, period=period, projected=True,
+                          source=f"(SELECT * EXCLUDE (range_key) FROM {source} WHERE {where})").sql
+    into = f"INSERT INTO {table} " if made else f"CREATE OR REPLACE TABLE {table} AS "
+    con.execute(f"{into}SELECT * FROM ({query})")
+
+
+def split(con: duckdb.DuckDBPyConnection, relation: str, column: str, span: Range) -> list[Range] | None:
+    """`span` cut in two at the median of a sample of its values; None when it holds few rows (a
+    budget too small for any range: halving it again and again would not help), one value, or no
+    printable value to cut at."""
+    where = predicate(column, span)
+    if _one(con, f"SELECT count(*) FROM {relation} WHERE {where}") <= RANGE_ROWS // SPLIT_ROWS:
+        return None
+    values = sorted({v for (v,) in con.execute(
+        f"SELECT v FROM (SELECT {column} AS v FROM {relation} WHERE {where}) "
+        f"USING SAMPLE reservoir({SAMPLE_ROWS} ROWS) REPEATABLE (10)").fetchall() if v is not None})
+    # Above values[0], so each half holds fewer values than `span`; the nearest to the median first.
+    middle = len(values) // 2
+    for _, cut in sorted((abs(i - middle), v) for i, v in enumerate(values) if i > 0):
+        if cut.isprintable():
+            return [(span[0], cut), (cut, span[1])]
+    return None
+
+
+def result(con: duckdb.DuckDBPyConnection, tables: list[str], budget: int | str,
+           small: bool = False) -> tuple[int, list[Range]]:
     """`usage_result` (account, period, api, outcome, calls) from the kinds' `tables`; its largest count
     and the ranges of accounts it is read in. The engine works within `budget` from here on: it holds
-    the result and streams it out a range at a time, and past the budget the tables are evicted."""
+    the result and streams it out a range at a time, and past the budget the tables are evicted.
+    `small`: a result of at most SMALL_RESULT ranges' worth is streamed in one sort, as it stands."""
     union = " UNION ALL ".join(f"SELECT account, period, api, outcome, calls FROM {t} WHERE in_period"
                                for t in tables) or ("SELECT NULL::VARCHAR AS account, NULL::VARCHAR AS period, "
                                                     "NULL::VARCHAR AS api, NULL::VARCHAR AS outcome, "
@@ -118,12 +180,12 @@ def result(con: duckdb.DuckDBPyConnection, tables: list[str], budget: int | str)
     found = con.execute("SELECT coalesce(max(calls), 0), count(*) FROM usage_result").fetchone()
     assert found is not None  # an aggregate query returns one row
     largest, rows = found
-    if rows <= SMALL_RESULT * RANGE_ROWS:
+    if small and rows <= SMALL_RESULT * STREAM_ROWS:
         # Held and sorted whole within the share it was made in: evicting the tables and reading them back a
         # range at a time costs seconds (3 to 5 s of 35 at 20M call records) to save a few tens of MiB.
         return int(largest), [(None, None)]
     limit(con, budget)
-    return int(largest), bounds(con, "usage_result", "account", rows)
+    return int(largest), bounds(con, "usage_result", "account", rows, STREAM_ROWS)
 
 
 def read_ranged(con: duckdb.DuckDBPyConnection, spans: list[Range], sql: str, full: str,
@@ -149,4 +211,4 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str):
     return row[0]
 
 
-__all__ = ["RANGE_ROWS", "SMALL_RESULT", "BUDGET", "STREAM_BUDGET", "limit", "bounds", "predicate", "run_ranged", "result", "read_ranged"]
+__all__ = ["RANGE_ROWS", "STREAM_ROWS", "SPLIT_ROWS", "SMALL_RESULT", "LOAD_BUDGET", "BUDGET", "STREAM_BUDGET", "limit", "bounds", "predicate", "run_ranged", "group", "split", "result", "read_ranged"]

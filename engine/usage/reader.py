@@ -364,7 +364,8 @@ class UsageReader:
 
         con = self._connection()
         full = self._full = duck.engine_memory(self.memory_limit)  # the engine's share of the cap
-        small = min(duck.engine_bytes(self.memory_limit), ranges.BUDGET)
+        engine = duck.engine_bytes(self.memory_limit)
+        budgets = (min(engine, ranges.LOAD_BUDGET), min(engine, ranges.BUDGET))
         counts = dict.fromkeys(("rows_read", "rows_accepted", "rows_rejected", "rows_duplicate", "rows_out_of_period",
                                 "calls_read", "calls_accepted", "calls_rejected", "calls_duplicate",
                                 "calls_out_of_period"), 0)
@@ -377,12 +378,15 @@ class UsageReader:
             table = f"usage_{kind}"
             sources = [s for _, s in chosen]
             types = {j: (duck.parquet_schema(con, s) if s.format == "parquet" else {}) for j, s in enumerate(sources)}
-            projections = [duck.projection(s, types[j]) for j, s in enumerate(sources)]
-            # Aggregated usage is grouped a range of accounts at a time, within the small budget; call
-            # records' grouping (one entry a request id, growing with the rows) gets the whole share.
+            # Aggregated usage is read and grouped a range of accounts at a time, within the small budgets;
+            # call records' grouping (one entry a request id, growing with the rows) gets the whole share.
             ranged = kind == AGGREGATED and self.engine == "duckdb"
-            ranges.limit(con, small if ranged else full)
-            if self._fast(con, kind, projections, sources, table, full if ranged else None):
+            projections = [duck.projection(s, types[j], buffer=duck.READ_BUFFER if ranged and duck.bounded(s) else None)
+                           for j, s in enumerate(sources)]
+            ranges.limit(con, budgets[0] if ranged else full)
+            # A last line longer than a row may be is a bad row the engine's reader would drop unseen.
+            runaway = self.engine == "duckdb" and any(duck.long_last_line(s) for s in sources)
+            if not runaway and self._fast(con, kind, projections, sources, table, full if ranged else None, budgets):
                 found = duck.fast_counts(con, table, kind)
             else:
                 self.diagnosed = True
@@ -402,11 +406,12 @@ class UsageReader:
         import duckdb
 
         try:
-            stream = min(duck.engine_bytes(self.memory_limit), ranges.STREAM_BUDGET)
-            self._largest, self._ranges = ranges.result(con, results, stream)
+            stream = min(engine, ranges.STREAM_BUDGET)
+            calls = f"usage_{CALLS}" in results  # call records' totals: held as they are when small
+            self._largest, self._ranges = ranges.result(con, results, stream, calls)
         except duckdb.OutOfMemoryException:  # a budget too small for what the engine holds meanwhile
             ranges.limit(con, full)
-            self._largest, self._ranges = ranges.result(con, results, full)
+            self._largest, self._ranges = ranges.result(con, results, full, calls)
         if len(results) > 1:  # grouped into usage_result (one kind's table is read through the view)
             for t in results:
                 con.execute(f"DROP TABLE IF EXISTS {t}")
@@ -433,14 +438,14 @@ class UsageReader:
                 self.on_reject(bad)
         Reconciliation(**counts, period=self.period).check()
 
-    def _fast(self, con, kind, projections, sources, table, ranged) -> bool:
+    def _fast(self, con, kind, projections, sources, table, ranged, budgets) -> bool:
         if self.engine == "spark":
             from .spark import run_fast as spark_fast
 
             return spark_fast(self, con, kind, sources, table)
         from .duck import run_fast
 
-        return run_fast(con, self.rules, kind, self.period, projections, table, ranged=ranged)
+        return run_fast(con, self.rules, kind, self.period, projections, table, ranged=ranged, budgets=budgets)
 
 
 def read_usage(sources: Iterable, rules: RuleSet, *, period: str | None = None, stdin=None,
