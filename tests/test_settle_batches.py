@@ -313,3 +313,47 @@ def test_a_correction_in_a_batch_is_numbered_between_its_new_invoices_without_a_
                            + [(f"INV-{n + 5:06d}", "invoice", a) for n, a in enumerate(ACCOUNTS[3:])]), batch
         dumps[batch] = dump(target)
     assert dumps[5] == dumps[1] and dumps[100] == dumps[1]
+
+
+def test_a_write_whose_failure_the_account_catches_is_undone_with_its_account_alone(tmp_path, monkeypatch):
+    # Found by review: a batch written without savepoints kept what a write had changed when the account's
+    # own code caught the failure and went on (a correction that cannot be taxed is reported as failed):
+    # here the supplementary invoice's entry stayed, with no document, and `verify()` saw nothing wrong.
+    from ratecard.tax import TaxError
+
+    berlin = ZoneInfo("Europe/Berlin")
+    rules = ratecard.load_rules(write_rule_set(tmp_path / "toy"))
+    jan = datetime(2024, 1, 1, tzinfo=berlin)
+    accounts = [f"a{n}" for n in range(5)]
+
+    def usage(calls):
+        return [AccountUsage(a, "2024-01", (UsageItem("RenderWidget", calls),)) for a in accounts]
+
+    real = render_module.render_document
+
+    def render_document(view, *args, **kwargs):
+        if view.account == "a2":
+            raise TaxError("cannot be taxed (as the test says)")
+        return real(view, *args, **kwargs)
+
+    dumps = []
+    for batch in (5, 1):  # one batch without savepoints, then one account a transaction
+        db = tmp_path / f"l{batch}.db"
+        with Ledger(db, create=True) as ledger:
+            for a in accounts:
+                ledger.create_account(a, a.upper(), "EUR", jan)
+                ledger.activate(a, "toy", "v1", jan)
+                ledger.top_up(a, "100", jan)
+            ledger.settle(rules, usage(10), "2024-01", datetime(2024, 2, 6, 10, tzinfo=berlin), batch=batch, jobs=1)
+            monkeypatch.setattr(render_module, "render_document", render_document)
+            report = ledger.settle(rules, usage(20), "2024-01", datetime(2024, 2, 6, 11, tzinfo=berlin),
+                                   batch=batch, jobs=1)
+            monkeypatch.setattr(render_module, "render_document", real)
+            assert [s.outcome for s in report.accounts if s.account == "a2"] == ["failed"]
+            assert ledger.verify() == []
+        with sqlite3.connect(db) as con:
+            a2 = con.execute("SELECT kind, amount FROM entries WHERE account = 'a2' ORDER BY seq").fetchall()
+            assert "supplementary-invoice" not in {kind for kind, _ in a2}
+            dumps.append([con.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
+                          for t in ("accounts", "entries", "documents", "bills", "debits")])
+    assert dumps[0] == dumps[1]

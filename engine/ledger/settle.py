@@ -286,7 +286,14 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
                             # transaction, which leaving the batch says); those before it are whole.
                             break
                         raise _Redo from None
-        except _Redo:
+                    if store.spoiled and not savepoints:
+                        # A write failed and the account's own code caught it and went on (a correction
+                        # that cannot be taxed): what the write changed is still here, so the batch is
+                        # undone and recorded again with savepoints, which undo that write alone.
+                        raise _Redo(whole=True)
+        except _Redo as redo:
+            if redo.whole:  # every account of the batch, the one that failed inside and those after it too
+                return write_batch(chunk, records, start, savepoints=True)
             if not done:
                 return [], failure
             kept, earlier = write_batch(chunk, records[:len(done)], start, savepoints=True)
@@ -334,7 +341,13 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
 
 
 class _Redo(Exception):
-    """Leaves a batch written without savepoints, rolling it back, to record it again with them."""
+    """Leaves a batch written without savepoints, rolling it back, to record it again with them: the
+    accounts before the one that failed (which stops the settlement), or, `whole`, every account (one
+    whose own code caught a failed write and went on)."""
+
+    def __init__(self, whole: bool = False):
+        super().__init__()
+        self.whole = whole
 
 
 def _settle_one(store, priced: _Priced, service, when_, at, policy, again, seller, inside: Inside) -> Settled | None:

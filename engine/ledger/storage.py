@@ -23,6 +23,7 @@ class Store:
         self.readonly, self.timeout = readonly, timeout
         self._batched = False  # inside `batch()`: each `write()` is a savepoint of its transaction
         self._savepoints = True  # ... unless the batch was asked for without
+        self._spoiled = False  # a write() of a batch without savepoints failed, its changes kept
         shown = str(self.path)
         if self.path.is_dir():
             raise NotALedger(f"{shown}: is a folder, not a ledger file")
@@ -172,7 +173,7 @@ class Store:
         if self._batched:
             raise RuntimeError("Store.batch() does not nest")
         with self.write() as db:
-            self._batched, self._savepoints = True, savepoints
+            self._batched, self._savepoints, self._spoiled = True, savepoints, False
             try:
                 yield db
                 if not db.in_transaction:
@@ -217,8 +218,18 @@ class Store:
             raise LedgerError(f"{self.path}: SQLite rolled the transaction back; nothing of it was recorded")
         try:
             yield db
-        except sqlite3.Error as exc:
-            raise LedgerError(f"{self.path}: {exc}; nothing was changed") from None
+        except BaseException as exc:
+            # What it changed stays until the batch is rolled back, even when its caller catches the
+            # exception and goes on: the batch must then be undone and redone with savepoints.
+            self._spoiled = True
+            if isinstance(exc, sqlite3.Error):
+                raise LedgerError(f"{self.path}: {exc}; nothing was changed") from None
+            raise
+
+    @property
+    def spoiled(self) -> bool:
+        """In a `batch(savepoints=False)`: a `write()` failed, and what it changed is still in the batch."""
+        return self._spoiled
 
     @contextmanager
     def _savepoint(self):
