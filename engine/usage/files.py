@@ -420,3 +420,53 @@ def identity_of(path: str) -> tuple | None:
 
 def shown(path) -> str:
     return display_path(Path(path))
+
+
+# The text readers' buffer (bytes) when the files are read within a small budget (`ranges.LOAD_BUDGET`):
+# DuckDB's own is the file's size up to 32 MB, one for each of the two reads of a CSV file (its records
+# and its lines), so a larger file took more memory to read (15.5 MiB a buffer at 100,000 accounts,
+# 30.5 at 1M). Twice JSON Lines' longest line (DuckDB wants a buffer larger than it).
+READ_BUFFER = 2 * MAX_ROW_BYTES
+
+
+def long_last_line(source: Source, size: int = READ_BUFFER) -> bool:
+    """Whether a text file's last line is known to be longer than `size` bytes (more than a row may
+    hold, so a bad row): DuckDB's reader drops a last line longer than its buffer without a word (a
+    longer line elsewhere fails the read), so such a file goes to the row pass, which names it. Not
+    known of a gzip file (False)."""
+    if source.gzip or source.format not in ("csv", "jsonl"):
+        return False
+    try:
+        with open(source.path, "rb") as f:
+            return _last_line_bytes(f, size) > size
+    except OSError:
+        return False  # reading it says why
+
+
+def _last_line_bytes(f, most: int) -> int:
+    """The length of the last (not blank) line of the binary file `f`, read backwards a little at a time
+    (up to `most` + a chunk: the count stops past it)."""
+    pos, length, trailing = f.seek(0, os.SEEK_END), 0, True
+    while pos > 0:
+        step = min(1 << 16, pos)
+        pos -= step
+        f.seek(pos)
+        chunk = f.read(step)
+        if trailing:  # the line breaks and blank lines at the end are no line of the file's
+            chunk = chunk.rstrip(b"\r\n")
+            if not chunk:
+                continue
+            trailing = False
+        cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+        if cut >= 0:
+            return length + len(chunk) - cut - 1
+        length += len(chunk)
+        if length > most:
+            break
+    return length
+
+
+def bounded(source: Source) -> bool:
+    """Whether the file is read with the bounded buffer (READ_BUFFER): a text file whose last line is
+    known to fit it (not a gzip file's: its last line is not known before it is read)."""
+    return source.format in ("csv", "jsonl") and not source.gzip and not long_last_line(source)
