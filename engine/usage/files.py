@@ -429,12 +429,17 @@ def shown(path) -> str:
 READ_BUFFER = 2 * MAX_ROW_BYTES
 
 
+def plain_text(source: Source) -> bool:
+    """A CSV or JSON Lines file that is not gzip-compressed: its last line is found without reading it."""
+    return source.format in ("csv", "jsonl") and not source.gzip
+
+
 def long_last_line(source: Source, size: int = READ_BUFFER) -> bool:
     """Whether a text file's last line is known to be longer than `size` bytes (more than a row may
     hold, so a bad row): DuckDB's reader drops a last line longer than its buffer without a word (a
     longer line elsewhere fails the read), so such a file goes to the row pass, which names it. Not
     known of a gzip file (False)."""
-    if source.gzip or source.format not in ("csv", "jsonl"):
+    if not plain_text(source):
         return False
     try:
         with open(source.path, "rb") as f:
@@ -469,4 +474,4 @@ def _last_line_bytes(f, most: int) -> int:
 def bounded(source: Source) -> bool:
     """Whether the file is read with the bounded buffer (READ_BUFFER): a text file whose last line is
     known to fit it (not a gzip file's: its last line is not known before it is read)."""
-    return source.format in ("csv", "jsonl") and not source.gzip and not long_last_line(source)
+    return plain_text(source) and not long_last_line(source)

@@ -381,11 +381,13 @@ class UsageReader:
             # Aggregated usage is read and grouped a range of accounts at a time, within the small budgets;
             # call records' grouping (one entry a request id, growing with the rows) gets the whole share.
             ranged = kind == AGGREGATED and self.engine == "duckdb"
-            projections = [duck.projection(s, types[j], buffer=duck.READ_BUFFER if ranged and duck.bounded(s) else None)
-                           for j, s in enumerate(sources)]
-            ranges.limit(con, budgets[0] if ranged else full)
             # A last line longer than a row may be is a bad row the engine's reader would drop unseen.
             runaway = self.engine == "duckdb" and any(duck.long_last_line(s) for s in sources)
+            # Without one, every plain text file's last line fits the bounded buffer (`duck.bounded`): each
+            # file's end is read once, above.
+            projections = [duck.projection(s, types[j], buffer=duck.READ_BUFFER if ranged and duck.plain_text(s)
+                                           else None) for j, s in enumerate(sources)]
+            ranges.limit(con, budgets[0] if ranged else full)
             if not runaway and self._fast(con, kind, projections, sources, table, full if ranged else None, budgets):
                 found = duck.fast_counts(con, table, kind)
             else:
