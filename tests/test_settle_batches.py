@@ -123,7 +123,8 @@ def test_a_buyer_changed_after_rendering_ahead_is_rendered_again(template, tmp_p
         assert ledger.verify() == []
     assert renders_here == ["acct-09"]  # rendered ahead with the old name, so rendered again
     con = sqlite3.connect(target)
-    (text,) = con.execute("SELECT invoice_text FROM bills WHERE account = 'acct-09'").fetchone()
+    (text,) = con.execute("SELECT document_text FROM documents WHERE account = 'acct-09' AND kind = 'invoice'"
+                          ).fetchone()
     con.close()
     assert "Renamed AG" in text and "Buyer 9 GmbH" not in text
 
@@ -148,7 +149,8 @@ def test_numbers_taken_meanwhile_are_not_printed_on_a_text_rendered_ahead(templa
     # too low, so every one of them was rendered again with the number it got.
     assert sorted(renders_here) == sorted(ACCOUNTS)
     con = sqlite3.connect(target)
-    rows = con.execute("SELECT account, invoice_number, invoice_text FROM bills ORDER BY invoice_number").fetchall()
+    rows = con.execute("SELECT b.account, b.invoice_number, d.document_text FROM bills AS b JOIN documents AS d "
+                       "ON d.number = b.invoice_number ORDER BY b.invoice_number").fetchall()
     con.close()
     assert [(a, n) for a, n, _ in rows] == [("acct-11", "INV-000001")] + [
         (a, f"INV-{n:06d}") for n, a in enumerate(ACCOUNTS[:11], 2)]
