@@ -359,3 +359,41 @@ def test_a_write_whose_failure_the_account_catches_is_undone_with_its_account_al
             dumps.append([con.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
                           for t in ("accounts", "entries", "documents", "bills", "debits")])
     assert dumps[0] == dumps[1]
+
+
+def test_the_collector_runs_less_often_while_settling_and_as_before_after(template, tmp_path, monkeypatch):
+    """A settlement raises the cyclic collector's youngest threshold while it writes (most of what an
+    account allocates is freed by reference counting) and puts the caller's thresholds back after,
+    even when it stops part-way; a threshold set higher, or a collector disabled, is left alone."""
+    import gc
+
+    import ratecard.ledger as ledger_module
+    from ratecard.ledger import flow
+
+    root, rules, db, usage = template
+    before = gc.get_threshold()
+    seen = []
+    monkeypatch.setattr(ledger_module, "_checkpoint_hook", lambda step: seen.append(gc.get_threshold()))
+    try:
+        gc.set_threshold(700, 10, 10)
+        with Ledger(copy(db, tmp_path / "gc.db")) as ledger:
+            ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=5, jobs=1)
+        assert {t for t in seen} == {(flow.YOUNG_THRESHOLD, 10, 10)}
+        assert gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(50_000, 10, 10)
+        seen.clear()
+        with Ledger(copy(db, tmp_path / "gc-high.db")) as ledger:
+            ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=5, jobs=1)
+        assert seen and {t for t in seen} == {(50_000, 10, 10)}
+        gc.set_threshold(700, 10, 10)
+
+        def stop(step):
+            if step == "committed":
+                raise RuntimeError("stopped")
+
+        monkeypatch.setattr(ledger_module, "_checkpoint_hook", stop)
+        with Ledger(copy(db, tmp_path / "gc-stop.db")) as ledger, pytest.raises(RuntimeError):
+            ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=5, jobs=1)
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*before)

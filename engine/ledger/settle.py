@@ -305,7 +305,8 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
 
     if on_start is not None:
         on_start(SettleReport(period, service, t.fingerprint, at, when_, collected), billable)
-    with Prerenderer(rules, period, issued_on, jobs, len(billable)) as pre, store.journals_in_memory():
+    with Prerenderer(rules, period, issued_on, jobs, len(billable)) as pre, store.journals_in_memory(), \
+            F.fewer_collections():
         rated: deque[list[Callable[[Inside], Settled]]] = deque()
         upto = 0  # the accounts before it are rated; those of `rated` are not written yet
         for start in range(0, len(billable), batch):
