@@ -452,18 +452,21 @@ def long_last_line(source: Source, size: int = READ_BUFFER) -> bool:
         return False  # a file that cannot be read (or decompressed) to its end: reading it says why
 
 
-def _last_line_streamed(f, chunk: int = 1 << 20) -> int:
-    """The length of the last (not blank) line of the binary stream `f`, read to its end once."""
+def _last_line_streamed(f, chunk: int = 1 << 16) -> int:
+    """The length of the last (not blank) line of the binary stream `f`, read to its end once, a small
+    block at a time (the blocks are looked into, never copied)."""
     current, last = 0, 0  # the line being read; the last complete line that is not blank
     while block := f.read(chunk):
         end = max(block.rfind(b"\n"), block.rfind(b"\r"))
         if end < 0:
             current += len(block)
             continue
-        body = block[:end].rstrip(b"\r\n")
-        if body:
-            cut = max(body.rfind(b"\n"), body.rfind(b"\r"))
-            last = current + len(body) if cut < 0 else len(body) - cut - 1
+        stop = end  # past the block's last line that is not blank, if it has one
+        while stop >= 0 and block[stop] in b"\r\n":
+            stop -= 1
+        if stop >= 0:
+            cut = max(block.rfind(b"\n", 0, stop), block.rfind(b"\r", 0, stop))
+            last = current + stop + 1 if cut < 0 else stop - cut
         elif current:
             last = current
         current = len(block) - end - 1
