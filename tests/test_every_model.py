@@ -193,3 +193,29 @@ def test_a_correction_lists_a_changed_adjustment_as_a_line(bills):
     found = correction(before, after)
     assert found.kind == "supplementary-invoice" and found.amount == 10
     assert [(c.name, c.amount_before, c.amount_after) for c in found.lines] == [("Welcome credit", D("-10.00"), 0)]
+
+
+def test_a_bills_line_figures_and_list_price_cost_are_the_same_with_its_lines_built_or_not(rules):
+    """A settlement's list-price cost reads the rated figures without building the lines: the same
+    (category, billable calls, exact amount) as the lines say, every price model and a decimal unit."""
+    from ratecard import settlement as S
+    from ratecard.bill import Lines
+    from ratecard.rating import line_figures, tariff
+
+    usage = {u.account: u for u in read_usage([USAGE], rules).accounts()}
+    assert usage
+    for account, u in usage.items():
+        book = tariff(rules, u.period).book
+        fresh = rate(rules, u.items, u.period, account=account)
+        assert type(fresh.lines) is Lines and fresh.lines._lines is None
+        figures, cost = line_figures(fresh), S.list_price_cost(book, fresh)
+        assert fresh.lines._lines is None  # nothing built for them
+        lines = tuple(fresh.lines)
+        assert figures == [(line.category, line.calls, line.amount) for line in lines]
+        assert [type(calls) for _, calls, _ in figures] == [type(line.calls) for line in lines]
+        assert line_figures(fresh) == figures  # the same once they are built
+        # A bill whose lines are a plain tuple (read back from JSON) gives the same.
+        again = Bill.from_dict(json.loads(json.dumps(fresh.to_dict())))
+        assert line_figures(again) == figures and S.list_price_cost(book, again) == cost
+    assert any(line.model == "percentage" for u in usage.values()
+               for line in rate(rules, u.items, u.period, account=u.account).lines)

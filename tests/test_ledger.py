@@ -851,3 +851,36 @@ def test_a_settlement_stopped_by_a_full_disk_says_what_was_recorded(cli, small_l
         assert [b.account for b in ledger.bills()] == ["ada", "bob", "cy"]
         assert [d.number for d in ledger.documents()] == [f"INV-{n:06d}" for n in range(1, 4)]
         assert ledger.verify() == []
+
+
+def test_many_entries_recorded_at_once_get_consecutive_numbers_each_with_its_figures(tmp_path):
+    """`postings.record` writes an account's entries in as few statements as it can (so many at once,
+    more in the next): each entry it returns is the row the ledger holds, numbered in order."""
+    from ratecard import settlement as S
+    from ratecard.ledger import postings as P
+
+    with Ledger(tmp_path / "many.db", create=True) as ledger:
+        start = datetime(2024, 1, 1, tzinfo=BERLIN)
+        ledger.create_account("a", "A", "EUR", start)
+        ledger.create_account("b", "B", "EUR", start)
+        store = ledger._store
+        when = "2024-01-02T00:00:00.000000+00:00"
+        for count in (1, 2, P.ENTRIES_AT_ONCE, 2 * P.ENTRIES_AT_ONCE + 3):
+            with store.write() as db:
+                before = P.position(db, "a", when)
+                changes = [S.Change(S.TOP_UP, f"top-up {n}", amount=D(n + 1) / 100) for n in range(count)]
+                after = S.Position(before.currency, before.balance + sum(c.amount for c in changes), before.frozen,
+                                   before.services)
+                applied = P.record(db, "a", before, when, changes, after)
+            with store.write() as db:  # another account's entry between: numbers go on after it
+                other = P.position(db, "b", when)
+                P.record(db, "b", other, when, [S.Change(S.TOP_UP, "b", amount=D(1))],
+                         S.Position(other.currency, other.balance + 1, other.frozen, other.services))
+            rows = [P.entry_of(r) for r in store.read(f"SELECT {P.ENTRY_COLUMNS} FROM entries WHERE account = 'a' "
+                                                      "ORDER BY seq DESC LIMIT ?", (count,))][::-1]
+            assert list(applied.entries) == rows
+            seqs = [e.seq for e in applied.entries]
+            assert seqs == list(range(seqs[0], seqs[0] + count))
+            assert [e.reason for e in applied.entries] == [f"top-up {n}" for n in range(count)]
+            assert applied.entries[-1].balance_after == after.balance == applied.balance
+        assert ledger.verify() == []

@@ -123,7 +123,8 @@ def test_a_buyer_changed_after_rendering_ahead_is_rendered_again(template, tmp_p
         assert ledger.verify() == []
     assert renders_here == ["acct-09"]  # rendered ahead with the old name, so rendered again
     con = sqlite3.connect(target)
-    (text,) = con.execute("SELECT invoice_text FROM bills WHERE account = 'acct-09'").fetchone()
+    (text,) = con.execute("SELECT document_text FROM documents WHERE account = 'acct-09' AND kind = 'invoice'"
+                          ).fetchone()
     con.close()
     assert "Renamed AG" in text and "Buyer 9 GmbH" not in text
 
@@ -148,7 +149,8 @@ def test_numbers_taken_meanwhile_are_not_printed_on_a_text_rendered_ahead(templa
     # too low, so every one of them was rendered again with the number it got.
     assert sorted(renders_here) == sorted(ACCOUNTS)
     con = sqlite3.connect(target)
-    rows = con.execute("SELECT account, invoice_number, invoice_text FROM bills ORDER BY invoice_number").fetchall()
+    rows = con.execute("SELECT b.account, b.invoice_number, d.document_text FROM bills AS b JOIN documents AS d "
+                       "ON d.number = b.invoice_number ORDER BY b.invoice_number").fetchall()
     con.close()
     assert [(a, n) for a, n, _ in rows] == [("acct-11", "INV-000001")] + [
         (a, f"INV-{n:06d}") for n, a in enumerate(ACCOUNTS[:11], 2)]
@@ -357,3 +359,41 @@ def test_a_write_whose_failure_the_account_catches_is_undone_with_its_account_al
             dumps.append([con.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
                           for t in ("accounts", "entries", "documents", "bills", "debits")])
     assert dumps[0] == dumps[1]
+
+
+def test_the_collector_runs_less_often_while_settling_and_as_before_after(template, tmp_path, monkeypatch):
+    """A settlement raises the cyclic collector's youngest threshold while it writes (most of what an
+    account allocates is freed by reference counting) and puts the caller's thresholds back after,
+    even when it stops part-way; a threshold set higher, or a collector disabled, is left alone."""
+    import gc
+
+    import ratecard.ledger as ledger_module
+    from ratecard.ledger import flow
+
+    root, rules, db, usage = template
+    before = gc.get_threshold()
+    seen = []
+    monkeypatch.setattr(ledger_module, "_checkpoint_hook", lambda step: seen.append(gc.get_threshold()))
+    try:
+        gc.set_threshold(700, 10, 10)
+        with Ledger(copy(db, tmp_path / "gc.db")) as ledger:
+            ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=5, jobs=1)
+        assert {t for t in seen} == {(flow.YOUNG_THRESHOLD, 10, 10)}
+        assert gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(50_000, 10, 10)
+        seen.clear()
+        with Ledger(copy(db, tmp_path / "gc-high.db")) as ledger:
+            ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=5, jobs=1)
+        assert seen and {t for t in seen} == {(50_000, 10, 10)}
+        gc.set_threshold(700, 10, 10)
+
+        def stop(step):
+            if step == "committed":
+                raise RuntimeError("stopped")
+
+        monkeypatch.setattr(ledger_module, "_checkpoint_hook", stop)
+        with Ledger(copy(db, tmp_path / "gc-stop.db")) as ledger, pytest.raises(RuntimeError):
+            ledger.settle(rules, usage, "2024-01", at(2024, 2, 6, 10), batch=5, jobs=1)
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*before)

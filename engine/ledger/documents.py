@@ -1,6 +1,7 @@
 """Documents and their numbering: the bills recorded by settlement, and the numbered documents
 (invoices, supplementary invoices, credit notes) in their gap-free series. A recorded document is
-never altered: `bills` and `documents` are append-only."""
+never altered: `bills` and `documents` are append-only. A settled invoice's bill JSON and text are
+stored once, in its document (schema version 5); a bill recorded before keeps its own."""
 
 from __future__ import annotations
 
@@ -24,10 +25,17 @@ def bills(store, account: str | None = None, period: str | None = None) -> list[
                        r[10], moment(r[11])) for r in store.read(sql, (account, period))]
 
 
+# A bill's JSON and invoice text: its own when it has them (recorded before schema version 5, or
+# before numbered documents), else its invoice document's, the one copy kept since.
+_TEXTS = "LEFT JOIN documents AS t ON t.number = b.invoice_number AND t.kind = 'invoice'"
+_BILL_JSON = "coalesce(b.bill_json, t.bill_json)"
+_INVOICE_TEXT = "coalesce(b.invoice_text, t.document_text)"
+
+
 def invoice(store, account: str, service: str, period: str) -> tuple[str, dict] | None:
     """The recorded invoice text and bill (as its JSON dict) of one account, service and period."""
-    rows = store.read("SELECT invoice_text, bill_json FROM bills WHERE account = ? AND service = ? AND period = ?",
-                      (account, service, period))
+    rows = store.read(f"SELECT {_INVOICE_TEXT}, {_BILL_JSON} FROM bills AS b {_TEXTS} WHERE b.account = ? AND "
+                      "b.service = ? AND b.period = ?", (account, service, period))
     return (rows[0][0], json.loads(rows[0][1])) if rows else None
 
 
@@ -80,7 +88,7 @@ def assign_number(db, numbering, kind: str, issued: date) -> tuple[str, str, int
 
 
 def bill_json(bill_dict: dict) -> str:
-    """A bill as `bills.bill_json` and `documents.bill_json` record it."""
+    """A bill as `documents.bill_json` records it (and `bills.bill_json` did before schema version 5)."""
     return json.dumps(bill_dict, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
@@ -118,8 +126,8 @@ def find(store, account: str, ref: str) -> tuple[str, Document | None, dict, str
         raise LedgerError(f"{account} has several invoices for {ref} (services {services}); name one by its number")
     if rows:
         return rows[0][0], _document(rows[0][:14]), json.loads(rows[0][14]), rows[0][15]
-    bills = store.read("SELECT invoice_number, bill_json, invoice_text FROM bills WHERE account = ? AND "
-                       "(invoice_number = ?2 OR period = ?2)", (account, ref))
+    bills = store.read(f"SELECT b.invoice_number, {_BILL_JSON}, {_INVOICE_TEXT} FROM bills AS b {_TEXTS} "
+                       "WHERE b.account = ?1 AND (b.invoice_number = ?2 OR b.period = ?2)", (account, ref))
     if len(bills) == 1:  # recorded before numbered documents
         return bills[0][0], None, {"bill": json.loads(bills[0][1])}, bills[0][2]
     if len(bills) > 1:
@@ -132,8 +140,8 @@ def standing(db, account: str, service: str, period: str) -> tuple[str, str, Dec
     """Where a settled period stands: (its invoice number, the bill JSON it is now billed at — the
     invoice's, or its latest correction's —, what its documents charge net, whether it was voided)."""
     number, bill_json, total = db.execute(
-        "SELECT invoice_number, bill_json, total FROM bills WHERE account = ? AND service = ? AND period = ?",
-        (account, service, period)).fetchone()
+        f"SELECT b.invoice_number, {_BILL_JSON}, b.total FROM bills AS b {_TEXTS} WHERE b.account = ? AND "
+        "b.service = ? AND b.period = ?", (account, service, period)).fetchone()
     charged = Decimal(total)
     voided = False
     for kind, cause, amount, json_ in db.execute(
@@ -148,7 +156,8 @@ def standing(db, account: str, service: str, period: str) -> tuple[str, str, Dec
 
 def verify_documents(store) -> list[str]:
     """Every series is gap-free (1, 2, 3, … in the order issued); every document has its own entry of
-    its kind; every bill recorded since numbered documents is one of them."""
+    its kind; every bill recorded since numbered documents is one of them; every bill's JSON and
+    invoice text are stored (in the bill, or in its invoice document)."""
     problems = []
     series: dict[str, list[int]] = {}
     for name, seq in store.read("SELECT series, seq FROM documents ORDER BY entry"):
@@ -168,4 +177,9 @@ def verify_documents(store) -> list[str]:
             "FROM documents WHERE kind = 'invoice'), (SELECT max(seq) + 1 FROM entries)) AND NOT EXISTS "
             "(SELECT 1 FROM documents AS d WHERE d.number = b.invoice_number)"):
         problems.append(f"invoice {missing} was recorded without its numbered document")
+    for (bare,) in store.read(
+            f"SELECT b.invoice_number FROM bills AS b {_TEXTS} WHERE {_BILL_JSON} IS NULL "
+            f"OR {_INVOICE_TEXT} IS NULL ORDER BY b.invoice_number"):
+        problems.append(f"invoice {bare} has no bill JSON or invoice text: neither its bill nor an invoice "
+                        "document of its number carries them")
     return problems

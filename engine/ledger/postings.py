@@ -4,9 +4,11 @@ inside its own transaction: `accounts` and `services` move in step with the entr
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from ..bill import builder
 from .records import Applied, Entry
 from .values import ACTIVE, SUSPENDED, LedgerError, UnknownAccount, as_decimal, as_text, moment, settlement
 
@@ -91,18 +93,27 @@ def record(db, account: str, before: S.Position, when: str, changes, after: S.Po
     S = settlement()
 
     balance, frozen = before.balance, before.frozen
+    add = S.add
     entries = []
-    at = None
-    for c in changes:
-        balance, frozen = S.add(balance, c.amount), S.add(frozen, c.frozen)
-        cur = db.execute(
-            "INSERT INTO entries (account, at, kind, service, period, amount, frozen_change, balance_after, "
-            "frozen_after, reason, ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (account, when, c.kind, c.service, c.period, as_text(c.amount), as_text(c.frozen), as_text(balance),
-             as_text(frozen), c.reason, c.ref))
-        at = at or moment(when)
-        entries.append(Entry(cur.lastrowid, account, at, c.kind, c.service, c.period, c.amount, c.frozen,
-                             balance, frozen, c.reason, c.ref))
+    if changes:
+        values: list = []
+        figures = []
+        for c in changes:
+            balance, frozen = add(balance, c.amount), add(frozen, c.frozen)
+            figures.append((balance, frozen))
+            values += (account, when, c.kind, c.service, c.period, as_text(c.amount), as_text(c.frozen),
+                       as_text(balance), as_text(frozen), c.reason, c.ref)
+        # Up to ENTRIES_AT_ONCE in one statement: under the transaction's write lock its rows get
+        # consecutive seqs (AUTOINCREMENT: one more than the largest ever), the last the statement's rowid.
+        seqs: list[int] = []
+        for start in range(0, len(changes), ENTRIES_AT_ONCE):
+            count = min(ENTRIES_AT_ONCE, len(changes) - start)
+            last = db.execute(_insert_entries(count), values[start * 11:(start + count) * 11]).lastrowid
+            seqs += range(last - count + 1, last + 1)
+        at = moment(when)
+        for seq, c, (balance_after, frozen_after) in zip(seqs, changes, figures):
+            entries.append(_new_entry(seq, account, at, c.kind, c.service, c.period, c.amount, c.frozen,
+                                      balance_after, frozen_after, c.reason, c.ref))
     if (balance, frozen) != (after.balance, after.frozen):
         raise AssertionError(f"internal error: the entries of {account} add up to {balance}/{frozen}, "
                              f"not {after.balance}/{after.frozen}")
@@ -130,6 +141,20 @@ def record(db, account: str, before: S.Position, when: str, changes, after: S.Po
         db.execute("UPDATE services SET time_zone = ? WHERE account = ? AND service = ?", (zone, account, zone_service))
     suspended = tuple(sorted(n for n, s in after.services.items() if s.suspended))
     return Applied(account, tuple(entries), balance, frozen, suspended)
+
+
+# Entries written by one statement: 11 values each, within the 999 an old SQLite binds at most.
+ENTRIES_AT_ONCE = 90
+
+
+@functools.cache
+def _insert_entries(count: int) -> str:
+    row = "(" + ", ".join("?" * 11) + ")"
+    return ("INSERT INTO entries (account, at, kind, service, period, amount, frozen_change, balance_after, "
+            "frozen_after, reason, ref) VALUES " + ", ".join([row] * count))
+
+
+_new_entry = builder(Entry)
 
 
 def unchanged(account: str, position: S.Position, note: str) -> Applied:

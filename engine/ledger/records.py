@@ -83,7 +83,7 @@ class Account:
                 "buyer": self.buyer.to_dict() if self.buyer else None}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     seq: int
     account: str
@@ -225,7 +225,7 @@ class Charge:
 
 
 # -- results of writes -------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Applied:
     """What one write did to one account: the entries appended and where the account stands."""
 

@@ -4,14 +4,27 @@ changes; a later release appends one."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from .values import LedgerError
 
 
 @dataclass(frozen=True)
 class Migration:
+    """A schema version: its statements, run in order in one transaction. A step that is not one
+    fixed statement (it reads the ledger first) is a function of the connection."""
+
     version: int
     description: str
-    statements: tuple[str, ...]
+    statements: tuple[str | Callable, ...]
+
+    def apply(self, db) -> None:
+        for statement in self.statements:
+            if callable(statement):
+                statement(db)
+            else:
+                db.execute(statement)
 
 
 # The entry kinds of schema version 1, written out rather than read from `settlement.ENTRY_KINDS`: a
@@ -37,6 +50,75 @@ def _append_only(table: str) -> tuple[str, ...]:
     return tuple(f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
                  f"BEGIN SELECT RAISE(ABORT, '{table} are append-only: rows cannot be changed or deleted'); END"
                  for op in ("UPDATE", "DELETE"))
+
+
+# `bills` as schema version 1 made it: migration 5 finds it by this exact text.
+_BILLS_V1 = """CREATE TABLE bills (
+            account TEXT NOT NULL,
+            service TEXT NOT NULL,
+            period TEXT NOT NULL,
+            invoice_number TEXT NOT NULL UNIQUE,
+            currency TEXT NOT NULL,
+            total TEXT NOT NULL,
+            list_cost TEXT NOT NULL,        -- every billable unit at pay-as-you-go prices
+            rules_name TEXT NOT NULL,
+            rules_fingerprint TEXT NOT NULL,
+            bill_json TEXT NOT NULL,
+            invoice_text TEXT NOT NULL,
+            issued_at TEXT NOT NULL,
+            PRIMARY KEY (account, service, period),
+            FOREIGN KEY (account, service) REFERENCES services (account, service)
+        ) WITHOUT ROWID"""
+
+
+# Migration 5's `bills`: the two texts may be NULL, both or neither (a CHECK: a bill that has one has
+# both; `ratecard ledger check` finds one with neither whose document does not carry them).
+_BILLS_V5 = """CREATE TABLE bills (
+            account TEXT NOT NULL,
+            service TEXT NOT NULL,
+            period TEXT NOT NULL,
+            invoice_number TEXT NOT NULL UNIQUE,
+            currency TEXT NOT NULL,
+            total TEXT NOT NULL,
+            list_cost TEXT NOT NULL,        -- every billable unit at pay-as-you-go prices
+            rules_name TEXT NOT NULL,
+            rules_fingerprint TEXT NOT NULL,
+            bill_json TEXT,                 -- NULL: its invoice document's (documents.bill_json)
+            invoice_text TEXT,              -- NULL: its invoice document's (documents.document_text)
+            issued_at TEXT NOT NULL,
+            PRIMARY KEY (account, service, period),
+            FOREIGN KEY (account, service) REFERENCES services (account, service),
+            CHECK ((bill_json IS NULL) = (invoice_text IS NULL))
+        ) WITHOUT ROWID"""
+
+
+def _bills_texts_nullable(db) -> None:
+    """Drops the NOT NULL of `bills.bill_json` and `bills.invoice_text` (and adds the CHECK) by
+    SQLite's documented procedure for a schema change that leaves the stored rows as they are
+    (https://www.sqlite.org/lang_altertable.html, "Making Other Kinds Of Table Schema Changes"):
+    the table's definition in `sqlite_master` is rewritten and the schema version bumped, in the
+    migration's transaction. Not the 12-step rebuild: that copies every bill (about 3 KB each, 300 MB
+    at 100k bills, and growing every month) into a new table, and needs foreign keys off, which
+    SQLite allows only outside a transaction, while `debits` and `documents` refer to `bills`. Here
+    nothing is copied: the migration takes milliseconds at any size, and the table, its rows, indexes,
+    append-only triggers and the foreign keys to and from it are the same b-trees as before (a
+    column's NOT NULL and a table's CHECK are not part of the stored format; every existing row has
+    both texts, so it meets the CHECK, which `PRAGMA integrity_check` verifies). SQLite 3.40 has no
+    `ALTER TABLE ... DROP NOT NULL`. The definition is replaced only when it is exactly version 1's,
+    so a ledger whose `bills` is anything else is refused rather than guessed at."""
+    (version,) = db.execute("PRAGMA schema_version").fetchone()
+    db.execute("PRAGMA writable_schema = ON")
+    try:
+        changed = db.execute("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'bills' AND sql = ?",
+                             (_BILLS_V5, _BILLS_V1)).rowcount
+        if changed == 1:
+            # Every connection (this one included) reads the schema again before its next statement.
+            db.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    finally:
+        db.execute("PRAGMA writable_schema = OFF")
+    if changed != 1:
+        raise LedgerError("the ledger's bills table is not the one schema version 1 created; not migrated")
+    db.execute("SELECT bill_json, invoice_text FROM bills LIMIT 0")  # the new definition parses
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -90,22 +172,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE UNIQUE INDEX one_top_up_per_reference ON entries (account, ref) WHERE kind = 'top-up' "
         "AND ref IS NOT NULL",
         *_append_only("entries"),
-        """CREATE TABLE bills (
-            account TEXT NOT NULL,
-            service TEXT NOT NULL,
-            period TEXT NOT NULL,
-            invoice_number TEXT NOT NULL UNIQUE,
-            currency TEXT NOT NULL,
-            total TEXT NOT NULL,
-            list_cost TEXT NOT NULL,        -- every billable unit at pay-as-you-go prices
-            rules_name TEXT NOT NULL,
-            rules_fingerprint TEXT NOT NULL,
-            bill_json TEXT NOT NULL,
-            invoice_text TEXT NOT NULL,
-            issued_at TEXT NOT NULL,
-            PRIMARY KEY (account, service, period),
-            FOREIGN KEY (account, service) REFERENCES services (account, service)
-        ) WITHOUT ROWID""",
+        _BILLS_V1,
         *_append_only("bills"),
         """CREATE TABLE debits (
             account TEXT NOT NULL,
@@ -225,6 +292,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     # at hand) and by every settlement.
     Migration(4, "the time zone each service's times are shown in", (
         "ALTER TABLE services ADD COLUMN time_zone TEXT",
+    )),
+    # A bill recorded with its invoice document (every settlement since version 3) keeps its bill JSON
+    # and invoice text only there: `documents.bill_json` and `documents.document_text` of the document
+    # numbered `bills.invoice_number`, which every reader takes them from when the bill's are NULL.
+    # They were stored twice, a quarter of what SQLite spent recording a settlement. Bills recorded
+    # before keep theirs (a recorded row is never altered).
+    Migration(5, "a settled bill's JSON and invoice text kept once, in its invoice document", (
+        _bills_texts_nullable,
     )),
 )
 LATEST = MIGRATIONS[-1].version

@@ -305,7 +305,8 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
 
     if on_start is not None:
         on_start(SettleReport(period, service, t.fingerprint, at, when_, collected), billable)
-    with Prerenderer(rules, period, issued_on, jobs, len(billable)) as pre, store.journals_in_memory():
+    with Prerenderer(rules, period, issued_on, jobs, len(billable)) as pre, store.journals_in_memory(), \
+            F.fewer_collections():
         rated: deque[list[Callable[[Inside], Settled]]] = deque()
         upto = 0  # the accounts before it are rated; those of `rated` are not written yet
         for start in range(0, len(billable), batch):
@@ -393,11 +394,11 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
             bill_json = D.bill_json(priced.bill_dict)
             document_json = D.invoice_json(meta, priced.bill_dict, policy.locale, paper, party, buyer)
         currency, total, terms = bill.currency, bill.total, priced.terms
+        # The bill's JSON and invoice text are its document's (below), stored once (schema version 5).
         db.execute("INSERT INTO bills (account, service, period, invoice_number, currency, total, list_cost, "
-                   "rules_name, rules_fingerprint, bill_json, invoice_text, issued_at) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   "rules_name, rules_fingerprint, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (account, service, period, number, currency, as_text(total), as_text(priced.list_cost),
-                    bill.rules_name, bill.rules_fingerprint, bill_json, invoice_text, when))
+                    bill.rules_name, bill.rules_fingerprint, when))
         money = format_money(total, currency)
         billed = S.Change(S.BILL_ISSUED, f"invoice {number} for {period}: {money} ({bill.rules_name}, "
                           f"{bill.rules_fingerprint[:19]})", service, period, ref=number)

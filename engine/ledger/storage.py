@@ -121,8 +121,7 @@ class Store:
                     continue  # already applied (possibly by a concurrent process)
                 if m.version == 1:
                     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                for statement in m.statements:
-                    db.execute(statement)
+                m.apply(db)
                 db.execute("INSERT INTO ratecard_schema (version, description) VALUES (?, ?)",
                            (m.version, m.description))
                 done.append(m.version)
