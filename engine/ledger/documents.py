@@ -157,8 +157,8 @@ def standing(db, account: str, service: str, period: str) -> tuple[str, str, Dec
 def verify_documents(store) -> list[str]:
     """Every series is gap-free (1, 2, 3, … in the order issued); every document has its own entry of
     its kind, and every supplementary invoice's and credit note's entry its document; every bill
-    recorded since numbered documents is one of them; every bill's JSON and
-    invoice text are stored (in the bill, or in its invoice document)."""
+    recorded since numbered documents is one of them; every bill's JSON and invoice text are stored
+    (in the bill, or in its invoice document)."""
     problems = []
     series: dict[str, list[int]] = {}
     for name, seq in store.read("SELECT series, seq FROM documents ORDER BY entry"):
