@@ -140,7 +140,7 @@ def record(db, account: str, before: S.Position, when: str, changes, after: S.Po
     if zone_service is not None:  # its row changed otherwise not
         db.execute("UPDATE services SET time_zone = ? WHERE account = ? AND service = ?", (zone, account, zone_service))
     suspended = tuple(sorted(n for n, s in after.services.items() if s.suspended))
-    return Applied(account, tuple(entries), balance, frozen, suspended)
+    return _new_applied(account, tuple(entries), balance, frozen, suspended)
 
 
 # Entries written by one statement: 11 values each, within the 999 an old SQLite binds at most.
@@ -155,6 +155,7 @@ def _insert_entries(count: int) -> str:
 
 
 _new_entry = builder(Entry)
+_new_applied = builder(Applied)
 
 
 def unchanged(account: str, position: S.Position, note: str) -> Applied:

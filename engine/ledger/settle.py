@@ -13,6 +13,7 @@ from decimal import Decimal
 from datetime import date
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from ..bill import builder
 from ..formatting import format_money
 from . import documents as D
 from . import flow as F
@@ -434,8 +435,11 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
                     terms.resume_when, None if terms.freeze is None else as_text(terms.freeze), terms.freeze_basis,
                     debit, taken))
         step("debited")
-    return Settled(account, "settled", number, currency, total, debit, when_.deduction_opens, applied,
-                   issue_date=issued_on, due_date=priced.due(issued_on))
+    return _new_settled(account, "settled", number, currency, total, debit, when_.deduction_opens, applied,
+                        issue_date=issued_on, due_date=priced.due(issued_on))
+
+
+_new_settled = builder(Settled)  # a settled account's result, without a frozen __init__'s per-field stores
 
 
 def _debit(db, account, service, period, amount, terms, invoice, position, when, closes) -> Applied:
