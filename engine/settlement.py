@@ -282,6 +282,8 @@ _state = builder(ServiceState)
 _position = builder(Position)
 _outcome = builder(Outcome)
 _terms = builder(Terms)
+# The same for the ledger's per-account paths (an entry to append, a position read back).
+new_change, new_state, new_position = _change, _state, _position
 
 
 def in_good_standing(balance: Decimal, state: ServiceState) -> bool:

@@ -81,9 +81,9 @@ def _position(row, service_rows) -> S.Position:
 
     services = {}
     for r in service_rows:
-        services[r[0]] = S.ServiceState(r[0], r[4] == SUSPENDED, Decimal(r[7]), r[8], as_decimal(r[9]), r[10], r[11],
-                                        r[12])
-    return S.Position(row[0], Decimal(row[1]), Decimal(row[2]), services)
+        services[r[0]] = S.new_state(r[0], r[4] == SUSPENDED, Decimal(r[7]), r[8], as_decimal(r[9]), r[10], r[11],
+                                     r[12])
+    return S.new_position(row[0], Decimal(row[1]), Decimal(row[2]), services)
 
 
 def record(db, account: str, before: S.Position, when: str, changes, after: S.Position, *,

@@ -6,7 +6,7 @@ settled or untouched and a concurrent run finds the work done; and collecting th
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache, cached_property
 from datetime import datetime
 from decimal import Decimal
@@ -145,7 +145,7 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         list_cost = S.list_price_cost(book, bill)
         freeze = S.freeze_amount(policy, list_cost)
         basis = "" if freeze is None else S.freeze_basis(policy, list_cost, bill.currency)
-        return _Priced(bill, fingerprint or invoice_number(bill.rules_name, bill.account, bill.period),
+        return _new_priced(bill, fingerprint or invoice_number(bill.rules_name, bill.account, bill.period),
                        list_cost, S.Terms.of(policy, freeze, basis), packs,
                        lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued),
                        lambda issued: due_on(bill, issued), prerendered)
@@ -401,7 +401,7 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
                    (account, service, period, number, currency, as_text(total), as_text(priced.list_cost),
                     bill.rules_name, bill.rules_fingerprint, when))
         money = format_money(total, currency)
-        billed = S.Change(S.BILL_ISSUED, f"invoice {number} for {period}: {money} ({bill.rules_name}, "
+        billed = S.new_change(S.BILL_ISSUED, f"invoice {number} for {period}: {money} ({bill.rules_name}, "
                           f"{bill.rules_fingerprint[:19]})", service, period, ref=number)
         if when < opens:
             window = f"{when_.deduction_opens.date().isoformat()} to {when_.deduction_last_day.isoformat()}"
@@ -486,6 +486,16 @@ class _Priced:
     @cached_property
     def bill_dict(self) -> dict:
         return self.bill.to_dict()
+
+
+_PRICED_FIELDS = tuple(f.name for f in fields(_Priced))
+
+
+def _new_priced(*values) -> _Priced:
+    """`_Priced(*values)` without a frozen __init__'s per-field stores (it has no checks to skip)."""
+    priced = object.__new__(_Priced)
+    priced.__dict__.update(zip(_PRICED_FIELDS, values))
+    return priced
 
 
 def _not_rendered(number: str, buyer: object) -> tuple[str, str, str] | None:
