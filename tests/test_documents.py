@@ -110,6 +110,28 @@ def test_concurrent_settles_yield_gap_free_numbers(cli, tmp_path):
 # -- corrections -------------------------------------------------------------------------------------
 
 
+def test_ledger_check_finds_a_correction_entry_without_its_document(cli, tmp_path):
+    # A correction's entry recorded, and its document not (a write that failed and was not undone,
+    # as an independent review found possible): the money moved with nothing filed for it.
+    rules = setup(cli, tmp_path)
+    settle(cli, tmp_path, rules, [("ada", "RenderWidget", 100)], berlin(2024, 2, 6, 9, 0))
+    late = [("ada", "RenderWidget", 100), ("ada", "LookupGadget", 4)]
+    settle(cli, tmp_path, rules, late, berlin(2024, 2, 12, 9, 0), "late.csv")
+    sound(cli)
+    con = sqlite3.connect(cli.db)
+    # A copy of the supplementary invoice's entry, as the lost write would have left it, with no document.
+    con.execute("INSERT INTO entries (account, at, kind, service, period, amount, frozen_change, balance_after, "
+                "frozen_after, reason, ref) SELECT account, at, kind, service, period, '0', '0', balance_after, "
+                "frozen_after, reason, 'TOY-2024-0003' FROM entries WHERE kind = 'supplementary-invoice'")
+    seq = con.execute("SELECT max(seq) FROM entries").fetchone()[0]
+    con.commit()
+    con.close()
+    code, out, err = cli("ledger", "check", ok=False)
+    assert code == 1
+    assert (f"ada: entry {seq} (supplementary-invoice for TOY-2024-0003) was recorded without its numbered "
+            "document") in out + err
+
+
 def test_late_usage_issues_a_supplementary_invoice_once(cli, tmp_path):
     rules = setup(cli, tmp_path)
     settle(cli, tmp_path, rules, [("ada", "RenderWidget", 100)], berlin(2024, 2, 6, 9, 0))  # 10.00, debited

@@ -156,7 +156,8 @@ def standing(db, account: str, service: str, period: str) -> tuple[str, str, Dec
 
 def verify_documents(store) -> list[str]:
     """Every series is gap-free (1, 2, 3, … in the order issued); every document has its own entry of
-    its kind; every bill recorded since numbered documents is one of them; every bill's JSON and
+    its kind, and every supplementary invoice's and credit note's entry its document; every bill
+    recorded since numbered documents is one of them; every bill's JSON and
     invoice text are stored (in the bill, or in its invoice document)."""
     problems = []
     series: dict[str, list[int]] = {}
@@ -177,6 +178,11 @@ def verify_documents(store) -> list[str]:
             "FROM documents WHERE kind = 'invoice'), (SELECT max(seq) + 1 FROM entries)) AND NOT EXISTS "
             "(SELECT 1 FROM documents AS d WHERE d.number = b.invoice_number)"):
         problems.append(f"invoice {missing} was recorded without its numbered document")
+    # The entry kinds came with numbered documents (schema 3): every one of them carries its document.
+    for seq, kind, account, ref in store.read(
+            "SELECT e.seq, e.kind, e.account, e.ref FROM entries AS e WHERE e.kind IN ('supplementary-invoice', "
+            "'credit-note') AND NOT EXISTS (SELECT 1 FROM documents AS d WHERE d.entry = e.seq) ORDER BY e.seq"):
+        problems.append(f"{account}: entry {seq} ({kind} for {ref}) was recorded without its numbered document")
     for (bare,) in store.read(
             f"SELECT b.invoice_number FROM bills AS b {_TEXTS} WHERE {_BILL_JSON} IS NULL "
             f"OR {_INVOICE_TEXT} IS NULL ORDER BY b.invoice_number"):

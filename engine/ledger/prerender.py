@@ -36,15 +36,16 @@ def _init_worker(rules_path: str, fingerprint: str, period: str, issued: date) -
     from ..rules import load_rules
 
     rules = load_rules(rules_path)
+    policy = tariff(rules, period).policy
     _worker.update(rules=rules, changed=rules.fingerprint != fingerprint, period=period, issued=issued,
-                   policy=tariff(rules, period).policy, seller=rules.seller_at(period))
+                   policy=policy, seller=rules.seller_at(period), locale=policy.locale)
 
 
 def _render_chunk(chunk: list[tuple]) -> list[tuple[str, str, str]]:
     from ..bill import builder
     from ..invoice import invoice_meta
     from ..rating import UsageItem, rate
-    from ..render import render_invoice
+    from ..render import make_environment, render_invoice
     from .documents import bill_json, invoice_json
 
     if _worker["changed"]:  # the rule file was edited as the workers started: the caller renders
@@ -52,6 +53,12 @@ def _render_chunk(chunk: list[tuple]) -> list[tuple[str, str, str]]:
     rules, period, policy, seller = _worker["rules"], _worker["period"], _worker["policy"], _worker["seller"]
     out = []
     item = _worker.setdefault("item", builder(UsageItem))
+    if "env" not in _worker:
+        # The templates read once, as the ledger's process would have read them: the same texts. (What
+        # the default environment does but for looking at the files' times every time: a worker's
+        # run is short, and a template edited during it must not change some of its invoices only.)
+        _worker["env"] = make_environment(locale=_worker["locale"], reload=False)
+    env = _worker["env"]
     for account, items, packs, suspended, taxed_as, number, buyer in chunk:
         # Rating again here is cheaper than shipping the bill: a bill is pickled field by field.
         bill = rate(rules, [item(*i) for i in items], period, account=account, packs=packs, suspended=suspended,
@@ -61,7 +68,7 @@ def _render_chunk(chunk: list[tuple]) -> list[tuple[str, str, str]]:
         as_dict = bill.to_dict()
         # The bill's JSON texts too: the same function of the same inputs as the transaction's, and
         # the workers have time to spare while the ledger writes.
-        out.append((render_invoice(bill, policy, "text", meta=meta, seller=party, buyer=buyer, paper=paper),
+        out.append((render_invoice(bill, policy, "text", env, meta=meta, seller=party, buyer=buyer, paper=paper),
                     bill_json(as_dict), invoice_json(meta, as_dict, policy.locale, paper, party, buyer)))
     return out
 
