@@ -16,9 +16,10 @@ import sqlite3
 import pytest
 
 import ratecard.ledger.schema as ledger_schema
-from ratecard.ledger import LATEST, Ledger
+from ratecard.ledger import LATEST, Ledger, LedgerError
 
 from conftest import ROOT, write_rule_set
+from serving import READ, client, make_app
 from test_documents import NUMBERED, SELLER
 from test_ledger import Cli, berlin, cli, dump, write_usage  # noqa: F401  (cli is a fixture)
 
@@ -93,6 +94,16 @@ def outputs(run, db, rules) -> dict:
             out[("statement", account, fmt)] = run("statement", account, "--rules", rules, "--format", fmt)[1]
         out[("account show", account)] = run("account", "show", account, "--format", "json")[1]
         out[("status", account)] = run("status", account, "--service", "toy", "--format", "json", ok=False)[1:]
+    http = client(make_app(db.parent, db=db, rules=(rules,)))
+    for account, number in documents:
+        for fmt in FORMATS:  # (a PDF is rendered from what the HTML is)
+            got = http.get(f"/v1/accounts/{account}/invoices/{number}?format={fmt}", headers=READ)
+            assert got.status_code == 200, got.text
+            out[("GET invoice", number, fmt)] = (got.content, got.headers.get("ratecard-rules-fingerprint"))
+    for account in ("ada", "bo", "cy"):
+        got = http.get(f"/v1/accounts/{account}/status?service=toy", headers=READ)
+        assert got.status_code == 200, got.text
+        out[("GET status", account)] = got.text
     with Ledger(db, readonly=True) as ledger:
         for account, service, period in bills:
             out[("Ledger.invoice", account, period)] = ledger.invoice(account, service, period)
@@ -224,7 +235,8 @@ def test_a_bills_table_not_made_by_version_1_is_refused_unchanged(tmp_path, monk
     con.close()
     before = dump(db)
     monkeypatch.undo()
-    with pytest.raises(Exception, match="bills table is not the one schema version 1 created"):
+    with pytest.raises(LedgerError, match="bills table is not the one schema version 1 created .* nothing was "
+                                          "changed"):
         Ledger(db)
     assert dump(db) == before
 
