@@ -146,9 +146,9 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         freeze = S.freeze_amount(policy, list_cost)
         basis = "" if freeze is None else S.freeze_basis(policy, list_cost, bill.currency)
         return _new_priced(bill, fingerprint or invoice_number(bill.rules_name, bill.account, bill.period),
-                       list_cost, S.Terms.of(policy, freeze, basis), packs,
-                       lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued),
-                       lambda issued: due_on(bill, issued), prerendered)
+                           list_cost, S.Terms.of(policy, freeze, basis), packs,
+                           lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued),
+                           lambda issued: due_on(bill, issued), prerendered)
 
     # The numbers the new invoices will get if nothing else issues any meanwhile (a prediction: the
     # transaction assigns the real one, and a text rendered with another is not used).
@@ -402,7 +402,7 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
                     bill.rules_name, bill.rules_fingerprint, when))
         money = format_money(total, currency)
         billed = S.new_change(S.BILL_ISSUED, f"invoice {number} for {period}: {money} ({bill.rules_name}, "
-                          f"{bill.rules_fingerprint[:19]})", service, period, ref=number)
+                              f"{bill.rules_fingerprint[:19]})", service, period, ref=number)
         if when < opens:
             window = f"{when_.deduction_opens.date().isoformat()} to {when_.deduction_last_day.isoformat()}"
             then, after = [S.Change(
