@@ -30,12 +30,13 @@ Balance, deposit and standing
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Mapping
 from zoneinfo import ZoneInfo
 
+from .bill import builder
 from .exact import EXACT
 from .errors import PeriodError
 from .formatting import counted, format_money
@@ -212,7 +213,7 @@ def freeze_basis(policy: SettlementPolicy, list_cost: Decimal, currency: str) ->
 # -- state and changes -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Terms:
     """What a settlement policy says about arrears, captured with each debit so that the debit (and
     later top-ups) can be applied without the rules at hand."""
@@ -224,10 +225,12 @@ class Terms:
 
     @classmethod
     def of(cls, policy: SettlementPolicy, freeze: Decimal | None = None, basis: str = "") -> Terms:
+        if cls is Terms:
+            return _terms(policy.arrears_action, policy.resume_when, freeze, basis)
         return cls(policy.arrears_action, policy.resume_when, freeze, basis)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServiceState:
     service: str
     suspended: bool = False
@@ -239,7 +242,7 @@ class ServiceState:
     resume_when: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Position:
     """An account's money and its services' states."""
 
@@ -253,7 +256,7 @@ class Position:
         return subtract(self.balance, self.frozen)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """One ledger entry to append: a change to the balance and/or the deposit, with its reason."""
 
@@ -266,10 +269,21 @@ class Change:
     ref: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     changes: tuple[Change, ...]
     position: Position
+
+
+# Fast constructors of the records above for the per-account paths (a frozen dataclass's __init__
+# stores each field through object.__setattr__): the same objects as calling the class.
+_change = builder(Change)
+_state = builder(ServiceState)
+_position = builder(Position)
+_outcome = builder(Outcome)
+_terms = builder(Terms)
+# The same for the ledger's per-account paths (an entry to append, a position read back).
+new_change, new_state, new_position = _change, _state, _position
 
 
 def in_good_standing(balance: Decimal, state: ServiceState) -> bool:
@@ -299,15 +313,17 @@ class _Builder:
         available = subtract(self.balance, self.frozen)
         if not amount:
             # Holding nothing cannot fail and changes nothing: no entry.
-            return replace(state, pending_freeze=None, pending_period=None)
+            return _state(state.service, state.suspended, state.frozen, state.frozen_period, None, None,
+                          state.arrears_action, state.resume_when)
         if available >= amount:
-            self.append(Change(FREEZE, f"deposit of {self.money(amount)} held{why}", state.service, period,
+            self.append(_change(FREEZE, f"deposit of {self.money(amount)} held{why}", state.service, period,
                                frozen=amount))
-            return replace(state, frozen=add(state.frozen, amount), frozen_period=period, pending_freeze=None,
-                           pending_period=None)
-        self.append(Change(FREEZE_FAILED, f"deposit of {self.money(amount)} could not be held{why}: only "
+            return _state(state.service, state.suspended, add(state.frozen, amount), period, None, None,
+                          state.arrears_action, state.resume_when)
+        self.append(_change(FREEZE_FAILED, f"deposit of {self.money(amount)} could not be held{why}: only "
                            f"{self.money(available)} available", state.service, period))
-        return replace(state, pending_freeze=amount, pending_period=period)
+        return _state(state.service, state.suspended, state.frozen, state.frozen_period, amount, period,
+                      state.arrears_action, state.resume_when)
 
     def standing(self, state: ServiceState, cause: str) -> ServiceState:
         """Suspend or resume the service as its terms say, after a change to the balance or deposit."""
@@ -322,17 +338,19 @@ class _Builder:
                        f"be held after {cause}")
             until = ("until a top-up brings the balance to zero or more" if state.resume_when == BALANCE_NOT_NEGATIVE
                      else "until a top-up lets the deposit be held")
-            self.append(Change(SUSPENDED, f"{why}; suspended {until}", state.service))
-            return replace(state, suspended=True)
+            self.append(_change(SUSPENDED, f"{why}; suspended {until}", state.service))
+            return _state(state.service, True, state.frozen, state.frozen_period, state.pending_freeze,
+                          state.pending_period, state.arrears_action, state.resume_when)
         if state.suspended and good:
             held = " and the deposit is held" if state.resume_when == FREEZE_SUCCEEDS else ""
-            self.append(Change(RESUMED, f"the balance is {self.money(self.balance)} after {cause}{held}",
+            self.append(_change(RESUMED, f"the balance is {self.money(self.balance)} after {cause}{held}",
                                state.service))
-            return replace(state, suspended=False)
+            return _state(state.service, False, state.frozen, state.frozen_period, state.pending_freeze,
+                          state.pending_period, state.arrears_action, state.resume_when)
         return state
 
     def outcome(self) -> Outcome:
-        return Outcome(tuple(self.changes), Position(self.currency, self.balance, self.frozen, dict(self.services)))
+        return _outcome(tuple(self.changes), _position(self.currency, self.balance, self.frozen, dict(self.services)))
 
 
 def apply_debit(position: Position, service: str, period: str, total: Decimal, terms: Terms,
@@ -340,17 +358,17 @@ def apply_debit(position: Position, service: str, period: str, total: Decimal, t
     """Take a bill's fee; then release the service's previous deposit and hold the new one (when the
     policy freezes one); then suspend or resume the service as the terms say."""
     b = _Builder(position)
-    state = b.services.get(service) or ServiceState(service)
-    b.append(Change(DEBIT, f"invoice {invoice} for {period}: {b.money(total)}{note}", service, period,
+    state = b.services.get(service) or _state(service)
+    b.append(_change(DEBIT, f"invoice {invoice} for {period}: {b.money(total)}{note}", service, period,
                     amount=subtract(ZERO, total), ref=invoice))  # not -total: a zero bill debits 0.00, not -0.00
     if state.frozen:
-        b.append(Change(FREEZE_RELEASED, f"deposit of {b.money(state.frozen)} held after {state.frozen_period} "
+        b.append(_change(FREEZE_RELEASED, f"deposit of {b.money(state.frozen)} held after {state.frozen_period} "
                         f"released on settling {period}", service, period, frozen=-state.frozen))
     # The terms as of this debit; the deposit released; a pending freeze of an earlier period replaced by
     # this period's estimate.
     frozen, frozen_period = (ZERO, None) if state.frozen else (state.frozen, state.frozen_period)
-    state = replace(state, arrears_action=terms.arrears_action, resume_when=terms.resume_when, frozen=frozen,
-                    frozen_period=frozen_period, pending_freeze=None, pending_period=None)
+    state = _state(state.service, state.suspended, frozen, frozen_period, None, None, terms.arrears_action,
+                   terms.resume_when)
     if terms.freeze is not None:
         state = b.try_freeze(state, terms.freeze, period, f" for {period}" + (f" ({terms.freeze_basis})"
                                                                              if terms.freeze_basis else ""))
@@ -366,7 +384,7 @@ def apply_top_up(position: Position, amount: Decimal, reference: str | None = No
         raise ValueError("a top-up must be more than zero")
     b = _Builder(position)
     what = f"top-up of {b.money(amount)}"
-    b.append(Change(TOP_UP, what + (f" (reference {reference})" if reference else ""), amount=amount,
+    b.append(_change(TOP_UP, what + (f" (reference {reference})" if reference else ""), amount=amount,
                     ref=reference))
     for name in sorted(b.services):
         state = b.services[name]
@@ -436,21 +454,21 @@ def apply_pack_purchase(position: Position, service: str, period: str, price: De
     if position.available < price:
         raise ValueError(f"only {format_money(position.available, position.currency)} available")
     b = _Builder(position)
-    b.append(Change(PACK_PURCHASE, f"{what} bought for {b.money(price)}{note}", service, period,
+    b.append(_change(PACK_PURCHASE, f"{what} bought for {b.money(price)}{note}", service, period,
                     amount=subtract(ZERO, price), ref=pack_id))
     return b.outcome()
 
 
 def pack_use(service: str, period: str, pack_id: str, category: str, used: int, left: int, unit: str) -> Change:
     """The entry of a pack's units used by a period's bill (no money moves: the pack was paid for)."""
-    return Change(PACK_USE, f"pack {pack_id} ({category}): {counted(used, unit)} used for {period}; {left:,} left",
+    return _change(PACK_USE, f"pack {pack_id} ({category}): {counted(used, unit)} used for {period}; {left:,} left",
                   service, period, ref=pack_id)
 
 
 def pack_expired(service: str, period: str, pack_id: str, category: str, left: int, unit: str,
                  expired: str) -> Change:
     """The entry of the units a pack still held when it expired, now lost."""
-    return Change(PACK_EXPIRED, f"pack {pack_id} ({category}) expired {expired}: {left:,} unused {unit}{'' if left == 1 else 's'} "
+    return _change(PACK_EXPIRED, f"pack {pack_id} ({category}) expired {expired}: {left:,} unused {unit}{'' if left == 1 else 's'} "
                   "lost", service, period, ref=pack_id)
 
 
@@ -462,8 +480,8 @@ def apply_supplementary(position: Position, service: str, period: str, amount: D
     """Take a supplementary invoice's amount (usage the period's invoice missed); then suspend the
     service if that puts the account out of good standing, as the terms of its latest debit say."""
     b = _Builder(position)
-    state = b.services.get(service) or ServiceState(service)
-    b.append(Change(SUPPLEMENTARY_INVOICE, f"supplementary invoice {number} to invoice {invoice} for {period}: "
+    state = b.services.get(service) or _state(service)
+    b.append(_change(SUPPLEMENTARY_INVOICE, f"supplementary invoice {number} to invoice {invoice} for {period}: "
                     f"{b.money(amount)}", service, period, amount=subtract(ZERO, amount), ref=number))
     b.services[service] = b.standing(state, f"supplementary invoice {number}")
     return b.outcome()
@@ -475,8 +493,8 @@ def apply_credit_note(position: Position, service: str, period: str, amount: Dec
     scheduled debit takes back what earlier credit notes gave); then resume the service if that
     brings it back in good standing."""
     b = _Builder(position)
-    state = b.services.get(service) or ServiceState(service)
-    b.append(Change(CREDIT_NOTE, f"credit note {number} to invoice {invoice} for {period}: {why}", service, period,
+    state = b.services.get(service) or _state(service)
+    b.append(_change(CREDIT_NOTE, f"credit note {number} to invoice {invoice} for {period}: {why}", service, period,
                     amount=amount, ref=number))
     b.services[service] = b.standing(state, f"credit note {number}")
     return b.outcome()

@@ -141,6 +141,8 @@ def with_packs(store, accounts, service: str) -> set[str]:
 
 
 def _balances(rows, zone: str) -> tuple:
+    if not rows:  # most accounts: no pack
+        return ()
     S = settlement()
     from ..rating import PackBalance
 

@@ -81,9 +81,9 @@ def _position(row, service_rows) -> S.Position:
 
     services = {}
     for r in service_rows:
-        services[r[0]] = S.ServiceState(r[0], r[4] == SUSPENDED, Decimal(r[7]), r[8], as_decimal(r[9]), r[10], r[11],
-                                        r[12])
-    return S.Position(row[0], Decimal(row[1]), Decimal(row[2]), services)
+        services[r[0]] = S.new_state(r[0], r[4] == SUSPENDED, Decimal(r[7]), r[8], as_decimal(r[9]), r[10], r[11],
+                                     r[12])
+    return S.new_position(row[0], Decimal(row[1]), Decimal(row[2]), services)
 
 
 def record(db, account: str, before: S.Position, when: str, changes, after: S.Position, *,
@@ -140,7 +140,7 @@ def record(db, account: str, before: S.Position, when: str, changes, after: S.Po
     if zone_service is not None:  # its row changed otherwise not
         db.execute("UPDATE services SET time_zone = ? WHERE account = ? AND service = ?", (zone, account, zone_service))
     suspended = tuple(sorted(n for n, s in after.services.items() if s.suspended))
-    return Applied(account, tuple(entries), balance, frozen, suspended)
+    return _new_applied(account, tuple(entries), balance, frozen, suspended)
 
 
 # Entries written by one statement: 11 values each, within the 999 an old SQLite binds at most.
@@ -155,6 +155,7 @@ def _insert_entries(count: int) -> str:
 
 
 _new_entry = builder(Entry)
+_new_applied = builder(Applied)
 
 
 def unchanged(account: str, position: S.Position, note: str) -> Applied:

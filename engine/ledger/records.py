@@ -252,7 +252,7 @@ class Collected:
     problem: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Settled:
     """One account's settlement of one period."""
 

@@ -6,13 +6,14 @@ settled or untouched and a concurrent run finds the work done; and collecting th
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache, cached_property
 from datetime import datetime
 from decimal import Decimal
 from datetime import date
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from ..bill import builder
 from ..formatting import format_money
 from . import documents as D
 from . import flow as F
@@ -144,10 +145,10 @@ def settle(store, rules, usage: Iterable, period: str, at: datetime, *, hold: It
         list_cost = S.list_price_cost(book, bill)
         freeze = S.freeze_amount(policy, list_cost)
         basis = "" if freeze is None else S.freeze_basis(policy, list_cost, bill.currency)
-        return _Priced(bill, fingerprint or invoice_number(bill.rules_name, bill.account, bill.period),
-                       list_cost, S.Terms.of(policy, freeze, basis), packs,
-                       lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued),
-                       lambda issued: due_on(bill, issued), prerendered)
+        return _new_priced(bill, fingerprint or invoice_number(bill.rules_name, bill.account, bill.period),
+                           list_cost, S.Terms.of(policy, freeze, basis), packs,
+                           lambda number, issued: invoice_meta(bill, policy, number=number, issued=issued),
+                           lambda issued: due_on(bill, issued), prerendered)
 
     # The numbers the new invoices will get if nothing else issues any meanwhile (a prediction: the
     # transaction assigns the real one, and a text rendered with another is not used).
@@ -400,8 +401,8 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
                    (account, service, period, number, currency, as_text(total), as_text(priced.list_cost),
                     bill.rules_name, bill.rules_fingerprint, when))
         money = format_money(total, currency)
-        billed = S.Change(S.BILL_ISSUED, f"invoice {number} for {period}: {money} ({bill.rules_name}, "
-                          f"{bill.rules_fingerprint[:19]})", service, period, ref=number)
+        billed = S.new_change(S.BILL_ISSUED, f"invoice {number} for {period}: {money} ({bill.rules_name}, "
+                              f"{bill.rules_fingerprint[:19]})", service, period, ref=number)
         if when < opens:
             window = f"{when_.deduction_opens.date().isoformat()} to {when_.deduction_last_day.isoformat()}"
             then, after = [S.Change(
@@ -434,8 +435,11 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
                     terms.resume_when, None if terms.freeze is None else as_text(terms.freeze), terms.freeze_basis,
                     debit, taken))
         step("debited")
-    return Settled(account, "settled", number, currency, total, debit, when_.deduction_opens, applied,
-                   issue_date=issued_on, due_date=priced.due(issued_on))
+    return _new_settled(account, "settled", number, currency, total, debit, when_.deduction_opens, applied,
+                        issue_date=issued_on, due_date=priced.due(issued_on))
+
+
+_new_settled = builder(Settled)  # a settled account's result, without a frozen __init__'s per-field stores
 
 
 def _debit(db, account, service, period, amount, terms, invoice, position, when, closes) -> Applied:
@@ -482,6 +486,16 @@ class _Priced:
     @cached_property
     def bill_dict(self) -> dict:
         return self.bill.to_dict()
+
+
+_PRICED_FIELDS = tuple(f.name for f in fields(_Priced))
+
+
+def _new_priced(*values) -> _Priced:
+    """`_Priced(*values)` without a frozen __init__'s per-field stores (it has no checks to skip)."""
+    priced = object.__new__(_Priced)
+    priced.__dict__.update(zip(_PRICED_FIELDS, values))
+    return priced
 
 
 def _not_rendered(number: str, buyer: object) -> tuple[str, str, str] | None:
