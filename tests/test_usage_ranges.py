@@ -240,7 +240,7 @@ def test_a_streamed_files_last_line_is_measured_across_any_chunking(pieces, chun
     import io
     import re
 
-    from ratecard.usage.files import _last_line_streamed
+    from ratecard.usage.lastline import _last_line_streamed
 
     data = b"".join(pieces)
     lines = [line for line in re.split(rb"\r|\n", data) if line]

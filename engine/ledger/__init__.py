@@ -7,9 +7,9 @@ one SQLite file. `ratecard.settlement` decides what happens; this package stores
 
 The package, by what each part does: `storage` (the file: opening, refusing what is not a ledger,
 migrating, transactions) and `schema` (the ordered migrations); `postings` (appending entries, the
-one way money and service states change); `accounts`; `packs`; `settle` (bills, their debits,
-collecting); `documents` (recorded invoices); `statements` (statements and `verify`); `records` (the
-frozen results) and `values` (errors, stored times and amounts). `Ledger` (in `facade`) hands each
+one way money and service states change); `accounts`; `packs`; `settle` (bills, their debits);
+`collect` (the scheduled debits taken); `documents` (recorded invoices); `statements` (statements
+and `verify`); `records` (the frozen results) and `values` (errors, stored times and amounts). `Ledger` (in `facade`) hands each
 call to the module that does it.
 
 How it stays right:

@@ -9,6 +9,7 @@ from typing import Callable, Iterable
 # Imported under other names: the facade's methods are named as the modules are.
 from . import accounts as _accounts
 from . import corrections as _corrections
+from . import collect as _collect
 from . import documents as _documents
 from . import imports as _imports
 from . import packs as _packs
@@ -127,9 +128,9 @@ class Ledger:
         return _settle.settle(self._store, rules, usage, period, at, hold=hold, batch=batch, jobs=jobs,
                               on_start=on_start, on_account=on_account)
 
-    @_as(_settle.collect)
+    @_as(_collect.collect)
     def collect(self, at: datetime) -> list[Collected]:
-        return _settle.collect(self._store, at)
+        return _collect.collect(self._store, at)
 
     # -- documents and statements ------------------------------------------------------------------
 

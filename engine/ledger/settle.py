@@ -1,16 +1,16 @@
 """Settlement as stored: each account's bill for a period, the pack units it takes and its debit (or
-the debit scheduled for the deduction window), written in one savepoint per account inside one
-``BEGIN IMMEDIATE`` transaction per batch of accounts, so that a crash leaves an account wholly
-settled or untouched and a concurrent run finds the work done; and collecting the scheduled debits once their window opens."""
+the debit scheduled for the deduction window), written in one ``BEGIN IMMEDIATE`` transaction per
+batch of accounts (an account whose write fails has the batch written again, each account in its own
+savepoint), so that a crash leaves an account wholly settled or untouched and a concurrent run finds
+the work done. Collecting the scheduled debits once their window opens is `collect`'s."""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, fields
 from functools import cache, cached_property
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
-from datetime import date
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..bill import builder
@@ -18,55 +18,19 @@ from ..formatting import format_money
 from . import documents as D
 from . import flow as F
 from . import postings as P
+from .collect import collect, late
 from .corrections import correct
 from .lookups import Ahead, Inside
 from .packs import earlier_unsettled, pack_balances, take_packs
 from .prerender import Prerenderer
-from .records import Applied, Collected, Settled, SettleReport
-from .values import LedgerError, SettleInterrupted, as_decimal, as_text, moment, settlement, stamp, step
+from .records import Settled, SettleReport
+from .values import LedgerError, SettleInterrupted, as_text, settlement, stamp, step
 
 if TYPE_CHECKING:
     from .. import settlement as S
     from ..bill import Bill
     from ..invoice import InvoiceMeta
     from ..rating import PackBalance
-
-
-def collect(store, at: datetime) -> list[Collected]:
-    """Apply every scheduled debit whose deduction window has opened by `at`, each in its own
-    transaction, dated `at`."""
-    S = settlement()
-
-    when = stamp(at)
-    # A voided invoice's debit is cancelled: never taken.
-    due = store.read("SELECT account, service, period FROM debits AS d WHERE status = 'scheduled' AND due_at <= ? "
-                     "AND NOT EXISTS (SELECT 1 FROM cancelled_debits AS c WHERE c.account = d.account AND "
-                     "c.service = d.service AND c.period = d.period) ORDER BY due_at, account, service, period",
-                     (when,))
-    done = []
-    for account, service, period in due:
-        with store.write() as db:
-            row = db.execute(
-                "SELECT d.amount, d.closes_at, d.arrears_action, d.resume_when, d.freeze, d.freeze_basis, "
-                "b.invoice_number, b.currency FROM debits AS d JOIN bills AS b USING (account, service, period) "
-                "WHERE d.account = ? AND d.service = ? AND d.period = ? AND d.status = 'scheduled' AND NOT EXISTS "
-                "(SELECT 1 FROM cancelled_debits AS c WHERE c.account = d.account AND c.service = d.service AND "
-                "c.period = d.period)",
-                (account, service, period)).fetchone()
-            if row is None:
-                continue  # a concurrent run collected it
-            amount, closes, action, resume, freeze, basis, invoice, currency = row
-            try:
-                position = P.position(db, account, when)
-            except LedgerError as exc:
-                done.append(Collected(account, service, period, Decimal(amount), currency, None, str(exc)))
-                continue
-            terms = S.Terms(action, resume, as_decimal(freeze), basis)
-            applied = _debit(db, account, service, period, Decimal(amount), terms, invoice, position,
-                                  when, closes)
-            done.append(Collected(account, service, period, Decimal(amount), currency, applied))
-        step("collected")
-    return done
 
 
 # Accounts settled in one transaction: a commit (a sync of the log) costs about as much as settling an
@@ -410,7 +374,7 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
                 f"window, {window} ({when_.time_zone})", service, period, ref=number)], position
             debit = "scheduled"
         else:
-            outcome = S.apply_debit(position, service, period, total, terms, number, note=_late(when, closes))
+            outcome = S.apply_debit(position, service, period, total, terms, number, note=late(when, closes))
             then, after = outcome.changes, outcome.position
             debit = "applied"
         if inside.has_packs(account):
@@ -442,18 +406,6 @@ def _settle_one(store, priced: _Priced, service, when_, at, policy, again, selle
 _new_settled = builder(Settled)  # a settled account's result, without a frozen __init__'s per-field stores
 
 
-def _debit(db, account, service, period, amount, terms, invoice, position, when, closes) -> Applied:
-    """Take a scheduled debit: its entries, and its row marked applied."""
-    S = settlement()
-
-    outcome = S.apply_debit(position, service, period, amount, terms, invoice, note=_late(when, closes))
-    applied = P.record(db, account, position, when, outcome.changes, outcome.position)
-    seq = next(e.seq for e in applied.entries if e.kind == S.DEBIT)
-    db.execute("UPDATE debits SET status = 'applied', entry = ? WHERE account = ? AND service = ? AND period = ?",
-               (seq, account, service, period))
-    return applied
-
-
 @cache
 def _recording():
     """What recording a bill needs of modules `ratecard status` does not load: imported once, not once an
@@ -462,10 +414,6 @@ def _recording():
     from ..tax import TaxError
 
     return INVOICE, SETTLEMENT, TaxError
-
-
-def _late(when: str, closes: str) -> str:
-    return "" if when < closes else f" (after the deduction window, which closed {moment(closes).isoformat()})"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from .checks import BAD, OUT, RowChecker, calls_or_zero
 from .compile import Dialect, compile_usage, count_of_text
 from .files import AGGREGATED, CALLS, EXPECTED, KNOWN, MAX_ROW_BYTES, REQUIRED, Source
 # What decides a text reader's buffer, a fact of the file: the readers' callers ask for it here.
-from .files import READ_BUFFER, bounded, long_last_line, plain_text  # noqa: F401
+from .lastline import READ_BUFFER, bounded, long_last_line, plain_text  # noqa: F401
 from .rows import records
 
 DEFAULT_MEMORY = "2GiB"  # fits a 2-core / 8 GiB machine beside the rating workers; DuckDB spills past it
