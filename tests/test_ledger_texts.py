@@ -235,10 +235,34 @@ def test_a_bills_table_not_made_by_version_1_is_refused_unchanged(tmp_path, monk
     con.close()
     before = dump(db)
     monkeypatch.undo()
-    with pytest.raises(LedgerError, match="bills table is not the one schema version 1 created .* nothing was "
-                                          "changed"):
+    with pytest.raises(LedgerError, match="bills table is not the one schema version 1 created .* nothing of "
+                                          "version 5 was applied: the ledger is at version 4, as it was$"):
         Ledger(db)
     assert dump(db) == before
+
+
+def test_a_refusal_after_earlier_migrations_says_where_the_ledger_is_left(tmp_path, monkeypatch):
+    # Each migration commits alone: a version 3 ledger is migrated to 4, then 5 refuses. The error must
+    # not say that nothing was changed (found by review).
+    db = tmp_path / "odd.db"
+    monkeypatch.setattr(ledger_schema, "MIGRATIONS", ledger_schema.MIGRATIONS[:3])
+    monkeypatch.setattr(ledger_schema, "LATEST", 3)
+    Ledger(db, create=True).close()
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA writable_schema = ON")
+    con.execute("UPDATE sqlite_master SET sql = replace(sql, 'issued_at TEXT NOT NULL', 'issued_at TEXT') "
+                "WHERE name = 'bills'")
+    (version,) = con.execute("PRAGMA schema_version").fetchone()
+    con.execute(f"PRAGMA schema_version = {version + 1}")
+    con.commit()
+    con.close()
+    monkeypatch.undo()
+    with pytest.raises(LedgerError, match="cannot be migrated to version 5; nothing of version 5 was applied: the "
+                                          "ledger is at version 4, migrated from version 3 to 4 just now$"):
+        Ledger(db)
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT max(version) FROM ratecard_schema").fetchone() == (4,)
+    con.close()
 
 
 def test_ledger_check_finds_a_bill_whose_texts_are_nowhere(cli, tmp_path):

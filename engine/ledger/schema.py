@@ -118,7 +118,7 @@ def _bills_texts_nullable(db) -> None:
         db.execute("PRAGMA writable_schema = OFF")
     if changed != 1:
         raise LedgerError("the ledger's bills table is not the one schema version 1 created (changed by hand?), so "
-                          "it cannot be migrated to version 5; nothing was changed")
+                          "it cannot be migrated to version 5")
     db.execute("SELECT bill_json, invoice_text FROM bills LIMIT 0")  # the new definition parses
 
 

@@ -113,7 +113,9 @@ class Store:
         return row[0] or 0
 
     def migrate(self) -> list[int]:
-        """Apply the migrations this ledger lacks, each in its own transaction. Returns their versions."""
+        """Apply the migrations this ledger lacks, each in its own transaction. Returns their versions.
+        A migration that refuses (a ledger it does not know) changes nothing; those before it stay
+        applied, and its error says at which version the ledger is left."""
         done = []
         for m in schema.MIGRATIONS:
             with self.write() as db:
@@ -121,7 +123,12 @@ class Store:
                     continue  # already applied (possibly by a concurrent process)
                 if m.version == 1:
                     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                m.apply(db)
+                try:
+                    m.apply(db)
+                except LedgerError as exc:
+                    left = f"migrated from version {done[0] - 1} to {done[-1]} just now" if done else "as it was"
+                    raise LedgerError(f"{exc}; nothing of version {m.version} was applied: the ledger is at version "
+                                      f"{m.version - 1}, {left}") from None
                 db.execute("INSERT INTO ratecard_schema (version, description) VALUES (?, ?)",
                            (m.version, m.description))
                 done.append(m.version)
