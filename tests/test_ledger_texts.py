@@ -221,18 +221,23 @@ def test_the_migration_rewrites_only_the_bills_definition_in_place(cli, tmp_path
     con.close()
 
 
-def test_a_bills_table_not_made_by_version_1_is_refused_unchanged(tmp_path, monkeypatch):
-    db = tmp_path / "odd.db"
-    _at_version_4(monkeypatch)
-    Ledger(db, create=True).close()
+def _edit_bills_by_hand(db) -> None:
+    """`bills`' definition changed by someone (a column's NOT NULL dropped), as SQLite lets one do."""
     con = sqlite3.connect(db)
-    con.execute("PRAGMA writable_schema = ON")  # someone edited the table's definition by hand
+    con.execute("PRAGMA writable_schema = ON")
     con.execute("UPDATE sqlite_master SET sql = replace(sql, 'issued_at TEXT NOT NULL', 'issued_at TEXT') "
                 "WHERE name = 'bills'")
     (version,) = con.execute("PRAGMA schema_version").fetchone()
     con.execute(f"PRAGMA schema_version = {version + 1}")
     con.commit()
     con.close()
+
+
+def test_a_bills_table_not_made_by_version_1_is_refused_unchanged(tmp_path, monkeypatch):
+    db = tmp_path / "odd.db"
+    _at_version_4(monkeypatch)
+    Ledger(db, create=True).close()
+    _edit_bills_by_hand(db)
     before = dump(db)
     monkeypatch.undo()
     with pytest.raises(LedgerError, match="bills table is not the one schema version 1 created .* nothing of "
@@ -248,14 +253,7 @@ def test_a_refusal_after_earlier_migrations_says_where_the_ledger_is_left(tmp_pa
     monkeypatch.setattr(ledger_schema, "MIGRATIONS", ledger_schema.MIGRATIONS[:3])
     monkeypatch.setattr(ledger_schema, "LATEST", 3)
     Ledger(db, create=True).close()
-    con = sqlite3.connect(db)
-    con.execute("PRAGMA writable_schema = ON")
-    con.execute("UPDATE sqlite_master SET sql = replace(sql, 'issued_at TEXT NOT NULL', 'issued_at TEXT') "
-                "WHERE name = 'bills'")
-    (version,) = con.execute("PRAGMA schema_version").fetchone()
-    con.execute(f"PRAGMA schema_version = {version + 1}")
-    con.commit()
-    con.close()
+    _edit_bills_by_hand(db)
     monkeypatch.undo()
     with pytest.raises(LedgerError, match="cannot be migrated to version 5; nothing of version 5 was applied: the "
                                           "ledger is at version 4, migrated from version 3 to 4 just now$"):
