@@ -116,7 +116,7 @@ class Store:
         """Apply the migrations this ledger lacks, each in its own transaction. Returns their versions.
         A migration that refuses (a ledger it does not know) changes nothing; those before it stay
         applied, and its error says at which version the ledger is left."""
-        done = []
+        done: list[int] = []
         for m in schema.MIGRATIONS:
             with self.write() as db:
                 if self.version >= m.version:
