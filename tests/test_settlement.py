@@ -229,3 +229,18 @@ def test_a_pack_expiring_after_the_last_billable_year_is_refused_not_a_crash():
     with pytest.raises(PeriodError, match="would expire in 10098"):
         pack_expiry(datetime(9998, 6, 1, tzinfo=timezone.utc), 1200, "UTC")
 
+
+
+def test_a_service_state_evolved_is_the_state_replace_gives():
+    # The per-account paths copy a state with a few fields changed without dataclasses.replace: every
+    # other field must come along, whatever fields the record has.
+    import dataclasses
+
+    from ratecard.settlement import ServiceState, _evolve
+
+    state = ServiceState("svc", True, D("12.50"), "2020-08", D("3"), "2020-09", "suspend", "balance")
+    for name in (f.name for f in dataclasses.fields(ServiceState)):
+        changed = {name: getattr(ServiceState("other"), name)}
+        assert _evolve(state, **changed) == dataclasses.replace(state, **changed)
+        assert type(_evolve(state, **changed)) is ServiceState
+    assert _evolve(state) == state
