@@ -36,9 +36,8 @@ def _init_worker(rules_path: str, fingerprint: str, period: str, issued: date) -
     from ..rules import load_rules
 
     rules = load_rules(rules_path)
-    policy = tariff(rules, period).policy
     _worker.update(rules=rules, changed=rules.fingerprint != fingerprint, period=period, issued=issued,
-                   policy=policy, seller=rules.seller_at(period), locale=policy.locale)
+                   policy=tariff(rules, period).policy, seller=rules.seller_at(period))
 
 
 def _render_chunk(chunk: list[tuple]) -> list[tuple[str, str, str]]:
@@ -57,7 +56,7 @@ def _render_chunk(chunk: list[tuple]) -> list[tuple[str, str, str]]:
         # The templates read once, as the ledger's process would have read them: the same texts. (What
         # the default environment does but for looking at the files' times every time: a worker's
         # run is short, and a template edited during it must not change some of its invoices only.)
-        _worker["env"] = make_environment(locale=_worker["locale"], reload=False)
+        _worker["env"] = make_environment(locale=policy.locale, reload=False)
     env = _worker["env"]
     for account, items, packs, suspended, taxed_as, number, buyer in chunk:
         # Rating again here is cheaper than shipping the bill: a bill is pickled field by field.
