@@ -66,14 +66,18 @@ _active: contextvars.ContextVar = contextvars.ContextVar("ratecard_template_rend
 @contextmanager
 def deadline(limits: TemplateLimits):
     """The budget of one rendering; nested renderings (an include) share the outer one."""
-    if _active.get() is not None:
-        yield
-        return
-    token = _active.set(_Rendering(time.monotonic() + limits.max_seconds))
+    token = _started(limits)
     try:
         yield
     finally:
-        _active.reset(token)
+        if token is not None:
+            _active.reset(token)
+
+
+def _started(limits: TemplateLimits):
+    """A rendering's clock started, unless one is running already (the outer rendering's counts): the
+    token that stops it, or None."""
+    return None if _active.get() is not None else _active.set(_Rendering(time.monotonic() + limits.max_seconds))
 
 
 def check_time(limits: TemplateLimits) -> None:
@@ -415,13 +419,12 @@ class BoundedTemplate(jinja2.Template):
 
     def render(self, *args, **kwargs) -> str:
         # `deadline` without its context manager's frames: a text invoice is one rendering.
-        if _active.get() is not None:
-            return super().render(*args, **kwargs)
-        token = _active.set(_Rendering(time.monotonic() + self.environment.limits.max_seconds))
+        token = _started(self.environment.limits)
         try:
             return super().render(*args, **kwargs)
         finally:
-            _active.reset(token)
+            if token is not None:
+                _active.reset(token)
 
     def new_context(self, vars=None, shared: bool = False, locals=None):
         # Jinja's, with the template's globals (a ChainMap of its own over the environment's) made one
